@@ -1,0 +1,51 @@
+#include <curl/curl.h>
+#include <sys/socket.h>
+
+/* curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call.
+   These typed wrappers are the only way the Swift code sets options or reads info. */
+
+typedef size_t (*dispatcher_curl_data_callback)(char *data, size_t size, size_t count, void *context);
+typedef curl_socket_t (*dispatcher_curl_opensocket_callback)(void *context, curlsocktype purpose,
+                                                             struct curl_sockaddr *address);
+
+static inline CURLcode dispatcher_curl_set_long(CURL *handle, CURLoption option, long value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode dispatcher_curl_set_off_t(CURL *handle, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode dispatcher_curl_set_string(CURL *handle, CURLoption option, const char *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode dispatcher_curl_set_pointer(CURL *handle, CURLoption option, void *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode dispatcher_curl_set_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode dispatcher_curl_set_data_callback(CURL *handle, CURLoption option,
+                                                         dispatcher_curl_data_callback callback) {
+    return curl_easy_setopt(handle, option, callback);
+}
+
+static inline CURLcode dispatcher_curl_set_opensocket_callback(CURL *handle,
+                                                               dispatcher_curl_opensocket_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, callback);
+}
+
+static inline CURLcode dispatcher_curl_get_long(CURL *handle, CURLINFO info, long *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+static inline CURLcode dispatcher_curl_get_off_t(CURL *handle, CURLINFO info, curl_off_t *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+static inline CURLcode dispatcher_curl_get_string(CURL *handle, CURLINFO info, char **value) {
+    return curl_easy_getinfo(handle, info, value);
+}

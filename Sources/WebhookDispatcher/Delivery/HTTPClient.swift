@@ -1,0 +1,200 @@
+import CCurl
+import Foundation
+
+/// One POST as the worker sends it.
+struct HTTPRequest: Sendable {
+    var url: String
+    var headers: [HeaderField]
+    var body: [UInt8]
+    var timeoutSeconds: Double
+    var connectTimeoutSeconds: Double
+}
+
+/// What came back, or why nothing acceptable did.
+struct HTTPExchange: Sendable {
+    var status: Int?
+    var headers: [HeaderField]
+    var body: [UInt8]
+    var bodyTruncated: Bool
+    var errorKind: AttemptErrorKind?
+    var errorMessage: String?
+    var durationMicroseconds: Int64
+
+    func header(_ name: String) -> String? {
+        headers.last { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+    }
+}
+
+/// Client settings shared by every worker.
+struct HTTPClientConfiguration: Sendable {
+    /// Response bodies beyond this many bytes are not read; the attempt records the prefix.
+    var responseBodyCap: Int = 64 * 1024
+    var userAgent: String = "dispatcher/\(DispatcherVersion.current)"
+    var destinationPolicy: DestinationPolicy = DestinationPolicy()
+}
+
+/// One libcurl easy handle: the only place that calls `curl_*`.
+///
+/// Each worker owns one client and uses it from its own queue only (so it is not `Sendable`);
+/// the handle keeps connections alive between requests to the same host.
+final class HTTPClient {
+    private let handle: UnsafeMutableRawPointer
+    private let configuration: HTTPClientConfiguration
+    private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+
+    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    init(configuration: HTTPClientConfiguration) {
+        _ = HTTPClient.globalInit
+        guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
+        self.handle = handle
+        self.configuration = configuration
+    }
+
+    deinit { curl_easy_cleanup(handle) }
+
+    func post(_ request: HTTPRequest) -> HTTPExchange {
+        let context = TransferContext(bodyCap: configuration.responseBodyCap, policy: configuration.destinationPolicy)
+        let unmanaged = Unmanaged.passRetained(context)
+        defer { unmanaged.release() }
+
+        curl_easy_reset(handle)
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        for header in request.headers {
+            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+        }
+        // libcurl would otherwise send `Expect: 100-continue` for larger bodies and wait for it.
+        headerList = curl_slist_append(headerList, "Expect:")
+        defer { curl_slist_free_all(headerList) }
+
+        let start = DispatchTime.now().uptimeNanoseconds
+        let code: CURLcode = request.body.withUnsafeBufferPointer { body in
+            errorBuffer.withUnsafeMutableBufferPointer { errorBuffer in
+                errorBuffer[0] = 0
+                dispatcher_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer.baseAddress)
+                dispatcher_curl_set_string(handle, CURLOPT_URL, request.url)
+                dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
+                dispatcher_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
+                dispatcher_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+                dispatcher_curl_set_long(handle, CURLOPT_POST, 1)
+                dispatcher_curl_set_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafePointer(bitPattern: 1)))
+                dispatcher_curl_set_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                dispatcher_curl_set_slist(handle, CURLOPT_HTTPHEADER, headerList)
+                dispatcher_curl_set_string(handle, CURLOPT_USERAGENT, configuration.userAgent)
+                dispatcher_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000))
+                dispatcher_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeoutSeconds * 1000))
+                dispatcher_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
+                dispatcher_curl_set_data_callback(handle, CURLOPT_WRITEFUNCTION, receiveBody)
+                dispatcher_curl_set_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
+                dispatcher_curl_set_data_callback(handle, CURLOPT_HEADERFUNCTION, receiveHeader)
+                dispatcher_curl_set_pointer(handle, CURLOPT_HEADERDATA, unmanaged.toOpaque())
+                dispatcher_curl_set_opensocket_callback(handle, openCheckedSocket)
+                dispatcher_curl_set_pointer(handle, CURLOPT_OPENSOCKETDATA, unmanaged.toOpaque())
+                return curl_easy_perform(handle)
+            }
+        }
+        let duration = Int64((DispatchTime.now().uptimeNanoseconds - start) / 1_000)
+
+        var status = 0
+        dispatcher_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        var exchange = HTTPExchange(
+            status: status > 0 ? status : nil, headers: context.headers, body: context.body,
+            bodyTruncated: context.truncated, errorKind: nil, errorMessage: nil, durationMicroseconds: duration)
+
+        // Stopping at the body cap is ours, not a failure: the status and headers are complete.
+        if code != CURLE_OK && !(code == CURLE_WRITE_ERROR && context.truncated) {
+            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            if let blocked = context.blockedReason {
+                exchange.errorKind = .blocked
+                exchange.errorMessage = blocked
+            } else {
+                exchange.errorKind = Self.kind(of: code)
+                exchange.errorMessage = message
+            }
+            if exchange.errorKind != .http && exchange.status != nil && context.headersComplete == false {
+                exchange.status = nil
+            }
+        }
+        return exchange
+    }
+
+    static func kind(of code: CURLcode) -> AttemptErrorKind {
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT: return .timeout
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: return .dns
+        case CURLE_COULDNT_CONNECT: return .connect
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
+             CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ISSUER_ERROR,
+             CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CRL_BADFILE, CURLE_SSL_SHUTDOWN_FAILED:
+            return .tls
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE:
+            return .network
+        case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_BAD_CONTENT_ENCODING:
+            return .protocol
+        default:
+            return .other
+        }
+    }
+}
+
+/// Per-transfer state the C callbacks write into.
+private final class TransferContext {
+    let bodyCap: Int
+    let policy: DestinationPolicy
+    var headers: [HeaderField] = []
+    var body: [UInt8] = []
+    var truncated = false
+    var headersComplete = false
+    var blockedReason: String?
+
+    init(bodyCap: Int, policy: DestinationPolicy) {
+        self.bodyCap = bodyCap
+        self.policy = policy
+    }
+}
+
+private let receiveBody: dispatcher_curl_data_callback = { data, size, count, context in
+    let context = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+    let length = size * count
+    let room = context.bodyCap - context.body.count
+    if length > room {
+        if room > 0, let data { context.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: room)) }
+        context.truncated = true
+        return 0 // stops the transfer: the rest of an oversized body is never read
+    }
+    if let data { context.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
+    return length
+}
+
+private let receiveHeader: dispatcher_curl_data_callback = { data, size, count, context in
+    let context = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+    let length = size * count
+    guard let data else { return length }
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    if line.hasPrefix("HTTP/") {
+        // A new status line (after 1xx interim responses): only the final response's headers count.
+        context.headers.removeAll()
+        context.headersComplete = false
+    } else if line.isEmpty {
+        context.headersComplete = true
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = String(line[..<colon]).trimmingCharacters(in: .whitespaces)
+        let value = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        context.headers.append(HeaderField(name, value))
+    }
+    return length
+}
+
+/// Opens the socket libcurl is about to connect, after checking the very address it will use,
+/// so a DNS answer that changed since any earlier check cannot reach a forbidden network.
+private let openCheckedSocket: dispatcher_curl_opensocket_callback = { context, purpose, address in
+    let context = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+    guard let address else { return CURL_SOCKET_BAD }
+    if let reason = context.policy.refusal(for: &address.pointee.addr) {
+        context.blockedReason = reason
+        return CURL_SOCKET_BAD
+    }
+    return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
+}

@@ -1,0 +1,66 @@
+import Foundation
+
+/// Where a delivery stands.
+public enum DeliveryStatus: String, Sendable, Equatable, CaseIterable, Codable {
+    /// Waiting for its next attempt (`nextAttemptAt`).
+    case pending
+    /// Claimed by a worker under a lease; reclaimable if the lease expires.
+    case delivering
+    case succeeded
+    /// Retries exhausted.
+    case failed
+    case cancelled
+
+    public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+/// One event to one endpoint, as the log lists it.
+public struct Delivery: Sendable, Equatable {
+    public var id: Int64
+    public var eventID: String
+    public var tenantID: String
+    public var endpointID: String
+    public var eventType: String
+    public var status: DeliveryStatus
+    public var attemptCount: Int
+    public var lastHTTPStatus: Int?
+    public var lastError: String?
+    public var nextAttemptAt: Date?
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+/// What `log` selects. Nil fields do not filter.
+public struct DeliveryFilter: Sendable, Equatable {
+    public var tenantID: String?
+    public var endpointID: String?
+    /// A glob over the event type: `visit.*`.
+    public var typePattern: String?
+    public var status: DeliveryStatus?
+    /// Deliveries created at or after this time.
+    public var since: Date?
+    public var eventID: String?
+    public var limit: Int
+
+    public init(tenantID: String? = nil, endpointID: String? = nil, typePattern: String? = nil,
+                status: DeliveryStatus? = nil, since: Date? = nil, eventID: String? = nil, limit: Int = 50) {
+        self.tenantID = tenantID
+        self.endpointID = endpointID
+        self.typePattern = typePattern
+        self.status = status
+        self.since = since
+        self.eventID = eventID
+        self.limit = limit
+    }
+}
+
+/// An event with every delivery and every attempt, as recorded: what `show` prints.
+public struct EventRecord: Sendable, Equatable {
+    public var event: Event
+    public var deliveries: [DeliveryRecord]
+}
+
+public struct DeliveryRecord: Sendable, Equatable {
+    public var delivery: Delivery
+    public var attempts: [Attempt]
+}

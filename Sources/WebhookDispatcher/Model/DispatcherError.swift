@@ -1,0 +1,38 @@
+import Foundation
+
+/// Errors a user can cause and fix: each message names the offending value and what is allowed.
+public enum DispatcherError: Error, Equatable, CustomStringConvertible, LocalizedError {
+    case unknownTenant(String)
+    case invalidEventType(String)
+    case invalidJSON(String)
+    case payloadTooLarge(bytes: Int, limit: Int)
+    case invalidEventID(String)
+    /// The event id is taken by an event with another tenant, type or body.
+    case conflictingEvent(id: String)
+    /// A config file or endpoint definition is invalid; `path` is the key path (`tenants[0].endpoints[1].url`).
+    case invalidConfiguration(path: String, message: String)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .unknownTenant(let id):
+            return "unknown tenant '\(id)': add it to the config's tenants (and run serve once) before enqueuing for it"
+        case .invalidEventType(let type):
+            return "invalid event type '\(type)': use 1-200 letters, digits, '.', '_' or '-' (e.g. checkin.outcome)"
+        case .invalidJSON(let reason):
+            return "invalid JSON body: \(reason)"
+        case .payloadTooLarge(let bytes, let limit):
+            return "payload is \(bytes) bytes; the limit is \(limit) bytes (max_payload_bytes)"
+        case .invalidEventID(let id):
+            return "invalid event id '\(id)': it must be a UUID"
+        case .conflictingEvent(let id):
+            return "event \(id) already exists with a different tenant, type or body; an event id may be reused only for the same event"
+        case .invalidConfiguration(let path, let message):
+            return path.isEmpty ? "invalid configuration: \(message)" : "invalid configuration at \(path): \(message)"
+        case .notFound(let what):
+            return "not found: \(what)"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}

@@ -1,0 +1,52 @@
+/// One receiving URL of a tenant, with everything that shapes a delivery to it.
+public struct Endpoint: Sendable, Equatable {
+    /// Unique across tenants; names the endpoint in the log and the CLI.
+    public var id: String
+    public var tenantID: String
+    public var url: String
+    /// Event-type patterns (`checkin.*`, `visit.ended`); empty means every type.
+    public var eventFilters: [String]
+    /// Custom request headers, sent on every attempt. Values are redacted in the audit log
+    /// when the name looks like a credential (see `HeaderRedaction`).
+    public var headers: [String: String]
+    public var timeoutSeconds: Double
+    public var connectTimeoutSeconds: Double
+    /// In-flight deliveries to this endpoint per `dispatcher serve` process.
+    public var maxConcurrency: Int
+    public var retry: RetryPolicy
+    public var success: SuccessRule
+    public var enabled: Bool
+
+    public init(
+        id: String,
+        tenantID: String,
+        url: String,
+        eventFilters: [String] = [],
+        headers: [String: String] = [:],
+        timeoutSeconds: Double = 10,
+        connectTimeoutSeconds: Double = 5,
+        maxConcurrency: Int = 4,
+        retry: RetryPolicy = .default,
+        success: SuccessRule = .any2xx,
+        enabled: Bool = true
+    ) {
+        self.id = id
+        self.tenantID = tenantID
+        self.url = url
+        self.eventFilters = eventFilters
+        self.headers = headers
+        self.timeoutSeconds = timeoutSeconds
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.maxConcurrency = maxConcurrency
+        self.retry = retry
+        self.success = success
+        self.enabled = enabled
+    }
+
+    /// Whether an event of `type` is delivered here. Patterns are globs: `*` matches any run
+    /// of characters, so `visit.*` matches `visit.note.signed_and_sent`. The store runs the
+    /// same test in SQL (`GLOB`) when it fans an event out.
+    public func accepts(eventType type: String) -> Bool {
+        eventFilters.isEmpty || eventFilters.contains { EventType.glob($0, matches: type) }
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+
+/// An event a producer hands to the outbox.
+public struct NewEvent: Sendable, Equatable {
+    public var tenantID: String
+    /// `checkin.outcome`, `visit.ended`, ...: what endpoints filter on.
+    public var type: String
+    /// The exact bytes every receiver gets: a JSON object.
+    public var body: [UInt8]
+    /// The idempotency key: enqueuing the same id again stores nothing new. Generated when nil.
+    public var id: UUID?
+
+    public init(tenantID: String, type: String, body: [UInt8], id: UUID? = nil) {
+        self.tenantID = tenantID
+        self.type = type
+        self.body = body
+        self.id = id
+    }
+
+    public init(tenantID: String, type: String, json: String, id: UUID? = nil) {
+        self.init(tenantID: tenantID, type: type, body: Array(json.utf8), id: id)
+    }
+}
+
+/// An event as stored.
+public struct Event: Sendable, Equatable {
+    /// Lowercase UUID.
+    public var id: String
+    public var tenantID: String
+    public var type: String
+    public var body: [UInt8]
+    public var createdAt: Date
+}
+
+/// What `enqueue` did with an event.
+public struct EnqueueResult: Sendable, Equatable {
+    public var eventID: String
+    /// True when an event with this id was already stored; nothing new was written.
+    public var isDuplicate: Bool
+    /// Deliveries the event fanned out to (for a duplicate: those it has).
+    public var deliveryCount: Int
+}

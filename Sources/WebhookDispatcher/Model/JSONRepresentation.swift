@@ -1,0 +1,84 @@
+import Foundation
+
+/// The snake_case JSON shapes of the log, shared by `dispatcher log --json`, `show --json`
+/// and anything else that prints deliveries (one definition, so they cannot drift apart).
+public enum JSONRepresentation {
+    /// One compact line with sorted keys.
+    public static func line(_ object: [String: Any]) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            return "{}"
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public static func delivery(_ delivery: Delivery) -> [String: Any] {
+        [
+            "id": delivery.id,
+            "event_id": delivery.eventID,
+            "tenant_id": delivery.tenantID,
+            "endpoint_id": delivery.endpointID,
+            "event_type": delivery.eventType,
+            "status": delivery.status.rawValue,
+            "attempts": delivery.attemptCount,
+            "last_http_status": delivery.lastHTTPStatus ?? NSNull(),
+            "last_error": delivery.lastError ?? NSNull(),
+            "next_attempt_at": delivery.nextAttemptAt.map(Clock.iso8601) ?? NSNull(),
+            "created_at": Clock.iso8601(delivery.createdAt),
+            "updated_at": Clock.iso8601(delivery.updatedAt),
+        ]
+    }
+
+    public static func attempt(_ attempt: Attempt) -> [String: Any] {
+        var object: [String: Any] = [
+            "number": attempt.number,
+            "started_at": Clock.iso8601(attempt.startedAt),
+            "duration_ms": Double(attempt.durationMicroseconds) / 1000,
+            "url": attempt.url,
+            "request_headers": headers(attempt.requestHeaders),
+            "response_status": attempt.responseStatus ?? NSNull(),
+            "response_headers": attempt.responseHeaders.map(headers) ?? NSNull(),
+            "response_truncated": attempt.responseTruncated,
+            "error_kind": attempt.errorKind?.rawValue ?? NSNull(),
+            "error_message": attempt.errorMessage ?? NSNull(),
+        ]
+        switch attempt.verdict {
+        case .succeeded: object["verdict"] = "succeeded"; object["next_attempt_at"] = NSNull()
+        case .failed: object["verdict"] = "failed"; object["next_attempt_at"] = NSNull()
+        case .retryScheduled(let at): object["verdict"] = "retry"; object["next_attempt_at"] = Clock.iso8601(at)
+        }
+        // Text when it is text; base64 (under another key) when a receiver answered binary.
+        if let body = attempt.responseBody {
+            if let text = String(validating: body, as: UTF8.self) {
+                object["response_body"] = text
+            } else {
+                object["response_body"] = NSNull()
+                object["response_body_base64"] = Data(body).base64EncodedString()
+            }
+        } else {
+            object["response_body"] = NSNull()
+        }
+        return object
+    }
+
+    /// The event, its exact body as a string, and every delivery with every attempt.
+    public static func eventRecord(_ record: EventRecord) -> [String: Any] {
+        [
+            "event": [
+                "id": record.event.id,
+                "tenant_id": record.event.tenantID,
+                "type": record.event.type,
+                "created_at": Clock.iso8601(record.event.createdAt),
+                "body": String(decoding: record.event.body, as: UTF8.self),
+            ] as [String: Any],
+            "deliveries": record.deliveries.map { entry -> [String: Any] in
+                var object = delivery(entry.delivery)
+                object["attempt_log"] = entry.attempts.map(attempt)
+                return object
+            },
+        ]
+    }
+
+    static func headers(_ fields: [HeaderField]) -> [[String: String]] {
+        fields.map { ["name": $0.name, "value": $0.value] }
+    }
+}

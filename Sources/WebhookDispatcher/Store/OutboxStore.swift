@@ -1,0 +1,58 @@
+import Foundation
+
+/// Everything the worker pool and the CLI need from storage. SQLite (`SQLiteStore`) is the
+/// embedded default; the protocol is the seam for a PostgreSQL store (`FOR UPDATE SKIP LOCKED`).
+public protocol OutboxStore: AnyObject, Sendable {
+    /// Stores the event and fans it out to one delivery per matching enabled endpoint.
+    func enqueue(_ event: NewEvent) throws -> EnqueueResult
+
+    /// Creates or updates tenants and their endpoints (config at `serve` start). Endpoints the
+    /// list does not name are left as they are.
+    func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws
+
+    func endpoint(id: String) throws -> Endpoint?
+    /// The endpoint's revision, which grows on every change; workers cache parsed endpoints by it.
+    func endpointRevision(id: String) throws -> Int?
+
+    /// Claims up to `limit` due deliveries (pending and due, or delivering with an expired
+    /// lease) for `owner` until `leaseSeconds` from now, taking at most
+    /// `maxConcurrency - inFlight[endpoint]` per endpoint.
+    func claimDueDeliveries(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int]) throws -> [ClaimedDelivery]
+
+    /// Records attempts and their verdicts, in one transaction.
+    func record(_ results: [AttemptResult]) throws
+
+    /// Hands claimed deliveries back unattempted (graceful stop), due now.
+    func releaseLeases(deliveryIDs: [Int64], owner: String) throws
+
+    /// The log: deliveries newest first.
+    func deliveries(matching filter: DeliveryFilter) throws -> [Delivery]
+
+    /// An event with all its deliveries and attempts, by event id or delivery id.
+    func eventRecord(eventID: String) throws -> EventRecord?
+    func eventRecord(deliveryID: Int64) throws -> EventRecord?
+
+    /// Event ids starting with `prefix` (at most `limit`), so people can type a short id.
+    func eventIDs(withPrefix prefix: String, limit: Int) throws -> [String]
+}
+
+/// A delivery a worker holds under a lease, with the event's bytes read once.
+public struct ClaimedDelivery: Sendable, Equatable {
+    public var deliveryID: Int64
+    public var eventID: String
+    public var eventType: String
+    public var tenantID: String
+    public var endpointID: String
+    public var endpointRevision: Int
+    /// The number the next attempt gets (1 for the first).
+    public var attemptNumber: Int
+    public var body: [UInt8]
+}
+
+/// A finished attempt, ready to be written to the audit log and the delivery row.
+public struct AttemptResult: Sendable, Equatable {
+    public var deliveryID: Int64
+    public var endpointID: String
+    public var leaseOwner: String
+    public var attempt: Attempt
+}

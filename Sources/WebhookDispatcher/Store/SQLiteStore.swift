@@ -1,0 +1,135 @@
+import Foundation
+import Synchronization
+
+/// Limits the store enforces on what producers enqueue.
+public struct StoreOptions: Sendable, Equatable {
+    /// The largest event body accepted, in bytes.
+    public var maxPayloadBytes: Int
+    /// How long a write waits for another process's write lock before failing.
+    public var busyTimeoutMilliseconds: Int32
+
+    public init(maxPayloadBytes: Int = 256 * 1024, busyTimeoutMilliseconds: Int32 = 5_000) {
+        self.maxPayloadBytes = maxPayloadBytes
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+    }
+}
+
+/// The SQLite outbox: one database file holding events, deliveries and the audit log.
+///
+/// Opening applies pending migrations. One `SQLiteStore` owns one connection and serialises
+/// its use with a mutex, so it may be shared across threads; several processes may open the
+/// same file (WAL mode; writers wait up to the busy timeout).
+///
+/// ```swift
+/// let store = try SQLiteStore(path: "dispatcher.sqlite")
+/// let result = try store.enqueue(NewEvent(tenantID: "clinic-a", type: "visit.ended", json: #"{"id":"1"}"#))
+/// ```
+public final class SQLiteStore: OutboxStore {
+    public let path: String
+    public let options: StoreOptions
+    private let database: Mutex<Database>
+
+    public init(path: String, options: StoreOptions = StoreOptions()) throws {
+        self.path = path
+        self.options = options
+        let db = try Database(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+        try Migrator().migrate(db)
+        self.database = Mutex(db)
+    }
+
+    /// Runs `body` with the connection, serialised with every other use of this store.
+    func withDatabase<T: Sendable>(_ body: (Database) throws -> T) throws -> T {
+        try database.withLock { db in try body(db) }
+    }
+
+    /// Runs `body` in one write transaction: a producer's own SQL and its `enqueue` calls
+    /// commit together or not at all (the transactional outbox). Throwing rolls back.
+    ///
+    /// ```swift
+    /// try store.write { tx in
+    ///     try tx.execute("INSERT INTO visits (id, status) VALUES (?, ?)", [28540, "ended"])
+    ///     try tx.enqueue(NewEvent(tenantID: "clinic-a", type: "visit.ended", json: body))
+    /// }
+    /// ```
+    public func write<T: Sendable>(_ body: (OutboxTransaction) throws -> T) throws -> T {
+        try withDatabase { db in
+            try db.inTransaction { try body(OutboxTransaction(db: db, options: options)) }
+        }
+    }
+
+    public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
+        try write { tx in try tx.enqueue(event) }
+    }
+}
+
+/// The handle a `SQLiteStore.write` closure gets: the producer's SQL and the outbox in one
+/// transaction. Valid only inside that closure.
+public struct OutboxTransaction {
+    let db: Database
+    let options: StoreOptions
+
+    init(db: Database, options: StoreOptions) {
+        self.db = db
+        self.options = options
+    }
+
+    /// Runs one statement of the producer's own, with bound parameters; returns rows changed.
+    @discardableResult
+    public func execute(_ sql: String, _ bindings: [SQLiteBindable] = []) throws -> Int {
+        try db.execute(sql, bindings)
+    }
+
+    /// Reads rows of the producer's own tables.
+    public func rows(_ sql: String, _ bindings: [SQLiteBindable] = []) throws -> [[SQLiteValue]] {
+        try db.rows(sql, bindings)
+    }
+
+    /// Enqueues an event inside this transaction; it is delivered only if the transaction commits.
+    public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
+        try OutboxQueries.enqueue(event, in: db, options: options)
+    }
+}
+
+extension SQLiteStore {
+    public func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws {
+        try withDatabase { db in try EndpointQueries.upsert(tenants: tenants, endpoints: endpoints, in: db) }
+    }
+
+    public func endpoint(id: String) throws -> Endpoint? {
+        try withDatabase { db in try EndpointQueries.endpoint(id: id, in: db) }
+    }
+
+    public func endpointRevision(id: String) throws -> Int? {
+        try withDatabase { db in try EndpointQueries.revision(id: id, in: db) }
+    }
+
+    public func claimDueDeliveries(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int]) throws -> [ClaimedDelivery] {
+        try withDatabase { db in
+            try DeliveryQueries.claim(limit: limit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
+        }
+    }
+
+    public func record(_ results: [AttemptResult]) throws {
+        try withDatabase { db in try DeliveryQueries.record(results, in: db) }
+    }
+
+    public func releaseLeases(deliveryIDs: [Int64], owner: String) throws {
+        try withDatabase { db in try DeliveryQueries.release(deliveryIDs: deliveryIDs, owner: owner, in: db) }
+    }
+
+    public func deliveries(matching filter: DeliveryFilter) throws -> [Delivery] {
+        try withDatabase { db in try LogQueries.deliveries(matching: filter, in: db) }
+    }
+
+    public func eventRecord(eventID: String) throws -> EventRecord? {
+        try withDatabase { db in try LogQueries.eventRecord(eventID: eventID, in: db) }
+    }
+
+    public func eventRecord(deliveryID: Int64) throws -> EventRecord? {
+        try withDatabase { db in try LogQueries.eventRecord(deliveryID: deliveryID, in: db) }
+    }
+
+    public func eventIDs(withPrefix prefix: String, limit: Int) throws -> [String] {
+        try withDatabase { db in try LogQueries.eventIDs(withPrefix: prefix, limit: limit, in: db) }
+    }
+}

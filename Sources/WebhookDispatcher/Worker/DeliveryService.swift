@@ -1,0 +1,177 @@
+import Foundation
+import Synchronization
+
+/// How a `DeliveryService` runs.
+public struct DeliveryServiceConfiguration: Sendable {
+    /// Concurrent HTTP requests: one worker and one libcurl handle (with its kept-alive
+    /// connections) each.
+    public var workers: Int
+    /// How often the store is asked for due work when there was none.
+    public var pollInterval: Double
+    /// How long a claim is held; a crashed worker's deliveries are retaken after it runs out.
+    public var leaseSeconds: Double
+    /// Response bodies are recorded up to this many bytes.
+    public var responseBodyCap: Int
+    public var destinationPolicy: DestinationPolicy
+    public var logger: DispatcherLogger
+
+    public init(workers: Int = 8, pollInterval: Double = 0.1, leaseSeconds: Double = 60,
+                responseBodyCap: Int = 64 * 1024, destinationPolicy: DestinationPolicy = DestinationPolicy(),
+                logger: DispatcherLogger = .standardError()) {
+        self.workers = workers
+        self.pollInterval = pollInterval
+        self.leaseSeconds = leaseSeconds
+        self.responseBodyCap = responseBodyCap
+        self.destinationPolicy = destinationPolicy
+        self.logger = logger
+    }
+}
+
+/// The worker pool: claims due deliveries under a lease, POSTs them, records every attempt.
+///
+/// Embed it in a producer's process or run it as `dispatcher serve`:
+///
+/// ```swift
+/// let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(workers: 8))
+/// service.start()
+/// // ...
+/// service.stop() // stops claiming, finishes in-flight attempts, releases the rest
+/// ```
+///
+/// Threads: one claimer queue, one recorder queue and `workers` serial queues, each worker
+/// owning one `HTTPClient` that no other queue touches.
+public final class DeliveryService: Sendable {
+    public let configuration: DeliveryServiceConfiguration
+    /// Identifies this process's leases: host, pid and a random suffix.
+    public let leaseOwner: String
+    private let store: OutboxStore
+    private let board = JobBoard()
+    private let recorder: ResultRecorder
+    private let endpoints: EndpointCache
+    private let state = Mutex<State>(.idle)
+    private let running = DispatchGroup()
+    private let stopped = DispatchSemaphore(value: 0)
+
+    private enum State { case idle, running, stopping, stopped }
+
+    public init(store: OutboxStore, configuration: DeliveryServiceConfiguration = DeliveryServiceConfiguration()) {
+        self.store = store
+        self.configuration = configuration
+        self.recorder = ResultRecorder(store: store, board: board, logger: configuration.logger)
+        self.endpoints = EndpointCache(store: store)
+        let host = ProcessInfo.processInfo.hostName
+        self.leaseOwner = "\(host):\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// Starts the claimer, the recorder and the workers, and returns at once.
+    public func start() {
+        let shouldStart = state.withLock { state -> Bool in
+            guard case .idle = state else { return false }
+            state = .running
+            return true
+        }
+        guard shouldStart else { return }
+        recorder.start()
+        let clientConfiguration = HTTPClientConfiguration(
+            responseBodyCap: configuration.responseBodyCap, destinationPolicy: configuration.destinationPolicy)
+        for index in 0..<max(1, configuration.workers) {
+            running.enter()
+            DispatchQueue(label: "dispatcher.worker.\(index)").async {
+                self.work(client: HTTPClient(configuration: clientConfiguration), userAgent: clientConfiguration.userAgent)
+                self.running.leave()
+            }
+        }
+        running.enter()
+        DispatchQueue(label: "dispatcher.claimer").async {
+            self.claimLoop()
+            self.running.leave()
+        }
+        configuration.logger.log(.info, "delivering with \(configuration.workers) workers as \(leaseOwner)")
+    }
+
+    /// Stops gracefully and returns when done: no new claims, attempts in flight finish and
+    /// are recorded, claimed deliveries not yet started are handed back due now.
+    public func stop() {
+        let shouldStop = state.withLock { state -> Bool in
+            guard case .running = state else { return false }
+            state = .stopping
+            return true
+        }
+        guard shouldStop else {
+            if state.withLock({ $0 }) == .stopping { stopped.wait(); stopped.signal() }
+            return
+        }
+        let unstarted = board.stop()
+        release(unstarted)
+        running.wait()
+        recorder.stopAndFlush()
+        state.withLock { $0 = .stopped }
+        configuration.logger.log(.info, "stopped; \(unstarted.count) unstarted deliveries handed back")
+        stopped.signal()
+    }
+
+    /// Starts, then blocks until `stop()` has finished (from a signal handler, say).
+    public func run() {
+        start()
+        stopped.wait()
+        stopped.signal()
+    }
+
+    // MARK: - Loops
+
+    /// Claims so that every worker has a job and one waiting, in batches: it tops the board up
+    /// when it is at most half full, and otherwise sleeps for the poll interval.
+    private func claimLoop() {
+        let capacity = max(1, configuration.workers) * 2
+        while !board.isStopping {
+            let held = board.held
+            let room = capacity - held.total
+            var claimedFull = false
+            if room >= max(1, capacity / 2) {
+                do {
+                    let jobs = try store.claimDueDeliveries(
+                        limit: room, owner: leaseOwner, leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
+                    release(board.add(jobs))
+                    claimedFull = jobs.count == room
+                } catch {
+                    configuration.logger.log(.error, "claiming deliveries failed: \(error)")
+                }
+            }
+            let deadline = Date().addingTimeInterval(configuration.pollInterval)
+            if claimedFull || room < max(1, capacity / 2) {
+                board.waitUntilHeld(below: capacity / 2 + 1, deadline: deadline)
+            } else {
+                board.sleep(until: deadline)
+            }
+        }
+    }
+
+    private func work(client: HTTPClient, userAgent: String) {
+        let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, userAgent: userAgent)
+        while let job = board.take() {
+            let endpoint: Endpoint?
+            do {
+                endpoint = try endpoints.endpoint(id: job.endpointID, revision: job.endpointRevision)
+            } catch {
+                configuration.logger.log(.error, "loading endpoint \(job.endpointID) failed: \(error); delivery \(job.deliveryID) handed back")
+                release([job])
+                board.finish(endpointID: job.endpointID)
+                continue
+            }
+            let result = endpoint.map { runner.attempt(job, endpoint: $0) } ?? runner.endpointMissing(job)
+            if case .failed = result.attempt.verdict {
+                configuration.logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(result.attempt.number) attempt(s): \(result.attempt.errorMessage ?? "")")
+            }
+            recorder.submit(result)
+        }
+    }
+
+    private func release(_ jobs: [ClaimedDelivery]) {
+        guard !jobs.isEmpty else { return }
+        do {
+            try store.releaseLeases(deliveryIDs: jobs.map(\.deliveryID), owner: leaseOwner)
+        } catch {
+            configuration.logger.log(.error, "handing back \(jobs.count) deliveries failed (their leases will expire): \(error)")
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+
+/// The claimed deliveries of one process between the claimer and the workers, and the count
+/// of deliveries each endpoint has held here (waiting, running or not yet recorded), which is
+/// what `max_concurrency` limits. It holds only leased rows: the store keeps the truth.
+///
+/// `@unchecked Sendable`: every stored property is read and written only with `condition` locked.
+final class JobBoard: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var waiting: [ClaimedDelivery] = []
+    private var waitingStart = 0
+    private var heldByEndpoint: [String: Int] = [:]
+    private var heldTotal = 0
+    private var stopping = false
+
+    /// Adds claimed jobs; returns those refused because the board is stopping (to be released).
+    func add(_ jobs: [ClaimedDelivery]) -> [ClaimedDelivery] {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopping else { return jobs }
+        waiting.append(contentsOf: jobs)
+        for job in jobs { heldByEndpoint[job.endpointID, default: 0] += 1 }
+        heldTotal += jobs.count
+        condition.broadcast()
+        return []
+    }
+
+    /// The next job, waiting for one; nil once the board stops.
+    func take() -> ClaimedDelivery? {
+        condition.lock()
+        defer { condition.unlock() }
+        while waitingStart == waiting.count && !stopping { condition.wait() }
+        guard !stopping else { return nil }
+        let job = waiting[waitingStart]
+        waitingStart += 1
+        if waitingStart == waiting.count {
+            waiting.removeAll(keepingCapacity: true)
+            waitingStart = 0
+        }
+        return job
+    }
+
+    /// A job's result is recorded (or it was released): its endpoint has room again.
+    func finish(endpointID: String) {
+        condition.lock()
+        defer { condition.unlock() }
+        heldByEndpoint[endpointID, default: 1] -= 1
+        if heldByEndpoint[endpointID] == 0 { heldByEndpoint[endpointID] = nil }
+        heldTotal -= 1
+        condition.broadcast()
+    }
+
+    var held: (total: Int, byEndpoint: [String: Int]) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (heldTotal, heldByEndpoint)
+    }
+
+    /// Waits until fewer than `threshold` jobs are held, the board stops, or `deadline` passes.
+    func waitUntilHeld(below threshold: Int, deadline: Date) {
+        condition.lock()
+        defer { condition.unlock() }
+        while heldTotal >= threshold && !stopping {
+            if !condition.wait(until: deadline) { return }
+        }
+    }
+
+    /// Waits for `deadline` unless the board stops first.
+    func sleep(until deadline: Date) {
+        condition.lock()
+        defer { condition.unlock() }
+        while !stopping {
+            if !condition.wait(until: deadline) { return }
+        }
+    }
+
+    var isStopping: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopping
+    }
+
+    /// Stops handing out jobs; returns the ones never started, for release.
+    func stop() -> [ClaimedDelivery] {
+        condition.lock()
+        defer { condition.unlock() }
+        stopping = true
+        let unstarted = Array(waiting[waitingStart...])
+        waiting.removeAll()
+        waitingStart = 0
+        for job in unstarted {
+            heldByEndpoint[job.endpointID, default: 1] -= 1
+            heldTotal -= 1
+        }
+        condition.broadcast()
+        return unstarted
+    }
+}

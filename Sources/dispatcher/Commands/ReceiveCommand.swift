@@ -1,0 +1,40 @@
+import Foundation
+import WebhookDispatcher
+
+/// `dispatcher receive`: a development receiver on loopback that prints what it gets, so the
+/// README tour needs nothing but this binary.
+struct ReceiveCommand: DispatcherCommand {
+    static let spec = CommandSpec(
+        name: "receive",
+        abstract: "Run a local webhook receiver that prints every request and answers 200 JSON.",
+        options: [
+            OptionSpec(name: "port", value: "PORT", help: "Port to listen on (default 9000)."),
+            OptionSpec(name: "host", value: "ADDRESS", help: "Address to bind (default 127.0.0.1)."),
+            OptionSpec(name: "status", value: "CODE", help: "Status to answer with (default 200)."),
+        ],
+        discussion: "Stop it with Ctrl-C.")
+
+    let port: Int
+    let host: String
+    let status: Int
+
+    init(_ arguments: ParsedArguments) throws {
+        port = try arguments.integer("port", in: 0...65_535) ?? 9000
+        host = arguments.value("host") ?? "127.0.0.1"
+        status = try arguments.integer("status", in: 100...599) ?? 200
+    }
+
+    func run() throws {
+        let status = self.status
+        let server = try HTTPServer(host: host, port: port) { request in
+            var text = "\(Clock.iso8601(Date())) \(request.method) \(request.target) from \(request.remoteAddress)\n"
+            text += request.headers.map { "  \($0.name): \($0.value)\n" }.joined()
+            text += "\n" + ShowCommand.indent(ShowCommand.prettyJSON(request.body), by: 2) + "\n\n"
+            Console.out(text)
+            return .respond(.json(status, #"{"success":true}"#))
+        }
+        Console.error("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)/ (Ctrl-C to stop)\n")
+        signal(SIGINT, SIG_DFL)
+        while true { sleep(3600) }
+    }
+}

@@ -1,0 +1,55 @@
+import Dispatch
+import Foundation
+import WebhookDispatcher
+
+/// `dispatcher serve`: syncs the config's endpoints into the store and runs the worker pool
+/// until SIGINT or SIGTERM, then stops gracefully and exits 0.
+struct ServeCommand: DispatcherCommand {
+    static let spec = CommandSpec(
+        name: "serve",
+        abstract: "Deliver queued events to their endpoints until interrupted.",
+        options: StoreSelection.options + [
+            OptionSpec(name: "workers", value: "N", help: "Concurrent deliveries; overrides the config's workers."),
+            OptionSpec(name: "verbose", value: nil, help: "Log every attempt, not only failures."),
+        ],
+        discussion: """
+            On SIGINT or SIGTERM it stops claiming, lets attempts in flight finish and be recorded,
+            hands unstarted deliveries back to the queue, and exits 0.
+            """)
+
+    let selection: StoreSelection
+    let workers: Int?
+    let verbose: Bool
+
+    init(_ arguments: ParsedArguments) throws {
+        selection = try StoreSelection(arguments, requireConfig: true)
+        workers = try arguments.integer("workers", in: 1...512)
+        verbose = arguments.flag("verbose")
+    }
+
+    func run() throws {
+        let store = try selection.openStore()
+        try selection.syncConfiguration(into: store)
+        let logger = DispatcherLogger.standardError(minimumLevel: verbose ? .debug : .info)
+        var configuration = selection.configuration?.serviceConfiguration(logger: logger)
+            ?? DeliveryServiceConfiguration(logger: logger)
+        if let workers { configuration.workers = workers }
+        let service = DeliveryService(store: store, configuration: configuration)
+
+        let signalQueue = DispatchQueue(label: "dispatcher.signals")
+        let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
+            source.setEventHandler {
+                logger.log(.info, "received \(signalNumber == SIGINT ? "SIGINT" : "SIGTERM"); stopping")
+                service.stop()
+            }
+            source.resume()
+            return source
+        }
+        let endpointCount = selection.configuration?.endpoints.count ?? 0
+        logger.log(.info, "dispatcher \(DispatcherVersion.current) serving \(selection.databasePath) (\(endpointCount) configured endpoints)")
+        service.run()
+        sources.forEach { $0.cancel() }
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import WebhookDispatcher
+
+/// How times and durations are written and read on the command line: ISO-8601 UTC in JSON,
+/// relative ("3m ago") in tables, and `15m`/`2h`/`7d` or ISO-8601 in `--since`.
+enum TimeText {
+    static func iso8601(_ date: Date) -> String { Clock.iso8601(date) }
+
+    /// `--since` values: a duration back from now (`90s`, `15m`, `2h`, `7d`) or an ISO-8601
+    /// date (`2026-11-22`) or date-time (`2026-11-22T10:00:00Z`).
+    static func parseSince(_ text: String, now: Date = Date()) throws -> Date {
+        if let unit = text.last, let amount = Double(text.dropLast()), amount >= 0 {
+            let seconds: Double? = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800][unit].map { amount * $0 }
+            if let seconds { return now.addingTimeInterval(-seconds) }
+        }
+        let withTime = ISO8601DateFormatter()
+        withTime.formatOptions = [.withInternetDateTime]
+        if let date = withTime.date(from: text) { return date }
+        withTime.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = withTime.date(from: text) { return date }
+        let dateOnly = ISO8601DateFormatter()
+        dateOnly.formatOptions = [.withFullDate]
+        if let date = dateOnly.date(from: text) { return date }
+        throw UsageError("'\(text)' is not a duration (30s, 15m, 2h, 7d) or an ISO-8601 time (2026-11-22T10:00:00Z)")
+    }
+
+    /// `4s`, `12m`, `3h`, `2d`.
+    static func duration(_ seconds: Double) -> String {
+        let seconds = abs(seconds)
+        switch seconds {
+        case ..<1: return "\(Int(seconds * 1000))ms"
+        case ..<90: return "\(Int(seconds))s"
+        case ..<(90 * 60): return "\(Int(seconds / 60))m"
+        case ..<(36 * 3600): return "\(Int(seconds / 3600))h"
+        default: return "\(Int(seconds / 86_400))d"
+        }
+    }
+
+    /// `3m ago` or `in 5s`, relative to now.
+    static func relative(_ date: Date, now: Date = Date()) -> String {
+        let delta = date.timeIntervalSince(now)
+        if abs(delta) < 1 { return "now" }
+        return delta < 0 ? "\(duration(delta)) ago" : "in \(duration(delta))"
+    }
+
+    static func milliseconds(microseconds: Int64) -> String {
+        String(format: "%.1f ms", Double(microseconds) / 1000)
+    }
+}
