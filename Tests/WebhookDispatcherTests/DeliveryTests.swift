@@ -1,0 +1,275 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// The worker pool against a real receiver over real libcurl: what is sent, how responses are
+/// judged, how retries run, and what the audit log keeps.
+final class DeliveryTests: DispatcherTestCase {
+    func testDeliversTheExactBodyWithTheWebhookHeaders() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url(), headers: ["X-Clinic": "a", "X-Api-Key": "s3cret-value"])])
+        startService()
+        let body = "{\"status\":\"succeeded\", \"n\": 1.50,\n\"s\":\"\\u00e9\"}"
+        let event = try enqueue(body)
+        let record = try waitForFinalDeliveries(of: event.eventID)
+
+        let request = try XCTUnwrap(receiver.requests.first)
+        XCTAssertEqual(receiver.requests.count, 1)
+        XCTAssertEqual(request.method, "POST")
+        XCTAssertEqual(request.body, Array(body.utf8))
+        XCTAssertEqual(request.header("Content-Type"), "application/json")
+        XCTAssertEqual(request.header("webhook-id"), event.eventID)
+        XCTAssertEqual(request.header("User-Agent"), "dispatcher/\(DispatcherVersion.current)")
+        let timestamp = try XCTUnwrap(request.header("webhook-timestamp").flatMap(Double.init))
+        XCTAssertEqual(timestamp, Date().timeIntervalSince1970, accuracy: 30)
+        XCTAssertEqual(request.header("X-Clinic"), "a")
+        XCTAssertEqual(request.header("X-Api-Key"), "s3cret-value")
+        XCTAssertNil(request.header("Expect"))
+
+        XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
+        let attempt = try XCTUnwrap(record.deliveries.first?.attempts.first)
+        XCTAssertEqual(attempt.requestHeaders.first { $0.name == "X-Api-Key" }?.value, "***", "secrets are redacted in the audit log")
+        XCTAssertEqual(attempt.requestHeaders.first { $0.name == "X-Clinic" }?.value, "a")
+    }
+
+    func testFanOutDeliversToEveryMatchingEndpoint() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [
+            endpoint("one", url: receiver.url("/one")),
+            endpoint("two", url: receiver.url("/two"), events: ["checkin.*"]),
+            endpoint("three", url: receiver.url("/three"), events: ["visit.*"]),
+        ])
+        startService()
+        let event = try enqueue(type: "checkin.outcome")
+        let record = try waitForFinalDeliveries(of: event.eventID)
+        XCTAssertEqual(record.deliveries.map(\.delivery.status), [.succeeded, .succeeded])
+        XCTAssertEqual(Set(receiver.requests.map(\.path)), ["/one", "/two"])
+    }
+
+    func testOneRetryMakesExactlyTwoAttemptsOn503() throws {
+        let receiver = try makeReceiver { _, _ in .respond(status: 503, body: #"{"error":"busy"}"#) }
+        try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0.05))])
+        startService()
+        let event = try enqueue()
+        let record = try waitForFinalDeliveries(of: event.eventID)
+        let delivery = try XCTUnwrap(record.deliveries.first)
+        XCTAssertEqual(delivery.delivery.status, .failed)
+        XCTAssertEqual(delivery.attempts.map(\.number), [1, 2])
+        XCTAssertEqual(delivery.attempts.map(\.responseStatus), [503, 503])
+        guard case .retryScheduled = delivery.attempts[0].verdict else { return XCTFail("first verdict \(delivery.attempts[0].verdict)") }
+        XCTAssertEqual(delivery.attempts[1].verdict, .failed)
+        XCTAssertEqual(receiver.requests.count, 2)
+        // The retry is the same request: same body, same event id.
+        XCTAssertEqual(receiver.requests[0].body, receiver.requests[1].body)
+        XCTAssertEqual(receiver.requests[0].header("webhook-id"), receiver.requests[1].header("webhook-id"))
+    }
+
+    func testOneRetryMakesOneAttemptOn204() throws {
+        let receiver = try makeReceiver { _, _ in .respond(status: 204, contentType: nil, body: "") }
+        try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0), success: .json200Or204)])
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
+        XCTAssertEqual(record.deliveries.first?.attempts.count, 1)
+        XCTAssertEqual(receiver.requests.count, 1)
+    }
+
+    func testOneRetryRetriesOnceAfterAFailureThenSucceeds() throws {
+        let receiver = try makeReceiver { _, index in index == 0 ? .respond(status: 500) : .respond(status: 200) }
+        try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0))])
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
+        XCTAssertEqual(record.deliveries.first?.attempts.map(\.responseStatus), [500, 200])
+    }
+
+    func testJSON200Or204TreatsPlainText200AsFailure() throws {
+        let receiver = try makeReceiver { path, _ in
+            path == "/text" ? .respond(status: 200, contentType: "text/plain", body: "ok") : .respond(status: 200, contentType: "application/json; charset=utf-8")
+        }
+        try addTenant(endpoints: [
+            endpoint("text", url: receiver.url("/text"), retry: .oneRetry(delaySeconds: 0), success: .json200Or204),
+            endpoint("json", url: receiver.url("/json"), retry: .oneRetry(delaySeconds: 0), success: .json200Or204),
+        ])
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        let byEndpoint = Dictionary(uniqueKeysWithValues: record.deliveries.map { ($0.delivery.endpointID, $0) })
+        XCTAssertEqual(byEndpoint["text"]?.delivery.status, .failed)
+        XCTAssertEqual(byEndpoint["text"]?.attempts.count, 2)
+        XCTAssertEqual(byEndpoint["text"]?.attempts.first?.errorKind, .http)
+        XCTAssertTrue(byEndpoint["text"]?.attempts.first?.errorMessage?.contains("text/plain") ?? false)
+        XCTAssertEqual(byEndpoint["json"]?.delivery.status, .succeeded)
+        XCTAssertEqual(byEndpoint["json"]?.attempts.count, 1)
+    }
+
+    func testExponentialMakesMaxAttemptsThenFails() throws {
+        let receiver = try makeReceiver { _, _ in .respond(status: 500) }
+        let policy = RetryPolicy.exponential(.init(initialSeconds: 0.02, factor: 2, maxSeconds: 0.1, maxAttempts: 4))
+        try addTenant(endpoints: [endpoint(url: receiver.url(), retry: policy)])
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        let delivery = try XCTUnwrap(record.deliveries.first)
+        XCTAssertEqual(delivery.delivery.status, .failed)
+        XCTAssertEqual(delivery.delivery.attemptCount, 4)
+        XCTAssertEqual(delivery.attempts.map(\.number), [1, 2, 3, 4])
+        XCTAssertEqual(receiver.requests.count, 4)
+        XCTAssertEqual(delivery.delivery.lastHTTPStatus, 500)
+    }
+
+    func testAReceiverTimeoutIsRecordedAsTimeout() throws {
+        let receiver = try makeReceiver { _, _ in .delay(seconds: 10, then: .init(status: 200)) }
+        try addTenant(endpoints: [endpoint(url: receiver.url(), timeout: 0.3)])
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        let attempt = try XCTUnwrap(record.deliveries.first?.attempts.first)
+        XCTAssertEqual(attempt.errorKind, .timeout)
+        XCTAssertNil(attempt.responseStatus)
+        XCTAssertLessThan(attempt.durationMicroseconds, 3_000_000)
+        XCTAssertEqual(record.deliveries.first?.delivery.status, .failed)
+    }
+
+    func testAClosedConnectionAndARefusedOneAreRecordedWithTheirKinds() throws {
+        let receiver = try makeReceiver { _, _ in .close }
+        // A port that was just free: nothing listens there.
+        let closedPort = try TestReceiver()
+        let deadURL = closedPort.url()
+        closedPort.stop()
+        try addTenant(endpoints: [endpoint("drops", url: receiver.url()), endpoint("refuses", url: deadURL)])
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        let kinds = Dictionary(uniqueKeysWithValues: record.deliveries.map { ($0.delivery.endpointID, $0.attempts.first?.errorKind) })
+        XCTAssertEqual(kinds["drops"], .network)
+        XCTAssertEqual(kinds["refuses"], .connect)
+    }
+
+    func testTheAuditLogHoldsStatusHeadersAndBodyOfEachAttempt() throws {
+        let receiver = try makeReceiver { _, index in
+            index == 0
+                ? .respond(status: 503, contentType: "text/plain", body: "try later", headers: [HeaderField("Retry-After", "1"), HeaderField("Set-Cookie", "session=abc")])
+                : .respond(status: 200, body: #"{"success":true}"#)
+        }
+        try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0))])
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        let attempts = try XCTUnwrap(record.deliveries.first?.attempts)
+        XCTAssertEqual(attempts.count, 2)
+
+        XCTAssertEqual(attempts[0].responseStatus, 503)
+        XCTAssertEqual(attempts[0].responseBody, Array("try later".utf8))
+        XCTAssertEqual(attempts[0].responseHeaders?.first { $0.name == "Retry-After" }?.value, "1")
+        XCTAssertEqual(attempts[0].responseHeaders?.first { $0.name == "Set-Cookie" }?.value, "***")
+        XCTAssertEqual(attempts[0].errorKind, .http)
+        XCTAssertEqual(attempts[0].url, receiver.url())
+        XCTAssertTrue(attempts[0].requestHeaders.contains(HeaderField("webhook-id", record.event.id)))
+        XCTAssertGreaterThan(attempts[0].durationMicroseconds, 0)
+
+        XCTAssertEqual(attempts[1].responseStatus, 200)
+        XCTAssertEqual(attempts[1].responseBody, Array(#"{"success":true}"#.utf8))
+        XCTAssertEqual(attempts[1].responseHeaders?.first { $0.name == "Content-Type" }?.value, "application/json")
+        XCTAssertNil(attempts[1].errorKind)
+        XCTAssertEqual(attempts[1].verdict, .succeeded)
+        XCTAssertFalse(attempts[1].responseTruncated)
+    }
+
+    func testLargeResponseBodiesAreCappedAndMarkedTruncated() throws {
+        let big = String(repeating: "x", count: 200_000)
+        let receiver = try makeReceiver { _, _ in .respond(status: 200, contentType: "text/plain", body: big) }
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        startService(responseBodyCap: 1_000)
+        let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
+        XCTAssertEqual(attempt.responseStatus, 200)
+        XCTAssertEqual(attempt.responseBody?.count, 1_000)
+        XCTAssertTrue(attempt.responseTruncated)
+        XCTAssertEqual(attempt.verdict, .succeeded)
+    }
+
+    func testRedirectsAreNotFollowed() throws {
+        let receiver = try makeReceiver { path, _ in
+            path == "/hook" ? .respond(status: 302, contentType: nil, body: "", headers: [HeaderField("Location", "/elsewhere")]) : .ok
+        }
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        startService()
+        let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
+        XCTAssertEqual(attempt.responseStatus, 302)
+        XCTAssertEqual(attempt.errorKind, .http)
+        XCTAssertEqual(attempt.responseHeaders?.first { $0.name == "Location" }?.value, "/elsewhere")
+        XCTAssertEqual(receiver.requests(on: "/elsewhere").count, 0)
+    }
+
+    func testLoopbackIsRefusedByDefaultWithoutConnecting() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        startService(policy: DestinationPolicy())
+        let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
+        XCTAssertEqual(attempt.errorKind, .blocked)
+        XCTAssertTrue(attempt.errorMessage?.contains("loopback") ?? false, attempt.errorMessage ?? "")
+        XCTAssertEqual(receiver.requests.count, 0)
+    }
+
+    func testAnExpiredLeaseIsReclaimedAndDeliveredOnceMore() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        let event = try enqueue()
+        // A worker claimed it and crashed: its lease has run out by the time anyone looks.
+        let crashed = try store.claimDueDeliveries(limit: 10, owner: "crashed-worker", leaseSeconds: -1, inFlight: [:])
+        XCTAssertEqual(crashed.count, 1)
+
+        startService()
+        let record = try waitForFinalDeliveries(of: event.eventID)
+        XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
+        XCTAssertEqual(record.deliveries.first?.attempts.map(\.number), [1])
+        XCTAssertEqual(receiver.requests.count, 1)
+    }
+
+    func testALiveLeaseOfAnotherWorkerIsLeftAlone() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        let held = try enqueue()
+        _ = try store.claimDueDeliveries(limit: 10, owner: "busy-worker", leaseSeconds: 60, inFlight: [:])
+        startService()
+        let later = try enqueue()
+        try waitForFinalDeliveries(of: later.eventID)
+        XCTAssertEqual(receiver.requests.map { $0.header("webhook-id") }, [later.eventID])
+        XCTAssertEqual(try store.eventRecord(eventID: held.eventID)?.deliveries.first?.delivery.status, .delivering)
+    }
+
+    func testManyEventsAreEachDeliveredExactlyOnce() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint("a", url: receiver.url("/a")), endpoint("b", url: receiver.url("/b"))])
+        startService(workers: 8)
+        let ids = try (0..<200).map { try enqueue(#"{"n":\#($0)}"#).eventID }
+        try waitUntil("400 deliveries succeeded") {
+            try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 1_000)).count == 400
+        }
+        let received = receiver.requests.map { "\($0.path) \($0.header("webhook-id") ?? "")" }
+        XCTAssertEqual(received.count, 400)
+        XCTAssertEqual(Set(received), Set(ids.flatMap { ["/a \($0)", "/b \($0)"] }))
+    }
+
+    func testStopFinishesInFlightAttemptsAndHandsBackTheRest() throws {
+        let receiver = try makeReceiver { _, _ in .delay(seconds: 0.3, then: .init(status: 200)) }
+        var slow = endpoint(url: receiver.url())
+        slow.maxConcurrency = 1
+        try addTenant(endpoints: [slow])
+        for _ in 0..<5 { try enqueue() }
+        let service = startService(workers: 2)
+        try waitUntil("the first request arrived") { !receiver.requests.isEmpty }
+        service.stop()
+
+        let deliveries = try store.deliveries(matching: DeliveryFilter())
+        XCTAssertEqual(deliveries.filter { $0.status == .delivering }.count, 0, "no lease is left behind")
+        XCTAssertEqual(deliveries.filter { $0.status == .succeeded }.count, receiver.requests.count)
+        XCTAssertEqual(deliveries.filter { $0.status == .pending }.count, 5 - receiver.requests.count)
+    }
+
+    func testANewEventIsPickedUpWithinThePollInterval() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        startService()
+        // Another connection, as a producer process would have.
+        let producer = try SQLiteStore(path: store.path)
+        let event = try producer.enqueue(NewEvent(tenantID: "tenant-a", type: "t", json: "{}"))
+        try waitForFinalDeliveries(of: event.eventID, timeout: 5)
+        XCTAssertEqual(receiver.requests.count, 1)
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// The producer's side: enqueue, validation, idempotency, fan-out, the transactional outbox.
+final class OutboxTests: DispatcherTestCase {
+    func testEnqueueStoresTheBodyBytesExactly() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let body = "{ \"b\" : 1,\n  \"a\": [1.50, \"\\u00e9\", null] }"
+        let result = try enqueue(body)
+        XCTAssertFalse(result.isDuplicate)
+        XCTAssertEqual(result.deliveryCount, 1)
+        let record = try XCTUnwrap(store.eventRecord(eventID: result.eventID))
+        XCTAssertEqual(record.event.body, Array(body.utf8))
+        XCTAssertEqual(record.deliveries.map(\.delivery.status), [.pending])
+    }
+
+    func testGivenEventIDIsStoredLowercase() throws {
+        try addTenant(endpoints: [])
+        let id = UUID()
+        let result = try store.enqueue(NewEvent(tenantID: "tenant-a", type: "visit.ended", json: "{}", id: id))
+        XCTAssertEqual(result.eventID, id.uuidString.lowercased())
+    }
+
+    func testEnqueuingTheSameIDTwiceStoresItOnceAndSaysSo() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let event = NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"a":1}"#, id: UUID())
+        let first = try store.enqueue(event)
+        let second = try store.enqueue(event)
+        XCTAssertFalse(first.isDuplicate)
+        XCTAssertTrue(second.isDuplicate)
+        XCTAssertEqual(second.eventID, first.eventID)
+        XCTAssertEqual(second.deliveryCount, 1)
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter()).count, 1)
+    }
+
+    func testReusingAnIDForADifferentEventIsAnError() throws {
+        try addTenant(endpoints: [])
+        let id = UUID()
+        try store.enqueue(NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"a":1}"#, id: id))
+        XCTAssertThrowsError(try store.enqueue(NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"a":2}"#, id: id))) {
+            XCTAssertEqual($0 as? DispatcherError, .conflictingEvent(id: id.uuidString.lowercased()))
+        }
+    }
+
+    func testInvalidEventsAreRejectedWithTypedErrorsAndNothingIsStored() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let cases: [(NewEvent, (DispatcherError) -> Bool)] = [
+            (NewEvent(tenantID: "nobody", type: "checkin.outcome", json: "{}"), { $0 == .unknownTenant("nobody") }),
+            (NewEvent(tenantID: "tenant-a", type: "", json: "{}"), { $0 == .invalidEventType("") }),
+            (NewEvent(tenantID: "tenant-a", type: "has space", json: "{}"), { $0 == .invalidEventType("has space") }),
+            (NewEvent(tenantID: "tenant-a", type: "t", json: "{not json"), { if case .invalidJSON = $0 { return true }; return false }),
+            (NewEvent(tenantID: "tenant-a", type: "t", json: "[1,2]"), { if case .invalidJSON = $0 { return true }; return false }),
+            (NewEvent(tenantID: "tenant-a", type: "t", json: ""), { if case .invalidJSON = $0 { return true }; return false }),
+            (NewEvent(tenantID: "tenant-a", type: "t", body: [0x7B, 0xFF, 0x7D]), { if case .invalidJSON = $0 { return true }; return false }),
+            (NewEvent(tenantID: "tenant-a", type: "t", json: String(repeating: "[", count: 100_000)), { if case .invalidJSON = $0 { return true }; return false }),
+        ]
+        for (event, matches) in cases {
+            XCTAssertThrowsError(try store.enqueue(event), "\(event)") { error in
+                guard let error = error as? DispatcherError else { return XCTFail("untyped error \(error)") }
+                XCTAssertTrue(matches(error), "unexpected \(error)")
+                XCTAssertFalse(error.description.isEmpty)
+            }
+        }
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter()).count, 0)
+        XCTAssertEqual(try store.withDatabase { try $0.query("SELECT count(*) FROM events") { $0.int(0) } }, [0])
+    }
+
+    func testBodyOverTheConfiguredLimitIsRejected() throws {
+        let small = try SQLiteStore(path: directory.file("small.sqlite"), options: StoreOptions(maxPayloadBytes: 100))
+        try small.upsert(tenants: [Tenant(id: "t", name: "t")], endpoints: [])
+        let big = "{\"x\":\"" + String(repeating: "a", count: 100) + "\"}"
+        XCTAssertThrowsError(try small.enqueue(NewEvent(tenantID: "t", type: "t", json: big))) {
+            XCTAssertEqual($0 as? DispatcherError, .payloadTooLarge(bytes: big.utf8.count, limit: 100))
+        }
+        XCTAssertNoThrow(try small.enqueue(NewEvent(tenantID: "t", type: "t", json: #"{"x":1}"#)))
+    }
+
+    func testDefaultPayloadLimitIs256KiB() throws {
+        try addTenant(endpoints: [])
+        let atLimit = "{\"x\":\"" + String(repeating: "a", count: 256 * 1024 - 8) + "\"}"
+        XCTAssertEqual(atLimit.utf8.count, 256 * 1024)
+        XCTAssertNoThrow(try enqueue(atLimit))
+        XCTAssertThrowsError(try enqueue(atLimit + " "))
+    }
+
+    func testFanOutCreatesOneDeliveryPerMatchingEnabledEndpoint() throws {
+        var disabled = endpoint("disabled", url: "https://example.com/d")
+        disabled.enabled = false
+        try addTenant(endpoints: [
+            endpoint("all", url: "https://example.com/all"),
+            endpoint("checkins", url: "https://example.com/c", events: ["checkin.*"]),
+            endpoint("visits", url: "https://example.com/v", events: ["visit.*"]),
+            endpoint("exact", url: "https://example.com/e", events: ["visit.ended", "checkin.outcome"]),
+            disabled,
+        ])
+        try addTenant("tenant-b", endpoints: [endpoint("other-tenant", tenant: "tenant-b", url: "https://example.com/o")])
+
+        func endpoints(of result: EnqueueResult) throws -> [String] {
+            try XCTUnwrap(store.eventRecord(eventID: result.eventID)).deliveries.map(\.delivery.endpointID).sorted()
+        }
+        XCTAssertEqual(try endpoints(of: enqueue(type: "checkin.outcome")), ["all", "checkins", "exact"])
+        XCTAssertEqual(try endpoints(of: enqueue(type: "visit.note.signed_and_sent")), ["all", "visits"])
+        XCTAssertEqual(try endpoints(of: enqueue(type: "visit.ended")), ["all", "exact", "visits"])
+        XCTAssertEqual(try endpoints(of: enqueue(type: "verification.created")), ["all"])
+    }
+
+    func testEndpointFilterMatchesTheSameInSwiftAndSQL() throws {
+        let patterns = ["checkin.*", "visit.*", "*", "visit.*.processed", "verification.created", "*.updated"]
+        let types = ["checkin.outcome", "visit.invoice.processed", "visit.ended", "verification.created", "visit.updated", "x"]
+        for pattern in patterns {
+            try addTenant(endpoints: [endpoint("p", url: "https://example.com/p", events: [pattern])])
+            for type in types {
+                let sqlMatch = try enqueue(type: type).deliveryCount == 1
+                XCTAssertEqual(sqlMatch, Endpoint(id: "p", tenantID: "t", url: "", eventFilters: [pattern]).accepts(eventType: type),
+                               "\(pattern) vs \(type)")
+            }
+        }
+    }
+
+    func testEnqueueInsideAProducerTransactionCommitsTogether() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        try store.write { tx in try tx.execute("CREATE TABLE visits (id INTEGER PRIMARY KEY, status TEXT)") }
+
+        let eventID = try store.write { tx -> String in
+            try tx.execute("INSERT INTO visits (id, status) VALUES (?, ?)", [28540, "ended"])
+            return try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "visit.ended", json: #"{"id":"28540"}"#)).eventID
+        }
+        XCTAssertNotNil(try store.eventRecord(eventID: eventID))
+        XCTAssertEqual(try store.write { try $0.rows("SELECT count(*) FROM visits") }, [[.integer(1)]])
+    }
+
+    func testRolledBackProducerTransactionNeverDeliversItsEvent() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        try store.write { tx in try tx.execute("CREATE TABLE visits (id INTEGER PRIMARY KEY, status TEXT)") }
+        struct ProducerFailure: Error {}
+
+        let eventID = UUID()
+        XCTAssertThrowsError(try store.write { tx in
+            try tx.execute("INSERT INTO visits (id, status) VALUES (?, ?)", [1, "ended"])
+            try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "visit.ended", json: #"{"id":"1"}"#, id: eventID))
+            throw ProducerFailure()
+        }) { XCTAssertTrue($0 is ProducerFailure) }
+
+        XCTAssertNil(try store.eventRecord(eventID: eventID.uuidString))
+        XCTAssertEqual(try store.write { try $0.rows("SELECT count(*) FROM visits") }, [[.integer(0)]])
+
+        // A later event on the same store is delivered; the rolled-back one never is.
+        startService()
+        let later = try enqueue(type: "visit.ended")
+        try waitForFinalDeliveries(of: later.eventID)
+        XCTAssertEqual(receiver.requests.map { $0.header("webhook-id") }, [later.eventID])
+    }
+
+    func testAProducerWithItsOwnConnectionToTheFileSeesTheOutboxTables() throws {
+        // A second store on the same file is another connection, like another process.
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let other = try SQLiteStore(path: store.path)
+        let result = try other.enqueue(NewEvent(tenantID: "tenant-a", type: "t", json: "{}"))
+        XCTAssertEqual(try store.eventRecord(eventID: result.eventID)?.deliveries.count, 1)
+    }
+}

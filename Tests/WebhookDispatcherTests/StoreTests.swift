@@ -1,0 +1,116 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// Migrations, leases and the log queries of the SQLite store.
+final class StoreTests: DispatcherTestCase {
+    func testMigrationsAreAppliedOnceAndRecorded() throws {
+        _ = try SQLiteStore(path: store.path)
+        _ = try SQLiteStore(path: store.path)
+        let versions = try store.withDatabase { try $0.query("SELECT version, name FROM schema_migrations") { "\($0.int(0)) \($0.string(1))" } }
+        XCTAssertEqual(versions, ["1 0001_init"])
+    }
+
+    func testEmbeddedMigrationsAreTheFilesInMigrations() throws {
+        // The plugin generates them at build time; this proves the build used the current files.
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../migrations").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        XCTAssertEqual(EmbeddedMigrations.sqlite.map { $0.name + ".sql" }, files)
+        for (migration, file) in zip(EmbeddedMigrations.sqlite, files) {
+            XCTAssertEqual(migration.sql, try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8))
+        }
+    }
+
+    func testDatabaseFileIsCreatedPrivate() throws {
+        let attributes = try FileManager.default.attributesOfItem(atPath: store.path)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        XCTAssertEqual(try store.withDatabase { try $0.query("PRAGMA journal_mode") { $0.string(0) } }, ["wal"])
+    }
+
+    func testALiveLeaseIsNotClaimedTwiceButAnExpiredOneIs() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let event = try enqueue()
+
+        let first = try store.claimDueDeliveries(limit: 10, owner: "worker-a", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(first.map(\.eventID), [event.eventID])
+        XCTAssertEqual(first.first?.attemptNumber, 1)
+        XCTAssertEqual(first.first?.body, Array(#"{"hello":"world"}"#.utf8))
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "worker-b", leaseSeconds: 60, inFlight: [:]), [])
+
+        // Worker b's lease already ran out when it was taken: a crashed worker's claim.
+        try store.withDatabase { try $0.execute("UPDATE deliveries SET lease_owner = 'crashed', lease_expires_at = 0", []) }
+        let reclaimed = try store.claimDueDeliveries(limit: 10, owner: "worker-c", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(reclaimed.map(\.deliveryID), first.map(\.deliveryID))
+        XCTAssertEqual(reclaimed.first?.attemptNumber, 1, "no attempt was recorded, so the number is unchanged")
+    }
+
+    func testClaimRespectsEachEndpointsFreeConcurrency() throws {
+        var narrow = endpoint("narrow", url: "https://example.com/n")
+        narrow.maxConcurrency = 2
+        try addTenant(endpoints: [narrow])
+        for _ in 0..<5 { try enqueue() }
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 2)
+        try store.withDatabase { try $0.execute("UPDATE deliveries SET status = 'pending', lease_owner = NULL", []) }
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 1]).count, 1)
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 2]).count, 0)
+    }
+
+    func testClaimSkipsDisabledEndpointsAndFutureRetries() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        try enqueue()
+        try store.withDatabase { try $0.execute("UPDATE deliveries SET next_attempt_at = ?", [Clock.nowMilliseconds() + 60_000]) }
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]), [])
+        try store.withDatabase { try $0.execute("UPDATE deliveries SET next_attempt_at = 0", []) }
+        try store.withDatabase { try $0.execute("UPDATE endpoints SET enabled = 0", []) }
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]), [])
+    }
+
+    func testARecordFromAWorkerThatLostItsLeaseIsLoggedButDoesNotDecideTheState() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        try enqueue()
+        let claim = try XCTUnwrap(store.claimDueDeliveries(limit: 1, owner: "slow", leaseSeconds: 60, inFlight: [:]).first)
+        try store.withDatabase { try $0.execute("UPDATE deliveries SET lease_owner = 'other'", []) }
+        let attempt = Attempt(number: 1, startedAt: Date(), durationMicroseconds: 10, url: "https://example.com/hook",
+                              requestHeaders: [], responseStatus: 200, responseHeaders: [], responseBody: [],
+                              responseTruncated: false, errorKind: nil, errorMessage: nil, verdict: .succeeded)
+        try store.record([AttemptResult(deliveryID: claim.deliveryID, endpointID: claim.endpointID, leaseOwner: "slow", attempt: attempt)])
+        let record = try XCTUnwrap(store.eventRecord(deliveryID: claim.deliveryID))
+        XCTAssertEqual(record.deliveries.first?.attempts.count, 1)
+        XCTAssertEqual(record.deliveries.first?.delivery.status, .delivering)
+    }
+
+    func testLogFiltersAndOrdersNewestFirst() throws {
+        try addTenant(endpoints: [endpoint("a1", url: "https://example.com/1")])
+        try addTenant("tenant-b", endpoints: [endpoint("b1", tenant: "tenant-b", url: "https://example.com/2")])
+        let first = try enqueue(type: "checkin.outcome")
+        let second = try enqueue(type: "visit.ended")
+        let third = try enqueue(type: "visit.ended", tenant: "tenant-b")
+
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter()).map(\.eventID), [third, second, first].map(\.eventID))
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(tenantID: "tenant-b")).map(\.eventID), [third.eventID])
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(endpointID: "a1")).count, 2)
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(typePattern: "visit.*")).count, 2)
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(status: .pending)).count, 3)
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(status: .failed)).count, 0)
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(since: Date().addingTimeInterval(60))).count, 0)
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(limit: 1)).map(\.eventID), [third.eventID])
+        XCTAssertEqual(try store.eventIDs(withPrefix: String(first.eventID.prefix(8)), limit: 2), [first.eventID])
+    }
+
+    func testUpsertingTheSameEndpointKeepsItsRevisionAndAChangeBumpsIt() throws {
+        let original = endpoint(url: "https://example.com/hook")
+        try addTenant(endpoints: [original])
+        try addTenant(endpoints: [original])
+        XCTAssertEqual(try store.endpointRevision(id: original.id), 1)
+        var changed = original
+        changed.url = "https://example.com/other"
+        try addTenant(endpoints: [changed])
+        XCTAssertEqual(try store.endpointRevision(id: original.id), 2)
+        XCTAssertEqual(try store.endpoint(id: original.id), changed)
+    }
+
+    func testAnEndpointCannotMoveToAnotherTenant() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        XCTAssertThrowsError(try addTenant("tenant-b", endpoints: [endpoint(tenant: "tenant-b", url: "https://example.com/hook")]))
+    }
+}
