@@ -1,0 +1,215 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// The `dispatcher` executable, run as a child process the way people and scripts run it.
+final class CommandLineTests: DispatcherTestCase {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var executable: URL {
+        // swift test runs the test bundle from the build folder the executable is in.
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dispatcher")
+    }
+
+    func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["DISPATCHER_CONFIG"] = nil
+        env.merge(environment) { $1 }
+        process.environment = env
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        return (process, out, err)
+    }
+
+    /// Runs to completion; a run longer than `timeout` seconds is killed and fails the test.
+    func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line) throws -> Output {
+        let (process, out, err) = try launch(arguments, stdin: stdin)
+        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        if process.isRunning {
+            process.terminate()
+            XCTFail("dispatcher \(arguments.joined(separator: " ")) ran longer than \(timeout)s", file: file, line: line)
+        }
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+                      stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+
+    /// A config file for one tenant with one endpoint at `url`, on this test's database.
+    func writeConfig(url: String, extra: String = "") throws -> String {
+        let path = directory.file("config.json")
+        try """
+            {
+              "database": "\(store.path)", "require_https": false, "allow_private_addresses": true, "poll_interval_ms": 20 \(extra),
+              "tenants": [{"id": "tenant-a", "endpoints": [{"id": "ep-1", "url": "\(url)",
+                           "retry": {"policy": "one_retry", "delay_seconds": 0}}]}]
+            }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testVersionHelpAndUsageErrors() throws {
+        let version = try run(["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertEqual(version.stdout, "dispatcher \(DispatcherVersion.current)\n")
+
+        let help = try run(["log", "--help"])
+        XCTAssertEqual(help.status, 0)
+        for option in ["--tenant", "--endpoint", "--type", "--status", "--since", "--limit", "--json", "--db", "--config"] {
+            XCTAssertTrue(help.stdout.contains(option), "log --help lacks \(option)")
+        }
+        for command in ["serve", "enqueue", "log", "show"] {
+            XCTAssertEqual(try run([command, "--help"]).status, 0, command)
+        }
+
+        let unknownCommand = try run(["frobnicate"])
+        XCTAssertEqual(unknownCommand.status, 2)
+        XCTAssertTrue(unknownCommand.stderr.contains("unknown command 'frobnicate'"))
+
+        let unknownOption = try run(["log", "--colour"])
+        XCTAssertEqual(unknownOption.status, 2)
+        XCTAssertTrue(unknownOption.stderr.contains("unknown option '--colour'"))
+        XCTAssertTrue(unknownOption.stderr.contains("USAGE: dispatcher log"))
+
+        XCTAssertEqual(try run(["log", "--since", "yesterday-ish", "--db", store.path]).status, 2)
+        XCTAssertEqual(try run(["log", "--limit", "0", "--db", store.path]).status, 2)
+        XCTAssertEqual(try run(["enqueue", "--type", "t", "--db", store.path]).status, 2, "--tenant is required")
+        XCTAssertEqual(try run(["serve"]).status, 2, "serve needs a config or a database")
+    }
+
+    func testEnqueuePrintsTheEventIDAndRejectsBadInput() throws {
+        let config = try writeConfig(url: "http://127.0.0.1:9/unused")
+        let ok = try run(["enqueue", "--config", config, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", #"{"a":1}"#])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        let id = ok.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNotNil(UUID(uuidString: id))
+        XCTAssertEqual(try store.eventRecord(eventID: id)?.event.body, Array(#"{"a":1}"#.utf8))
+
+        let fromStdin = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "t"], stdin: #"{"from":"stdin"}"#)
+        XCTAssertEqual(fromStdin.status, 0, fromStdin.stderr)
+        let stdinID = fromStdin.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try store.eventRecord(eventID: stdinID)?.event.body, Array(#"{"from":"stdin"}"#.utf8))
+
+        let bodyFile = directory.file("body.json")
+        try #"{"from":"file"}"#.write(toFile: bodyFile, atomically: true, encoding: .utf8)
+        let fixedID = UUID().uuidString.lowercased()
+        let fromFile = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "t", "--id", fixedID, "--data", "@" + bodyFile])
+        XCTAssertEqual(fromFile.stdout, fixedID + "\n")
+        let again = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "t", "--id", fixedID, "--data", "@" + bodyFile])
+        XCTAssertEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("already stored"))
+
+        let unknownTenant = try run(["enqueue", "--db", store.path, "--tenant", "nobody", "--type", "t", "--data", "{}"])
+        XCTAssertEqual(unknownTenant.status, 1)
+        XCTAssertTrue(unknownTenant.stderr.contains("unknown tenant 'nobody'"))
+
+        let badJSON = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "t", "--data", "{oops"])
+        XCTAssertEqual(badJSON.status, 1)
+        XCTAssertTrue(badJSON.stderr.contains("invalid JSON"))
+
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter()).count, 3, "rejected events stored nothing")
+    }
+
+    func testLogJSONAndShowJSONRoundTrip() throws {
+        let receiver = try makeReceiver { _, index in index == 0 ? .respond(status: 503, body: #"{"retry":true}"#) : .respond(status: 200, body: #"{"ok":true}"#) }
+        let config = try writeConfig(url: receiver.url())
+        let body = #"{"event":"checkin.outcome","data":{"n":1}}"#
+        let enqueued = try run(["enqueue", "--config", config, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", body])
+        let eventID = enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        startService()
+        try waitForFinalDeliveries(of: eventID)
+
+        let log = try run(["log", "--config", config, "--json"])
+        XCTAssertEqual(log.status, 0, log.stderr)
+        let lines = log.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1)
+        let row = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        let delivery = try XCTUnwrap(store.deliveries(matching: DeliveryFilter()).first)
+        XCTAssertEqual(row["id"] as? Int, Int(delivery.id))
+        XCTAssertEqual(row["event_id"] as? String, eventID)
+        XCTAssertEqual(row["tenant_id"] as? String, "tenant-a")
+        XCTAssertEqual(row["endpoint_id"] as? String, "ep-1")
+        XCTAssertEqual(row["event_type"] as? String, "checkin.outcome")
+        XCTAssertEqual(row["status"] as? String, "succeeded")
+        XCTAssertEqual(row["attempts"] as? Int, 2)
+        XCTAssertEqual(row["last_http_status"] as? Int, 200)
+        XCTAssertTrue(row["next_attempt_at"] is NSNull)
+        XCTAssertEqual(row["updated_at"] as? String, Clock.iso8601(delivery.updatedAt))
+
+        let filtered = try run(["log", "--db", store.path, "--json", "--status", "failed"])
+        XCTAssertEqual(filtered.stdout, "")
+
+        for id in [eventID, String(eventID.prefix(8)), String(delivery.id)] {
+            let show = try run(["show", "--db", store.path, "--json", id])
+            XCTAssertEqual(show.status, 0, show.stderr)
+            let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
+            let event = try XCTUnwrap(record["event"] as? [String: Any])
+            XCTAssertEqual(event["id"] as? String, eventID)
+            XCTAssertEqual(event["body"] as? String, body, "the body round-trips byte for byte")
+            let deliveries = try XCTUnwrap(record["deliveries"] as? [[String: Any]])
+            let attempts = try XCTUnwrap(deliveries.first?["attempt_log"] as? [[String: Any]])
+            XCTAssertEqual(attempts.map { $0["response_status"] as? Int }, [503, 200])
+            XCTAssertEqual(attempts.map { $0["response_body"] as? String }, [#"{"retry":true}"#, #"{"ok":true}"#])
+            XCTAssertEqual(attempts.map { $0["verdict"] as? String }, ["retry", "succeeded"])
+            XCTAssertEqual(attempts.first?["error_kind"] as? String, "http")
+        }
+
+        let human = try run(["show", "--db", store.path, eventID])
+        XCTAssertTrue(human.stdout.contains("Attempt 2"))
+        XCTAssertTrue(human.stdout.contains("HTTP 503"))
+        let table = try run(["log", "--db", store.path])
+        XCTAssertTrue(table.stdout.hasPrefix("ID "))
+        XCTAssertTrue(table.stdout.contains("succeeded"))
+
+        let missing = try run(["show", "--db", store.path, "999999"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("not found"))
+    }
+
+    func testServeDeliversAndExitsZeroOnSIGTERM() throws {
+        let receiver = try makeReceiver()
+        let config = try writeConfig(url: receiver.url())
+        let (serve, _, err) = try launch(["serve", "--config", config])
+        defer { if serve.isRunning { serve.terminate() } }
+
+        let enqueued = try run(["enqueue", "--config", config, "--tenant", "tenant-a", "--type", "t", "--data", #"{"x":1}"#])
+        let eventID = enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try waitForFinalDeliveries(of: eventID)
+        XCTAssertEqual(receiver.requests.map { $0.header("webhook-id") }, [eventID])
+
+        kill(serve.processIdentifier, SIGTERM)
+        try waitUntil("serve exits after SIGTERM") { !serve.isRunning }
+        serve.waitUntilExit()
+        XCTAssertEqual(serve.terminationStatus, 0)
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(log.contains("received SIGTERM"), log)
+    }
+
+    func testMalformedConfigIsAClearErrorAndNothingRuns() throws {
+        let path = directory.file("bad.json")
+        try #"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://example.com/h", "timeout_seconds": "soon"}]}]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try run(["serve", "--config", path])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("tenants[0].endpoints[0].timeout_seconds"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("expected a number"), result.stderr)
+
+        let missing = try run(["serve", "--config", directory.file("nope.json")])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("cannot read"), missing.stderr)
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// The config file: defaults, and errors that name the key path.
+final class ConfigurationTests: XCTestCase {
+    func parse(_ json: String) throws -> DispatcherConfiguration {
+        try DispatcherConfiguration.parse(Data(json.utf8), baseDirectory: "/srv/dispatcher")
+    }
+
+    func assertRejected(_ json: String, path: String, mentioning text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try parse(json), file: file, line: line) { error in
+            guard case .invalidConfiguration(let actualPath, let message)? = error as? DispatcherError else {
+                return XCTFail("unexpected \(error)", file: file, line: line)
+            }
+            XCTAssertEqual(actualPath, path, file: file, line: line)
+            XCTAssertTrue(message.contains(text), "'\(message)' does not mention '\(text)'", file: file, line: line)
+        }
+    }
+
+    func testTheExampleConfigIsValid() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config.example.json").standardized.path
+        let configuration = try DispatcherConfiguration.load(path: path)
+        XCTAssertEqual(configuration.tenants.map(\.id), ["clinic-a", "onboarding-client"])
+        XCTAssertEqual(configuration.endpoints.first { $0.id == "onboarding-client-local" }?.retry, .oneRetry(delaySeconds: 5))
+        XCTAssertEqual(configuration.endpoints.first { $0.id == "onboarding-client-local" }?.success, .json200Or204)
+        XCTAssertTrue(configuration.database.hasSuffix("/dispatcher.sqlite"))
+    }
+
+    func testDefaults() throws {
+        let configuration = try parse(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://example.com/h"}]}]}"#)
+        XCTAssertEqual(configuration.database, "/srv/dispatcher/dispatcher.sqlite")
+        XCTAssertEqual(configuration.workers, 8)
+        XCTAssertEqual(configuration.pollIntervalMilliseconds, 100)
+        XCTAssertEqual(configuration.leaseSeconds, 60)
+        XCTAssertEqual(configuration.maxPayloadBytes, 262_144)
+        XCTAssertTrue(configuration.urlPolicy.requireHTTPS)
+        XCTAssertFalse(configuration.destinationPolicy.allowPrivateAddresses)
+        let endpoint = try XCTUnwrap(configuration.endpoints.first)
+        XCTAssertEqual(endpoint.tenantID, "t")
+        XCTAssertEqual(endpoint.timeoutSeconds, 10)
+        XCTAssertEqual(endpoint.maxConcurrency, 4)
+        XCTAssertEqual(endpoint.retry, .default)
+        XCTAssertEqual(endpoint.success, .any2xx)
+        XCTAssertEqual(endpoint.eventFilters, [])
+    }
+
+    func testUnknownKeysAreRejectedWithTheirPath() {
+        assertRejected(#"{"wrokers": 4}"#, path: "wrokers", mentioning: "unknown key")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "retries": {}}]}]}"#,
+                       path: "tenants[0].endpoints[0].retries", mentioning: "unknown key")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "retry": {"policy": "one_retry", "delay": 1}}]}]}"#,
+                       path: "tenants[0].endpoints[0].retry.delay", mentioning: "unknown key")
+    }
+
+    func testWrongTypesAndValuesNameTheKey() {
+        assertRejected(#"{"workers": "8"}"#, path: "workers", mentioning: "expected a number")
+        assertRejected(#"{"workers": 0}"#, path: "workers", mentioning: "between 1 and 512")
+        assertRejected(#"{"workers": 2.5}"#, path: "workers", mentioning: "whole number")
+        assertRejected(#"{"require_https": "yes"}"#, path: "require_https", mentioning: "true or false")
+        assertRejected(#"{"tenants": {}}"#, path: "tenants", mentioning: "expected an array")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "success": "200"}]}]}"#,
+                       path: "tenants[0].endpoints[0].success", mentioning: "json_200_or_204")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "retry": {"policy": "forever"}}]}]}"#,
+                       path: "tenants[0].endpoints[0].retry.policy", mentioning: "one_retry, exponential")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "events": ["bad pattern"]}]}]}"#,
+                       path: "tenants[0].endpoints[0].events[0]", mentioning: "not an event type")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "headers": {"Host": "x"}}]}]}"#,
+                       path: "tenants[0].endpoints[0].headers.Host", mentioning: "set by the dispatcher")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "timeout_seconds": 90}]}]}"#,
+                       path: "tenants[0].endpoints[0].timeout_seconds", mentioning: "lease_seconds")
+    }
+
+    func testBadURLsAreRejected() {
+        let cases = [
+            ("not a url", "absolute URL"),
+            ("ftp://example.com/x", "not http or https"),
+            ("http://example.com/x", "not https"),
+            ("https://user:pass@example.com/x", "credentials"),
+        ]
+        for (url, text) in cases {
+            assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "\#(url)"}]}]}"#,
+                           path: "tenants[0].endpoints[0].url", mentioning: text)
+        }
+        XCTAssertNoThrow(try parse(#"{"require_https": false, "tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "http://127.0.0.1:9/x"}]}]}"#))
+    }
+
+    func testDuplicatesAreRejected() {
+        assertRejected(#"{"tenants": [{"id": "t"}, {"id": "t"}]}"#, path: "tenants[1].id", mentioning: "defined twice")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/a"}]}, {"id": "u", "endpoints": [{"id": "e", "url": "https://x.example/b"}]}]}"#,
+                       path: "tenants[1].endpoints[0].id", mentioning: "defined twice")
+    }
+
+    func testMalformedJSONIsAClearError() {
+        assertRejected(#"{"workers": 4,"#, path: "", mentioning: "not valid JSON")
+        assertRejected(#"[]"#, path: "", mentioning: "expected an object")
+    }
+
+    func testAllowedNetworksAreCIDRBlocks() throws {
+        let configuration = try parse(#"{"allowed_networks": ["127.0.0.0/8", "::1/128"]}"#)
+        XCTAssertTrue(configuration.destinationPolicy.allowedNetworks[0].contains(IPAddress("127.1.2.3")!))
+        XCTAssertNil(configuration.destinationPolicy.refusal(for: IPAddress("::1")!))
+        XCTAssertNotNil(configuration.destinationPolicy.refusal(for: IPAddress("10.0.0.1")!))
+        assertRejected(#"{"allowed_networks": ["127.0.0.0/33"]}"#, path: "allowed_networks[0]", mentioning: "CIDR")
+    }
+}
