@@ -1,5 +1,4 @@
 #include <curl/curl.h>
-#include <sys/socket.h>
 
 /* curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call.
    These typed wrappers are the only way the Swift code sets options or reads info. */

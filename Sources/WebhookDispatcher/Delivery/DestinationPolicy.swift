@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Which network addresses deliveries may connect to. By default only public unicast
 /// addresses: a URL a customer typed must not reach the dispatcher's own network (SSRF).

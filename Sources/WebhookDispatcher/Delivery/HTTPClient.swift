@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import Glibc
 
 /// One POST as the worker sends it.
 struct HTTPRequest: Sendable {

@@ -1,4 +1,9 @@
 import Foundation
+import Glibc
+// Not for curl: <curl/curl.h> includes <sys/socket.h>, and in optimised whole-module builds the
+// clang importer then files glibc's socket constants (SOCK_STREAM, ...) under CCurl, hiding them
+// from files that import only Glibc.
+import CCurl
 import Synchronization
 
 /// A request as the server read it.

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Glibc
 
 /// One SQLite connection: the only place that opens, configures and talks to `sqlite3`.
 ///

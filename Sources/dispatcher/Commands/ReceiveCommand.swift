@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import WebhookDispatcher
 
 /// `dispatcher receive`: a development receiver on loopback that prints what it gets, so the

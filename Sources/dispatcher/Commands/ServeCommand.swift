@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Glibc
 import WebhookDispatcher
 
 /// `dispatcher serve`: syncs the config's endpoints into the store and runs the worker pool
