@@ -32,6 +32,19 @@ final class DeliveryTests: DispatcherTestCase {
         XCTAssertEqual(attempt.requestHeaders.first { $0.name == "X-Clinic" }?.value, "a")
     }
 
+    func testAWorkerKeepsItsConnectionAliveBetweenDeliveries() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        startService(workers: 1)
+        var last: EnqueueResult?
+        for _ in 0..<5 {
+            last = try enqueue()
+            try waitForFinalDeliveries(of: last!.eventID)
+        }
+        XCTAssertEqual(receiver.requests.count, 5)
+        XCTAssertEqual(receiver.connectionsAccepted, 1)
+    }
+
     func testFanOutDeliversToEveryMatchingEndpoint() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [

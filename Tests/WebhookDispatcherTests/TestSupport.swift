@@ -53,6 +53,8 @@ final class TestReceiver: Sendable {
 
     var requests: [HTTPServerRequest] { recorded.all }
 
+    var connectionsAccepted: Int { server.withLock { $0?.connectionsAccepted ?? 0 } }
+
     func requests(on path: String) -> [HTTPServerRequest] { requests.filter { $0.path == path } }
 
     func stop() {

@@ -77,6 +77,7 @@ public final class HTTPServer: Sendable {
     private let handler: Handler
     private let connections = Mutex<Set<Int32>>([])
     private let isStopped = Atomic<Bool>(false)
+    private let accepted = Atomic<Int>(0)
     private let acceptLoopDone = DispatchSemaphore(value: 0)
 
     /// Binds and starts accepting at once. `host` is an IPv4 or IPv6 literal.
@@ -94,6 +95,9 @@ public final class HTTPServer: Sendable {
     }
 
     deinit { stop() }
+
+    /// Connections accepted so far: with keep-alive, far fewer than requests.
+    public var connectionsAccepted: Int { accepted.load(ordering: .relaxed) }
 
     /// Stops accepting and closes every open connection. Handlers still running finish on
     /// their own; what they write goes nowhere.
@@ -168,6 +172,7 @@ public final class HTTPServer: Sendable {
             }
             var noDelay: Int32 = 1
             setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
+            accepted.add(1, ordering: .relaxed)
             connections.withLock { _ = $0.insert(connection) }
             DispatchQueue(label: "http-server.connection").async { [self] in
                 serve(connection: connection, remoteAddress: remote)
