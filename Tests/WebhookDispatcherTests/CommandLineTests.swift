@@ -93,7 +93,7 @@ final class CommandLineTests: DispatcherTestCase {
 
     func testEnqueuePrintsTheEventIDAndRejectsBadInput() throws {
         let config = try writeConfig(url: "http://127.0.0.1:9/unused")
-        let ok = try run(["enqueue", "--config", config, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", #"{"a":1}"#])
+        let ok = try run(["enqueue", "--config", config, "--tenant", "tenant-a", "--type", "order.created", "--data", #"{"a":1}"#])
         XCTAssertEqual(ok.status, 0, ok.stderr)
         let id = ok.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertNotNil(UUID(uuidString: id))
@@ -124,11 +124,34 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter()).count, 3, "rejected events stored nothing")
     }
 
+    func testEnqueueChecksBodiesOfTheSeedEventTypes() throws {
+        try addTenant(endpoints: [])
+        let malformed = EventBuilderTests.checkinSucceeded.replacingOccurrences(of: #""hmo_id": 1"#, with: #""hmo_id": "1""#)
+        let rejected = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", malformed])
+        XCTAssertEqual(rejected.status, 1)
+        XCTAssertTrue(rejected.stderr.contains("invalid checkin.outcome event: data.hmo_id must be a JSON integer"), rejected.stderr)
+
+        let valid = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", EventBuilderTests.checkinSucceeded])
+        XCTAssertEqual(valid.status, 0, valid.stderr)
+        XCTAssertEqual(valid.stdout, "0f3a12b8-0f3f-4d5c-8df0-8c2a5b1f1c44\n", "the outbox id is the body's data.event_id")
+
+        let custom = #"{"key": "verification.selfie.created", "data": {"id": "01234567-89ab-cdef-0123-456789abcdef"}}"#
+        let withoutFlag = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "verification.selfie.created", "--data", custom])
+        XCTAssertEqual(withoutFlag.status, 1)
+        XCTAssertTrue(withoutFlag.stderr.contains("not a documented verification event key"), withoutFlag.stderr)
+        let withFlag = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "verification.selfie.created",
+                                "--allow-custom-type", "--data", custom])
+        XCTAssertEqual(withFlag.status, 0, withFlag.stderr)
+
+        let otherType = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "order.shipped", "--data", #"{"free":"form"}"#])
+        XCTAssertEqual(otherType.status, 0, otherType.stderr)
+    }
+
     func testLogJSONAndShowJSONRoundTrip() throws {
         let receiver = try makeReceiver { _, index in index == 0 ? .respond(status: 503, body: #"{"retry":true}"#) : .respond(status: 200, body: #"{"ok":true}"#) }
         let config = try writeConfig(url: receiver.url())
-        let body = #"{"event":"checkin.outcome","data":{"n":1}}"#
-        let enqueued = try run(["enqueue", "--config", config, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", body])
+        let body = #"{"event":"order.created","data":{"n":1}}"#
+        let enqueued = try run(["enqueue", "--config", config, "--tenant", "tenant-a", "--type", "order.created", "--data", body])
         let eventID = enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         startService()
         try waitForFinalDeliveries(of: eventID)
@@ -143,7 +166,7 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertEqual(row["event_id"] as? String, eventID)
         XCTAssertEqual(row["tenant_id"] as? String, "tenant-a")
         XCTAssertEqual(row["endpoint_id"] as? String, "ep-1")
-        XCTAssertEqual(row["event_type"] as? String, "checkin.outcome")
+        XCTAssertEqual(row["event_type"] as? String, "order.created")
         XCTAssertEqual(row["status"] as? String, "succeeded")
         XCTAssertEqual(row["attempts"] as? Int, 2)
         XCTAssertEqual(row["last_http_status"] as? Int, 200)

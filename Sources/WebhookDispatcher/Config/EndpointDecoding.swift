@@ -46,10 +46,17 @@ extension Endpoint {
         if let problem = urlPolicy.problem(with: url) { throw reader.fail("url", problem) }
 
         let filters = try reader.stringArray("events") ?? []
+        // An endpoint that only takes one family's events gets that family's documented profile.
+        let family = EventFamily.only(in: filters)
+        let profile = family?.recommendedProfile
         for (index, pattern) in filters.enumerated() where !EventType.isValidPattern(pattern) {
             throw DispatcherError.invalidConfiguration(
                 path: "\(reader.keyPath("events"))[\(index)]",
                 message: "'\(pattern)' is not an event type or pattern (letters, digits, '.', '_', '-', '*')")
+        }
+
+        if profile?.requiresHTTPS == true && !url.lowercased().hasPrefix("https://") {
+            throw reader.fail("url", "must be https: \(family!.rawValue) receivers accept webhooks over HTTPS only")
         }
 
         var headers: [String: String] = [:]
@@ -71,7 +78,7 @@ extension Endpoint {
         let timeout = try reader.number("timeout_seconds", default: 10, in: 0.1...300)
         let connectTimeout = try reader.number("connect_timeout_seconds", default: min(5, timeout), in: 0.1...300)
         let maxConcurrency = try reader.integer("max_concurrency", default: 4, in: 1...1_000)
-        let retry = try reader.object("retry").map(RetryPolicy.decode) ?? .default
+        let retry = try reader.object("retry").map(RetryPolicy.decode) ?? profile?.retry ?? .default
         let success: SuccessRule
         if let rule = try reader.string("success") {
             guard let parsed = SuccessRule(rawValue: rule) else {
@@ -79,7 +86,7 @@ extension Endpoint {
             }
             success = parsed
         } else {
-            success = .any2xx
+            success = profile?.success ?? .any2xx
         }
         let enabled = try reader.bool("enabled", default: true)
         try reader.rejectUnknownKeys()

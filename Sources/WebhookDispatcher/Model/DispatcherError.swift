@@ -12,6 +12,9 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
     /// A config file or endpoint definition is invalid; `path` is the key path (`tenants[0].endpoints[1].url`).
     case invalidConfiguration(path: String, message: String)
     case notFound(String)
+    /// A typed event builder (or `enqueue` of a known type) found a field that breaks the
+    /// receiver's documented format.
+    case invalidEvent(type: String, field: String, message: String)
 
     public var description: String {
         switch self {
@@ -31,6 +34,8 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
             return path.isEmpty ? "invalid configuration: \(message)" : "invalid configuration at \(path): \(message)"
         case .notFound(let what):
             return "not found: \(what)"
+        case .invalidEvent(let type, let field, let message):
+            return "invalid \(type) event: \(field) \(message)"
         }
     }
 

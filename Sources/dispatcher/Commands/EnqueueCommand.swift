@@ -11,10 +11,14 @@ struct EnqueueCommand: DispatcherCommand {
             OptionSpec(name: "type", value: "TYPE", help: "The event type, e.g. checkin.outcome (required)."),
             OptionSpec(name: "id", value: "UUID", help: "The event id (idempotency key); generated when absent."),
             OptionSpec(name: "data", value: "JSON", help: "The body: JSON text, or @FILE; read from stdin when absent."),
+            OptionSpec(name: "allow-custom-type", value: nil, help: "Accept a verification.* key the verification seed does not document."),
         ] + StoreSelection.options,
         discussion: """
-            The body is sent to receivers byte for byte; it must be a JSON object. Enqueuing an id
-            that is already stored stores nothing and says so on stderr (exit 0).
+            The body is sent to receivers byte for byte; it must be a JSON object. Bodies of the seed
+            event types (checkin.outcome, visit.*, onboarding.status_changed, watchlist.updated,
+            verification.*) must match their documented format exactly; other types pass as any
+            JSON object. A check-in outcome or visit event keeps the id its body carries as the event id.
+            Enqueuing an id that is already stored stores nothing and says so on stderr (exit 0).
             """)
 
     let selection: StoreSelection
@@ -22,6 +26,7 @@ struct EnqueueCommand: DispatcherCommand {
     let type: String
     let id: UUID?
     let data: String?
+    let allowCustomType: Bool
 
     init(_ arguments: ParsedArguments) throws {
         guard let tenant = arguments.value("tenant") else { throw UsageError("--tenant is required") }
@@ -36,6 +41,7 @@ struct EnqueueCommand: DispatcherCommand {
         self.tenant = tenant
         self.type = type
         self.data = arguments.value("data")
+        allowCustomType = arguments.flag("allow-custom-type")
         selection = try StoreSelection(arguments)
     }
 
@@ -51,9 +57,13 @@ struct EnqueueCommand: DispatcherCommand {
 
     func run() throws {
         let body = try readBody()
+        let bodyID = try EventFamily.validate(body: body, type: type, allowCustomKey: allowCustomType)
+        if let id, let bodyID, id != bodyID {
+            throw UsageError("--id \(id.uuidString.lowercased()) differs from the id in the body (\(bodyID.uuidString.lowercased())); leave --id out")
+        }
         let store = try selection.openStore()
         try selection.syncConfiguration(into: store)
-        let result = try store.enqueue(NewEvent(tenantID: tenant, type: type, body: body, id: id))
+        let result = try store.enqueue(NewEvent(tenantID: tenant, type: type, body: body, id: id ?? bodyID))
         if result.isDuplicate {
             Console.error("event \(result.eventID) was already stored; nothing new was enqueued\n")
         } else if result.deliveryCount == 0 {
