@@ -63,23 +63,16 @@ public struct VisitEventV1: Sendable, Equatable {
     }
 
     public var json: JSONValue {
-        .object([
-            ("version", .string("1.0")),
-            ("id", .string(id.uuidString.lowercased())),
-            ("type", .string(kind.rawValue)),
-            ("created", .integer(Int64(created))),
-            ("account_code", .string(accountCode)),
-            ("data", .object([
-                ("id", .string(visit.id)),
-                ("member_id", .string(visit.memberID)),
-                ("provider_id", .string(visit.providerID)),
-                ("start", .string(String(visit.start))),
-                ("end", .string(String(visit.end))),
-                ("actual_start", .string(visit.actualStart.map(String.init))),
-                ("actual_end", .string(visit.actualEnd.map(String.init))),
-                ("status", .string(String(statusCode))),
-                ("completed_by", .string(completedBy)),
-            ])),
+        VisitValidation.envelope(version: "1.0", id: id, kind: kind, created: created, code: ("account_code", accountCode), data: [
+            ("id", .string(visit.id)),
+            ("member_id", .string(visit.memberID)),
+            ("provider_id", .string(visit.providerID)),
+            ("start", .string(String(visit.start))),
+            ("end", .string(String(visit.end))),
+            ("actual_start", .string(visit.actualStart.map(String.init))),
+            ("actual_end", .string(visit.actualEnd.map(String.init))),
+            ("status", .string(String(statusCode))),
+            ("completed_by", .string(completedBy)),
         ])
     }
 
@@ -206,14 +199,7 @@ public struct VisitEventV2: Sendable, Equatable {
                 ("currency", .string(invoice.currency)),
             ])))
         }
-        return .object([
-            ("version", .string("2.0")),
-            ("id", .string(id.uuidString.lowercased())),
-            ("type", .string(kind.rawValue)),
-            ("created", .integer(Int64(created))),
-            ("clinic_code", .string(clinicCode)),
-            ("data", .object(data)),
-        ])
+        return VisitValidation.envelope(version: "2.0", id: id, kind: kind, created: created, code: ("clinic_code", clinicCode), data: data)
     }
 
     public func event(tenantID: String) -> NewEvent {
@@ -258,8 +244,20 @@ public struct VisitEventV2: Sendable, Equatable {
     }
 }
 
-/// Rules both visit envelopes share.
+/// The envelope and rules both visit versions share.
 enum VisitValidation {
+    static func envelope(version: String, id: UUID, kind: VisitEventKind, created: Int, code: (key: String, value: String),
+                         data: [(String, JSONValue)]) -> JSONValue {
+        .object([
+            ("version", .string(version)),
+            ("id", .string(id.uuidString.lowercased())),
+            ("type", .string(kind.rawValue)),
+            ("created", .integer(Int64(created))),
+            (code.key, .string(code.value)),
+            ("data", .object(data)),
+        ])
+    }
+
     static func common(type: String, created: Int, code: (key: String, value: String), visit: VisitDetails) throws {
         func fail(_ field: String, _ message: String) -> DispatcherError { .invalidEvent(type: type, field: field, message: message) }
         guard created >= 0 else { throw fail("created", "must be Unix seconds, got \(created)") }
