@@ -8,7 +8,22 @@ final class StoreTests: DispatcherTestCase {
         _ = try SQLiteStore(path: store.path)
         _ = try SQLiteStore(path: store.path)
         let versions = try store.withDatabase { try $0.query("SELECT version, name FROM schema_migrations") { "\($0.int(0)) \($0.string(1))" } }
-        XCTAssertEqual(versions, ["1 0001_init"])
+        XCTAssertEqual(versions, ["1 0001_init", "2 0002_endpoint_secret_headers"])
+    }
+
+    func testADatabaseFromAnEarlierVersionIsUpgradedWithItsData() throws {
+        let path = directory.file("old.sqlite")
+        let old = try Database(path: path)
+        XCTAssertEqual(try Migrator(migrations: Array(EmbeddedMigrations.sqlite.prefix(1))).migrate(old), [1])
+        try old.execute("""
+            INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('t', 't', 0, 0);
+            INSERT INTO endpoints (id, tenant_id, url, timeout_ms, connect_timeout_ms, max_concurrency, retry, success_rule, created_at, updated_at)
+            VALUES ('e', 't', 'https://example.com/h', 10000, 5000, 4, '{"policy":"one_retry","delay_seconds":5}', '2xx', 0, 0);
+            """)
+        let upgraded = try SQLiteStore(path: path)
+        let endpoint = try XCTUnwrap(upgraded.endpoint(id: "e"))
+        XCTAssertEqual(endpoint.secretHeaders, [])
+        XCTAssertEqual(endpoint.retry, .oneRetry(delaySeconds: 5))
     }
 
     func testEmbeddedMigrationsAreTheFilesInMigrations() throws {

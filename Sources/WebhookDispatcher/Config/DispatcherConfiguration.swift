@@ -102,11 +102,24 @@ public struct DispatcherConfiguration: Sendable {
             tenants: tenants, endpoints: endpoints)
     }
 
+    /// Fails when a header written `env:NAME` names a variable this process does not have: run
+    /// by `serve`, so reading the log never needs the secrets.
+    public func checkEnvironment() throws {
+        for endpoint in endpoints {
+            for (name, value) in endpoint.headers.sorted(by: { $0.key < $1.key }) {
+                if let reference = EnvironmentReference(value), reference.value == nil {
+                    throw DispatcherError.invalidConfiguration(
+                        path: "endpoint \(endpoint.id) headers.\(name)", message: "environment variable \(reference.name) is not set")
+                }
+            }
+        }
+    }
+
     public var storeOptions: StoreOptions { StoreOptions(maxPayloadBytes: maxPayloadBytes) }
 
     public func serviceConfiguration(logger: DispatcherLogger) -> DeliveryServiceConfiguration {
         DeliveryServiceConfiguration(
             workers: workers, pollInterval: Double(pollIntervalMilliseconds) / 1000, leaseSeconds: leaseSeconds,
-            responseBodyCap: responseBodyCapBytes, destinationPolicy: destinationPolicy, logger: logger)
+            responseBodyCap: responseBodyCapBytes, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy, logger: logger)
     }
 }

@@ -28,6 +28,19 @@ public struct URLPolicy: Sendable, Equatable {
     }
 }
 
+/// A config value written `env:NAME`: the secret lives in the environment, not in files.
+struct EnvironmentReference: Equatable {
+    let name: String
+
+    init?(_ value: String) {
+        guard value.hasPrefix("env:"), value.count > 4 else { return nil }
+        name = String(value.dropFirst(4))
+    }
+
+    /// The variable's value now, or nil when it is not set.
+    var value: String? { ProcessInfo.processInfo.environment[name] }
+}
+
 /// Header names the dispatcher sets itself; an endpoint may not override them.
 let reservedHeaderNames: Set<String> = [
     "content-length", "host", "transfer-encoding", "connection", "expect",
@@ -75,6 +88,12 @@ extension Endpoint {
             }
         }
 
+        let secretHeaders = try reader.stringArray("secret_headers") ?? []
+        for (index, name) in secretHeaders.enumerated() where !headers.keys.contains(where: { $0.caseInsensitiveCompare(name) == .orderedSame }) {
+            throw DispatcherError.invalidConfiguration(path: "\(reader.keyPath("secret_headers"))[\(index)]",
+                                                       message: "'\(name)' is not one of this endpoint's headers")
+        }
+
         let timeout = try reader.number("timeout_seconds", default: 10, in: 0.1...300)
         let connectTimeout = try reader.number("connect_timeout_seconds", default: min(5, timeout), in: 0.1...300)
         let maxConcurrency = try reader.integer("max_concurrency", default: 4, in: 1...1_000)
@@ -90,7 +109,7 @@ extension Endpoint {
         }
         let enabled = try reader.bool("enabled", default: true)
         try reader.rejectUnknownKeys()
-        return Endpoint(id: id, tenantID: tenantID, url: url, eventFilters: filters, headers: headers,
+        return Endpoint(id: id, tenantID: tenantID, url: url, eventFilters: filters, headers: headers, secretHeaders: secretHeaders,
                         timeoutSeconds: timeout, connectTimeoutSeconds: connectTimeout, maxConcurrency: maxConcurrency,
                         retry: retry, success: success, enabled: enabled)
     }

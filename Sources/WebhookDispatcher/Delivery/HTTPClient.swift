@@ -32,6 +32,7 @@ struct HTTPClientConfiguration: Sendable {
     var responseBodyCap: Int = 64 * 1024
     var userAgent: String = "dispatcher/\(DispatcherVersion.current)"
     var destinationPolicy: DestinationPolicy = DestinationPolicy()
+    var urlPolicy: URLPolicy = URLPolicy()
 }
 
 /// One libcurl easy handle: the only place that calls `curl_*`.
@@ -55,6 +56,11 @@ final class HTTPClient {
     deinit { curl_easy_cleanup(handle) }
 
     func post(_ request: HTTPRequest) -> HTTPExchange {
+        // The config refuses such URLs already; this holds for endpoints stored by other means.
+        if let problem = configuration.urlPolicy.problem(with: request.url) {
+            return HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
+                                errorMessage: problem, durationMicroseconds: 0)
+        }
         let context = TransferContext(bodyCap: configuration.responseBodyCap, policy: configuration.destinationPolicy)
         let unmanaged = Unmanaged.passRetained(context)
         defer { unmanaged.release() }
@@ -74,7 +80,7 @@ final class HTTPClient {
                 errorBuffer[0] = 0
                 dispatcher_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer.baseAddress)
                 dispatcher_curl_set_string(handle, CURLOPT_URL, request.url)
-                dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
+                dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, configuration.urlPolicy.requireHTTPS ? "https" : "http,https")
                 dispatcher_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
                 dispatcher_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0)
                 dispatcher_curl_set_long(handle, CURLOPT_POST, 1)

@@ -13,7 +13,8 @@ enum HeaderRedaction {
         return secretNames.contains(lowered) || secretFragments.contains { lowered.contains($0) }
     }
 
-    static func redact(_ headers: [HeaderField]) -> [HeaderField] {
-        headers.map { isSecret($0.name) ? HeaderField($0.name, placeholder) : $0 }
+    /// Replaces credential values with `***`; `alsoSecret` adds names (any case) to redact.
+    static func redact(_ headers: [HeaderField], alsoSecret: Set<String> = []) -> [HeaderField] {
+        headers.map { isSecret($0.name) || alsoSecret.contains($0.name.lowercased()) ? HeaderField($0.name, placeholder) : $0 }
     }
 }

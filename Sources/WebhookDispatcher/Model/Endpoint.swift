@@ -6,9 +6,13 @@ public struct Endpoint: Sendable, Equatable {
     public var url: String
     /// Event-type patterns (`checkin.*`, `visit.ended`); empty means every type.
     public var eventFilters: [String]
-    /// Custom request headers, sent on every attempt. Values are redacted in the audit log
-    /// when the name looks like a credential (see `HeaderRedaction`).
+    /// Custom request headers, sent on every attempt. A value written `env:NAME` is read from
+    /// the environment variable NAME when the request is made (and never stored). Values are
+    /// redacted in the audit log when the name looks like a credential (see `HeaderRedaction`),
+    /// comes from the environment, or is listed in `secretHeaders`.
     public var headers: [String: String]
+    /// Further header names whose values are secrets.
+    public var secretHeaders: [String]
     public var timeoutSeconds: Double
     public var connectTimeoutSeconds: Double
     /// In-flight deliveries to this endpoint per `dispatcher serve` process.
@@ -23,6 +27,7 @@ public struct Endpoint: Sendable, Equatable {
         url: String,
         eventFilters: [String] = [],
         headers: [String: String] = [:],
+        secretHeaders: [String] = [],
         timeoutSeconds: Double = 10,
         connectTimeoutSeconds: Double = 5,
         maxConcurrency: Int = 4,
@@ -35,6 +40,7 @@ public struct Endpoint: Sendable, Equatable {
         self.url = url
         self.eventFilters = eventFilters
         self.headers = headers
+        self.secretHeaders = secretHeaders
         self.timeoutSeconds = timeoutSeconds
         self.connectTimeoutSeconds = connectTimeoutSeconds
         self.maxConcurrency = maxConcurrency

@@ -52,6 +52,24 @@ public enum HTTPServerReply: Sendable {
     case close
     /// Write these bytes verbatim and close (a receiver that speaks broken HTTP).
     case raw([UInt8])
+    /// Abort the connection with a TCP reset instead of an orderly close.
+    case reset
+    /// Hand the connection to `writer` (a slow or endless response), then close it.
+    case stream(@Sendable (HTTPServerStream) -> Void)
+}
+
+/// The connection a `.stream` reply writes to.
+public struct HTTPServerStream: Sendable {
+    let descriptor: Int32
+    let server: HTTPServer
+
+    /// Writes all of `bytes`; false once the peer or the server has gone.
+    public func write(_ bytes: [UInt8]) -> Bool {
+        !server.isStopping && server.write(descriptor, bytes)
+    }
+
+    /// True once `stop()` was called: an endless writer should return.
+    public var isServerStopping: Bool { server.isStopping }
 }
 
 /// A small HTTP/1.1 server over POSIX sockets, with keep-alive and a thread per connection.
@@ -225,14 +243,23 @@ public final class HTTPServer: Sendable {
             case .raw(let bytes):
                 write(connection, bytes)
                 return
+            case .reset:
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                return
+            case .stream(let writer):
+                writer(HTTPServerStream(descriptor: connection, server: self))
+                return
             case .respond(let response):
                 guard write(connection, Self.serialize(response, keepAlive: keepAlive)), keepAlive else { return }
             }
         }
     }
 
+    var isStopping: Bool { isStopped.load(ordering: .relaxed) }
+
     @discardableResult
-    private func write(_ connection: Int32, _ bytes: [UInt8]) -> Bool {
+    fileprivate func write(_ connection: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

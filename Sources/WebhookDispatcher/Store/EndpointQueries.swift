@@ -13,25 +13,26 @@ enum EndpointQueries {
     /// Bumps `revision` only when something changed, so workers' caches stay warm.
     static let upsertEndpoint = """
         INSERT INTO endpoints (id, tenant_id, url, event_filters, headers, timeout_ms, connect_timeout_ms,
-                               max_concurrency, retry, success_rule, enabled, revision, created_at, updated_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12)
+                               max_concurrency, retry, success_rule, enabled, secret_headers, revision, created_at, updated_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, 1, ?12, ?12)
         ON CONFLICT (id) DO UPDATE SET
             url = excluded.url, event_filters = excluded.event_filters, headers = excluded.headers,
+            secret_headers = excluded.secret_headers,
             timeout_ms = excluded.timeout_ms, connect_timeout_ms = excluded.connect_timeout_ms,
             max_concurrency = excluded.max_concurrency, retry = excluded.retry,
             success_rule = excluded.success_rule, enabled = excluded.enabled,
             revision = endpoints.revision + 1, updated_at = excluded.updated_at
          WHERE (endpoints.url, endpoints.event_filters, endpoints.headers, endpoints.timeout_ms,
                 endpoints.connect_timeout_ms, endpoints.max_concurrency, endpoints.retry,
-                endpoints.success_rule, endpoints.enabled)
+                endpoints.success_rule, endpoints.enabled, endpoints.secret_headers)
             IS NOT (excluded.url, excluded.event_filters, excluded.headers, excluded.timeout_ms,
                     excluded.connect_timeout_ms, excluded.max_concurrency, excluded.retry,
-                    excluded.success_rule, excluded.enabled)
+                    excluded.success_rule, excluded.enabled, excluded.secret_headers)
         """
 
     static let selectEndpoint = """
         SELECT id, tenant_id, url, event_filters, headers, timeout_ms, connect_timeout_ms,
-               max_concurrency, retry, success_rule, enabled
+               max_concurrency, retry, success_rule, enabled, secret_headers
           FROM endpoints WHERE id = ?
         """
 
@@ -54,7 +55,7 @@ enum EndpointQueries {
                     try JSONText.encode(endpoint.eventFilters), try JSONText.encode(endpoint.headers),
                     Int64((endpoint.timeoutSeconds * 1000).rounded()), Int64((endpoint.connectTimeoutSeconds * 1000).rounded()),
                     endpoint.maxConcurrency, try JSONText.encode(endpoint.retry.jsonObject),
-                    endpoint.success.rawValue, endpoint.enabled, now,
+                    endpoint.success.rawValue, endpoint.enabled, now, try JSONText.encode(endpoint.secretHeaders),
                 ])
             }
         }
@@ -67,6 +68,7 @@ enum EndpointQueries {
                 id: row.string(0), tenantID: row.string(1), url: row.string(2),
                 eventFilters: try JSONText.decode(row.string(3)) as? [String] ?? [],
                 headers: try JSONText.decode(row.string(4)) as? [String: String] ?? [:],
+                secretHeaders: try JSONText.decode(row.string(11)) as? [String] ?? [],
                 timeoutSeconds: Double(row.int64(5)) / 1000, connectTimeoutSeconds: Double(row.int64(6)) / 1000,
                 maxConcurrency: row.int(7), retry: try RetryPolicy.decode(retryReader),
                 success: SuccessRule(rawValue: row.string(9)) ?? .any2xx, enabled: row.int(10) != 0)

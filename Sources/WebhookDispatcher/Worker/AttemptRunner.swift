@@ -7,8 +7,9 @@ struct AttemptRunner {
     let leaseOwner: String
     let userAgent: String
 
-    /// The request headers of an attempt, in the order they are sent.
-    static func requestHeaders(for delivery: ClaimedDelivery, endpoint: Endpoint, userAgent: String, timestamp: Date) -> [HeaderField] {
+    /// The request headers of an attempt, in the order they are sent, with `env:NAME` values
+    /// resolved. Throws (naming the header) when such a variable is not set.
+    static func requestHeaders(for delivery: ClaimedDelivery, endpoint: Endpoint, userAgent: String, timestamp: Date) throws -> [HeaderField] {
         var headers = [
             HeaderField("Content-Type", "application/json"),
             HeaderField("User-Agent", userAgent),
@@ -16,21 +17,49 @@ struct AttemptRunner {
             HeaderField("webhook-timestamp", String(Int(timestamp.timeIntervalSince1970))),
         ]
         for name in endpoint.headers.keys.sorted() {
+            var value = endpoint.headers[name]!
+            if let reference = EnvironmentReference(value) {
+                guard let resolved = reference.value else {
+                    throw MissingEnvironmentVariable(header: name, variable: reference.name)
+                }
+                value = resolved
+            }
             if let index = headers.firstIndex(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame }) {
-                headers[index] = HeaderField(name, endpoint.headers[name]!)
+                headers[index] = HeaderField(name, value)
             } else {
-                headers.append(HeaderField(name, endpoint.headers[name]!))
+                headers.append(HeaderField(name, value))
             }
         }
         return headers
     }
 
+    struct MissingEnvironmentVariable: Error, CustomStringConvertible {
+        let header: String
+        let variable: String
+        var description: String { "header \(header) comes from environment variable \(variable), which is not set; nothing was sent" }
+    }
+
+    /// Header names whose values the audit log must not keep, beyond the usual credential names.
+    static func secretHeaderNames(of endpoint: Endpoint) -> Set<String> {
+        Set(endpoint.secretHeaders.map { $0.lowercased() })
+            .union(endpoint.headers.filter { EnvironmentReference($0.value) != nil }.keys.map { $0.lowercased() })
+    }
+
     func attempt(_ delivery: ClaimedDelivery, endpoint: Endpoint) -> AttemptResult {
         let startedAt = Date()
-        let headers = Self.requestHeaders(for: delivery, endpoint: endpoint, userAgent: userAgent, timestamp: startedAt)
-        let exchange = client.post(HTTPRequest(
-            url: endpoint.url, headers: headers, body: delivery.body,
-            timeoutSeconds: endpoint.timeoutSeconds, connectTimeoutSeconds: endpoint.connectTimeoutSeconds))
+        let secretNames = Self.secretHeaderNames(of: endpoint)
+        let headers: [HeaderField]
+        let exchange: HTTPExchange
+        do {
+            headers = try Self.requestHeaders(for: delivery, endpoint: endpoint, userAgent: userAgent, timestamp: startedAt)
+            exchange = client.post(HTTPRequest(
+                url: endpoint.url, headers: headers, body: delivery.body,
+                timeoutSeconds: endpoint.timeoutSeconds, connectTimeoutSeconds: endpoint.connectTimeoutSeconds))
+        } catch {
+            headers = []
+            exchange = HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .other,
+                                    errorMessage: "\(error)", durationMicroseconds: 0)
+        }
 
         var errorKind = exchange.errorKind
         var errorMessage = exchange.errorMessage
@@ -51,7 +80,7 @@ struct AttemptRunner {
 
         let attempt = Attempt(
             number: delivery.attemptNumber, startedAt: startedAt, durationMicroseconds: exchange.durationMicroseconds,
-            url: endpoint.url, requestHeaders: HeaderRedaction.redact(headers),
+            url: endpoint.url, requestHeaders: HeaderRedaction.redact(headers, alsoSecret: secretNames),
             responseStatus: exchange.status, responseHeaders: exchange.status == nil ? nil : HeaderRedaction.redact(exchange.headers),
             responseBody: exchange.status == nil ? nil : exchange.body, responseTruncated: exchange.bodyTruncated,
             errorKind: errorKind, errorMessage: errorMessage, verdict: verdict)

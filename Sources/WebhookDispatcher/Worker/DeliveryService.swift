@@ -13,16 +13,19 @@ public struct DeliveryServiceConfiguration: Sendable {
     /// Response bodies are recorded up to this many bytes.
     public var responseBodyCap: Int
     public var destinationPolicy: DestinationPolicy
+    /// Which URLs are attempted at all; `https` only by default.
+    public var urlPolicy: URLPolicy
     public var logger: DispatcherLogger
 
     public init(workers: Int = 8, pollInterval: Double = 0.1, leaseSeconds: Double = 60,
                 responseBodyCap: Int = 64 * 1024, destinationPolicy: DestinationPolicy = DestinationPolicy(),
-                logger: DispatcherLogger = .standardError()) {
+                urlPolicy: URLPolicy = URLPolicy(), logger: DispatcherLogger = .standardError()) {
         self.workers = workers
         self.pollInterval = pollInterval
         self.leaseSeconds = leaseSeconds
         self.responseBodyCap = responseBodyCap
         self.destinationPolicy = destinationPolicy
+        self.urlPolicy = urlPolicy
         self.logger = logger
     }
 }
@@ -73,7 +76,8 @@ public final class DeliveryService: Sendable {
         guard shouldStart else { return }
         recorder.start()
         let clientConfiguration = HTTPClientConfiguration(
-            responseBodyCap: configuration.responseBodyCap, destinationPolicy: configuration.destinationPolicy)
+            responseBodyCap: configuration.responseBodyCap, destinationPolicy: configuration.destinationPolicy,
+            urlPolicy: configuration.urlPolicy)
         for index in 0..<max(1, configuration.workers) {
             running.enter()
             DispatchQueue(label: "dispatcher.worker.\(index)").async {

@@ -29,6 +29,7 @@ struct ServeCommand: DispatcherCommand {
     }
 
     func run() throws {
+        try selection.configuration?.checkEnvironment()
         let store = try selection.openStore()
         try selection.syncConfiguration(into: store)
         let logger = DispatcherLogger.standardError(minimumLevel: verbose ? .debug : .info)
