@@ -10,6 +10,8 @@ enum ReceiverAction: Sendable {
     case delay(seconds: Double, then: Response)
     /// Closes the connection without answering.
     case close
+    /// Any reply the server supports (reset, raw bytes, a streamed response).
+    case reply(HTTPServerReply)
 
     struct Response: Sendable {
         var status: Int
@@ -28,10 +30,10 @@ final class TestReceiver: Sendable {
     let port: Int
 
     /// `script(path, n)` answers the n-th (0-based) request on `path`.
-    init(script: @escaping @Sendable (_ path: String, _ index: Int) -> ReceiverAction = { _, _ in .ok }) throws {
+    init(host: String = "127.0.0.1", script: @escaping @Sendable (_ path: String, _ index: Int) -> ReceiverAction = { _, _ in .ok }) throws {
         let recorded = self.recorded
         let stopSignal = self.stopSignal
-        let server = try HTTPServer(host: "127.0.0.1", port: 0) { request in
+        let server = try HTTPServer(host: host, port: 0) { request in
             let index = recorded.append(request)
             switch script(request.path, index) {
             case .respond(let status, let contentType, let body, let headers):
@@ -43,13 +45,20 @@ final class TestReceiver: Sendable {
                 return .respond(.json(response.status, response.body))
             case .close:
                 return .close
+            case .reply(let reply):
+                return reply
             }
         }
         self.port = server.port
+        self.host = host
         self.server.withLock { $0 = server }
     }
 
-    func url(_ path: String = "/hook") -> String { "http://127.0.0.1:\(port)\(path)" }
+    let host: String
+
+    func url(_ path: String = "/hook") -> String {
+        "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
+    }
 
     var requests: [HTTPServerRequest] { recorded.all }
 
@@ -117,8 +126,8 @@ class DispatcherTestCase: XCTestCase {
         directory.remove()
     }
 
-    func makeReceiver(script: @escaping @Sendable (String, Int) -> ReceiverAction = { _, _ in .ok }) throws -> TestReceiver {
-        let receiver = try TestReceiver(script: script)
+    func makeReceiver(host: String = "127.0.0.1", script: @escaping @Sendable (String, Int) -> ReceiverAction = { _, _ in .ok }) throws -> TestReceiver {
+        let receiver = try TestReceiver(host: host, script: script)
         receivers.append(receiver)
         return receiver
     }
