@@ -4,64 +4,6 @@ import XCTest
 
 /// The `dispatcher` executable, run as a child process the way people and scripts run it.
 final class CommandLineTests: DispatcherTestCase {
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    static var executable: URL {
-        // swift test runs the test bundle from the build folder the executable is in.
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dispatcher")
-    }
-
-    func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
-        process.executableURL = Self.executable
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["DISPATCHER_CONFIG"] = nil
-        env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        return (process, out, err)
-    }
-
-    /// Runs to completion; a run longer than `timeout` seconds is killed and fails the test.
-    func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line) throws -> Output {
-        let (process, out, err) = try launch(arguments, stdin: stdin)
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        if process.isRunning {
-            process.terminate()
-            XCTFail("dispatcher \(arguments.joined(separator: " ")) ran longer than \(timeout)s", file: file, line: line)
-        }
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
-                      stderr: String(decoding: stderrData, as: UTF8.self))
-    }
-
-    /// A config file for one tenant with one endpoint at `url`, on this test's database.
-    func writeConfig(url: String, extra: String = "") throws -> String {
-        let path = directory.file("config.json")
-        try """
-            {
-              "database": "\(store.path)", "require_https": false, "allow_private_addresses": true, "poll_interval_ms": 20 \(extra),
-              "tenants": [{"id": "tenant-a", "endpoints": [{"id": "ep-1", "url": "\(url)",
-                           "retry": {"policy": "one_retry", "delay_seconds": 0}}]}]
-            }
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     func testVersionHelpAndUsageErrors() throws {
         let version = try run(["--version"])
         XCTAssertEqual(version.status, 0)

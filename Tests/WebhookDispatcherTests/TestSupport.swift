@@ -74,6 +74,13 @@ final class TestReceiver: Sendable {
     deinit { stop() }
 }
 
+/// Two pipes' contents, filled from reader threads.
+final class OutputCollector: Sendable {
+    private let data = Mutex<[Data]>([Data(), Data()])
+    func set(_ index: Int, _ value: Data) { data.withLock { $0[index] = value } }
+    func get(_ index: Int) -> Data { data.withLock { $0[index] } }
+}
+
 /// Requests in arrival order.
 final class RequestLog: Sendable {
     private let requests = Mutex<[HTTPServerRequest]>([])
@@ -111,6 +118,7 @@ class DispatcherTestCase: XCTestCase {
     var store: SQLiteStore!
     private var services: [DeliveryService] = []
     private var receivers: [TestReceiver] = []
+    private var servers: [Process] = []
 
     override func setUpWithError() throws {
         directory = TemporaryDirectory()
@@ -118,6 +126,8 @@ class DispatcherTestCase: XCTestCase {
     }
 
     override func tearDown() {
+        servers.filter(\.isRunning).forEach { kill($0.processIdentifier, SIGKILL); $0.waitUntilExit() }
+        servers = []
         services.forEach { $0.stop() }
         receivers.forEach { $0.stop() }
         services = []
@@ -163,6 +173,104 @@ class DispatcherTestCase: XCTestCase {
     func enqueue(_ json: String = #"{"hello":"world"}"#, type: String = "checkin.outcome", tenant: String = "tenant-a") throws -> EnqueueResult {
         try store.enqueue(NewEvent(tenantID: tenant, type: type, json: json))
     }
+
+    // MARK: - The dispatcher executable
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var executable: URL {
+        // swift test runs the test bundle from the build folder the executable is in.
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dispatcher")
+    }
+
+    func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["DISPATCHER_CONFIG"] = nil
+        env.merge(environment) { $1 }
+        process.environment = env
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        return (process, out, err)
+    }
+
+    /// Starts `dispatcher serve` with its log going to `logFile` (a pipe could fill and block it).
+    func startServe(config: String, logFile: String, environment: [String: String] = [:], verbose: Bool = false) throws -> Process {
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = ["serve", "--config", config] + (verbose ? ["--verbose"] : [])
+        var env = ProcessInfo.processInfo.environment
+        env["DISPATCHER_CONFIG"] = nil
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        servers.append(process)
+        return process
+    }
+
+    /// Sends `signal` and waits (bounded) for the process to exit; returns its status.
+    @discardableResult
+    func stopProcess(_ process: Process, signal: Int32, file: StaticString = #filePath, line: UInt = #line) throws -> Int32 {
+        kill(process.processIdentifier, signal)
+        try waitUntil("process \(process.processIdentifier) exits", timeout: 30, file: file, line: line) { !process.isRunning }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Runs to completion; a run longer than `timeout` seconds is killed and fails the test.
+    func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line) throws -> Output {
+        let (process, out, err) = try launch(arguments, stdin: stdin)
+        // Read both pipes while the process runs, so neither can fill up and block it.
+        let outputs = OutputCollector()
+        let reading = DispatchGroup()
+        for (index, pipe) in [out, err].enumerated() {
+            reading.enter()
+            DispatchQueue.global().async {
+                outputs.set(index, pipe.fileHandleForReading.readDataToEndOfFile())
+                reading.leave()
+            }
+        }
+        if reading.wait(timeout: .now() + timeout) == .timedOut {
+            kill(process.processIdentifier, SIGKILL)
+            XCTFail("dispatcher \(arguments.joined(separator: " ")) ran longer than \(timeout)s", file: file, line: line)
+            reading.wait()
+        }
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: outputs.get(0), as: UTF8.self),
+                      stderr: String(decoding: outputs.get(1), as: UTF8.self))
+    }
+
+    /// A config file for one tenant with one endpoint at `url`, on this test's database.
+    /// `extra` adds top-level keys; `endpointExtra` adds keys to the endpoint.
+    func writeConfig(url: String, extra: String = "", endpointExtra: String = "") throws -> String {
+        let path = directory.file("config.json")
+        try """
+            {
+              "database": "\(store.path)", "require_https": false, "allow_private_addresses": true, "poll_interval_ms": 20 \(extra),
+              "tenants": [{"id": "tenant-a", "endpoints": [{"id": "ep-1", "url": "\(url)",
+                           "retry": {"policy": "one_retry", "delay_seconds": 0} \(endpointExtra)}]}]
+            }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
 
     /// Polls `condition` every 10 ms until it holds; fails the test after `timeout` seconds.
     func waitUntil(_ description: String, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line,
