@@ -157,7 +157,7 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertEqual(receiver.requests.map { $0.header("webhook-id") }, [eventID])
 
         kill(serve.processIdentifier, SIGTERM)
-        try waitUntil("serve exits after SIGTERM") { !serve.isRunning }
+        waitUntil("serve exits after SIGTERM") { !serve.isRunning }
         serve.waitUntilExit()
         XCTAssertEqual(serve.terminationStatus, 0)
         let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

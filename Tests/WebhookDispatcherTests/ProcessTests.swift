@@ -43,7 +43,7 @@ final class ProcessTests: DispatcherTestCase {
         for point in 0..<killPoints {
             let before = receiver.requests.count
             let serve = try startServe(config: config, logFile: directory.file("serve-\(point).log"))
-            try waitUntil("serve \(point) delivers", timeout: 30) { receiver.requests.count > before + 20 }
+            waitUntil("serve \(point) delivers", timeout: 30) { receiver.requests.count > before + 20 }
             let delay = Double.random(in: 0.02...0.25)
             delays.append(delay)
             Thread.sleep(forTimeInterval: delay) // a random moment while deliveries are in flight
@@ -72,7 +72,7 @@ final class ProcessTests: DispatcherTestCase {
         for point in 0..<3 {
             let before = receiver.requests.count
             let serve = try startServe(config: config, logFile: directory.file("serve-\(point).log"))
-            try waitUntil("serve \(point) delivers", timeout: 30) { receiver.requests.count > before + 20 }
+            waitUntil("serve \(point) delivers", timeout: 30) { receiver.requests.count > before + 20 }
             Thread.sleep(forTimeInterval: Double.random(in: 0.02...0.2))
             XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
             let leftBehind = try store.deliveries(matching: DeliveryFilter(status: .delivering)).count

@@ -207,7 +207,7 @@ class DispatcherTestCase: XCTestCase {
 
     /// Starts `dispatcher serve` with its log going to `logFile` (a pipe could fill and block it).
     func startServe(config: String, logFile: String, environment: [String: String] = [:], verbose: Bool = false) throws -> Process {
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         log.seekToEndOfFile()
         let process = Process()
@@ -229,7 +229,7 @@ class DispatcherTestCase: XCTestCase {
     @discardableResult
     func stopProcess(_ process: Process, signal: Int32, file: StaticString = #filePath, line: UInt = #line) throws -> Int32 {
         kill(process.processIdentifier, signal)
-        try waitUntil("process \(process.processIdentifier) exits", timeout: 30, file: file, line: line) { !process.isRunning }
+        waitUntil("process \(process.processIdentifier) exits", timeout: 30, file: file, line: line) { !process.isRunning }
         process.waitUntilExit()
         return process.terminationStatus
     }

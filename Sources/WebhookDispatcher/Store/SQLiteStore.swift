@@ -38,6 +38,7 @@ public final class SQLiteStore: OutboxStore {
     }
 
     /// Runs `body` with the connection, serialised with every other use of this store.
+    @discardableResult
     func withDatabase<T: Sendable>(_ body: (Database) throws -> T) throws -> T {
         try database.withLock { db in try body(db) }
     }
@@ -51,12 +52,14 @@ public final class SQLiteStore: OutboxStore {
     ///     try tx.enqueue(NewEvent(tenantID: "clinic-a", type: "visit.ended", json: body))
     /// }
     /// ```
+    @discardableResult
     public func write<T: Sendable>(_ body: (OutboxTransaction) throws -> T) throws -> T {
         try withDatabase { db in
             try db.inTransaction { try body(OutboxTransaction(db: db, options: options)) }
         }
     }
 
+    @discardableResult
     public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
         try write { tx in try tx.enqueue(event) }
     }
@@ -85,6 +88,7 @@ public struct OutboxTransaction {
     }
 
     /// Enqueues an event inside this transaction; it is delivered only if the transaction commits.
+    @discardableResult
     public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
         try OutboxQueries.enqueue(event, in: db, options: options)
     }
