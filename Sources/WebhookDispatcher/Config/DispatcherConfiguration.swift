@@ -106,10 +106,15 @@ public struct DispatcherConfiguration: Sendable {
     /// by `serve`, so reading the log never needs the secrets.
     public func checkEnvironment() throws {
         for endpoint in endpoints {
-            for (name, value) in endpoint.headers.sorted(by: { $0.key < $1.key }) {
+            var references = endpoint.headers.sorted(by: { $0.key < $1.key }).map { ("headers.\($0.key)", $0.value) }
+            references += endpoint.signingSecrets.map { ("signing.secret", $0) }
+            if case .oauth2ClientCredentials(let credentials) = endpoint.auth {
+                references.append(("auth.client_secret", credentials.clientSecret))
+            }
+            for (key, value) in references {
                 if let reference = EnvironmentReference(value), reference.value == nil {
                     throw DispatcherError.invalidConfiguration(
-                        path: "endpoint \(endpoint.id) headers.\(name)", message: "environment variable \(reference.name) is not set")
+                        path: "endpoint \(endpoint.id) \(key)", message: "environment variable \(reference.name) is not set")
                 }
             }
         }

@@ -108,10 +108,58 @@ extension Endpoint {
             success = profile?.success ?? .any2xx
         }
         let enabled = try reader.bool("enabled", default: true)
+        let auth = try reader.object("auth").map { try EndpointAuth.decode($0, urlPolicy: urlPolicy) }
+        var signingSecrets: [String] = []
+        if let signing = try reader.object("signing") {
+            if let one = try signing.string("secret") { signingSecrets.append(one) }
+            signingSecrets += try signing.stringArray("secrets") ?? []
+            try signing.rejectUnknownKeys()
+            guard (1...2).contains(signingSecrets.count) else {
+                throw signing.fail("secrets", "give one secret, or two while rotating (\"secret\" or \"secrets\")")
+            }
+            for secret in signingSecrets where EnvironmentReference(secret) == nil {
+                if let problem = WebhookSigner.problem(withSecret: secret) { throw signing.fail("secret", problem) }
+            }
+        }
+        let ordered = try reader.bool("ordered", default: false)
+        var circuit = CircuitPolicy()
+        if let circuitReader = try reader.object("circuit") {
+            circuit.failureThreshold = try circuitReader.integer("failure_threshold", default: circuit.failureThreshold, in: 1...10_000)
+            circuit.cooldownSeconds = try circuitReader.number("cooldown_seconds", default: circuit.cooldownSeconds, in: 0.01...86_400)
+            circuit.disableAfterSeconds = try circuitReader.number("disable_after_seconds", default: circuit.disableAfterSeconds, in: 1...(365 * 86_400))
+            try circuitReader.rejectUnknownKeys()
+        }
         try reader.rejectUnknownKeys()
         return Endpoint(id: id, tenantID: tenantID, url: url, eventFilters: filters, headers: headers, secretHeaders: secretHeaders,
                         timeoutSeconds: timeout, connectTimeoutSeconds: connectTimeout, maxConcurrency: maxConcurrency,
-                        retry: retry, success: success, enabled: enabled)
+                        retry: retry, success: success, enabled: enabled, auth: auth, signingSecrets: signingSecrets,
+                        ordered: ordered, circuit: circuit)
+    }
+}
+
+extension EndpointAuth {
+    /// Decodes `{"type": "oauth2_client_credentials", "token_url", "client_id", "client_secret", "scope"?}`.
+    static func decode(_ reader: JSONObjectReader, urlPolicy: URLPolicy) throws -> EndpointAuth {
+        let type = try reader.requiredString("type")
+        guard type == "oauth2_client_credentials" else { throw reader.fail("type", "'\(type)' is not oauth2_client_credentials") }
+        let tokenURL = try reader.requiredString("token_url")
+        if let problem = urlPolicy.problem(with: tokenURL) { throw reader.fail("token_url", problem) }
+        let credentials = OAuth2ClientCredentials(
+            tokenURL: tokenURL, clientID: try reader.requiredString("client_id"),
+            clientSecret: try reader.requiredString("client_secret"), scope: try reader.string("scope"))
+        try reader.rejectUnknownKeys()
+        return .oauth2ClientCredentials(credentials)
+    }
+
+    /// The shape the store keeps, the config's.
+    var jsonObject: [String: Any] {
+        switch self {
+        case .oauth2ClientCredentials(let credentials):
+            var object: [String: Any] = ["type": "oauth2_client_credentials", "token_url": credentials.tokenURL,
+                                         "client_id": credentials.clientID, "client_secret": credentials.clientSecret]
+            object["scope"] = credentials.scope
+            return object
+        }
     }
 }
 
@@ -126,8 +174,9 @@ private func isTokenByte(_ byte: UInt8) -> Bool {
 }
 
 extension RetryPolicy {
-    /// Decodes `{"policy": "one_retry", "delay_seconds": 5}` or
-    /// `{"policy": "exponential", "initial_seconds": 5, "factor": 2, "max_seconds": 3600, "max_attempts": 10}`.
+    /// Decodes `{"policy": "one_retry", "delay_seconds": 5}`,
+    /// `{"policy": "exponential", "initial_seconds": 5, "factor": 2, "max_seconds": 3600, "max_attempts": 10, "max_age_seconds": 86400}`
+    /// or `{"policy": "schedule", "delays_seconds": [5, 300, 1800], "max_age_seconds": 86400}`.
     static func decode(_ reader: JSONObjectReader) throws -> RetryPolicy {
         let name = try reader.requiredString("policy")
         let policy: RetryPolicy
@@ -139,10 +188,25 @@ extension RetryPolicy {
             let initial = try reader.number("initial_seconds", default: defaults.initialSeconds, in: 0...86_400)
             let factor = try reader.number("factor", default: defaults.factor, in: 1...100)
             let maxSeconds = try reader.number("max_seconds", default: max(defaults.maxSeconds, initial), in: initial...(7 * 86_400))
-            let maxAttempts = try reader.integer("max_attempts", default: defaults.maxAttempts, in: 1...100)
-            policy = .exponential(Exponential(initialSeconds: initial, factor: factor, maxSeconds: maxSeconds, maxAttempts: maxAttempts))
+            let maxAge = try reader.has("max_age_seconds") ? reader.number("max_age_seconds", default: 0, in: 1...(30 * 86_400)) : nil
+            // With an age bound, the attempt count is only a backstop.
+            let maxAttempts = try reader.integer("max_attempts", default: maxAge == nil ? defaults.maxAttempts : 100, in: 1...100)
+            policy = .exponential(Exponential(initialSeconds: initial, factor: factor, maxSeconds: maxSeconds,
+                                              maxAttempts: maxAttempts, maxAgeSeconds: maxAge))
+        case "schedule":
+            guard let delays = try reader.array("delays_seconds") else { throw reader.fail("delays_seconds", "is required") }
+            guard !delays.isEmpty, delays.count <= 99 else { throw reader.fail("delays_seconds", "must list 1 to 99 waits") }
+            let seconds = try delays.enumerated().map { index, value -> Double in
+                guard let number = value as? NSNumber, !JSONObjectReader.isBoolean(number), (0...(7 * 86_400)).contains(number.doubleValue) else {
+                    throw DispatcherError.invalidConfiguration(path: "\(reader.keyPath("delays_seconds"))[\(index)]",
+                                                               message: "must be a number of seconds from 0 to 604800")
+                }
+                return number.doubleValue
+            }
+            let maxAge = try reader.has("max_age_seconds") ? reader.number("max_age_seconds", default: 0, in: 1...(30 * 86_400)) : nil
+            policy = .schedule(Schedule(delaysSeconds: seconds, maxAgeSeconds: maxAge))
         default:
-            throw reader.fail("policy", "'\(name)' is not one of one_retry, exponential")
+            throw reader.fail("policy", "'\(name)' is not one of one_retry, exponential, schedule")
         }
         try reader.rejectUnknownKeys()
         return policy
@@ -154,8 +218,14 @@ extension RetryPolicy {
         case .oneRetry(let delaySeconds):
             return ["policy": "one_retry", "delay_seconds": delaySeconds]
         case .exponential(let p):
-            return ["policy": "exponential", "initial_seconds": p.initialSeconds, "factor": p.factor,
-                    "max_seconds": p.maxSeconds, "max_attempts": p.maxAttempts]
+            var object: [String: Any] = ["policy": "exponential", "initial_seconds": p.initialSeconds, "factor": p.factor,
+                                         "max_seconds": p.maxSeconds, "max_attempts": p.maxAttempts]
+            object["max_age_seconds"] = p.maxAgeSeconds
+            return object
+        case .schedule(let schedule):
+            var object: [String: Any] = ["policy": "schedule", "delays_seconds": schedule.delaysSeconds]
+            object["max_age_seconds"] = schedule.maxAgeSeconds
+            return object
         }
     }
 }

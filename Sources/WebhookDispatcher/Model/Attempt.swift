@@ -33,6 +33,8 @@ public struct AttemptErrorKind: RawRepresentable, Sendable, Hashable, Codable, C
     public static let `protocol` = AttemptErrorKind(rawValue: "protocol")
     /// Refused before connecting by the destination policy (scheme or address).
     public static let blocked = AttemptErrorKind(rawValue: "blocked")
+    /// No credentials to send: the OAuth token endpoint failed, or a secret is missing.
+    public static let auth = AttemptErrorKind(rawValue: "auth")
     /// Anything libcurl reports that has no kind above.
     public static let other = AttemptErrorKind(rawValue: "other")
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One receiving URL of a tenant, with everything that shapes a delivery to it.
 public struct Endpoint: Sendable, Equatable {
     /// Unique across tenants; names the endpoint in the log and the CLI.
@@ -20,6 +22,12 @@ public struct Endpoint: Sendable, Equatable {
     public var retry: RetryPolicy
     public var success: SuccessRule
     public var enabled: Bool
+    public var auth: EndpointAuth?
+    /// Standard Webhooks signing secrets (`whsec_<base64>` or `env:NAME`); two during rotation.
+    public var signingSecrets: [String]
+    /// Deliver events of one ordering key one at a time, in enqueue order.
+    public var ordered: Bool
+    public var circuit: CircuitPolicy
 
     public init(
         id: String,
@@ -33,7 +41,11 @@ public struct Endpoint: Sendable, Equatable {
         maxConcurrency: Int = 4,
         retry: RetryPolicy = .default,
         success: SuccessRule = .any2xx,
-        enabled: Bool = true
+        enabled: Bool = true,
+        auth: EndpointAuth? = nil,
+        signingSecrets: [String] = [],
+        ordered: Bool = false,
+        circuit: CircuitPolicy = CircuitPolicy()
     ) {
         self.id = id
         self.tenantID = tenantID
@@ -47,6 +59,10 @@ public struct Endpoint: Sendable, Equatable {
         self.retry = retry
         self.success = success
         self.enabled = enabled
+        self.auth = auth
+        self.signingSecrets = signingSecrets
+        self.ordered = ordered
+        self.circuit = circuit
     }
 
     /// Whether an event of `type` is delivered here. Patterns are globs: `*` matches any run
@@ -54,5 +70,22 @@ public struct Endpoint: Sendable, Equatable {
     /// same test in SQL (`GLOB`) when it fans an event out.
     public func accepts(eventType type: String) -> Bool {
         eventFilters.isEmpty || eventFilters.contains { EventType.glob($0, matches: type) }
+    }
+}
+
+/// An endpoint with its health, as `dispatcher endpoints list` shows it.
+public struct EndpointStatus: Sendable, Equatable {
+    public var endpoint: Endpoint
+    /// Failed attempts since the last success.
+    public var consecutiveFailures: Int
+    /// When the current run of failures began.
+    public var failingSince: Date?
+    /// While in the future, the circuit is open: the endpoint's deliveries wait.
+    public var circuitOpenUntil: Date?
+    /// Set when the dispatcher disabled the endpoint itself.
+    public var disabledReason: String?
+
+    public func isCircuitOpen(at now: Date = Date()) -> Bool {
+        circuitOpenUntil.map { $0 > now } ?? false
     }
 }

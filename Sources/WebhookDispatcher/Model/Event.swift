@@ -9,16 +9,20 @@ public struct NewEvent: Sendable, Equatable {
     public var body: [UInt8]
     /// The idempotency key: enqueuing the same id again stores nothing new. Generated when nil.
     public var id: UUID?
+    /// Events of one key reach an `ordered` endpoint one at a time, in enqueue order (an
+    /// interview id, say). Nil means the tenant: all its events in one sequence.
+    public var orderingKey: String?
 
-    public init(tenantID: String, type: String, body: [UInt8], id: UUID? = nil) {
+    public init(tenantID: String, type: String, body: [UInt8], id: UUID? = nil, orderingKey: String? = nil) {
         self.tenantID = tenantID
         self.type = type
         self.body = body
         self.id = id
+        self.orderingKey = orderingKey
     }
 
-    public init(tenantID: String, type: String, json: String, id: UUID? = nil) {
-        self.init(tenantID: tenantID, type: type, body: Array(json.utf8), id: id)
+    public init(tenantID: String, type: String, json: String, id: UUID? = nil, orderingKey: String? = nil) {
+        self.init(tenantID: tenantID, type: type, body: Array(json.utf8), id: id, orderingKey: orderingKey)
     }
 }
 

@@ -2,33 +2,55 @@ import Foundation
 
 /// The worker's side of deliveries: claiming under a lease, recording attempts, releasing.
 enum DeliveryQueries {
-    /// Claims due work in one statement. Candidates are the oldest due pending rows and rows
-    /// whose lease expired (a crashed worker's), each list bounded by the scan window; per
-    /// endpoint, rows beyond its free capacity (`max_concurrency` less what this process
-    /// already holds, passed as a JSON object) stay for a later claim.
-    static let claim = """
-        WITH candidates AS (
-            SELECT * FROM (SELECT id, endpoint_id, next_attempt_at AS due FROM deliveries
-                            WHERE status = 'pending' AND next_attempt_at <= ?1
-                            ORDER BY next_attempt_at LIMIT ?2)
-            UNION ALL
-            SELECT * FROM (SELECT id, endpoint_id, lease_expires_at AS due FROM deliveries
-                            WHERE status = 'delivering' AND lease_expires_at <= ?1
-                            ORDER BY lease_expires_at LIMIT ?2)
-        ),
-        ranked AS (
-            SELECT c.id, c.due,
-                   row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.due, c.id) AS position,
-                   e.max_concurrency - coalesce(busy.value, 0) AS room
-              FROM candidates c
-              JOIN endpoints e ON e.id = c.endpoint_id AND e.enabled = 1
-              LEFT JOIN json_each(?3) busy ON busy.key = c.endpoint_id
-        )
-        UPDATE deliveries
-           SET status = 'delivering', lease_owner = ?4, lease_expires_at = ?5, updated_at = ?1
-         WHERE id IN (SELECT id FROM ranked WHERE position <= room ORDER BY due, id LIMIT ?6)
-        RETURNING id, event_id, event_type, tenant_id, endpoint_id, attempt_count
+    /// Leases that ran out (a crashed worker's) go back to pending first, so they pass the same
+    /// checks as any due delivery: endpoint enabled, circuit, ordering.
+    static let sweepExpiredLeases = """
+        UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
+         WHERE status = 'delivering' AND lease_expires_at <= ?1
         """
+
+    /// Endpoints that may get work now, with their free room: `max_concurrency` less what this
+    /// process holds (passed as JSON), or 1 while the circuit is half-open (a probe).
+    static let eligibleEndpoints = """
+        SELECT id, ordered, room FROM (
+            SELECT e.id, e.ordered,
+                   (CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END)
+                       - coalesce(busy.value, 0) AS room
+              FROM endpoints e
+              LEFT JOIN json_each(?2) busy ON busy.key = e.id
+             WHERE e.enabled = 1 AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1))
+         WHERE room > 0
+        """
+
+    /// One endpoint's oldest due deliveries: an index probe, so a claim costs one probe per
+    /// eligible endpoint however large the backlog, and one endpoint's backlog cannot hide
+    /// another's work.
+    static let dueOfEndpoint = """
+        SELECT id, next_attempt_at, ordering_key FROM deliveries
+         WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+         ORDER BY next_attempt_at, id LIMIT ?3
+        """
+
+    /// On an ordered endpoint, a delivery waits while an earlier one of its key is unfinished.
+    static let earlierUnfinished = """
+        SELECT 1 FROM deliveries
+         WHERE endpoint_id = ?1 AND ordering_key = ?2 AND id < ?3 AND status IN ('pending', 'delivering')
+         LIMIT 1
+        """
+
+    static let lease = """
+        UPDATE deliveries SET status = 'delivering', lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4
+         WHERE id = ?1 AND status = 'pending'
+        RETURNING id, event_id, event_type, tenant_id, endpoint_id, attempt_count, created_at
+        """
+
+    /// A claim on a half-open endpoint is its one probe: the next waits a cool-down.
+    static let startProbe = """
+        UPDATE endpoints SET circuit_open_until = ?2 + circuit_cooldown_ms
+         WHERE id = ?1 AND consecutive_failures >= circuit_failure_threshold
+        """
+
+    static let firstAttemptStart = "SELECT min(started_at) FROM attempts WHERE delivery_id = ?"
 
     static let eventBody = "SELECT body FROM events WHERE id = ?"
 
@@ -37,6 +59,37 @@ enum DeliveryQueries {
                               response_status, response_headers, response_body, response_truncated,
                               error_kind, error_message, verdict, next_attempt_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    /// An attempt followed at once by another under the same lease.
+    static let countAttempt = """
+        UPDATE deliveries SET attempt_count = attempt_count + 1, last_http_status = ?1, last_error = ?2, updated_at = ?3
+         WHERE id = ?4 AND lease_owner = ?5 AND status = 'delivering'
+        """
+
+    static let endpointSucceeded = """
+        UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL
+         WHERE id = ?1 AND (consecutive_failures > 0 OR circuit_open_until IS NOT NULL)
+        """
+
+    /// Counts the failure; at the threshold the circuit opens for a cool-down.
+    static let endpointFailed = """
+        UPDATE endpoints
+           SET consecutive_failures = consecutive_failures + 1,
+               failing_since = coalesce(failing_since, ?2),
+               circuit_open_until = CASE WHEN consecutive_failures + 1 >= circuit_failure_threshold
+                                         THEN ?2 + circuit_cooldown_ms ELSE circuit_open_until END
+         WHERE id = ?1
+        """
+
+    /// Failing without a success for longer than `disable_after_ms` disables the endpoint.
+    static let disableFailingEndpoint = """
+        UPDATE endpoints
+           SET enabled = 0, revision = revision + 1, updated_at = ?2,
+               disabled_reason = 'failing without a success since ' || strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch')
+                                 || ' (' || consecutive_failures || ' failed attempts); run dispatcher endpoints enable ' || id
+         WHERE id = ?1 AND enabled = 1 AND failing_since IS NOT NULL AND ?2 - failing_since >= disable_after_ms
+        RETURNING disabled_reason
         """
 
     /// Applied only while the lease is still this worker's: a worker whose lease expired and
@@ -58,33 +111,64 @@ enum DeliveryQueries {
     /// How many candidates a claim considers per claimed row: room to skip saturated endpoints.
     static let scanFactor = 4
 
+    /// Claims up to `limit` due deliveries in one transaction; see `eligibleEndpoints`.
     static func claim(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int], in db: Database) throws -> [ClaimedDelivery] {
         guard limit > 0 else { return [] }
         let now = Clock.nowMilliseconds()
         let leaseExpiry = now + Int64((leaseSeconds * 1000).rounded())
         return try db.inTransaction {
-            let claimed = try db.query(claim, [now, limit * scanFactor, try JSONText.encode(inFlight), owner, leaseExpiry, limit]) { row in
-                ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
-                                tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
-                                attemptNumber: row.int(5) + 1, body: [])
+            try db.execute(sweepExpiredLeases, [now])
+            let endpoints = try db.query(eligibleEndpoints, [now, try JSONText.encode(inFlight)]) { row in
+                (id: row.string(0), ordered: row.int(1) != 0, room: row.int(2))
             }
-            var revisions: [String: Int] = [:]
-            return try claimed.map { delivery in
-                var delivery = delivery
-                delivery.body = try db.query(eventBody, [delivery.eventID]) { $0.bytes(0) }.first ?? []
-                if revisions[delivery.endpointID] == nil {
-                    revisions[delivery.endpointID] = try EndpointQueries.revision(id: delivery.endpointID, in: db) ?? 0
+            var candidates: [(id: Int64, due: Int64)] = []
+            for endpoint in endpoints {
+                let room = min(endpoint.room, limit)
+                // An ordered endpoint looks further: the oldest rows may all wait on one key.
+                let due = try db.query(dueOfEndpoint, [endpoint.id, now, endpoint.ordered ? limit * scanFactor : room]) { row in
+                    (id: row.int64(0), due: row.int64(1), key: row.string(2))
                 }
-                delivery.endpointRevision = revisions[delivery.endpointID] ?? 0
-                return delivery
+                var taken = 0
+                for row in due where taken < room {
+                    if endpoint.ordered, try !db.query(earlierUnfinished, [endpoint.id, row.key, row.id], map: { _ in true }).isEmpty {
+                        continue
+                    }
+                    candidates.append((row.id, row.due))
+                    taken += 1
+                }
             }
+            candidates.sort { ($0.due, $0.id) < ($1.due, $1.id) }
+
+            var claimed: [ClaimedDelivery] = []
+            var probed: Set<String> = []
+            for candidate in candidates.prefix(limit) {
+                guard var delivery = try db.query(lease, [candidate.id, owner, leaseExpiry, now], map: { row in
+                    ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
+                                    tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
+                                    attemptNumber: row.int(5) + 1, body: [], createdAt: Clock.date(milliseconds: row.int64(6)),
+                                    firstAttemptAt: nil)
+                }).first else { continue }
+                delivery.body = try db.query(eventBody, [delivery.eventID]) { $0.bytes(0) }.first ?? []
+                delivery.endpointRevision = try EndpointQueries.revision(id: delivery.endpointID, in: db) ?? 0
+                if probed.insert(delivery.endpointID).inserted {
+                    try db.execute(startProbe, [delivery.endpointID, now])
+                }
+                if delivery.attemptNumber > 1 {
+                    delivery.firstAttemptAt = try db.query(firstAttemptStart, [delivery.deliveryID]) {
+                        $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0))
+                    }.first ?? nil
+                }
+                claimed.append(delivery)
+            }
+            return claimed
         }
     }
 
-    static func record(_ results: [AttemptResult], in db: Database) throws {
-        guard !results.isEmpty else { return }
+    static func record(_ results: [AttemptResult], in db: Database) throws -> [DisabledEndpoint] {
+        guard !results.isEmpty else { return [] }
         let now = Clock.nowMilliseconds()
-        try db.inTransaction {
+        return try db.inTransaction {
+            var disabled: [DisabledEndpoint] = []
             for result in results {
                 let attempt = result.attempt
                 let nextAttempt: Int64?
@@ -104,10 +188,23 @@ enum DeliveryQueries {
                 let lastError = attempt.errorKind.map { kind in
                     attempt.errorMessage.map { "\(kind): \($0)" } ?? kind.rawValue
                 }
-                try db.execute(finishAttempt, [
-                    status.rawValue, nextAttempt, attempt.responseStatus, lastError, now, result.deliveryID, result.leaseOwner,
-                ])
+                if result.keepsLease {
+                    try db.execute(countAttempt, [attempt.responseStatus, lastError, now, result.deliveryID, result.leaseOwner])
+                } else {
+                    try db.execute(finishAttempt, [
+                        status.rawValue, nextAttempt, attempt.responseStatus, lastError, now, result.deliveryID, result.leaseOwner,
+                    ])
+                }
+                if attempt.errorKind == nil {
+                    try db.execute(endpointSucceeded, [result.endpointID])
+                } else {
+                    try db.execute(endpointFailed, [result.endpointID, now])
+                    if let reason = try db.query(disableFailingEndpoint, [result.endpointID, now], map: { $0.string(0) }).first {
+                        disabled.append(DisabledEndpoint(endpointID: result.endpointID, reason: reason))
+                    }
+                }
             }
+            return disabled
         }
     }
 

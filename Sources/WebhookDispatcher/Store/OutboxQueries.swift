@@ -5,8 +5,8 @@ enum OutboxQueries {
     static let tenantExists = "SELECT 1 FROM tenants WHERE id = ?"
 
     static let insertEvent = """
-        INSERT INTO events (id, tenant_id, type, body, created_at)
-        VALUES (?, ?, ?, ?, ?)
+        INSERT INTO events (id, tenant_id, type, body, created_at, ordering_key)
+        VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO NOTHING
         """
 
@@ -18,8 +18,8 @@ enum OutboxQueries {
     /// `[]` matches everything; otherwise any pattern that GLOBs the type.
     static let fanOut = """
         INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status,
-                                next_attempt_at, created_at, updated_at)
-        SELECT ?1, e.id, e.tenant_id, ?2, 'pending', ?3, ?3, ?3
+                                next_attempt_at, created_at, updated_at, ordering_key)
+        SELECT ?1, e.id, e.tenant_id, ?2, 'pending', ?3, ?3, ?3, coalesce(?5, e.tenant_id)
           FROM endpoints e
          WHERE e.tenant_id = ?4
            AND e.enabled = 1
@@ -44,7 +44,7 @@ enum OutboxQueries {
                 throw DispatcherError.unknownTenant(event.tenantID)
             }
             let now = Clock.nowMilliseconds()
-            let inserted = try db.execute(insertEvent, [id, event.tenantID, event.type, event.body, now])
+            let inserted = try db.execute(insertEvent, [id, event.tenantID, event.type, event.body, now, event.orderingKey])
             if inserted == 0 {
                 let same = try db.query(existingEvent, [id]) { row in
                     row.string(0) == event.tenantID && row.string(1) == event.type && row.bytes(2) == event.body
@@ -53,7 +53,7 @@ enum OutboxQueries {
                 let count = try db.query(countDeliveries, [id]) { $0.int(0) }.first ?? 0
                 return EnqueueResult(eventID: id, isDuplicate: true, deliveryCount: count)
             }
-            let fannedOut = try db.execute(fanOut, [id, event.type, now, event.tenantID])
+            let fannedOut = try db.execute(fanOut, [id, event.type, now, event.tenantID, event.orderingKey])
             return EnqueueResult(eventID: id, isDuplicate: false, deliveryCount: fannedOut)
         }
     }

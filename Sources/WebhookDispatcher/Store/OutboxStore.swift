@@ -11,6 +11,10 @@ public protocol OutboxStore: AnyObject, Sendable {
     func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws
 
     func endpoint(id: String) throws -> Endpoint?
+    /// Every endpoint with its health, by tenant.
+    func endpointStatuses() throws -> [EndpointStatus]
+    /// Enables or disables an endpoint by hand; enabling clears a failure run and its circuit.
+    func setEndpointEnabled(id: String, enabled: Bool) throws
     /// The endpoint's revision, which grows on every change; workers cache parsed endpoints by it.
     func endpointRevision(id: String) throws -> Int?
 
@@ -19,8 +23,10 @@ public protocol OutboxStore: AnyObject, Sendable {
     /// `maxConcurrency - inFlight[endpoint]` per endpoint.
     func claimDueDeliveries(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int]) throws -> [ClaimedDelivery]
 
-    /// Records attempts and their verdicts, in one transaction.
-    func record(_ results: [AttemptResult]) throws
+    /// Records attempts and their verdicts in one transaction, and keeps endpoint health:
+    /// returns the endpoints these results disabled (failing for longer than allowed).
+    @discardableResult
+    func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint]
 
     /// Hands claimed deliveries back unattempted (graceful stop), due now.
     func releaseLeases(deliveryIDs: [Int64], owner: String) throws
@@ -47,6 +53,16 @@ public struct ClaimedDelivery: Sendable, Equatable {
     /// The number the next attempt gets (1 for the first).
     public var attemptNumber: Int
     public var body: [UInt8]
+    /// When the delivery was created (for a policy's `max_age_seconds`).
+    public var createdAt: Date
+    /// When its first attempt started, if it had one (a one_retry retry repeats its timestamp).
+    public var firstAttemptAt: Date?
+}
+
+/// An endpoint the dispatcher disabled because it kept failing.
+public struct DisabledEndpoint: Sendable, Equatable {
+    public var endpointID: String
+    public var reason: String
 }
 
 /// A finished attempt, ready to be written to the audit log and the delivery row.
@@ -55,4 +71,7 @@ public struct AttemptResult: Sendable, Equatable {
     public var endpointID: String
     public var leaseOwner: String
     public var attempt: Attempt
+    /// True for an attempt followed at once by another under the same claim (a 401 answered
+    /// with a fresh token): the delivery stays leased.
+    public var keepsLease: Bool = false
 }

@@ -103,6 +103,16 @@ extension SQLiteStore {
         try withDatabase { db in try EndpointQueries.endpoint(id: id, in: db) }
     }
 
+    public func endpointStatuses() throws -> [EndpointStatus] {
+        try withDatabase { db in try EndpointQueries.endpointsWithHealth(in: db) }
+    }
+
+    public func setEndpointEnabled(id: String, enabled: Bool) throws {
+        try withDatabase { db in
+            try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", in: db)
+        }
+    }
+
     public func endpointRevision(id: String) throws -> Int? {
         try withDatabase { db in try EndpointQueries.revision(id: id, in: db) }
     }
@@ -113,7 +123,8 @@ extension SQLiteStore {
         }
     }
 
-    public func record(_ results: [AttemptResult]) throws {
+    @discardableResult
+    public func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint] {
         try withDatabase { db in try DeliveryQueries.record(results, in: db) }
     }
 

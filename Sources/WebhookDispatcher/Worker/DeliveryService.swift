@@ -51,6 +51,7 @@ public final class DeliveryService: Sendable {
     private let board = JobBoard()
     private let recorder: ResultRecorder
     private let endpoints: EndpointCache
+    private let tokens = TokenCache()
     private let state = Mutex<State>(.idle)
     private let running = DispatchGroup()
     private let stopped = DispatchSemaphore(value: 0)
@@ -151,7 +152,7 @@ public final class DeliveryService: Sendable {
     }
 
     private func work(client: HTTPClient, userAgent: String) {
-        let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, userAgent: userAgent)
+        let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, userAgent: userAgent, tokens: tokens)
         while let job = board.take() {
             let endpoint: Endpoint?
             do {
@@ -162,11 +163,15 @@ public final class DeliveryService: Sendable {
                 board.finish(endpointID: job.endpointID)
                 continue
             }
-            let result = endpoint.map { runner.attempt(job, endpoint: $0) } ?? runner.endpointMissing(job)
-            if case .failed = result.attempt.verdict {
-                configuration.logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(result.attempt.number) attempt(s): \(result.attempt.errorMessage ?? "")")
+            let results = endpoint.map { runner.attempts(job, endpoint: $0) } ?? [runner.endpointMissing(job)]
+            for result in results {
+                let attempt = result.attempt
+                configuration.logger.log(.debug, "delivery \(job.deliveryID) to \(job.endpointID) attempt \(attempt.number): \(attempt.responseStatus.map { "HTTP \($0)" } ?? attempt.errorKind?.rawValue ?? "")")
+                if case .failed = attempt.verdict {
+                    configuration.logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(attempt.number) attempt(s): \(attempt.errorMessage ?? "")")
+                }
+                recorder.submit(result)
             }
-            recorder.submit(result)
         }
     }
 

@@ -64,7 +64,9 @@ final class ResultRecorder: @unchecked Sendable {
         var failures = 0
         while true {
             do {
-                try store.record(batch)
+                for endpoint in try store.record(batch) {
+                    logger.log(.warning, "endpoint \(endpoint.endpointID) disabled: \(endpoint.reason)")
+                }
                 break
             } catch {
                 failures += 1
@@ -76,6 +78,6 @@ final class ResultRecorder: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: min(5, 0.05 * Double(failures)))
             }
         }
-        for result in batch { board.finish(endpointID: result.endpointID) }
+        for result in batch where !result.keepsLease { board.finish(endpointID: result.endpointID) }
     }
 }

@@ -1,0 +1,39 @@
+import CCrypto
+import Foundation
+
+/// Standard Webhooks signatures: `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`,
+/// one signature per active secret, space-separated, so receivers can rotate secrets.
+/// The only place that calls libcrypto.
+enum WebhookSigner {
+    static let secretPrefix = "whsec_"
+
+    /// Why `secret` is not a usable `whsec_<base64>` secret, or nil when it is.
+    static func problem(withSecret secret: String) -> String? {
+        guard secret.hasPrefix(secretPrefix) else { return "must start with whsec_ (or be env:NAME)" }
+        guard let key = Data(base64Encoded: String(secret.dropFirst(secretPrefix.count))), !key.isEmpty else {
+            return "the part after whsec_ must be base64"
+        }
+        return key.count < 16 ? "the key must be at least 16 bytes (24 to 64 is usual)" : nil
+    }
+
+    /// The header value for `secrets` (each `whsec_<base64>`, already resolved).
+    static func signature(id: String, timestamp: Int, body: [UInt8], secrets: [String]) -> String {
+        let message = Array("\(id).\(timestamp).".utf8) + body
+        return secrets.compactMap { secret -> String? in
+            guard let key = Data(base64Encoded: String(secret.dropFirst(secretPrefix.count))) else { return nil }
+            return "v1," + Data(hmacSHA256(key: [UInt8](key), message: message)).base64EncodedString()
+        }.joined(separator: " ")
+    }
+
+    static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        _ = key.withUnsafeBytes { keyBytes in
+            message.withUnsafeBytes { messageBytes in
+                HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(key.count), messageBytes.bindMemory(to: UInt8.self).baseAddress,
+                     message.count, &digest, &length)
+            }
+        }
+        return Array(digest.prefix(Int(length)))
+    }
+}
