@@ -30,12 +30,17 @@ final class TestReceiver: Sendable {
     let port: Int
 
     /// `script(path, n)` answers the n-th (0-based) request on `path`.
-    init(host: String = "127.0.0.1", script: @escaping @Sendable (_ path: String, _ index: Int) -> ReceiverAction = { _, _ in .ok }) throws {
+    convenience init(host: String = "127.0.0.1", script: @escaping @Sendable (_ path: String, _ index: Int) -> ReceiverAction = { _, _ in .ok }) throws {
+        try self.init(host: host, requestScript: { request, index in script(request.path, index) })
+    }
+
+    /// `requestScript(request, n)` answers the n-th (0-based) request on the request's path.
+    init(host: String = "127.0.0.1", requestScript script: @escaping @Sendable (HTTPServerRequest, Int) -> ReceiverAction) throws {
         let recorded = self.recorded
         let stopSignal = self.stopSignal
         let server = try HTTPServer(host: host, port: 0) { request in
             let index = recorded.append(request)
-            switch script(request.path, index) {
+            switch script(request, index) {
             case .respond(let status, let contentType, let body, let headers):
                 var all = headers
                 if let contentType { all.insert(HeaderField("Content-Type", contentType), at: 0) }
@@ -137,7 +142,12 @@ class DispatcherTestCase: XCTestCase {
     }
 
     func makeReceiver(host: String = "127.0.0.1", script: @escaping @Sendable (String, Int) -> ReceiverAction = { _, _ in .ok }) throws -> TestReceiver {
-        let receiver = try TestReceiver(host: host, script: script)
+        try makeRequestReceiver(host: host) { request, index in script(request.path, index) }
+    }
+
+    /// A receiver scripted on the whole request (headers, body), not only its path.
+    func makeRequestReceiver(host: String = "127.0.0.1", requestScript: @escaping @Sendable (HTTPServerRequest, Int) -> ReceiverAction) throws -> TestReceiver {
+        let receiver = try TestReceiver(host: host, requestScript: requestScript)
         receivers.append(receiver)
         return receiver
     }

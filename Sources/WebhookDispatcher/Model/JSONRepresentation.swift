@@ -78,6 +78,54 @@ public enum JSONRepresentation {
         ]
     }
 
+    /// An endpoint as configured, with every secret shown as `***`, and its health.
+    public static func endpointStatus(_ status: EndpointStatus, now: Date = Date()) -> [String: Any] {
+        let endpoint = status.endpoint
+        let secretNames = Set(endpoint.secretHeaders.map { $0.lowercased() })
+        var headers: [String: String] = [:]
+        for (name, value) in endpoint.headers {
+            let secret = HeaderRedaction.isSecret(name) || secretNames.contains(name.lowercased()) || value.hasPrefix("env:")
+            headers[name] = secret ? HeaderRedaction.placeholder : value
+        }
+        var object: [String: Any] = [
+            "id": endpoint.id,
+            "tenant_id": endpoint.tenantID,
+            "url": endpoint.url,
+            "events": endpoint.eventFilters,
+            "headers": headers,
+            "timeout_seconds": endpoint.timeoutSeconds,
+            "connect_timeout_seconds": endpoint.connectTimeoutSeconds,
+            "max_concurrency": endpoint.maxConcurrency,
+            "retry": endpoint.retry.jsonObject,
+            "success": endpoint.success.rawValue,
+            "enabled": endpoint.enabled,
+            "ordered": endpoint.ordered,
+            "signing": endpoint.signingSecrets.isEmpty ? NSNull() : ["secrets": endpoint.signingSecrets.map { _ in HeaderRedaction.placeholder }] as [String: Any],
+            "circuit": ["failure_threshold": endpoint.circuit.failureThreshold, "cooldown_seconds": endpoint.circuit.cooldownSeconds,
+                        "disable_after_seconds": endpoint.circuit.disableAfterSeconds] as [String: Any],
+            "consecutive_failures": status.consecutiveFailures,
+            "failing_since": status.failingSince.map(Clock.iso8601) ?? NSNull(),
+            "circuit_state": circuitState(status, now: now),
+            "circuit_open_until": status.circuitOpenUntil.map(Clock.iso8601) ?? NSNull(),
+            "disabled_reason": status.disabledReason ?? NSNull(),
+        ]
+        if case .oauth2ClientCredentials(let credentials)? = endpoint.auth {
+            var auth: [String: Any] = ["type": "oauth2_client_credentials", "token_url": credentials.tokenURL,
+                                       "client_id": credentials.clientID, "client_secret": HeaderRedaction.placeholder]
+            auth["scope"] = credentials.scope
+            object["auth"] = auth
+        } else {
+            object["auth"] = NSNull()
+        }
+        return object
+    }
+
+    /// `closed`, `open` (deliveries wait), or `half_open` (the next claim is a probe).
+    public static func circuitState(_ status: EndpointStatus, now: Date = Date()) -> String {
+        if status.isCircuitOpen(at: now) { return "open" }
+        return status.consecutiveFailures >= status.endpoint.circuit.failureThreshold ? "half_open" : "closed"
+    }
+
     static func headers(_ fields: [HeaderField]) -> [[String: String]] {
         fields.map { ["name": $0.name, "value": $0.value] }
     }

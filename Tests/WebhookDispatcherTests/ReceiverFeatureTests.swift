@@ -1,0 +1,360 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// What receivers ask of the sender: OAuth tokens, signatures, retry schedules, endpoint
+/// health, fair sharing and ordering.
+final class ReceiverFeatureTests: DispatcherTestCase {
+    /// A receiver whose `/token` issues `token-<n>` valid for `expiresIn` seconds (after `tokenDelay`).
+    func receiverWithTokens(expiresIn: Double = 60, tokenDelay: Double = 0,
+                            hook: @escaping @Sendable (Int) -> ReceiverAction = { _ in .ok }) throws -> TestReceiver {
+        try makeReceiver { path, index in
+            if path == "/token" {
+                let body = #"{"access_token":"token-\#(index)","token_type":"Bearer","expires_in":\#(expiresIn)}"#
+                return tokenDelay > 0 ? .delay(seconds: tokenDelay, then: .init(status: 200, body: body)) : .respond(status: 200, body: body)
+            }
+            return hook(index)
+        }
+    }
+
+    func oauth(_ receiver: TestReceiver, path: String = "/token", scope: String? = "webhooks") -> EndpointAuth {
+        .oauth2ClientCredentials(OAuth2ClientCredentials(tokenURL: receiver.url(path), clientID: "client-1",
+                                                         clientSecret: "s3cr3t value", scope: scope))
+    }
+
+    // MARK: - OAuth 2.0 client credentials
+
+    func testFiftyConcurrentDeliveriesToAColdEndpointMakeOneTokenRequest() throws {
+        let receiver = try receiverWithTokens(tokenDelay: 0.3)
+        var target = endpoint(url: receiver.url())
+        target.auth = oauth(receiver)
+        target.maxConcurrency = 50
+        try addTenant(endpoints: [target])
+        let ids = try (0..<50).map { _ in try enqueue().eventID }
+        startService(workers: 25)
+        for id in ids { try waitForFinalDeliveries(of: id) }
+
+        let tokenRequests = receiver.requests(on: "/token")
+        XCTAssertEqual(tokenRequests.count, 1)
+        let request = try XCTUnwrap(tokenRequests.first)
+        XCTAssertEqual(request.header("Content-Type"), "application/x-www-form-urlencoded")
+        XCTAssertEqual(request.header("Authorization"), "Basic " + Data("client-1:s3cr3t value".utf8).base64EncodedString())
+        XCTAssertEqual(String(decoding: request.body, as: UTF8.self), "grant_type=client_credentials&scope=webhooks")
+        XCTAssertEqual(Set(receiver.requests(on: "/hook").map { $0.header("Authorization") }), ["Bearer token-0"])
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 100)).count, 50)
+    }
+
+    func testAnExpiredTokenIsReplaced() throws {
+        let receiver = try receiverWithTokens(expiresIn: 1)
+        var target = endpoint(url: receiver.url())
+        target.auth = oauth(receiver)
+        try addTenant(endpoints: [target])
+        startService()
+        try waitForFinalDeliveries(of: enqueue().eventID)
+        XCTAssertEqual(receiver.requests(on: "/token").count, 1)
+        // Keep delivering until the one-second token has been renewed (bounded).
+        try waitUntil("a second token is fetched", timeout: 10) {
+            try waitForFinalDeliveries(of: enqueue().eventID)
+            return receiver.requests(on: "/token").count == 2
+        }
+        XCTAssertEqual(receiver.requests(on: "/hook").last?.header("Authorization"), "Bearer token-1")
+    }
+
+    func testA401InvalidatesTheTokenAndRetriesAtOnceWithAFreshOne() throws {
+        let receiver = try receiverWithTokens { index in index == 0 ? .respond(status: 401, body: #"{"error":"expired"}"#) : .ok }
+        var target = endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 60))
+        target.auth = oauth(receiver)
+        try addTenant(endpoints: [target])
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        let delivery = try XCTUnwrap(record.deliveries.first)
+        XCTAssertEqual(delivery.delivery.status, .succeeded)
+        XCTAssertEqual(delivery.attempts.map(\.responseStatus), [401, 200])
+        XCTAssertEqual(receiver.requests(on: "/hook").map { $0.header("Authorization") }, ["Bearer token-0", "Bearer token-1"])
+        XCTAssertEqual(receiver.requests(on: "/token").count, 2)
+        XCTAssertEqual(delivery.attempts.first?.requestHeaders.first { $0.name == "Authorization" }?.value, "***")
+    }
+
+    func testAFailingTokenEndpointFailsTheAttemptWithKindAuth() throws {
+        let cases: [(String, ReceiverAction, String)] = [
+            ("/status", .respond(status: 500, body: "{}"), "HTTP 500"),
+            ("/notjson", .respond(status: 200, contentType: "text/html", body: "<html>"), "JSON"),
+            ("/notoken", .respond(status: 200, body: #"{"expires_in":60}"#), "access_token"),
+            ("/slow", .delay(seconds: 5, then: .init(status: 200)), "timeout"),
+        ]
+        let receiver = try makeReceiver { path, _ in cases.first { $0.0 == path }?.1 ?? .ok }
+        try addTenant(endpoints: cases.map { path, _, _ in
+            var target = endpoint(String(path.dropFirst()), url: receiver.url("/hook"), retry: .oneRetry(delaySeconds: 0), timeout: 0.5)
+            target.auth = oauth(receiver, path: path)
+            return target
+        })
+        startService()
+        let record = try waitForFinalDeliveries(of: enqueue().eventID)
+        for (path, _, message) in cases {
+            let delivery = try XCTUnwrap(record.deliveries.first { $0.delivery.endpointID == String(path.dropFirst()) })
+            XCTAssertEqual(delivery.delivery.status, .failed, path)
+            XCTAssertEqual(delivery.attempts.count, 2, "\(path): the retry policy applies")
+            XCTAssertEqual(delivery.attempts.first?.errorKind, .auth, path)
+            XCTAssertTrue(delivery.attempts.first?.errorMessage?.contains(message) ?? false, "\(path): \(delivery.attempts.first?.errorMessage ?? "")")
+            XCTAssertFalse(delivery.attempts.first?.errorMessage?.contains("s3cr3t") ?? true)
+        }
+        XCTAssertEqual(receiver.requests(on: "/hook").count, 0, "nothing is sent without a token")
+    }
+
+    func testTheDestinationGuardAppliesToTokenURLs() throws {
+        let receiver = try receiverWithTokens()
+        var target = endpoint(url: "https://hooks.example.invalid/x")
+        target.auth = oauth(receiver)
+        try addTenant(endpoints: [target])
+        startService(policy: DestinationPolicy(), urlPolicy: URLPolicy(requireHTTPS: false))
+        let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
+        XCTAssertEqual(attempt.errorKind, .auth)
+        XCTAssertTrue(attempt.errorMessage?.contains("blocked") ?? false, attempt.errorMessage ?? "")
+        XCTAssertEqual(receiver.connectionsAccepted, 0)
+    }
+
+    // MARK: - Signatures
+
+    func testTheStandardWebhooksTestVector() {
+        XCTAssertEqual(WebhookSigner.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1614265330,
+                                               body: Array(#"{"test": 2432232314}"#.utf8), secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]),
+                       "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        let two = WebhookSigner.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1614265330, body: Array(#"{"test": 2432232314}"#.utf8),
+                                          secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_" + Data(repeating: 7, count: 32).base64EncodedString()])
+        XCTAssertEqual(two.split(separator: " ").count, 2)
+        XCTAssertTrue(two.hasPrefix("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1,"))
+        XCTAssertNotNil(WebhookSigner.problem(withSecret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        XCTAssertNotNil(WebhookSigner.problem(withSecret: "whsec_***"))
+    }
+
+    func testRetriesCarryTheSameIDWithAFreshTimestampAndSignature() throws {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        let receiver = try makeReceiver { path, index in index == 0 ? .respond(status: 500) : .ok }
+        var signed = endpoint("signed", url: receiver.url("/signed"), retry: .schedule(.init(delaysSeconds: [1.2])))
+        signed.signingSecrets = [secret]
+        var exact = endpoint("exact", url: receiver.url("/exact"), retry: .oneRetry(delaySeconds: 1.2))
+        exact.signingSecrets = [secret]
+        try addTenant(endpoints: [signed, exact])
+        startService()
+        let event = try enqueue()
+        try waitForFinalDeliveries(of: event.eventID)
+
+        for path in ["/signed", "/exact"] {
+            let requests = receiver.requests(on: path)
+            XCTAssertEqual(requests.count, 2, path)
+            for request in requests {
+                let timestamp = try XCTUnwrap(request.header("webhook-timestamp").flatMap(Int.init))
+                XCTAssertEqual(request.header("webhook-id"), event.eventID)
+                XCTAssertEqual(request.header("webhook-signature"),
+                               WebhookSigner.signature(id: event.eventID, timestamp: timestamp, body: request.body, secrets: [secret]),
+                               "\(path): the receiver can verify the signature")
+            }
+            let timestamps = requests.map { $0.header("webhook-timestamp") }
+            if path == "/signed" {
+                XCTAssertNotEqual(timestamps[0], timestamps[1], "a Standard Webhooks retry is signed afresh")
+            } else {
+                XCTAssertEqual(timestamps[0], timestamps[1], "one_retry repeats the request exactly")
+                XCTAssertEqual(requests[0].headers, requests[1].headers)
+            }
+        }
+    }
+
+    // MARK: - Retry policies
+
+    func testSchedulesMaxAgeAndRetryAfter() {
+        let schedule = RetryPolicy.schedule(.init(delaysSeconds: [5, 300, 1800]))
+        XCTAssertEqual((1...4).map { schedule.delayAfterFailure(attemptsMade: $0) }, [5, 300, 1800, nil])
+        XCTAssertEqual(schedule.maxAttempts, 4)
+        let aged = RetryPolicy.schedule(.init(delaysSeconds: [5, 300], maxAgeSeconds: 100))
+        XCTAssertEqual(aged.delayAfterFailure(attemptsMade: 1, ageSeconds: 10), 5)
+        XCTAssertNil(aged.delayAfterFailure(attemptsMade: 2, ageSeconds: 10), "the next attempt would come after max_age")
+        let exponential = RetryPolicy.exponential(.init(initialSeconds: 1, factor: 2, maxSeconds: 60, maxAttempts: 100, maxAgeSeconds: 30))
+        XCTAssertNil(exponential.delayAfterFailure(attemptsMade: 3, ageSeconds: 29, unitRandom: 0.9))
+        XCTAssertEqual(exponential.delayAfterFailure(attemptsMade: 1, retryAfterSeconds: 20, unitRandom: 0.5), 20)
+        let unbounded = RetryPolicy.exponential(.init(initialSeconds: 1, factor: 2, maxSeconds: 60, maxAttempts: 100))
+        XCTAssertEqual(unbounded.delayAfterFailure(attemptsMade: 1, retryAfterSeconds: 600, unitRandom: 0.5), 60, "capped at max_seconds")
+        XCTAssertEqual(schedule.delayAfterFailure(attemptsMade: 1, retryAfterSeconds: 60), 60)
+        XCTAssertEqual(schedule.delayAfterFailure(attemptsMade: 1, retryAfterSeconds: 99_999), 1800, "capped at the longest wait")
+        XCTAssertEqual(RetryAfter.seconds(from: "120"), 120)
+        let now = Date(timeIntervalSince1970: 784_111_777)
+        XCTAssertEqual(RetryAfter.seconds(from: "Sun, 06 Nov 1994 08:49:37 GMT", now: now.addingTimeInterval(-30)), 30)
+        XCTAssertNil(RetryAfter.seconds(from: "soon"))
+    }
+
+    func testRetryAfterOn503IsHonoured() throws {
+        let receiver = try makeReceiver { _, index in
+            index == 0 ? .respond(status: 503, headers: [HeaderField("Retry-After", "30")]) : .ok
+        }
+        try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .schedule(.init(delaysSeconds: [0.1, 3_600])))])
+        startService()
+        let event = try enqueue()
+        try waitUntil("the first attempt is recorded") { try store.eventRecord(eventID: event.eventID)?.deliveries.first?.attempts.count == 1 }
+        let attempt = try XCTUnwrap(store.eventRecord(eventID: event.eventID)?.deliveries.first?.attempts.first)
+        guard case .retryScheduled(let at) = attempt.verdict else { return XCTFail("\(attempt.verdict)") }
+        XCTAssertEqual(at.timeIntervalSince(attempt.startedAt), 30, accuracy: 2, "Retry-After 30 outweighs the 0.1 s schedule")
+    }
+
+    func testConfigReadsTheNewRetryPoliciesAndReceiverOptions() throws {
+        let configuration = try DispatcherConfiguration.parse(Data("""
+            {"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h",
+              "retry": {"policy": "schedule", "delays_seconds": [5, 300, 1800], "max_age_seconds": 86400},
+              "auth": {"type": "oauth2_client_credentials", "token_url": "https://auth.example/token",
+                       "client_id": "c", "client_secret": "env:CLIENT_SECRET"},
+              "signing": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "env:NEXT_SECRET"]},
+              "ordered": true, "circuit": {"failure_threshold": 3, "cooldown_seconds": 30, "disable_after_seconds": 3600}}]}]}
+            """.utf8))
+        let endpoint = try XCTUnwrap(configuration.endpoints.first)
+        XCTAssertEqual(endpoint.retry, .schedule(.init(delaysSeconds: [5, 300, 1800], maxAgeSeconds: 86400)))
+        XCTAssertEqual(endpoint.signingSecrets.count, 2)
+        XCTAssertTrue(endpoint.ordered)
+        XCTAssertEqual(endpoint.circuit, CircuitPolicy(failureThreshold: 3, cooldownSeconds: 30, disableAfterSeconds: 3600))
+        try store.upsert(tenants: configuration.tenants, endpoints: configuration.endpoints)
+        XCTAssertEqual(try store.endpoint(id: "e"), endpoint, "the store keeps every option")
+        XCTAssertThrowsError(try configuration.checkEnvironment()) { XCTAssertTrue("\($0)".contains("_SECRET is not set"), "\($0)") }
+
+        XCTAssertThrowsError(try DispatcherConfiguration.parse(Data(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "signing": {"secret": "plain"}}]}]}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("tenants[0].endpoints[0].signing.secret"), "\($0)")
+        }
+        XCTAssertThrowsError(try DispatcherConfiguration.parse(Data(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "auth": {"type": "oauth2_client_credentials", "token_url": "http://auth.example/t", "client_id": "c", "client_secret": "s"}}]}]}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("auth.token_url"), "\($0)")
+        }
+    }
+
+    // MARK: - Endpoint health
+
+    func testTheCircuitOpensProbesOncePerCooldownAndClosesOnSuccess() throws {
+        let healthy = ManagedFlag()
+        let receiver = try makeReceiver { _, _ in healthy.value ? .ok : .respond(status: 500) }
+        var flaky = endpoint(url: receiver.url(), retry: .schedule(.init(delaysSeconds: [0.05, 0.05, 0.05])))
+        flaky.circuit = CircuitPolicy(failureThreshold: 3, cooldownSeconds: 0.4, disableAfterSeconds: 3_600)
+        try addTenant(endpoints: [flaky])
+        let ids = try (0..<10).map { _ in try enqueue().eventID }
+        startService()
+
+        try waitUntil("the circuit opens") { try store.endpointStatuses().first?.isCircuitOpen() == true }
+        let requestsWhenOpened = receiver.requests.count
+        XCTAssertLessThanOrEqual(requestsWhenOpened, 3 + 4, "at most the attempts already in flight pass the threshold")
+        // While failing, probes come one per cool-down.
+        try waitUntil("two probes have failed") { receiver.requests.count >= requestsWhenOpened + 2 }
+        let statuses = try store.deliveries(matching: DeliveryFilter(limit: 100))
+        XCTAssertEqual(statuses.filter { $0.status == .failed }.count, 0, "waiting deliveries are not failed")
+        XCTAssertEqual(try store.endpointStatuses().first.map { JSONRepresentation.circuitState($0) }.map { ["open", "half_open"].contains($0) }, true)
+
+        healthy.value = true
+        for id in ids { try waitForFinalDeliveries(of: id) }
+        let status = try XCTUnwrap(store.endpointStatuses().first)
+        XCTAssertEqual(status.consecutiveFailures, 0)
+        XCTAssertEqual(JSONRepresentation.circuitState(status), "closed")
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 100)).count, 10)
+    }
+
+    func testAnEndpointFailingLongerThanAllowedIsDisabledUntilEnabled() throws {
+        let receiver = try makeReceiver { _, _ in .respond(status: 500) }
+        let config = try writeConfig(url: receiver.url(), endpointExtra: """
+            , "retry": {"policy": "schedule", "delays_seconds": [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]},
+              "circuit": {"failure_threshold": 100, "cooldown_seconds": 1, "disable_after_seconds": 1}
+            """)
+        let log = directory.file("serve.log")
+        let serve = try startServe(config: config, logFile: log)
+        try waitUntil("serve stored the endpoint") { try store.endpoint(id: "ep-1") != nil }
+        let event = try enqueue()
+        try waitUntil("the endpoint is disabled") { try store.endpoint(id: "ep-1")?.enabled == false }
+        let status = try XCTUnwrap(store.endpointStatuses().first)
+        XCTAssertTrue(status.disabledReason?.contains("failing without a success since") ?? false, status.disabledReason ?? "")
+        try waitUntil("the log says why") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("endpoint ep-1 disabled: failing") == true }
+        let pending = try XCTUnwrap(store.eventRecord(eventID: event.eventID)?.deliveries.first?.delivery)
+        XCTAssertEqual(pending.status, .pending, "its delivery waits")
+        XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
+
+        let listed = try run(["endpoints", "list", "--json", "--config", config])
+        XCTAssertTrue(listed.stdout.contains(#""enabled":false"#), listed.stdout)
+        XCTAssertTrue(listed.stdout.contains("failing without a success"), listed.stdout)
+        // A restart with the same config does not re-enable it; the command does.
+        let restartLog = directory.file("restarted.log")
+        let restarted = try startServe(config: config, logFile: restartLog)
+        try waitUntil("serve restarted") { (try? String(contentsOfFile: restartLog, encoding: .utf8))?.contains("delivering with") == true }
+        XCTAssertEqual(try store.endpoint(id: "ep-1")?.enabled, false)
+        XCTAssertEqual(try run(["endpoints", "enable", "ep-1", "--config", config]).status, 0)
+        XCTAssertEqual(try store.endpoint(id: "ep-1")?.enabled, true)
+        XCTAssertNil(try store.endpointStatuses().first?.disabledReason)
+        try waitUntil("the delivery is attempted again") { try store.eventRecord(eventID: event.eventID)!.deliveries.first!.delivery.attemptCount > pending.attemptCount }
+        XCTAssertEqual(try stopProcess(restarted, signal: SIGTERM), 0)
+    }
+
+    func testEndpointsListShowsNoSecrets() throws {
+        var secretive = endpoint(url: "https://x.example/h", headers: ["Authorization": "Bearer list-secret-1", "X-Plain": "shown"])
+        secretive.auth = .oauth2ClientCredentials(.init(tokenURL: "https://auth.example/t", clientID: "c", clientSecret: "list-secret-2"))
+        secretive.signingSecrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        try addTenant(endpoints: [secretive])
+        for arguments in [["endpoints", "list", "--json"], ["endpoints", "list"]] {
+            let output = try run(arguments + ["--db", store.path])
+            XCTAssertEqual(output.status, 0, output.stderr)
+            for secret in ["list-secret-1", "list-secret-2", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+                XCTAssertFalse(output.stdout.contains(secret), "\(arguments) shows \(secret)")
+            }
+            XCTAssertTrue(output.stdout.contains("ep-1"))
+        }
+        XCTAssertTrue(try run(["endpoints", "list", "--json", "--db", store.path]).stdout.contains(#""X-Plain":"shown""#))
+        XCTAssertEqual(try run(["endpoints", "enable", "nope", "--db", store.path]).status, 1)
+        XCTAssertEqual(try run(["endpoints", "frobnicate", "--db", store.path]).status, 2)
+    }
+
+    // MARK: - Fairness and ordering
+
+    func testAHangingEndpointDoesNotHoldUpAnotherTenant() throws {
+        let hanging = try makeReceiver { _, _ in .delay(seconds: 30, then: .init(status: 200)) }
+        let healthy = try makeReceiver()
+        try addTenant("slow", endpoints: [endpoint("a", tenant: "slow", url: hanging.url(), timeout: 4)])
+        try addTenant("fast", endpoints: [endpoint("b", tenant: "fast", url: healthy.url())])
+        // A's backlog is older than every one of B's deliveries.
+        for _ in 0..<50 { try enqueue(tenant: "slow") }
+        let ids = try (0..<100).map { _ in try enqueue(tenant: "fast").eventID }
+        startService(workers: 8)
+        for id in ids { try waitForFinalDeliveries(of: id, timeout: 3.5) }
+        XCTAssertEqual(healthy.requests.count, 100)
+        let inFlight = try store.deliveries(matching: DeliveryFilter(endpointID: "a", status: .delivering))
+        XCTAssertEqual(inFlight.count, 4, "A still holds its four (max_concurrency) attempts")
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(endpointID: "a", status: .failed)).count, 0)
+    }
+
+    func testAnOrderedEndpointDeliversEachKeyInEnqueueOrder() throws {
+        // A's first status fails once; everything else succeeds.
+        let failedOnce = ManagedFlag()
+        let receiver = try makeRequestReceiver { request, _ in
+            let body = String(decoding: request.body, as: UTF8.self)
+            guard body.contains(#""interviewId":"A","onboardingStatus":"ID_VALIDATION_FINISHED""#), !failedOnce.value else { return .ok }
+            failedOnce.value = true
+            return .respond(status: 503)
+        }
+        var ordered = endpoint(url: receiver.url(), retry: .schedule(.init(delaysSeconds: [0.3])))
+        ordered.ordered = true
+        try addTenant(endpoints: [ordered])
+        let statuses = ["ID_VALIDATION_FINISHED", "FACE_VALIDATION_FINISHED", "ONBOARDING_FINISHED"]
+        var keyA: [String] = []
+        var keyB: [String] = []
+        for status in statuses {
+            keyA.append(try store.enqueue(NewEvent(tenantID: "tenant-a", type: "onboarding.status_changed",
+                                                   json: #"{"interviewId":"A","onboardingStatus":"\#(status)"}"#, orderingKey: "A")).eventID)
+            keyB.append(try store.enqueue(NewEvent(tenantID: "tenant-a", type: "onboarding.status_changed",
+                                                   json: #"{"interviewId":"B","onboardingStatus":"\#(status)"}"#, orderingKey: "B")).eventID)
+        }
+        startService(workers: 8)
+        for id in keyA + keyB { try waitForFinalDeliveries(of: id) }
+
+        let arrivals = receiver.requests.compactMap { $0.header("webhook-id") }
+        XCTAssertEqual(arrivals.filter(keyA.contains), [keyA[0], keyA[0], keyA[1], keyA[2]], "A's first event failed once; the rest waited")
+        XCTAssertEqual(arrivals.filter(keyB.contains), keyB)
+        let firstRetry = arrivals.lastIndex(of: keyA[0])!
+        XCTAssertLessThan(arrivals.firstIndex(of: keyB[2])!, firstRetry, "key B did not wait for key A's retry")
+    }
+}
+
+/// A flag a test flips while a receiver reads it.
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = false
+    var value: Bool {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
