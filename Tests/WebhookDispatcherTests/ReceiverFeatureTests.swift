@@ -42,6 +42,24 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertEqual(String(decoding: request.body, as: UTF8.self), "grant_type=client_credentials&scope=webhooks")
         XCTAssertEqual(Set(receiver.requests(on: "/hook").map { $0.header("Authorization") }), ["Bearer token-0"])
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 100)).count, 50)
+        let auditLog = try store.withDatabase { db in try db.rows("SELECT * FROM attempts").map { "\($0)" }.joined() }
+        XCTAssertFalse(auditLog.contains("token-0"), "the token is not in the audit log")
+        XCTAssertFalse(auditLog.contains("s3cr3t"), "the client secret is not in the audit log")
+    }
+
+    func testTheClientSecretMayComeFromTheEnvironment() throws {
+        setenv("DISPATCHER_TEST_CLIENT_SECRET", "from-the-environment", 1)
+        defer { unsetenv("DISPATCHER_TEST_CLIENT_SECRET") }
+        let receiver = try receiverWithTokens()
+        var target = endpoint(url: receiver.url())
+        target.auth = .oauth2ClientCredentials(.init(tokenURL: receiver.url("/token"), clientID: "client-1",
+                                                     clientSecret: "env:DISPATCHER_TEST_CLIENT_SECRET"))
+        try addTenant(endpoints: [target])
+        startService()
+        try waitForFinalDeliveries(of: enqueue().eventID)
+        XCTAssertEqual(receiver.requests(on: "/token").first?.header("Authorization"),
+                       "Basic " + Data("client-1:from-the-environment".utf8).base64EncodedString())
+        XCTAssertEqual(receiver.requests(on: "/hook").count, 1)
     }
 
     func testAnExpiredTokenIsReplaced() throws {
