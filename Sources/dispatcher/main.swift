@@ -5,7 +5,8 @@ import WebhookDispatcher
 // (0 ok, 1 runtime failure, 2 usage error).
 
 let commands: [DispatcherCommand.Type] = [
-    ServeCommand.self, EnqueueCommand.self, LogCommand.self, ShowCommand.self, EndpointsCommand.self, ReceiveCommand.self,
+    ServeCommand.self, EnqueueCommand.self, LogCommand.self, ShowCommand.self, EndpointsCommand.self, RedeliverCommand.self, ReplayCommand.self,
+    CancelCommand.self, StatsCommand.self, PruneCommand.self, ReceiveCommand.self,
 ]
 
 @MainActor func topLevelHelp() -> String {

@@ -14,6 +14,10 @@ public struct DispatcherConfiguration: Sendable {
     public var destinationPolicy: DestinationPolicy
     public var tenants: [Tenant]
     public var endpoints: [Endpoint]
+    /// How often `serve` logs the stats summary line; 0 turns it off.
+    public var statsIntervalSeconds: Double = 60
+    /// When set, `serve` prunes finished deliveries older than this many days, hourly.
+    public var retentionDays: Double?
 
     public init(database: String, workers: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
                 maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
@@ -62,6 +66,8 @@ public struct DispatcherConfiguration: Sendable {
         let leaseSeconds = try root.number("lease_seconds", default: 60, in: 1...86_400)
         let maxPayload = try root.integer("max_payload_bytes", default: 256 * 1024, in: 2...(16 * 1024 * 1024))
         let bodyCap = try root.integer("response_body_cap_bytes", default: 64 * 1024, in: 0...(16 * 1024 * 1024))
+        let statsInterval = try root.number("stats_interval_seconds", default: 60, in: 0...86_400)
+        let retentionDays = try root.has("retention_days") ? root.number("retention_days", default: 30, in: 0.01...36_500) : nil
         let urlPolicy = URLPolicy(requireHTTPS: try root.bool("require_https", default: true))
         let allowPrivate = try root.bool("allow_private_addresses", default: false)
         let networks = try (root.stringArray("allowed_networks") ?? []).enumerated().map { index, text in
@@ -95,11 +101,14 @@ public struct DispatcherConfiguration: Sendable {
         }
         try root.rejectUnknownKeys()
 
-        return DispatcherConfiguration(
+        var configuration = DispatcherConfiguration(
             database: database, workers: workers, pollIntervalMilliseconds: pollInterval, leaseSeconds: leaseSeconds,
             maxPayloadBytes: maxPayload, responseBodyCapBytes: bodyCap, urlPolicy: urlPolicy,
             destinationPolicy: DestinationPolicy(allowPrivateAddresses: allowPrivate, allowedNetworks: networks),
             tenants: tenants, endpoints: endpoints)
+        configuration.statsIntervalSeconds = statsInterval
+        configuration.retentionDays = retentionDays
+        return configuration
     }
 
     /// Fails when a header written `env:NAME` names a variable this process does not have: run

@@ -48,6 +48,27 @@ let reservedHeaderNames: Set<String> = [
 ]
 
 extension Endpoint {
+    /// The config object for this endpoint, secrets included: what `decode` reads back.
+    public var configObject: [String: Any] {
+        var object: [String: Any] = [
+            "id": id, "url": url, "events": eventFilters, "headers": headers, "secret_headers": secretHeaders,
+            "timeout_seconds": timeoutSeconds, "connect_timeout_seconds": connectTimeoutSeconds,
+            "max_concurrency": maxConcurrency, "retry": retry.jsonObject, "success": success.rawValue,
+            "enabled": enabled, "ordered": ordered,
+            "circuit": ["failure_threshold": circuit.failureThreshold, "cooldown_seconds": circuit.cooldownSeconds,
+                        "disable_after_seconds": circuit.disableAfterSeconds],
+        ]
+        if let auth { object["auth"] = auth.jsonObject }
+        if !signingSecrets.isEmpty { object["signing"] = ["secrets": signingSecrets] }
+        return object
+    }
+
+    /// Validates a config-shaped object exactly as the config file's endpoints are validated
+    /// (the CLI's `endpoints add|update` and a producer's admin page use this).
+    public static func fromConfigObject(_ object: [String: Any], tenantID: String, urlPolicy: URLPolicy = URLPolicy()) throws -> Endpoint {
+        try decode(JSONObjectReader(object, path: ""), tenantID: tenantID, urlPolicy: urlPolicy)
+    }
+
     /// Decodes an endpoint from its config object (`tenants[i].endpoints[j]`), the same shape
     /// the store keeps.
     static func decode(_ reader: JSONObjectReader, tenantID: String, urlPolicy: URLPolicy) throws -> Endpoint {

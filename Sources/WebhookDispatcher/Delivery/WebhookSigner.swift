@@ -37,3 +37,16 @@ enum WebhookSigner {
         return Array(digest.prefix(Int(length)))
     }
 }
+
+/// The receiving side of Standard Webhooks signatures, for `dispatcher receive --secret` and
+/// for producers who test their receivers.
+public enum SignatureVerifier {
+    public static func problem(withSecret secret: String) -> String? { WebhookSigner.problem(withSecret: secret) }
+
+    /// True when any `v1,` signature in `signature` matches `secret` over id, timestamp and body.
+    public static func verify(id: String?, timestamp: String?, signature: String?, body: [UInt8], secret: String) -> Bool {
+        guard let id, let timestamp = timestamp.flatMap(Int.init), let signature else { return false }
+        let expected = WebhookSigner.signature(id: id, timestamp: timestamp, body: body, secrets: [secret])
+        return signature.split(separator: " ").contains { $0 == expected }
+    }
+}

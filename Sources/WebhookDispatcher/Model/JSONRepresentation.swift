@@ -120,6 +120,25 @@ public enum JSONRepresentation {
         return object
     }
 
+    public static func stats(_ stats: DeliveryStats) -> [String: Any] {
+        [
+            "generated_at": Clock.iso8601(stats.generatedAt),
+            "window_seconds": stats.windowSeconds,
+            "by_status": stats.byStatus,
+            "by_tenant": stats.byTenant,
+            "by_endpoint": stats.byEndpoint,
+            "oldest_pending_at": stats.oldestPending.map(Clock.iso8601) ?? NSNull(),
+            "oldest_pending_age_seconds": stats.oldestPending.map { stats.generatedAt.timeIntervalSince($0) } ?? NSNull(),
+            "attempts": stats.recentAttempts,
+            "attempts_succeeded": stats.recentSucceeded,
+            "success_rate": stats.successRate ?? NSNull(),
+            "latency_p50_ms": stats.latencyP50Milliseconds ?? NSNull(),
+            "latency_p99_ms": stats.latencyP99Milliseconds ?? NSNull(),
+            "circuits_open": stats.endpoints.filter { $0.isCircuitOpen(at: stats.generatedAt) }.map(\.endpoint.id),
+            "endpoints_disabled": stats.endpoints.filter { !$0.endpoint.enabled }.map(\.endpoint.id),
+        ]
+    }
+
     /// `closed`, `open` (deliveries wait), or `half_open` (the next claim is a probe).
     public static func circuitState(_ status: EndpointStatus, now: Date = Date()) -> String {
         if status.isCircuitOpen(at: now) { return "open" }

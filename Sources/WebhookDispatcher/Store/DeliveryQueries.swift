@@ -18,7 +18,7 @@ enum DeliveryQueries {
                        - coalesce(busy.value, 0) AS room
               FROM endpoints e
               LEFT JOIN json_each(?2) busy ON busy.key = e.id
-             WHERE e.enabled = 1 AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1))
+             WHERE e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1))
          WHERE room > 0
         """
 
@@ -41,7 +41,8 @@ enum DeliveryQueries {
     static let lease = """
         UPDATE deliveries SET status = 'delivering', lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4
          WHERE id = ?1 AND status = 'pending'
-        RETURNING id, event_id, event_type, tenant_id, endpoint_id, attempt_count, created_at
+        RETURNING id, event_id, event_type, tenant_id, endpoint_id, attempt_count,
+                  coalesce(schedule_started_at, created_at), retry_base
         """
 
     /// A claim on a half-open endpoint is its one probe: the next waits a cool-down.
@@ -50,7 +51,8 @@ enum DeliveryQueries {
          WHERE id = ?1 AND consecutive_failures >= circuit_failure_threshold
         """
 
-    static let firstAttemptStart = "SELECT min(started_at) FROM attempts WHERE delivery_id = ?"
+    /// The first attempt of the current run (after the latest redelivery).
+    static let firstAttemptStart = "SELECT min(started_at) FROM attempts WHERE delivery_id = ?1 AND number > ?2"
 
     static let eventBody = "SELECT body FROM events WHERE id = ?"
 
@@ -146,15 +148,15 @@ enum DeliveryQueries {
                     ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
                                     tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
                                     attemptNumber: row.int(5) + 1, body: [], createdAt: Clock.date(milliseconds: row.int64(6)),
-                                    firstAttemptAt: nil)
+                                    firstAttemptAt: nil, retryBase: row.int(7))
                 }).first else { continue }
                 delivery.body = try db.query(eventBody, [delivery.eventID]) { $0.bytes(0) }.first ?? []
                 delivery.endpointRevision = try EndpointQueries.revision(id: delivery.endpointID, in: db) ?? 0
                 if probed.insert(delivery.endpointID).inserted {
                     try db.execute(startProbe, [delivery.endpointID, now])
                 }
-                if delivery.attemptNumber > 1 {
-                    delivery.firstAttemptAt = try db.query(firstAttemptStart, [delivery.deliveryID]) {
+                if delivery.attemptNumber > delivery.retryBase + 1 {
+                    delivery.firstAttemptAt = try db.query(firstAttemptStart, [delivery.deliveryID, delivery.retryBase]) {
                         $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0))
                     }.first ?? nil
                 }

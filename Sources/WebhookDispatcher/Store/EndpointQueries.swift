@@ -8,6 +8,8 @@ enum EndpointQueries {
          WHERE tenants.name IS NOT excluded.name
         """
 
+    static let selectTenants = "SELECT id, name FROM tenants ORDER BY id"
+
     static let endpointTenant = "SELECT tenant_id FROM endpoints WHERE id = ?"
 
     /// Bumps `revision` only when something changed, so workers' caches stay warm. An endpoint
@@ -27,8 +29,8 @@ enum EndpointQueries {
             auth = excluded.auth, signing = excluded.signing, ordered = excluded.ordered,
             circuit_failure_threshold = excluded.circuit_failure_threshold,
             circuit_cooldown_ms = excluded.circuit_cooldown_ms, disable_after_ms = excluded.disable_after_ms,
-            revision = endpoints.revision + 1, updated_at = excluded.updated_at
-         WHERE (endpoints.url, endpoints.event_filters, endpoints.headers, endpoints.timeout_ms,
+            removed_at = NULL, revision = endpoints.revision + 1, updated_at = excluded.updated_at
+         WHERE endpoints.removed_at IS NOT NULL OR (endpoints.url, endpoints.event_filters, endpoints.headers, endpoints.timeout_ms,
                 endpoints.connect_timeout_ms, endpoints.max_concurrency, endpoints.retry, endpoints.success_rule,
                 endpoints.secret_headers, endpoints.auth, endpoints.signing, endpoints.ordered,
                 endpoints.circuit_failure_threshold, endpoints.circuit_cooldown_ms, endpoints.disable_after_ms)
@@ -45,11 +47,11 @@ enum EndpointQueries {
         circuit_cooldown_ms, disable_after_ms
         """
 
-    static let selectEndpoint = "SELECT \(endpointColumns) FROM endpoints WHERE id = ?"
+    static let selectEndpoint = "SELECT \(endpointColumns) FROM endpoints WHERE id = ? AND removed_at IS NULL"
 
     static let selectEndpointsWithHealth = """
         SELECT \(endpointColumns), consecutive_failures, failing_since, circuit_open_until, disabled_reason
-          FROM endpoints ORDER BY tenant_id, id
+          FROM endpoints WHERE removed_at IS NULL ORDER BY tenant_id, id
         """
 
     /// Enabling also forgets the failure run, so the endpoint starts with a closed circuit.
@@ -59,7 +61,18 @@ enum EndpointQueries {
                failing_since = CASE WHEN ?2 = 1 THEN NULL ELSE failing_since END,
                circuit_open_until = CASE WHEN ?2 = 1 THEN NULL ELSE circuit_open_until END,
                revision = revision + 1, updated_at = ?4
-         WHERE id = ?1
+         WHERE id = ?1 AND removed_at IS NULL
+        """
+
+    /// Removal keeps the row (past deliveries refer to it) and cancels what was still to come.
+    static let removeEndpoint = """
+        UPDATE endpoints SET removed_at = ?2, enabled = 0, revision = revision + 1, updated_at = ?2
+         WHERE id = ?1 AND removed_at IS NULL
+        """
+
+    static let cancelPendingOfEndpoint = """
+        UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, last_error = ?2, updated_at = ?3
+         WHERE endpoint_id = ?1 AND status = 'pending'
         """
 
     static let selectRevision = "SELECT revision FROM endpoints WHERE id = ?"
@@ -108,6 +121,15 @@ enum EndpointQueries {
     static func setEnabled(id: String, enabled: Bool, reason: String?, in db: Database) throws {
         guard try db.execute(setEnabled, [id, enabled, reason, Clock.nowMilliseconds()]) == 1 else {
             throw DispatcherError.notFound("endpoint '\(id)'")
+        }
+    }
+
+    /// Returns how many pending deliveries were cancelled.
+    static func remove(id: String, in db: Database) throws -> Int {
+        try db.inTransaction {
+            let now = Clock.nowMilliseconds()
+            guard try db.execute(removeEndpoint, [id, now]) == 1 else { throw DispatcherError.notFound("endpoint '\(id)'") }
+            return try db.execute(cancelPendingOfEndpoint, [id, "cancelled: endpoint \(id) was removed", now])
         }
     }
 

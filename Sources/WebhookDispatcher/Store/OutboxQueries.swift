@@ -22,7 +22,7 @@ enum OutboxQueries {
         SELECT ?1, e.id, e.tenant_id, ?2, 'pending', ?3, ?3, ?3, coalesce(?5, e.tenant_id)
           FROM endpoints e
          WHERE e.tenant_id = ?4
-           AND e.enabled = 1
+           AND e.enabled = 1 AND e.removed_at IS NULL
            AND (e.event_filters = '[]'
                 OR EXISTS (SELECT 1 FROM json_each(e.event_filters) f WHERE ?2 GLOB f.value))
         """

@@ -11,6 +11,7 @@ public protocol OutboxStore: AnyObject, Sendable {
     func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws
 
     func endpoint(id: String) throws -> Endpoint?
+    func tenants() throws -> [Tenant]
     /// Every endpoint with its health, by tenant.
     func endpointStatuses() throws -> [EndpointStatus]
     /// Enables or disables an endpoint by hand; enabling clears a failure run and its circuit.
@@ -38,6 +39,21 @@ public protocol OutboxStore: AnyObject, Sendable {
     func eventRecord(eventID: String) throws -> EventRecord?
     func eventRecord(deliveryID: Int64) throws -> EventRecord?
 
+    /// Removes an endpoint (its history stays) and cancels its pending deliveries; returns how many.
+    func removeEndpoint(id: String) throws -> Int
+
+    /// Re-queues deliveries (by delivery id, or every delivery of an event id) as a new run of
+    /// attempts: history and event id kept. Returns how many were re-queued.
+    func redeliver(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int
+    /// Re-queues every delivery matching `filter` in one statement; `dryRun` only counts.
+    func replay(_ filter: ReplayFilter, dryRun: Bool) throws -> Int
+    /// Cancels pending deliveries; returns how many.
+    func cancel(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int
+    /// Counts, the oldest pending delivery, attempts and latency over the last `windowSeconds`.
+    func stats(windowSeconds: Double) throws -> DeliveryStats
+    /// Deletes finished deliveries, their attempts and orphaned events older than `cutoff`.
+    func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult
+
     /// Event ids starting with `prefix` (at most `limit`), so people can type a short id.
     func eventIDs(withPrefix prefix: String, limit: Int) throws -> [String]
 }
@@ -53,10 +69,15 @@ public struct ClaimedDelivery: Sendable, Equatable {
     /// The number the next attempt gets (1 for the first).
     public var attemptNumber: Int
     public var body: [UInt8]
-    /// When the delivery was created (for a policy's `max_age_seconds`).
+    /// When the delivery was created or last redelivered (for a policy's `max_age_seconds`).
     public var createdAt: Date
-    /// When its first attempt started, if it had one (a one_retry retry repeats its timestamp).
+    /// When the first attempt of this run started, if it had one (a one_retry retry repeats its timestamp).
     public var firstAttemptAt: Date?
+    /// Attempts made before the latest redelivery; the retry policy counts attempts after it.
+    public var retryBase: Int = 0
+
+    /// The attempt number as the retry policy sees it: 1 for the first attempt of this run.
+    var policyAttemptNumber: Int { attemptNumber - retryBase }
 }
 
 /// An endpoint the dispatcher disabled because it kept failing.

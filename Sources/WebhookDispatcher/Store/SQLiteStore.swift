@@ -103,6 +103,10 @@ extension SQLiteStore {
         try withDatabase { db in try EndpointQueries.endpoint(id: id, in: db) }
     }
 
+    public func tenants() throws -> [Tenant] {
+        try withDatabase { db in try db.query(EndpointQueries.selectTenants) { Tenant(id: $0.string(0), name: $0.string(1)) } }
+    }
+
     public func endpointStatuses() throws -> [EndpointStatus] {
         try withDatabase { db in try EndpointQueries.endpointsWithHealth(in: db) }
     }
@@ -146,5 +150,29 @@ extension SQLiteStore {
 
     public func eventIDs(withPrefix prefix: String, limit: Int) throws -> [String] {
         try withDatabase { db in try LogQueries.eventIDs(withPrefix: prefix, limit: limit, in: db) }
+    }
+
+    public func removeEndpoint(id: String) throws -> Int {
+        try withDatabase { db in try EndpointQueries.remove(id: id, in: db) }
+    }
+
+    public func redeliver(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int {
+        try withDatabase { db in try OperationsQueries.redeliver(deliveryIDs: deliveryIDs, eventIDs: eventIDs, in: db) }
+    }
+
+    public func replay(_ filter: ReplayFilter, dryRun: Bool) throws -> Int {
+        try withDatabase { db in try OperationsQueries.replay(filter, dryRun: dryRun, in: db) }
+    }
+
+    public func cancel(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int {
+        try withDatabase { db in try OperationsQueries.cancel(deliveryIDs: deliveryIDs, eventIDs: eventIDs, in: db) }
+    }
+
+    public func stats(windowSeconds: Double) throws -> DeliveryStats {
+        try withDatabase { db in try OperationsQueries.stats(window: windowSeconds, in: db) }
+    }
+
+    public func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult {
+        try withDatabase { db in try OperationsQueries.prune(olderThan: cutoff, dryRun: dryRun, in: db) }
     }
 }

@@ -115,7 +115,7 @@ struct AttemptRunner {
             verdict = .succeeded
         } else {
             let retryAfter = [429, 503].contains(exchange.status ?? 0) ? RetryAfter.seconds(from: exchange.header("Retry-After")) : nil
-            if let delay = endpoint.retry.delayAfterFailure(attemptsMade: number, ageSeconds: Date().timeIntervalSince(delivery.createdAt),
+            if let delay = endpoint.retry.delayAfterFailure(attemptsMade: number - delivery.retryBase, ageSeconds: Date().timeIntervalSince(delivery.createdAt),
                                                             retryAfterSeconds: retryAfter) {
                 verdict = .retryScheduled(at: Date().addingTimeInterval(delay))
             } else {

@@ -1,36 +1,74 @@
 import Foundation
 import WebhookDispatcher
 
-/// `dispatcher endpoints list|enable|disable`: endpoints and their health.
+/// `dispatcher endpoints list|add|update|remove|enable|disable|test`: endpoints and their health.
 struct EndpointsCommand: DispatcherCommand {
     static let spec = CommandSpec(
         name: "endpoints",
-        abstract: "List endpoints with their health, or enable / disable one.",
-        positionals: "list | enable ID | disable ID",
-        options: [OptionSpec(name: "json", value: nil, help: "With list: one JSON object per endpoint, secrets shown as ***.")]
-            + StoreSelection.options,
+        abstract: "Manage endpoints: list with health, add, update, remove, enable, disable, test.",
+        positionals: "list | add | update ID | remove ID | enable ID | disable ID | test ID",
+        options: [
+            OptionSpec(name: "tenant", value: "ID", help: "add: the endpoint's tenant (created if new)."),
+            OptionSpec(name: "id", value: "ID", help: "add: the endpoint id (unique across tenants)."),
+            OptionSpec(name: "url", value: "URL", help: "The URL deliveries are POSTed to."),
+            OptionSpec(name: "events", value: "LIST", help: "Comma-separated event types or globs; \"*\" for every type."),
+            OptionSpec(name: "header", value: "NAME:VALUE", help: "A request header (repeatable); VALUE may be env:NAME.", repeatable: true),
+            OptionSpec(name: "remove-header", value: "NAME", help: "update: drop a header (repeatable).", repeatable: true),
+            OptionSpec(name: "secret-header", value: "NAME", help: "Redact this header in the audit log (repeatable).", repeatable: true),
+            OptionSpec(name: "timeout", value: "SECONDS", help: "Total time for one attempt (default 10)."),
+            OptionSpec(name: "max-concurrency", value: "N", help: "In-flight deliveries per process (default 4)."),
+            OptionSpec(name: "retry", value: "JSON", help: #"Retry policy as in the config: '{"policy":"one_retry","delay_seconds":5}'."#),
+            OptionSpec(name: "success", value: "RULE", help: "2xx or json_200_or_204."),
+            OptionSpec(name: "ordered", value: "BOOL", help: "true or false."),
+            OptionSpec(name: "oauth-token-url", value: "URL", help: "OAuth 2.0 client credentials: the token URL."),
+            OptionSpec(name: "oauth-client-id", value: "ID", help: "OAuth 2.0 client id."),
+            OptionSpec(name: "oauth-client-secret", value: "SECRET", help: "OAuth 2.0 client secret, or env:NAME."),
+            OptionSpec(name: "oauth-scope", value: "SCOPE", help: "OAuth 2.0 scope (optional)."),
+            OptionSpec(name: "signing-secret", value: "SECRET", help: "whsec_ signing secret or env:NAME (repeat for two while rotating).", repeatable: true),
+            OptionSpec(name: "json", value: nil, help: "list: one JSON object per endpoint (secrets shown as ***); test: the record as JSON."),
+        ] + StoreSelection.options,
         discussion: """
+            add and update validate exactly as the config file does, and write nothing when a value
+            is wrong. The config's require_https applies (https only without a config).
             An endpoint that kept failing for its circuit's disable_after_seconds is disabled by the
-            dispatcher, with the reason in `list`; `enable` resumes it with a closed circuit. An
-            endpoint disabled here stays disabled across serve restarts until enabled again.
+            dispatcher, with the reason in `list`; `enable` resumes it with a closed circuit.
+            `test` sends a dispatcher.ping event now and prints the recorded attempt.
             """)
 
     enum Action {
         case list
+        case add
+        case update(String)
+        case remove(String)
         case setEnabled(String, Bool)
+        case test(String)
     }
 
     let action: Action
+    let arguments: ParsedArguments
     let json: Bool
     let selection: StoreSelection
 
     init(_ arguments: ParsedArguments) throws {
-        switch (arguments.positionals.first, arguments.positionals.count) {
+        let words = arguments.positionals
+        switch (words.first, words.count) {
         case ("list", 1): action = .list
-        case ("enable", 2): action = .setEnabled(arguments.positionals[1], true)
-        case ("disable", 2): action = .setEnabled(arguments.positionals[1], false)
-        default: throw UsageError("expected 'list', 'enable ID' or 'disable ID'")
+        case ("add", 1): action = .add
+        case ("update", 2): action = .update(words[1])
+        case ("remove", 2): action = .remove(words[1])
+        case ("enable", 2): action = .setEnabled(words[1], true)
+        case ("disable", 2): action = .setEnabled(words[1], false)
+        case ("test", 2): action = .test(words[1])
+        default: throw UsageError("expected list, add, or update | remove | enable | disable | test followed by an endpoint id")
         }
+        if case .add = action {
+            guard arguments.value("tenant") != nil, arguments.value("id") != nil, arguments.value("url") != nil else {
+                throw UsageError("add needs --tenant, --id and --url")
+            }
+        } else if arguments.value("tenant") != nil || arguments.value("id") != nil {
+            throw UsageError("--tenant and --id go with add only")
+        }
+        self.arguments = arguments
         json = arguments.flag("json")
         selection = try StoreSelection(arguments)
     }
@@ -38,26 +76,108 @@ struct EndpointsCommand: DispatcherCommand {
     func run() throws {
         let store = try selection.openStore()
         switch action {
+        case .list:
+            try list(store)
+        case .add:
+            let tenantID = arguments.value("tenant")!
+            let endpoint = try Endpoint.fromConfigObject(try applyOptions(to: ["id": arguments.value("id")!]),
+                                                         tenantID: tenantID, urlPolicy: urlPolicy)
+            guard try store.endpoint(id: endpoint.id) == nil else { throw UsageError("endpoint '\(endpoint.id)' exists; use update") }
+            let tenant = try store.tenants().first { $0.id == tenantID } ?? Tenant(id: tenantID, name: tenantID)
+            try store.upsert(tenants: [tenant], endpoints: [endpoint])
+            Console.out("added endpoint \(endpoint.id) for tenant \(tenantID)\n")
+        case .update(let id):
+            guard let existing = try store.endpoint(id: id) else { throw DispatcherError.notFound("endpoint '\(id)'") }
+            let endpoint = try Endpoint.fromConfigObject(try applyOptions(to: existing.configObject),
+                                                         tenantID: existing.tenantID, urlPolicy: urlPolicy)
+            try store.upsert(tenants: [], endpoints: [endpoint])
+            Console.out("updated endpoint \(id)\n")
+        case .remove(let id):
+            let cancelled = try store.removeEndpoint(id: id)
+            Console.out("removed endpoint \(id); cancelled \(cancelled) pending deliveries\n")
         case .setEnabled(let id, let enabled):
             try store.setEndpointEnabled(id: id, enabled: enabled)
             Console.out("endpoint \(id) \(enabled ? "enabled" : "disabled")\n")
-        case .list:
-            let statuses = try store.endpointStatuses()
+        case .test(let id):
+            let configuration = selection.configuration?.serviceConfiguration(logger: .silent)
+                ?? DeliveryServiceConfiguration(logger: .silent)
+            let record = try EndpointTester(store: store, configuration: configuration).ping(endpointID: id)
             if json {
-                Console.out(statuses.map { JSONRepresentation.line(JSONRepresentation.endpointStatus($0)) + "\n" }.joined())
-                return
+                Console.out(JSONRepresentation.line(JSONRepresentation.eventRecord(record)) + "\n")
+            } else {
+                Console.out(ShowCommand.render(record))
             }
-            var table = Table(["ID", "TENANT", "URL", "EVENTS", "ENABLED", "CIRCUIT", "FAILURES", "NOTE"])
-            for status in statuses {
-                let endpoint = status.endpoint
-                table.add([
-                    endpoint.id, endpoint.tenantID, endpoint.url,
-                    endpoint.eventFilters.isEmpty ? "*" : endpoint.eventFilters.joined(separator: ","),
-                    endpoint.enabled ? "yes" : "no", JSONRepresentation.circuitState(status), String(status.consecutiveFailures),
-                    status.disabledReason ?? "",
-                ])
-            }
-            Console.out(table.render())
+            if record.deliveries.first?.delivery.status != .succeeded { throw DispatcherError.notFound("a successful answer from endpoint '\(id)'") }
         }
+    }
+
+    var urlPolicy: URLPolicy { selection.configuration?.urlPolicy ?? URLPolicy() }
+
+    /// The config object with the command-line options laid over it.
+    func applyOptions(to base: [String: Any]) throws -> [String: Any] {
+        var object = base
+        if let url = arguments.value("url") { object["url"] = url }
+        if let events = arguments.value("events") {
+            object["events"] = events == "*" ? [] : events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        var headers = object["headers"] as? [String: String] ?? [:]
+        for name in arguments.allValues("remove-header") { headers[name] = nil }
+        for header in arguments.allValues("header") {
+            guard let colon = header.firstIndex(of: ":") else { throw UsageError("--header '\(header)' must be NAME:VALUE") }
+            headers[String(header[..<colon]).trimmingCharacters(in: .whitespaces)] =
+                String(header[header.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        }
+        object["headers"] = headers
+        let secretHeaders = (object["secret_headers"] as? [String] ?? []) + arguments.allValues("secret-header")
+        object["secret_headers"] = secretHeaders.filter { name in headers.keys.contains { $0.caseInsensitiveCompare(name) == .orderedSame } }
+        if let timeout = arguments.value("timeout") { object["timeout_seconds"] = try number(timeout, "--timeout") }
+        if let concurrency = arguments.value("max-concurrency") { object["max_concurrency"] = try number(concurrency, "--max-concurrency") }
+        if let retry = arguments.value("retry") {
+            guard let parsed = try? JSONSerialization.jsonObject(with: Data(retry.utf8)) as? [String: Any] else {
+                throw UsageError(#"--retry must be a JSON object such as '{"policy":"one_retry","delay_seconds":5}'"#)
+            }
+            object["retry"] = parsed
+        }
+        if let success = arguments.value("success") { object["success"] = success }
+        if let ordered = arguments.value("ordered") {
+            guard let flag = Bool(ordered) else { throw UsageError("--ordered must be true or false") }
+            object["ordered"] = flag
+        }
+        if let tokenURL = arguments.value("oauth-token-url") {
+            var auth: [String: Any] = ["type": "oauth2_client_credentials", "token_url": tokenURL]
+            auth["client_id"] = arguments.value("oauth-client-id")
+            auth["client_secret"] = arguments.value("oauth-client-secret")
+            auth["scope"] = arguments.value("oauth-scope")
+            object["auth"] = auth
+        } else if arguments.value("oauth-client-id") != nil || arguments.value("oauth-client-secret") != nil {
+            throw UsageError("--oauth-client-id and --oauth-client-secret need --oauth-token-url")
+        }
+        let secrets = arguments.allValues("signing-secret")
+        if !secrets.isEmpty { object["signing"] = ["secrets": secrets] }
+        return object
+    }
+
+    func number(_ text: String, _ option: String) throws -> Double {
+        guard let value = Double(text), value.isFinite else { throw UsageError("\(option) must be a number, got '\(text)'") }
+        return value
+    }
+
+    func list(_ store: SQLiteStore) throws {
+        let statuses = try store.endpointStatuses()
+        if json {
+            Console.out(statuses.map { JSONRepresentation.line(JSONRepresentation.endpointStatus($0)) + "\n" }.joined())
+            return
+        }
+        var table = Table(["ID", "TENANT", "URL", "EVENTS", "ENABLED", "CIRCUIT", "FAILURES", "NOTE"])
+        for status in statuses {
+            let endpoint = status.endpoint
+            table.add([
+                endpoint.id, endpoint.tenantID, endpoint.url,
+                endpoint.eventFilters.isEmpty ? "*" : endpoint.eventFilters.joined(separator: ","),
+                endpoint.enabled ? "yes" : "no", JSONRepresentation.circuitState(status), String(status.consecutiveFailures),
+                status.disabledReason ?? "",
+            ])
+        }
+        Console.out(table.render())
     }
 }

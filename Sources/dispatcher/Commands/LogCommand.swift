@@ -57,7 +57,7 @@ struct LogCommand: DispatcherCommand {
         for delivery in deliveries {
             table.add([
                 String(delivery.id), String(delivery.eventID.prefix(8)), delivery.tenantID, delivery.endpointID,
-                delivery.eventType, delivery.status.rawValue, String(delivery.attemptCount),
+                delivery.eventType, Console.status(delivery.status), String(delivery.attemptCount),
                 delivery.lastHTTPStatus.map(String.init) ?? "-",
                 delivery.nextAttemptAt.map { TimeText.relative($0, now: now) } ?? "-",
                 TimeText.relative(delivery.updatedAt, now: now),

@@ -37,6 +37,10 @@ struct ServeCommand: DispatcherCommand {
             ?? DeliveryServiceConfiguration(logger: logger)
         if let workers { configuration.workers = workers }
         let service = DeliveryService(store: store, configuration: configuration)
+        let housekeeping = Housekeeping(store: store, settings: Housekeeping.Settings(
+            statsIntervalSeconds: selection.configuration?.statsIntervalSeconds ?? 60,
+            retentionDays: selection.configuration?.retentionDays), logger: logger)
+        housekeeping.start()
 
         let signalQueue = DispatchQueue(label: "dispatcher.signals")
         let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
@@ -52,6 +56,7 @@ struct ServeCommand: DispatcherCommand {
         let endpointCount = selection.configuration?.endpoints.count ?? 0
         logger.log(.info, "dispatcher \(DispatcherVersion.current) serving \(selection.databasePath) (\(endpointCount) configured endpoints)")
         service.run()
+        housekeeping.stop()
         sources.forEach { $0.cancel() }
     }
 }

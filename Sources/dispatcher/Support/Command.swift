@@ -43,13 +43,34 @@ struct StoreSelection {
     }
 }
 
-/// Standard output and error, unbuffered enough for pipes and tests.
+/// Standard output and error, unbuffered, one whole message at a time: `receive` prints from
+/// one thread per connection, and FileHandle is not safe to write from two threads at once.
 enum Console {
+    private static let lock = NSLock()
+
     static func out(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        lock.withLock { FileHandle.standardOutput.write(Data(text.utf8)) }
     }
 
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        lock.withLock { FileHandle.standardError.write(Data(text.utf8)) }
+    }
+
+    /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+    static let usesColor: Bool = isatty(STDOUT_FILENO) == 1
+        && ProcessInfo.processInfo.environment["NO_COLOR"].map { $0.isEmpty } ?? true
+        && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+
+    /// A delivery status, green / red / yellow when colour is on.
+    static func status(_ status: DeliveryStatus) -> String {
+        guard usesColor else { return status.rawValue }
+        let code: String
+        switch status {
+        case .succeeded: code = "32"
+        case .failed: code = "31"
+        case .pending, .delivering: code = "33"
+        case .cancelled: code = "2"
+        }
+        return "\u{1B}[\(code)m\(status.rawValue)\u{1B}[0m"
     }
 }

@@ -1,0 +1,267 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// The operator's commands, through the real executable: endpoints management, test pings,
+/// redeliver, replay, cancel, stats, prune, retention and the development receiver.
+final class OperationsTests: DispatcherTestCase {
+    func sql(_ text: String, _ bindings: [SQLiteBindable] = []) throws {
+        try store.withDatabase { try $0.execute(text, bindings) }
+    }
+
+    func testEndpointsAddUpdateListAndRemoveWithConfigValidation() throws {
+        let config = try writeConfig(url: "http://127.0.0.1:9/first")
+        let added = try run(["endpoints", "add", "--config", config, "--tenant", "tenant-b", "--id", "b-main",
+                             "--url", "http://127.0.0.1:9/b", "--events", "checkin.*,visit.ended", "--header", "X-Clinic: b",
+                             "--header", "Authorization: Bearer add-secret-1", "--timeout", "3", "--max-concurrency", "2",
+                             "--retry", #"{"policy":"one_retry","delay_seconds":1}"#, "--success", "json_200_or_204",
+                             "--signing-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        XCTAssertEqual(added.status, 0, added.stderr)
+        let endpoint = try XCTUnwrap(store.endpoint(id: "b-main"))
+        XCTAssertEqual(endpoint.tenantID, "tenant-b")
+        XCTAssertEqual(endpoint.eventFilters, ["checkin.*", "visit.ended"])
+        XCTAssertEqual(endpoint.headers, ["X-Clinic": "b", "Authorization": "Bearer add-secret-1"])
+        XCTAssertEqual(endpoint.timeoutSeconds, 3)
+        XCTAssertEqual(endpoint.maxConcurrency, 2)
+        XCTAssertEqual(endpoint.retry, .oneRetry(delaySeconds: 1))
+        XCTAssertEqual(endpoint.success, .json200Or204)
+        XCTAssertEqual(endpoint.signingSecrets, ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+
+        // The same validation as the config file, and nothing half-written.
+        let cases: [([String], String)] = [
+            (["--url", "ftp://x.example/h"], "url"),
+            (["--retry", #"{"policy":"forever"}"#], "retry.policy"),
+            (["--events", "bad pattern"], "events[0]"),
+            (["--header", "Host: x"], "headers.Host"),
+            (["--timeout", "900"], "timeout_seconds"),
+        ]
+        for (options, keyPath) in cases {
+            let result = try run(["endpoints", "update", "b-main", "--config", config] + options)
+            XCTAssertEqual(result.status, 1, "\(options)")
+            XCTAssertTrue(result.stderr.contains("at \(keyPath)"), "\(options): \(result.stderr)")
+        }
+        XCTAssertEqual(try store.endpoint(id: "b-main"), endpoint, "failed updates wrote nothing")
+        let https = try run(["endpoints", "add", "--db", store.path, "--tenant", "t", "--id", "plain", "--url", "http://x.example/h"])
+        XCTAssertEqual(https.status, 1, "without a config, https only")
+        XCTAssertEqual(try run(["endpoints", "add", "--db", store.path, "--tenant", "t", "--id", "x"]).status, 2, "--url is required")
+        XCTAssertEqual(try run(["endpoints", "update", "nope", "--db", store.path, "--url", "https://x.example"]).status, 1)
+        XCTAssertEqual(try run(["endpoints", "update", "b-main", "--db", store.path, "--id", "other"]).status, 2)
+
+        let updated = try run(["endpoints", "update", "b-main", "--config", config, "--url", "http://127.0.0.1:9/b2", "--events", "*",
+                               "--remove-header", "X-Clinic"])
+        XCTAssertEqual(updated.status, 0, updated.stderr)
+        XCTAssertEqual(try store.endpoint(id: "b-main")?.url, "http://127.0.0.1:9/b2")
+        XCTAssertEqual(try store.endpoint(id: "b-main")?.eventFilters, [])
+        XCTAssertEqual(try store.endpoint(id: "b-main")?.headers, ["Authorization": "Bearer add-secret-1"])
+
+        let listed = try run(["endpoints", "list", "--json", "--db", store.path])
+        let rows = listed.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(rows.compactMap { $0["id"] as? String }, ["b-main"])
+        XCTAssertEqual((rows.first?["headers"] as? [String: String])?["Authorization"], "***")
+        XCTAssertFalse(listed.stdout.contains("add-secret-1"))
+        XCTAssertFalse(listed.stdout.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+
+        // Removing cancels what was pending and keeps the history.
+        try enqueue(tenant: "tenant-b")
+        let removed = try run(["endpoints", "remove", "b-main", "--db", store.path])
+        XCTAssertEqual(removed.status, 0, removed.stderr)
+        XCTAssertTrue(removed.stdout.contains("cancelled 1 pending"), removed.stdout)
+        XCTAssertNil(try store.endpoint(id: "b-main"))
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(endpointID: "b-main")).map(\.status), [.cancelled])
+        XCTAssertEqual(try enqueue(tenant: "tenant-b").deliveryCount, 0, "a removed endpoint gets no new deliveries")
+        XCTAssertEqual(try run(["endpoints", "remove", "b-main", "--db", store.path]).status, 1)
+    }
+
+    func testEndpointsTestSendsAPingAndPrintsTheRecordedAttempt() throws {
+        let receiver = try makeReceiver { path, _ in path == "/down" ? .respond(status: 500, body: #"{"oops":1}"#) : .respond(status: 200, body: #"{"pong":true}"#) }
+        let config = try writeConfig(url: receiver.url())
+        try store.upsert(tenants: [Tenant(id: "tenant-a", name: "a")], endpoints: [endpoint("down", url: receiver.url("/down"))])
+        try store.upsert(tenants: [], endpoints: try DispatcherConfiguration.load(path: config).endpoints)
+
+        let ping = try run(["endpoints", "test", "ep-1", "--config", config])
+        XCTAssertEqual(ping.status, 0, ping.stderr)
+        XCTAssertTrue(ping.stdout.contains("HTTP 200"), ping.stdout)
+        XCTAssertTrue(ping.stdout.contains(#"{"pong":true}"#), ping.stdout)
+        let request = try XCTUnwrap(receiver.requests(on: "/hook").first)
+        let body = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+        XCTAssertEqual(body["type"] as? String, "dispatcher.ping")
+        XCTAssertEqual(body["endpoint_id"] as? String, "ep-1")
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(typePattern: "dispatcher.ping")).first?.status, .succeeded)
+
+        let failing = try run(["endpoints", "test", "down", "--config", config, "--json"])
+        XCTAssertEqual(failing.status, 1)
+        XCTAssertTrue(failing.stdout.contains(#""response_status":500"#), failing.stdout)
+        XCTAssertEqual(receiver.requests(on: "/down").count, 1, "a ping is not retried")
+        XCTAssertEqual(try run(["endpoints", "test", "missing", "--config", config]).status, 1)
+    }
+
+    func testRedeliverStartsANewRunAndKeepsTheHistory() throws {
+        let healthy = ManagedFlag()
+        let receiver = try makeReceiver { _, _ in healthy.value ? .ok : .respond(status: 500) }
+        try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0))])
+        startService()
+        let event = try enqueue()
+        let failed = try XCTUnwrap(waitForFinalDeliveries(of: event.eventID).deliveries.first)
+        XCTAssertEqual(failed.delivery.status, .failed)
+        XCTAssertEqual(failed.attempts.count, 2)
+
+        healthy.value = true
+        let result = try run(["redeliver", String(failed.delivery.id), "--db", store.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdout, "re-queued 1 deliveries\n")
+        let again = try XCTUnwrap(waitForFinalDeliveries(of: event.eventID).deliveries.first)
+        XCTAssertEqual(again.delivery.id, failed.delivery.id)
+        XCTAssertEqual(again.delivery.status, .succeeded)
+        XCTAssertEqual(again.attempts.map(\.number), [1, 2, 3], "history kept, numbering continues")
+        XCTAssertEqual(Set(receiver.requests.map { $0.header("webhook-id") }), [event.eventID], "same event id")
+
+        // By event id; a succeeded delivery may be sent again too.
+        XCTAssertEqual(try run(["redeliver", event.eventID, "--db", store.path, "--json"]).stdout, #"{"requeued":1}"# + "\n")
+        try waitUntil("the fourth attempt") { try store.eventRecord(eventID: event.eventID)?.deliveries.first?.attempts.count == 4 }
+        XCTAssertEqual(try run(["redeliver", "424242", "--db", store.path]).status, 1)
+        XCTAssertEqual(try run(["redeliver", "not-an-id", "--db", store.path]).status, 2)
+        XCTAssertEqual(try run(["redeliver", "--db", store.path]).status, 2)
+    }
+
+    func testReplayRequeuesEveryMatchingDeliveryInOneStatement() throws {
+        try addTenant(endpoints: [endpoint("a", url: "https://a.example/h"), endpoint("b", url: "https://b.example/h")])
+        let producer = try SQLiteStore(path: store.path)
+        try producer.write { tx in
+            for index in 0..<10_000 { try tx.enqueue(NewEvent(tenantID: "tenant-a", type: index % 2 == 0 ? "visit.ended" : "checkin.outcome",
+                                                               json: #"{"n":\#(index)}"#)) }
+        }
+        try sql("UPDATE deliveries SET status = 'failed', attempt_count = 3, next_attempt_at = NULL")
+
+        let dry = try run(["replay", "--status", "failed", "--endpoint", "a", "--type", "visit.*", "--dry-run", "--db", store.path])
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        XCTAssertEqual(dry.stdout, "would re-queue 5000 failed deliveries\n")
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(status: .pending)).count, 0, "a dry run changes nothing")
+
+        let replay = try run(["replay", "--db", store.path, "--json"])
+        XCTAssertEqual(replay.stdout, #"{"dry_run":false,"requeued":20000}"# + "\n")
+        let pending = try store.deliveries(matching: DeliveryFilter(status: .pending, limit: 100_000))
+        XCTAssertEqual(pending.count, 20_000)
+        XCTAssertTrue(pending.allSatisfy { $0.attemptCount == 3 }, "history kept")
+        XCTAssertEqual(try run(["replay", "--status", "pending", "--db", store.path]).status, 2)
+        XCTAssertEqual(try run(["replay", "--since", "later", "--db", store.path]).status, 2)
+    }
+
+    func testCancelOnlyTouchesPendingDeliveriesAndRecordsWhy() throws {
+        try addTenant(endpoints: [endpoint(url: "https://a.example/h")])
+        let first = try enqueue(), second = try enqueue()
+        let id = try XCTUnwrap(store.deliveries(matching: DeliveryFilter(eventID: first.eventID)).first?.id)
+        let result = try run(["cancel", String(id), second.eventID, "--db", store.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdout, "cancelled 2 deliveries\n")
+        let cancelled = try store.deliveries(matching: DeliveryFilter(status: .cancelled))
+        XCTAssertEqual(cancelled.count, 2)
+        XCTAssertTrue(cancelled.allSatisfy { $0.lastError?.hasPrefix("cancelled by an operator at ") == true })
+        XCTAssertEqual(try run(["cancel", String(id), "--db", store.path]).status, 1, "no longer pending")
+    }
+
+    func testStatsReportsCountsRatesAndLatency() throws {
+        let receiver = try makeReceiver { _, index in index % 4 == 3 ? .respond(status: 500) : .ok }
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        try addTenant("tenant-b", endpoints: [endpoint("idle", tenant: "tenant-b", url: "https://b.example/h")])
+        var broken = endpoint("broken", tenant: "tenant-b", url: "https://c.example/h")
+        broken.enabled = false
+        try addTenant("tenant-b", endpoints: [broken])
+        let service = startService()
+        let ids = try (0..<8).map { _ in try enqueue().eventID }
+        for id in ids { try waitForFinalDeliveries(of: id) }
+        service.stop() // the pending delivery below must stay pending (and never leave this machine)
+        try enqueue(tenant: "tenant-b")
+
+        let result = try run(["stats", "--json", "--db", store.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let stats = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let byStatus = try XCTUnwrap(stats["by_status"] as? [String: Int])
+        XCTAssertEqual(byStatus["succeeded"], 6)
+        XCTAssertEqual(byStatus["failed"], 2)
+        XCTAssertEqual(byStatus["pending"], 1)
+        XCTAssertEqual((stats["by_tenant"] as? [String: [String: Int]])?["tenant-b"]?["pending"], 1)
+        XCTAssertEqual((stats["by_endpoint"] as? [String: [String: Int]])?["ep-1"]?["succeeded"], 6)
+        XCTAssertEqual(stats["attempts"] as? Int, 8)
+        XCTAssertEqual(stats["success_rate"] as? Double, 0.75)
+        XCTAssertNotNil(stats["latency_p50_ms"] as? Double)
+        XCTAssertNotNil(stats["latency_p99_ms"] as? Double)
+        XCTAssertNotNil(stats["oldest_pending_age_seconds"] as? Double)
+        XCTAssertEqual(stats["endpoints_disabled"] as? [String], ["broken"])
+        let table = try run(["stats", "--db", store.path])
+        XCTAssertTrue(table.stdout.hasPrefix("pending=1 delivering=0 succeeded=6 failed=2 cancelled=0 | last 1h: 8 attempts, 75.0% ok"), table.stdout)
+        XCTAssertFalse(table.stdout.contains("\u{1B}"), "no colour when not on a terminal")
+    }
+
+    func testPruneDeletesOnlyOldFinishedWork() throws {
+        try addTenant(endpoints: [endpoint(url: "https://a.example/h")])
+        let old = try enqueue(), oldPending = try enqueue(), recent = try enqueue()
+        let longAgo = Clock.nowMilliseconds() - 40 * 86_400_000
+        try sql("UPDATE deliveries SET status = 'succeeded', updated_at = ? WHERE event_id = ?", [longAgo, old.eventID])
+        try sql("UPDATE events SET created_at = ?", [longAgo])
+        try sql("UPDATE deliveries SET updated_at = ? WHERE event_id = ?", [longAgo, oldPending.eventID])
+        try sql("""
+            INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers, verdict)
+            SELECT id, 1, ?, 1, 'https://a.example/h', '[]', 'succeeded' FROM deliveries WHERE event_id = ?
+            """, [longAgo, old.eventID])
+
+        let dry = try run(["prune", "--older-than", "30d", "--dry-run", "--db", store.path])
+        XCTAssertEqual(dry.stdout, "would delete 1 deliveries, 1 attempts, 1 events\n")
+        XCTAssertNotNil(try store.eventRecord(eventID: old.eventID))
+        let pruned = try run(["prune", "--older-than", "30d", "--json", "--db", store.path])
+        XCTAssertEqual(pruned.stdout, #"{"attempts":1,"deliveries":1,"dry_run":false,"events":1}"# + "\n")
+        XCTAssertNil(try store.eventRecord(eventID: old.eventID))
+        XCTAssertNotNil(try store.eventRecord(eventID: oldPending.eventID), "pending work is never pruned")
+        XCTAssertNotNil(try store.eventRecord(eventID: recent.eventID))
+        XCTAssertEqual(try run(["prune", "--db", store.path]).status, 2)
+        XCTAssertEqual(try run(["prune", "--older-than", "2026-01-01", "--db", store.path]).status, 2)
+    }
+
+    func testServePrintsStatsAndPrunesByRetentionDays() throws {
+        let receiver = try makeReceiver()
+        let config = try writeConfig(url: receiver.url(), extra: #", "stats_interval_seconds": 0.5, "retention_days": 30"#)
+        let configuration = try DispatcherConfiguration.load(path: config)
+        try store.upsert(tenants: configuration.tenants, endpoints: configuration.endpoints)
+        let old = try enqueue(type: "order.created")
+        try sql("UPDATE deliveries SET status = 'succeeded', updated_at = 0")
+        try sql("UPDATE events SET created_at = 0")
+        let log = directory.file("serve.log")
+        let serve = try startServe(config: config, logFile: log)
+        try waitUntil("retention pruned the old delivery") { try store.eventRecord(eventID: old.eventID) == nil }
+        try waitUntil("a stats line is logged") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("stats: pending=") == true }
+        XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
+        XCTAssertTrue(try String(contentsOfFile: log, encoding: .utf8).contains("retention: deleted 1 deliveries"))
+    }
+
+    func testTheDevelopmentReceiverPrintsRequestsAndChecksSignatures() throws {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        let output = directory.file("receive.out")
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = ["receive", "--port", "0", "--secret", secret]
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        defer { kill(process.processIdentifier, SIGINT); process.waitUntilExit() }
+        let banner = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+        let port = try XCTUnwrap(banner.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }, banner)
+
+        var signed = endpoint("signed", url: "http://127.0.0.1:\(port)/good")
+        signed.signingSecrets = [secret]
+        var wrong = endpoint("wrong", url: "http://127.0.0.1:\(port)/bad")
+        wrong.signingSecrets = ["whsec_" + Data(repeating: 1, count: 32).base64EncodedString()]
+        try addTenant(endpoints: [signed, wrong])
+        startService()
+        try waitForFinalDeliveries(of: enqueue(#"{"hello":"receiver"}"#).eventID)
+        try waitUntil("both requests are printed") {
+            (try? String(contentsOfFile: output, encoding: .utf8))?.components(separatedBy: "\n  signature: ").count == 3
+        }
+        let printed = try String(contentsOfFile: output, encoding: .utf8)
+        let good = try XCTUnwrap(printed.components(separatedBy: "POST ").first { $0.hasPrefix("/good") })
+        let bad = try XCTUnwrap(printed.components(separatedBy: "POST ").first { $0.hasPrefix("/bad") })
+        XCTAssertTrue(good.contains("signature: valid"), good)
+        XCTAssertTrue(bad.contains("signature: INVALID"), bad)
+        XCTAssertTrue(good.contains(#""hello" : "receiver""#), good)
+    }
+}
