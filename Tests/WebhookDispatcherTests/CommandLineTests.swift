@@ -89,6 +89,31 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertEqual(otherType.status, 0, otherType.stderr)
     }
 
+    func testEnqueueNDJSONStoresGoodLinesAndReportsBadOnesByNumber() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let duplicateID = UUID().uuidString.lowercased()
+        var lines = (0..<2_500).map { #"{"tenant":"tenant-a","type":"order.created","data":{"n":\#($0)}}"# }
+        lines[10] = "not json"
+        lines[1_500] = #"{"tenant":"nobody","type":"order.created","data":{}}"#
+        lines[2_000] = #"{"tenant":"tenant-a","type":"checkin.outcome","data":{"event":"checkin.outcome"}}"#
+        lines[100] = #"{"tenant":"tenant-a","type":"order.created","id":"\#(duplicateID)","data":{"first":true}}"#
+        lines[101] = lines[100]
+        lines.insert("", at: 50)
+        let result = try run(["enqueue", "--ndjson", "--batch-size", "1000", "--db", store.path], stdin: lines.joined(separator: "\n") + "\n")
+        XCTAssertEqual(result.status, 1, "some lines were rejected")
+        XCTAssertEqual(result.stdout, "accepted 2496, duplicates 1, rejected 3 (lines 11, 1502, 2002)\n")
+        XCTAssertTrue(result.stderr.contains("line 1502: unknown tenant 'nobody'"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("line 2002: invalid checkin.outcome event"), result.stderr)
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(limit: 10_000)).count, 2_496, "bad lines did not spoil their batches")
+        XCTAssertEqual(try store.eventRecord(eventID: duplicateID)?.event.body, Array(#"{"first":true}"#.utf8))
+
+        XCTAssertEqual(try run(["enqueue", "--ndjson", "--tenant", "tenant-a", "--db", store.path], stdin: "").status, 2)
+        XCTAssertEqual(try run(["enqueue", "--batch-size", "5", "--tenant", "tenant-a", "--type", "t", "--db", store.path], stdin: "{}").status, 2)
+        let clean = try run(["enqueue", "--ndjson", "--db", store.path], stdin: #"{"tenant":"tenant-a","type":"t","data":{}}"# + "\n")
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        XCTAssertEqual(clean.stdout, "accepted 1, duplicates 0, rejected 0\n")
+    }
+
     func testLogJSONAndShowJSONRoundTrip() throws {
         let receiver = try makeReceiver { _, index in index == 0 ? .respond(status: 503, body: #"{"retry":true}"#) : .respond(status: 200, body: #"{"ok":true}"#) }
         let config = try writeConfig(url: receiver.url())

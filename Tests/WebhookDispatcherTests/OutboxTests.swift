@@ -160,4 +160,26 @@ final class OutboxTests: DispatcherTestCase {
         let result = try other.enqueue(NewEvent(tenantID: "tenant-a", type: "t", json: "{}"))
         XCTAssertEqual(try store.eventRecord(eventID: result.eventID)?.deliveries.count, 1)
     }
+
+    func testBulkEnqueueIsAllOrNothing() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let results = try store.enqueue(contentsOf: (0..<100).map { NewEvent(tenantID: "tenant-a", type: "t", json: #"{"n":\#($0)}"#) })
+        XCTAssertEqual(results.count, 100)
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(limit: 1_000)).count, 100)
+        let mixed = [NewEvent(tenantID: "tenant-a", type: "t", json: "{}"), NewEvent(tenantID: "nobody", type: "t", json: "{}")]
+        XCTAssertThrowsError(try store.enqueue(contentsOf: mixed)) { XCTAssertEqual($0 as? DispatcherError, .unknownTenant("nobody")) }
+        XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(limit: 1_000)).count, 100, "nothing of the failed batch was stored")
+    }
+
+    func testNDJSONLinesKeepTheirDataBytesExactly() throws {
+        let line = #"{"tenant":"t","data": {"b" : 2, "a":[1, 2.50]} , "type":"x.y","ordering_key":"k1"}"#
+        let event = try NDJSONEvent.parse(Array(line.utf8))
+        XCTAssertEqual(String(decoding: event.body, as: UTF8.self), #"{"b" : 2, "a":[1, 2.50]}"#)
+        XCTAssertEqual(event.tenantID, "t")
+        XCTAssertEqual(event.type, "x.y")
+        XCTAssertEqual(event.orderingKey, "k1")
+        XCTAssertThrowsError(try NDJSONEvent.parse(Array(#"{"tenant":"t","type":"x","data":[1]}"#.utf8)))
+        XCTAssertThrowsError(try NDJSONEvent.parse(Array(#"{"tenant":"t","type":"x","data":{},"extra":1}"#.utf8)))
+        XCTAssertThrowsError(try NDJSONEvent.parse(Array(#"{"tenant":"t","type":"x","id":"nope","data":{}}"#.utf8)))
+    }
 }

@@ -8,10 +8,17 @@ enum HeaderRedaction {
     ]
     private static let secretFragments = ["token", "secret", "password", "passwd", "api-key", "apikey", "auth", "session", "credential"]
 
+    /// Runs for every header of every attempt, so it works on bytes, without Foundation.
     static func isSecret(_ name: String) -> Bool {
-        let lowered = name.lowercased()
-        return secretNames.contains(lowered) || secretFragments.contains { lowered.contains($0) }
+        let lowered = Array(name.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 })
+        if secretNames.contains(String(decoding: lowered, as: UTF8.self)) { return true }
+        return secretFragmentBytes.contains { fragment in
+            lowered.count >= fragment.count
+                && (0...(lowered.count - fragment.count)).contains { lowered[$0..<($0 + fragment.count)].elementsEqual(fragment) }
+        }
     }
+
+    private static let secretFragmentBytes = secretFragments.map { Array($0.utf8) }
 
     /// Replaces credential values with `***`; `alsoSecret` adds names (any case) to redact.
     static func redact(_ headers: [HeaderField], alsoSecret: Set<String> = []) -> [HeaderField] {

@@ -7,6 +7,11 @@ enum LogQueries {
         last_error, next_attempt_at, created_at, updated_at
         """
 
+    static let anyUnfinished = """
+        SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending')
+            OR EXISTS (SELECT 1 FROM deliveries WHERE status = 'delivering')
+        """
+
     static let eventByID = "SELECT id, tenant_id, type, body, created_at FROM events WHERE id = ?"
     static let deliveriesOfEvent = "SELECT \(deliveryColumns) FROM deliveries WHERE event_id = ? ORDER BY id"
     static let eventOfDelivery = "SELECT event_id FROM deliveries WHERE id = ?"

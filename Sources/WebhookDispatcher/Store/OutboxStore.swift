@@ -54,6 +54,9 @@ public protocol OutboxStore: AnyObject, Sendable {
     /// Deletes finished deliveries, their attempts and orphaned events older than `cutoff`.
     func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult
 
+    /// True while any delivery is pending (due or not) or in flight.
+    func hasUnfinishedDeliveries() throws -> Bool
+
     /// Event ids starting with `prefix` (at most `limit`), so people can type a short id.
     func eventIDs(withPrefix prefix: String, limit: Int) throws -> [String]
 }

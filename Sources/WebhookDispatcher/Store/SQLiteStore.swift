@@ -63,6 +63,19 @@ public final class SQLiteStore: OutboxStore {
     public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
         try write { tx in try tx.enqueue(event) }
     }
+
+    /// Enqueues many events in one transaction: the same validation and idempotency as
+    /// `enqueue`, all or nothing (one invalid event stores none).
+    @discardableResult
+    public func enqueue(contentsOf events: [NewEvent]) throws -> [EnqueueResult] {
+        try write { tx in try events.map { try tx.enqueue($0) } }
+    }
+
+    /// Enqueues many events in one transaction, each on its own: a rejected event (its error
+    /// returned in its place) does not stop the others. For backfills (`enqueue --ndjson`).
+    public func enqueueEach(_ events: [NewEvent]) throws -> [Result<EnqueueResult, DispatcherError>] {
+        try write { tx in try events.map { event in try tx.enqueueIsolated(event) } }
+    }
 }
 
 /// The handle a `SQLiteStore.write` closure gets: the producer's SQL and the outbox in one
@@ -91,6 +104,20 @@ public struct OutboxTransaction {
     @discardableResult
     public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
         try OutboxQueries.enqueue(event, in: db, options: options)
+    }
+
+    /// Enqueues under a savepoint: an invalid event is rolled back alone and returned as its
+    /// error; a database failure still throws.
+    func enqueueIsolated(_ event: NewEvent) throws -> Result<EnqueueResult, DispatcherError> {
+        try db.execute("SAVEPOINT enqueue_one")
+        do {
+            let result = try OutboxQueries.enqueue(event, in: db, options: options)
+            try db.execute("RELEASE enqueue_one")
+            return .success(result)
+        } catch let error as DispatcherError {
+            try db.execute("ROLLBACK TO enqueue_one; RELEASE enqueue_one")
+            return .failure(error)
+        }
     }
 }
 
@@ -174,5 +201,9 @@ extension SQLiteStore {
 
     public func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult {
         try withDatabase { db in try OperationsQueries.prune(olderThan: cutoff, dryRun: dryRun, in: db) }
+    }
+
+    public func hasUnfinishedDeliveries() throws -> Bool {
+        try withDatabase { db in try db.query(LogQueries.anyUnfinished) { $0.int(0) != 0 }.first ?? false }
     }
 }

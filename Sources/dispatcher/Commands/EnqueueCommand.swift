@@ -12,6 +12,8 @@ struct EnqueueCommand: DispatcherCommand {
             OptionSpec(name: "id", value: "UUID", help: "The event id (idempotency key); generated when absent."),
             OptionSpec(name: "data", value: "JSON", help: "The body: JSON text, or @FILE; read from stdin when absent."),
             OptionSpec(name: "allow-custom-type", value: nil, help: "Accept a verification.* key the verification seed does not document."),
+            OptionSpec(name: "ndjson", value: nil, help: "Read many events from stdin, one JSON object per line (see below)."),
+            OptionSpec(name: "batch-size", value: "N", help: "With --ndjson: lines per transaction (default 1000)."),
         ] + StoreSelection.options,
         discussion: """
             The body is sent to receivers byte for byte; it must be a JSON object. Bodies of the seed
@@ -28,7 +30,22 @@ struct EnqueueCommand: DispatcherCommand {
     let data: String?
     let allowCustomType: Bool
 
+    let ndjson: Bool
+    let batchSize: Int
+
     init(_ arguments: ParsedArguments) throws {
+        ndjson = arguments.flag("ndjson")
+        batchSize = try arguments.integer("batch-size", in: 1...100_000) ?? 1_000
+        allowCustomType = arguments.flag("allow-custom-type")
+        selection = try StoreSelection(arguments)
+        if ndjson {
+            for option in ["tenant", "type", "id", "data"] where arguments.value(option) != nil {
+                throw UsageError("--\(option) does not go with --ndjson: each line names its own")
+            }
+            tenant = ""; type = ""; id = nil; data = nil
+            return
+        }
+        guard arguments.value("batch-size") == nil else { throw UsageError("--batch-size goes with --ndjson") }
         guard let tenant = arguments.value("tenant") else { throw UsageError("--tenant is required") }
         guard let type = arguments.value("type") else { throw UsageError("--type is required") }
         guard arguments.positionals.isEmpty else { throw UsageError("unexpected argument '\(arguments.positionals[0])'") }
@@ -41,8 +58,6 @@ struct EnqueueCommand: DispatcherCommand {
         self.tenant = tenant
         self.type = type
         self.data = arguments.value("data")
-        allowCustomType = arguments.flag("allow-custom-type")
-        selection = try StoreSelection(arguments)
     }
 
     func readBody() throws -> [UInt8] {
@@ -56,6 +71,7 @@ struct EnqueueCommand: DispatcherCommand {
     }
 
     func run() throws {
+        if ndjson { return try runNDJSON() }
         let body = try readBody()
         let bodyID = try EventFamily.validate(body: body, type: type, allowCustomKey: allowCustomType)
         if let id, let bodyID, id != bodyID {
@@ -70,5 +86,51 @@ struct EnqueueCommand: DispatcherCommand {
             Console.error("warning: no enabled endpoint of tenant '\(tenant)' accepts '\(type)'; the event is stored but goes nowhere\n")
         }
         Console.out(result.eventID + "\n")
+    }
+
+    /// Reads events line by line and stores each batch in one transaction.
+    func runNDJSON() throws {
+        let store = try selection.openStore()
+        try selection.syncConfiguration(into: store)
+        let showProgress = isatty(STDERR_FILENO) == 1
+        var accepted = 0, duplicates = 0, lineNumber = 0
+        var rejected: [(line: Int, reason: String)] = []
+        var batch: [(line: Int, event: NewEvent)] = []
+
+        func flush() throws {
+            guard !batch.isEmpty else { return }
+            for (entry, result) in zip(batch, try store.enqueueEach(batch.map(\.event))) {
+                switch result {
+                case .success(let outcome): if outcome.isDuplicate { duplicates += 1 } else { accepted += 1 }
+                case .failure(let error): rejected.append((entry.line, error.description))
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+            if showProgress { Console.error("\r\(accepted) accepted, \(duplicates) duplicates, \(rejected.count) rejected") }
+        }
+
+        while let line = readLine(strippingNewline: true) {
+            lineNumber += 1
+            let bytes = Array(line.utf8)
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            do {
+                let event = try NDJSONEvent.parse(bytes)
+                let bodyID = try EventFamily.validate(body: event.body, type: event.type, allowCustomKey: allowCustomType)
+                var withID = event
+                if withID.id == nil { withID.id = bodyID }
+                batch.append((lineNumber, withID))
+            } catch let error as DispatcherError {
+                rejected.append((lineNumber, error.description))
+            }
+            if batch.count >= batchSize { try flush() }
+        }
+        try flush()
+        if showProgress { Console.error("\n") }
+        rejected.sort { $0.line < $1.line }
+        for entry in rejected.prefix(100) { Console.error("line \(entry.line): \(entry.reason)\n") }
+        if rejected.count > 100 { Console.error("... and \(rejected.count - 100) more rejected lines\n") }
+        Console.out("accepted \(accepted), duplicates \(duplicates), rejected \(rejected.count)"
+                    + (rejected.isEmpty ? "" : " (lines \(rejected.prefix(20).map { String($0.line) }.joined(separator: ", "))\(rejected.count > 20 ? ", ..." : ""))") + "\n")
+        if !rejected.isEmpty { throw DispatcherError.invalidJSON("\(rejected.count) of \(lineNumber) lines were rejected") }
     }
 }

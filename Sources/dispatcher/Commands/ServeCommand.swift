@@ -12,6 +12,7 @@ struct ServeCommand: DispatcherCommand {
         options: StoreSelection.options + [
             OptionSpec(name: "workers", value: "N", help: "Concurrent deliveries; overrides the config's workers."),
             OptionSpec(name: "verbose", value: nil, help: "Log every attempt, not only failures."),
+            OptionSpec(name: "exit-when-idle", value: nil, help: "Stop (exit 0) once no delivery is pending or in flight: batch jobs, benchmarks."),
         ],
         discussion: """
             On SIGINT or SIGTERM it stops claiming, lets attempts in flight finish and be recorded,
@@ -21,11 +22,13 @@ struct ServeCommand: DispatcherCommand {
     let selection: StoreSelection
     let workers: Int?
     let verbose: Bool
+    let exitWhenIdle: Bool
 
     init(_ arguments: ParsedArguments) throws {
         selection = try StoreSelection(arguments, requireConfig: true)
         workers = try arguments.integer("workers", in: 1...512)
         verbose = arguments.flag("verbose")
+        exitWhenIdle = arguments.flag("exit-when-idle")
     }
 
     func run() throws {
@@ -55,6 +58,13 @@ struct ServeCommand: DispatcherCommand {
         }
         let endpointCount = selection.configuration?.endpoints.count ?? 0
         logger.log(.info, "dispatcher \(DispatcherVersion.current) serving \(selection.databasePath) (\(endpointCount) configured endpoints)")
+        if exitWhenIdle {
+            DispatchQueue(label: "dispatcher.idle-watch").async {
+                while (try? store.hasUnfinishedDeliveries()) != false { Thread.sleep(forTimeInterval: 0.05) }
+                logger.log(.info, "no deliveries left; stopping")
+                service.stop()
+            }
+        }
         service.run()
         housekeeping.stop()
         sources.forEach { $0.cancel() }
