@@ -178,18 +178,24 @@ private let receiveHeader: dispatcher_curl_data_callback = { data, size, count, 
     let context = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
     let length = size * count
     guard let data else { return length }
-    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
-        .trimmingCharacters(in: .whitespacesAndNewlines)
-    if line.hasPrefix("HTTP/") {
+    // Byte-level: this runs for every header line of every response.
+    let line = UnsafeRawBufferPointer(start: data, count: length).bindMemory(to: UInt8.self)
+    func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+    var start = 0, end = line.count
+    while start < end, isSpace(line[start]) { start += 1 }
+    while end > start, isSpace(line[end - 1]) { end -= 1 }
+    if end - start >= 5, line[start..<(start + 5)].elementsEqual("HTTP/".utf8) {
         // A new status line (after 1xx interim responses): only the final response's headers count.
         context.headers.removeAll()
         context.headersComplete = false
-    } else if line.isEmpty {
+    } else if start == end {
         context.headersComplete = true
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = String(line[..<colon]).trimmingCharacters(in: .whitespaces)
-        let value = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
-        context.headers.append(HeaderField(name, value))
+    } else if let colon = line[start..<end].firstIndex(of: UInt8(ascii: ":")) {
+        var nameEnd = colon, valueStart = colon + 1
+        while nameEnd > start, isSpace(line[nameEnd - 1]) { nameEnd -= 1 }
+        while valueStart < end, isSpace(line[valueStart]) { valueStart += 1 }
+        context.headers.append(HeaderField(String(decoding: line[start..<nameEnd], as: UTF8.self),
+                                           String(decoding: line[valueStart..<end], as: UTF8.self)))
     }
     return length
 }

@@ -33,11 +33,14 @@ public final class Database {
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
         // NORMAL in WAL mode: a committed transaction survives a process crash; a power loss
-        // may lose the last few commits. README "Durability" says so.
+        // may lose the last few commits. README "Durability" says so. A 16 MiB page cache (the
+        // default is 2 MiB) keeps the hot indexes of a large outbox out of read syscalls.
         try execute("""
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = NORMAL;
             PRAGMA foreign_keys = ON;
+            PRAGMA cache_size = -16384;
+            PRAGMA temp_store = MEMORY;
             """)
     }
 

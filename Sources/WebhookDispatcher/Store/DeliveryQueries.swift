@@ -142,7 +142,7 @@ enum DeliveryQueries {
             candidates.sort { ($0.due, $0.id) < ($1.due, $1.id) }
 
             var claimed: [ClaimedDelivery] = []
-            var probed: Set<String> = []
+            var revisions: [String: Int] = [:]
             for candidate in candidates.prefix(limit) {
                 guard var delivery = try db.query(lease, [candidate.id, owner, leaseExpiry, now], map: { row in
                     ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
@@ -151,10 +151,11 @@ enum DeliveryQueries {
                                     firstAttemptAt: nil, retryBase: row.int(7))
                 }).first else { continue }
                 delivery.body = try db.query(eventBody, [delivery.eventID]) { $0.bytes(0) }.first ?? []
-                delivery.endpointRevision = try EndpointQueries.revision(id: delivery.endpointID, in: db) ?? 0
-                if probed.insert(delivery.endpointID).inserted {
+                if revisions[delivery.endpointID] == nil {
+                    revisions[delivery.endpointID] = try EndpointQueries.revision(id: delivery.endpointID, in: db) ?? 0
                     try db.execute(startProbe, [delivery.endpointID, now])
                 }
+                delivery.endpointRevision = revisions[delivery.endpointID] ?? 0
                 if delivery.attemptNumber > delivery.retryBase + 1 {
                     delivery.firstAttemptAt = try db.query(firstAttemptStart, [delivery.deliveryID, delivery.retryBase]) {
                         $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0))
@@ -171,6 +172,7 @@ enum DeliveryQueries {
         let now = Clock.nowMilliseconds()
         return try db.inTransaction {
             var disabled: [DisabledEndpoint] = []
+            var healthyInBatch: Set<String> = []
             for result in results {
                 let attempt = result.attempt
                 let nextAttempt: Int64?
@@ -198,8 +200,12 @@ enum DeliveryQueries {
                     ])
                 }
                 if attempt.errorKind == nil {
-                    try db.execute(endpointSucceeded, [result.endpointID])
+                    // One reset per endpoint and batch is enough; a later failure clears the mark.
+                    if healthyInBatch.insert(result.endpointID).inserted {
+                        try db.execute(endpointSucceeded, [result.endpointID])
+                    }
                 } else {
+                    healthyInBatch.remove(result.endpointID)
                     try db.execute(endpointFailed, [result.endpointID, now])
                     if let reason = try db.query(disableFailingEndpoint, [result.endpointID, now], map: { $0.string(0) }).first {
                         disabled.append(DisabledEndpoint(endpointID: result.endpointID, reason: reason))

@@ -171,8 +171,9 @@ enum JSONText {
         try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
     }
 
+    /// On every attempt's path, so it uses the byte-level writer, not JSONSerialization.
     static func encodeHeaders(_ headers: [HeaderField]) throws -> String {
-        try encode(headers.map { [$0.name, $0.value] })
+        JSONValue.array(headers.map { .array([.string($0.name), .string($0.value)]) }).text
     }
 
     static func decodeHeaders(_ text: String) -> [HeaderField] {

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Limits the store enforces on what producers enqueue.
 public struct StoreOptions: Sendable, Equatable {
@@ -24,23 +23,28 @@ public struct StoreOptions: Sendable, Equatable {
 /// let store = try SQLiteStore(path: "dispatcher.sqlite")
 /// let result = try store.enqueue(NewEvent(tenantID: "clinic-a", type: "visit.ended", json: #"{"id":"1"}"#))
 /// ```
-public final class SQLiteStore: OutboxStore {
+///
+/// `@unchecked Sendable`: `database` is used only inside `withDatabase`, under `lock`. (A plain
+/// pthread mutex: the claimer and the recorder contend for it constantly, and Synchronization's
+/// `Mutex`, a priority-inheritance futex on Linux, spends that contention spinning in the kernel.)
+public final class SQLiteStore: OutboxStore, @unchecked Sendable {
     public let path: String
     public let options: StoreOptions
-    private let database: Mutex<Database>
+    private let database: Database
+    private let lock = NSLock()
 
     public init(path: String, options: StoreOptions = StoreOptions()) throws {
         self.path = path
         self.options = options
         let db = try Database(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         try Migrator().migrate(db)
-        self.database = Mutex(db)
+        self.database = db
     }
 
     /// Runs `body` with the connection, serialised with every other use of this store.
     @discardableResult
     func withDatabase<T: Sendable>(_ body: (Database) throws -> T) throws -> T {
-        try database.withLock { db in try body(db) }
+        try lock.withLock { try body(database) }
     }
 
     /// Runs `body` in one write transaction: a producer's own SQL and its `enqueue` calls

@@ -124,10 +124,11 @@ public final class DeliveryService: Sendable {
 
     // MARK: - Loops
 
-    /// Claims so that every worker has a job and one waiting, in batches: it tops the board up
-    /// when it is at most half full, and otherwise sleeps for the poll interval.
+    /// Claims so that every worker has a job and a few waiting (results not yet recorded still
+    /// count), in batches: it tops the board up when it is at most half full, and otherwise
+    /// sleeps for the poll interval.
     private func claimLoop() {
-        let capacity = max(1, configuration.workers) * 2
+        let capacity = max(1, configuration.workers) * 4
         while !board.isStopping {
             let held = board.held
             let room = capacity - held.total

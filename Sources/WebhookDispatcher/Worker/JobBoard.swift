@@ -4,9 +4,13 @@ import Foundation
 /// of deliveries each endpoint has held here (waiting, running or not yet recorded), which is
 /// what `max_concurrency` limits. It holds only leased rows: the store keeps the truth.
 ///
+/// Workers wait on `condition` for jobs and are woken one per job; the claimer waits on `room`,
+/// signalled as jobs finish, so a finished job never wakes every idle worker.
+///
 /// `@unchecked Sendable`: every stored property is read and written only with `condition` locked.
 final class JobBoard: @unchecked Sendable {
     private let condition = NSCondition()
+    private let room = DispatchSemaphore(value: 0)
     private var waiting: [ClaimedDelivery] = []
     private var waitingStart = 0
     private var heldByEndpoint: [String: Int] = [:]
@@ -21,7 +25,7 @@ final class JobBoard: @unchecked Sendable {
         waiting.append(contentsOf: jobs)
         for job in jobs { heldByEndpoint[job.endpointID, default: 0] += 1 }
         heldTotal += jobs.count
-        condition.broadcast()
+        for _ in jobs { condition.signal() }
         return []
     }
 
@@ -43,11 +47,11 @@ final class JobBoard: @unchecked Sendable {
     /// A job's result is recorded (or it was released): its endpoint has room again.
     func finish(endpointID: String) {
         condition.lock()
-        defer { condition.unlock() }
         heldByEndpoint[endpointID, default: 1] -= 1
         if heldByEndpoint[endpointID] == 0 { heldByEndpoint[endpointID] = nil }
         heldTotal -= 1
-        condition.broadcast()
+        condition.unlock()
+        room.signal()
     }
 
     var held: (total: Int, byEndpoint: [String: Int]) {
@@ -58,19 +62,18 @@ final class JobBoard: @unchecked Sendable {
 
     /// Waits until fewer than `threshold` jobs are held, the board stops, or `deadline` passes.
     func waitUntilHeld(below threshold: Int, deadline: Date) {
-        condition.lock()
-        defer { condition.unlock() }
-        while heldTotal >= threshold && !stopping {
-            if !condition.wait(until: deadline) { return }
+        while held.total >= threshold && !isStopping {
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0, room.wait(timeout: .now() + remaining) == .success else { return }
         }
     }
 
     /// Waits for `deadline` unless the board stops first.
     func sleep(until deadline: Date) {
-        condition.lock()
-        defer { condition.unlock() }
-        while !stopping {
-            if !condition.wait(until: deadline) { return }
+        while !isStopping {
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { return }
+            _ = room.wait(timeout: .now() + min(remaining, 0.05))
         }
     }
 
@@ -83,7 +86,6 @@ final class JobBoard: @unchecked Sendable {
     /// Stops handing out jobs; returns the ones never started, for release.
     func stop() -> [ClaimedDelivery] {
         condition.lock()
-        defer { condition.unlock() }
         stopping = true
         let unstarted = Array(waiting[waitingStart...])
         waiting.removeAll()
@@ -93,6 +95,8 @@ final class JobBoard: @unchecked Sendable {
             heldTotal -= 1
         }
         condition.broadcast()
+        condition.unlock()
+        room.signal()
         return unstarted
     }
 }
