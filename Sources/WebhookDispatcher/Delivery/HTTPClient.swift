@@ -22,7 +22,7 @@ struct HTTPExchange: Sendable {
     var durationMicroseconds: Int64
 
     func header(_ name: String) -> String? {
-        headers.last { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        headers.last { $0.hasName(name) }?.value
     }
 }
 
@@ -57,9 +57,12 @@ final class HTTPClient {
 
     func post(_ request: HTTPRequest) -> HTTPExchange {
         // The config refuses such URLs already; this holds for endpoints stored by other means.
-        if let problem = configuration.urlPolicy.problem(with: request.url) {
+        // (A scheme check, not a URL parse: it runs for every request. libcurl's protocol list
+        // below enforces the same.)
+        if configuration.urlPolicy.requireHTTPS && !request.url.utf8.starts(with: "https://".utf8) {
             return HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
-                                errorMessage: problem, durationMicroseconds: 0)
+                                errorMessage: "'\(request.url)' is not https; set require_https to false to allow plain http (tests and local development only)",
+                                durationMicroseconds: 0)
         }
         let context = TransferContext(bodyCap: configuration.responseBodyCap, policy: configuration.destinationPolicy)
         let unmanaged = Unmanaged.passRetained(context)

@@ -9,6 +9,13 @@ public struct HeaderField: Sendable, Equatable, Codable {
         self.name = name
         self.value = value
     }
+
+    /// Header names compare without regard to ASCII case (RFC 9110), byte by byte.
+    public func hasName(_ other: String) -> Bool {
+        name.utf8.count == other.utf8.count && zip(name.utf8, other.utf8).allSatisfy { a, b in
+            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= 0x61 && (a | 0x20) <= 0x7A)
+        }
+    }
 }
 
 /// Why an attempt produced no acceptable response. A struct with static members rather than

@@ -18,7 +18,7 @@ public struct HTTPServerRequest: Sendable {
     public var remoteAddress: String
 
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        headers.first { $0.hasName(name) }?.value
     }
 
     public var path: String { String(target.prefix { $0 != "?" }) }

@@ -45,7 +45,7 @@ struct AttemptRunner {
                 }
                 value = resolved
             }
-            if let index = headers.firstIndex(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame }) {
+            if let index = headers.firstIndex(where: { $0.hasName(name) }) {
                 headers[index] = HeaderField(name, value)
             } else {
                 headers.append(HeaderField(name, value))
