@@ -7,6 +7,9 @@ enum LogQueries {
         last_error, next_attempt_at, created_at, updated_at
         """
 
+    /// Changes whenever another connection commits to the database.
+    static let dataVersion = "PRAGMA data_version"
+
     static let anyUnfinished = """
         SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending')
             OR EXISTS (SELECT 1 FROM deliveries WHERE status = 'delivering')

@@ -54,6 +54,10 @@ public protocol OutboxStore: AnyObject, Sendable {
     /// Deletes finished deliveries, their attempts and orphaned events older than `cutoff`.
     func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult
 
+    /// A value that changes when another connection commits (SQLite's `data_version`): a cheap
+    /// way for an idle worker pool to notice new events without claiming.
+    func externalChangeToken() throws -> Int64
+
     /// True while any delivery is pending (due or not) or in flight.
     func hasUnfinishedDeliveries() throws -> Bool
 

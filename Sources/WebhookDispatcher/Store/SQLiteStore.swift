@@ -210,4 +210,8 @@ extension SQLiteStore {
     public func hasUnfinishedDeliveries() throws -> Bool {
         try withDatabase { db in try db.query(LogQueries.anyUnfinished) { $0.int(0) != 0 }.first ?? false }
     }
+
+    public func externalChangeToken() throws -> Int64 {
+        try withDatabase { db in try db.query(LogQueries.dataVersion) { $0.int64(0) }.first ?? 0 }
+    }
 }

@@ -125,32 +125,37 @@ public final class DeliveryService: Sendable {
     // MARK: - Loops
 
     /// Claims so that every worker has a job and a few waiting (results not yet recorded still
-    /// count), in batches: it tops the board up when it is at most half full, and otherwise
-    /// sleeps for the poll interval.
+    /// count), in batches. After a claim it waits for the next recorded batch while anything is
+    /// in flight (that frees room, per endpoint too); when idle, it waits for the poll interval
+    /// but wakes within a few milliseconds when another connection commits (a producer's
+    /// enqueue), so new events leave quickly without busy polling.
     private func claimLoop() {
         let capacity = max(1, configuration.workers) * 4
+        var lastChange = (try? store.externalChangeToken()) ?? 0
+        func externalChange() -> Bool {
+            guard let token = try? store.externalChangeToken(), token != lastChange else { return false }
+            lastChange = token
+            return true
+        }
         while !board.isStopping {
             let held = board.held
             let room = capacity - held.total
-            var claimedFull = false
-            if room >= max(1, capacity / 2) {
+            if room > 0 {
                 do {
                     let jobs = try store.claimDueDeliveries(
                         limit: room, owner: leaseOwner, leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
                     release(board.add(jobs))
-                    claimedFull = jobs.count == room
                 } catch {
                     configuration.logger.log(.error, "claiming deliveries failed: \(error)")
                 }
             }
-            let deadline = Date().addingTimeInterval(configuration.pollInterval)
-            if claimedFull || room < max(1, capacity / 2) {
-                board.waitUntilHeld(below: capacity / 2 + 1, deadline: deadline)
-            } else {
-                board.sleep(until: deadline)
-            }
+            board.waitForActivity(until: Date().addingTimeInterval(configuration.pollInterval),
+                                  checkInterval: Self.changeCheckInterval, externalChange: externalChange)
         }
     }
+
+    /// How often an idle claimer asks the store whether another connection committed.
+    static let changeCheckInterval = 0.005
 
     private func work(client: HTTPClient, userAgent: String) {
         let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, userAgent: userAgent, tokens: tokens)
@@ -161,7 +166,7 @@ public final class DeliveryService: Sendable {
             } catch {
                 configuration.logger.log(.error, "loading endpoint \(job.endpointID) failed: \(error); delivery \(job.deliveryID) handed back")
                 release([job])
-                board.finish(endpointID: job.endpointID)
+                board.finish(endpointIDs: [job.endpointID])
                 continue
             }
             let results = endpoint.map { runner.attempts(job, endpoint: $0) } ?? [runner.endpointMissing(job)]

@@ -44,12 +44,16 @@ final class JobBoard: @unchecked Sendable {
         return job
     }
 
-    /// A job's result is recorded (or it was released): its endpoint has room again.
-    func finish(endpointID: String) {
+    /// Jobs' results are recorded (or they were released): their endpoints have room again.
+    /// One wake-up for the claimer per call, however many jobs.
+    func finish(endpointIDs: [String]) {
+        guard !endpointIDs.isEmpty else { return }
         condition.lock()
-        heldByEndpoint[endpointID, default: 1] -= 1
-        if heldByEndpoint[endpointID] == 0 { heldByEndpoint[endpointID] = nil }
-        heldTotal -= 1
+        for endpointID in endpointIDs {
+            heldByEndpoint[endpointID, default: 1] -= 1
+            if heldByEndpoint[endpointID] == 0 { heldByEndpoint[endpointID] = nil }
+        }
+        heldTotal -= endpointIDs.count
         condition.unlock()
         room.signal()
     }
@@ -60,20 +64,18 @@ final class JobBoard: @unchecked Sendable {
         return (heldTotal, heldByEndpoint)
     }
 
-    /// Waits until fewer than `threshold` jobs are held, the board stops, or `deadline` passes.
-    func waitUntilHeld(below threshold: Int, deadline: Date) {
-        while held.total >= threshold && !isStopping {
-            let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0, room.wait(timeout: .now() + remaining) == .success else { return }
-        }
-    }
-
-    /// Waits for `deadline` unless the board stops first.
-    func sleep(until deadline: Date) {
+    /// Waits until jobs finish (room opens), `externalChange()` turns true (checked every
+    /// `checkInterval`), the board stops, or `deadline` passes. Several finishes coalesce into
+    /// one wake-up.
+    func waitForActivity(until deadline: Date, checkInterval: Double, externalChange: () -> Bool) {
         while !isStopping {
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0 else { return }
-            _ = room.wait(timeout: .now() + min(remaining, 0.05))
+            if room.wait(timeout: .now() + min(remaining, checkInterval)) == .success {
+                while room.wait(timeout: .now()) == .success {}
+                return
+            }
+            if externalChange() { return }
         }
     }
 

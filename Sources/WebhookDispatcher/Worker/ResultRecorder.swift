@@ -78,6 +78,6 @@ final class ResultRecorder: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: min(5, 0.05 * Double(failures)))
             }
         }
-        for result in batch where !result.keepsLease { board.finish(endpointID: result.endpointID) }
+        board.finish(endpointIDs: batch.filter { !$0.keepsLease }.map(\.endpointID))
     }
 }
