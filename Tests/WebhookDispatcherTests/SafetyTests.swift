@@ -62,6 +62,7 @@ final class SafetyTests: DispatcherTestCase {
     func testHostileReceiversAreRecordedWithTheirKindsWhileOthersAreServed() throws {
         let head = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".utf8)
         let hugeBody = 50 * 1024 * 1024
+        let hugeBytesSent = ByteCounter()
         let hostile = try makeReceiver { path, _ in
             switch path {
             case "/silent":
@@ -78,7 +79,10 @@ final class SafetyTests: DispatcherTestCase {
                 return .reply(.stream { stream in
                     let chunk = [UInt8](repeating: UInt8(ascii: "y"), count: 64 * 1024)
                     guard stream.write(Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(hugeBody)\r\n\r\n".utf8)) else { return }
-                    for _ in 0..<(hugeBody / chunk.count) where stream.write(chunk) {}
+                    for _ in 0..<(hugeBody / chunk.count) {
+                        guard stream.write(chunk) else { return }
+                        hugeBytesSent.add(chunk.count)
+                    }
                 })
             case "/garbage":
                 return .reply(.raw(Array("SMTP ready, not HTTP at all\r\n\r\n".utf8)))
@@ -117,7 +121,16 @@ final class SafetyTests: DispatcherTestCase {
         XCTAssertEqual(attempts["huge"]?.responseStatus, 200)
         XCTAssertEqual(attempts["huge"]?.responseBody?.count, 64 * 1024, "only the cap is kept")
         XCTAssertEqual(attempts["huge"]?.responseTruncated, true)
+        XCTAssertLessThan(hugeBytesSent.value, hugeBody / 4, "the client stopped reading at the cap: the 50 MB never crossed")
         XCTAssertEqual(attempts["garbage"]?.errorKind, .protocol)
         XCTAssertEqual(attempts["reset"]?.errorKind, .network)
     }
+}
+
+/// Bytes a receiver thread managed to write.
+final class ByteCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total = 0
+    func add(_ count: Int) { lock.withLock { total += count } }
+    var value: Int { lock.withLock { total } }
 }

@@ -10,6 +10,8 @@ enum LogQueries {
     /// Changes whenever another connection commits to the database.
     static let dataVersion = "PRAGMA data_version"
 
+    static let pendingCount = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+
     static let anyUnfinished = """
         SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending')
             OR EXISTS (SELECT 1 FROM deliveries WHERE status = 'delivering')

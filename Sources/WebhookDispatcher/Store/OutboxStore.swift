@@ -58,6 +58,9 @@ public protocol OutboxStore: AnyObject, Sendable {
     /// way for an idle worker pool to notice new events without claiming.
     func externalChangeToken() throws -> Int64
 
+    /// Deliveries waiting for an attempt, due or not.
+    func pendingCount() throws -> Int
+
     /// True while any delivery is pending (due or not) or in flight.
     func hasUnfinishedDeliveries() throws -> Bool
 

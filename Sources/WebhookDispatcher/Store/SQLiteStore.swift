@@ -214,4 +214,8 @@ extension SQLiteStore {
     public func externalChangeToken() throws -> Int64 {
         try withDatabase { db in try db.query(LogQueries.dataVersion) { $0.int64(0) }.first ?? 0 }
     }
+
+    public func pendingCount() throws -> Int {
+        try withDatabase { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first ?? 0 }
+    }
 }

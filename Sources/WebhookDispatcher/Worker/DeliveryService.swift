@@ -6,7 +6,8 @@ public struct DeliveryServiceConfiguration: Sendable {
     /// Concurrent HTTP requests: one worker and one libcurl handle (with its kept-alive
     /// connections) each.
     public var workers: Int
-    /// How often the store is asked for due work when there was none.
+    /// How often an idle pool claims anyway (retries coming due). Commits by other connections
+    /// (producers) are noticed within `changeCheckInterval` whatever this is.
     public var pollInterval: Double
     /// How long a claim is held; a crashed worker's deliveries are retaken after it runs out.
     public var leaseSeconds: Double

@@ -52,13 +52,13 @@ public final class Housekeeping: @unchecked Sendable {
                         logger.log(.info, "retention: deleted \(pruned.deliveries) deliveries, \(pruned.attempts) attempts, \(pruned.events) events older than \(days) days")
                     }
                 }
-                let statsDue = settings.statsIntervalSeconds > 0 && now.timeIntervalSince(state.lastStats) >= settings.statsIntervalSeconds - 0.001
-                let stats = try store.stats(windowSeconds: max(settings.statsIntervalSeconds, 60))
-                if statsDue {
+                // The full stats only when a line is due; the progress check needs one count.
+                if settings.statsIntervalSeconds > 0 && now.timeIntervalSince(state.lastStats) >= settings.statsIntervalSeconds - 0.001 {
                     state.lastStats = now
+                    let stats = try store.stats(windowSeconds: max(settings.statsIntervalSeconds, 60))
                     logger.log(.info, "stats: " + stats.summaryLine)
                 }
-                let pending = stats.byStatus[DeliveryStatus.pending.rawValue] ?? 0
+                let pending = try store.pendingCount()
                 if pending > settings.progressBacklog {
                     var line = "progress: \(pending) pending"
                     if let last = state.lastPending, now > last.at {

@@ -20,17 +20,10 @@ struct DeliveryReferences {
     }
 }
 
-/// `dispatcher redeliver ID...`: a new run of attempts for finished deliveries.
-struct RedeliverCommand: DispatcherCommand {
-    static let spec = CommandSpec(
-        name: "redeliver",
-        abstract: "Re-queue deliveries (by delivery id, or all of an event's) for a new run of attempts.",
-        positionals: "ID...",
-        options: [OptionSpec(name: "json", value: nil, help: "Print {\"requeued\": N}.")] + StoreSelection.options,
-        discussion: """
-            The delivery keeps its id, its event id (webhook-id) and its attempt history; its retry
-            policy starts over. Deliveries in flight are left alone.
-            """)
+/// What `redeliver` and `cancel` share: delivery or event ids, `--json` and the store. They
+/// differ only in the store call and the words of the report.
+struct DeliveryIDsInvocation {
+    static let options = [OptionSpec(name: "json", value: nil, help: "Print the count as a JSON object.")] + StoreSelection.options
 
     let references: DeliveryReferences
     let json: Bool
@@ -42,10 +35,33 @@ struct RedeliverCommand: DispatcherCommand {
         selection = try StoreSelection(arguments)
     }
 
+    /// Prints `{"key": count}` or "<verb> N deliveries"; none at all is a runtime failure.
+    func report(_ count: Int, key: String, verb: String, whenNone: String) throws {
+        Console.out(json ? JSONRepresentation.line([key: count]) + "\n" : "\(verb) \(count) deliveries\n")
+        if count == 0 { throw DispatcherError.notFound(whenNone) }
+    }
+}
+
+/// `dispatcher redeliver ID...`: a new run of attempts for finished deliveries.
+struct RedeliverCommand: DispatcherCommand {
+    static let spec = CommandSpec(
+        name: "redeliver",
+        abstract: "Re-queue deliveries (by delivery id, or all of an event's) for a new run of attempts.",
+        positionals: "ID...",
+        options: DeliveryIDsInvocation.options,
+        discussion: """
+            The delivery keeps its id, its event id (webhook-id) and its attempt history; its retry
+            policy starts over. Deliveries in flight are left alone.
+            """)
+
+    let invocation: DeliveryIDsInvocation
+
+    init(_ arguments: ParsedArguments) throws { invocation = try DeliveryIDsInvocation(arguments) }
+
     func run() throws {
-        let count = try selection.openStore().redeliver(deliveryIDs: references.deliveryIDs, eventIDs: references.eventIDs)
-        Console.out(json ? JSONRepresentation.line(["requeued": count]) + "\n" : "re-queued \(count) deliveries\n")
-        if count == 0 { throw DispatcherError.notFound("no finished or pending delivery matches") }
+        let ids = invocation.references
+        let count = try invocation.selection.openStore().redeliver(deliveryIDs: ids.deliveryIDs, eventIDs: ids.eventIDs)
+        try invocation.report(count, key: "requeued", verb: "re-queued", whenNone: "no finished or pending delivery matches")
     }
 }
 
@@ -55,23 +71,17 @@ struct CancelCommand: DispatcherCommand {
         name: "cancel",
         abstract: "Cancel pending deliveries (by delivery id, or all of an event's).",
         positionals: "ID...",
-        options: [OptionSpec(name: "json", value: nil, help: "Print {\"cancelled\": N}.")] + StoreSelection.options,
+        options: DeliveryIDsInvocation.options,
         discussion: "Only pending deliveries are cancelled; the log records who cancelled them and when.")
 
-    let references: DeliveryReferences
-    let json: Bool
-    let selection: StoreSelection
+    let invocation: DeliveryIDsInvocation
 
-    init(_ arguments: ParsedArguments) throws {
-        references = try DeliveryReferences(arguments.positionals)
-        json = arguments.flag("json")
-        selection = try StoreSelection(arguments)
-    }
+    init(_ arguments: ParsedArguments) throws { invocation = try DeliveryIDsInvocation(arguments) }
 
     func run() throws {
-        let count = try selection.openStore().cancel(deliveryIDs: references.deliveryIDs, eventIDs: references.eventIDs)
-        Console.out(json ? JSONRepresentation.line(["cancelled": count]) + "\n" : "cancelled \(count) deliveries\n")
-        if count == 0 { throw DispatcherError.notFound("no pending delivery matches") }
+        let ids = invocation.references
+        let count = try invocation.selection.openStore().cancel(deliveryIDs: ids.deliveryIDs, eventIDs: ids.eventIDs)
+        try invocation.report(count, key: "cancelled", verb: "cancelled", whenNone: "no pending delivery matches")
     }
 }
 
