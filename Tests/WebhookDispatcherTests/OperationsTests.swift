@@ -224,10 +224,18 @@ final class OperationsTests: DispatcherTestCase {
         let old = try enqueue(type: "order.created")
         try sql("UPDATE deliveries SET status = 'succeeded', updated_at = 0")
         try sql("UPDATE events SET created_at = 0")
+        // A backlog that stays (its endpoint is disabled by hand, which survives serve's config sync).
+        var parked = endpoint("parked", tenant: "tenant-b", url: "https://parked.example/h")
+        parked.enabled = false
+        try addTenant("tenant-b", endpoints: [parked])
+        try store.setEndpointEnabled(id: "parked", enabled: true)
+        try store.enqueue(contentsOf: (0..<1_200).map { NewEvent(tenantID: "tenant-b", type: "t", json: #"{"n":\#($0)}"#) })
+        try store.setEndpointEnabled(id: "parked", enabled: false)
         let log = directory.file("serve.log")
         let serve = try startServe(config: config, logFile: log)
         try waitUntil("retention pruned the old delivery") { try store.eventRecord(eventID: old.eventID) == nil }
-        try waitUntil("a stats line is logged") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("stats: pending=") == true }
+        waitUntil("a stats line is logged") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("stats: pending=") == true }
+        waitUntil("a progress line is logged") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("progress: 1200 pending") == true }
         XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
         XCTAssertTrue(try String(contentsOfFile: log, encoding: .utf8).contains("retention: deleted 1 deliveries"))
     }
@@ -254,7 +262,7 @@ final class OperationsTests: DispatcherTestCase {
         try addTenant(endpoints: [signed, wrong])
         startService()
         try waitForFinalDeliveries(of: enqueue(#"{"hello":"receiver"}"#).eventID)
-        try waitUntil("both requests are printed") {
+        waitUntil("both requests are printed") {
             (try? String(contentsOfFile: output, encoding: .utf8))?.components(separatedBy: "\n  signature: ").count == 3
         }
         let printed = try String(contentsOfFile: output, encoding: .utf8)

@@ -253,7 +253,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         let requestsWhenOpened = receiver.requests.count
         XCTAssertLessThanOrEqual(requestsWhenOpened, 3 + 4, "at most the attempts already in flight pass the threshold")
         // While failing, probes come one per cool-down.
-        try waitUntil("two probes have failed") { receiver.requests.count >= requestsWhenOpened + 2 }
+        waitUntil("two probes have failed") { receiver.requests.count >= requestsWhenOpened + 2 }
         let statuses = try store.deliveries(matching: DeliveryFilter(limit: 100))
         XCTAssertEqual(statuses.filter { $0.status == .failed }.count, 0, "waiting deliveries are not failed")
         XCTAssertEqual(try store.endpointStatuses().first.map { JSONRepresentation.circuitState($0) }.map { ["open", "half_open"].contains($0) }, true)
@@ -279,7 +279,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         try waitUntil("the endpoint is disabled") { try store.endpoint(id: "ep-1")?.enabled == false }
         let status = try XCTUnwrap(store.endpointStatuses().first)
         XCTAssertTrue(status.disabledReason?.contains("failing without a success since") ?? false, status.disabledReason ?? "")
-        try waitUntil("the log says why") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("endpoint ep-1 disabled: failing") == true }
+        waitUntil("the log says why") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("endpoint ep-1 disabled: failing") == true }
         let pending = try XCTUnwrap(store.eventRecord(eventID: event.eventID)?.deliveries.first?.delivery)
         XCTAssertEqual(pending.status, .pending, "its delivery waits")
         XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
@@ -290,7 +290,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         // A restart with the same config does not re-enable it; the command does.
         let restartLog = directory.file("restarted.log")
         let restarted = try startServe(config: config, logFile: restartLog)
-        try waitUntil("serve restarted") { (try? String(contentsOfFile: restartLog, encoding: .utf8))?.contains("delivering with") == true }
+        waitUntil("serve restarted") { (try? String(contentsOfFile: restartLog, encoding: .utf8))?.contains("delivering with") == true }
         XCTAssertEqual(try store.endpoint(id: "ep-1")?.enabled, false)
         XCTAssertEqual(try run(["endpoints", "enable", "ep-1", "--config", config]).status, 0)
         XCTAssertEqual(try store.endpoint(id: "ep-1")?.enabled, true)
