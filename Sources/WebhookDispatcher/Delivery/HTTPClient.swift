@@ -55,6 +55,8 @@ final class HTTPClient {
 
     deinit { curl_easy_cleanup(handle) }
 
+    var userAgent: String { configuration.userAgent }
+
     func post(_ request: HTTPRequest) -> HTTPExchange {
         // The config refuses such URLs already; this holds for endpoints stored by other means.
         // (A scheme check, not a URL parse: it runs for every request. libcurl's protocol list

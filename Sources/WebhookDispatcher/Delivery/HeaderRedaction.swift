@@ -20,6 +20,13 @@ enum HeaderRedaction {
 
     private static let secretFragmentBytes = secretFragments.map { Array($0.utf8) }
 
+    /// Header names (lowercased) an endpoint makes secret beyond the usual credential names:
+    /// those it lists in `secret_headers`, and those whose value comes from the environment.
+    static func secretNames(of endpoint: Endpoint) -> Set<String> {
+        Set(endpoint.secretHeaders.map { $0.lowercased() })
+            .union(endpoint.headers.filter { EnvironmentReference($0.value) != nil }.keys.map { $0.lowercased() })
+    }
+
     /// Replaces credential values with `***`; `alsoSecret` adds names (any case) to redact.
     static func redact(_ headers: [HeaderField], alsoSecret: Set<String> = []) -> [HeaderField] {
         headers.map { isSecret($0.name) || alsoSecret.contains($0.name.lowercased()) ? HeaderField($0.name, placeholder) : $0 }

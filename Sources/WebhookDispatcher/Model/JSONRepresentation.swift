@@ -81,10 +81,10 @@ public enum JSONRepresentation {
     /// An endpoint as configured, with every secret shown as `***`, and its health.
     public static func endpointStatus(_ status: EndpointStatus, now: Date = Date()) -> [String: Any] {
         let endpoint = status.endpoint
-        let secretNames = Set(endpoint.secretHeaders.map { $0.lowercased() })
+        let secretNames = HeaderRedaction.secretNames(of: endpoint)
         var headers: [String: String] = [:]
         for (name, value) in endpoint.headers {
-            let secret = HeaderRedaction.isSecret(name) || secretNames.contains(name.lowercased()) || value.hasPrefix("env:")
+            let secret = HeaderRedaction.isSecret(name) || secretNames.contains(name.lowercased())
             headers[name] = secret ? HeaderRedaction.placeholder : value
         }
         var object: [String: Any] = [

@@ -70,11 +70,6 @@ enum EndpointQueries {
          WHERE id = ?1 AND removed_at IS NULL
         """
 
-    static let cancelPendingOfEndpoint = """
-        UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, last_error = ?2, updated_at = ?3
-         WHERE endpoint_id = ?1 AND status = 'pending'
-        """
-
     static let selectRevision = "SELECT revision FROM endpoints WHERE id = ?"
 
     static func upsert(tenants: [Tenant], endpoints: [Endpoint], in db: Database) throws {
@@ -129,7 +124,7 @@ enum EndpointQueries {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             guard try db.execute(removeEndpoint, [id, now]) == 1 else { throw DispatcherError.notFound("endpoint '\(id)'") }
-            return try db.execute(cancelPendingOfEndpoint, [id, "cancelled: endpoint \(id) was removed", now])
+            return try db.execute(OperationsQueries.cancelPendingOfEndpoint, ["cancelled: endpoint \(id) was removed", now, id])
         }
     }
 

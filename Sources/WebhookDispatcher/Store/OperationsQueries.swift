@@ -25,14 +25,12 @@ enum OperationsQueries {
     /// Binds the same six parameters as `replay` (SQLite counts them by the highest index).
     static let countReplay = "SELECT count(*) FROM deliveries \(replayFilter)"
 
-    static let cancelDelivery = """
-        UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, last_error = ?1, updated_at = ?2
-         WHERE id = ?3 AND status = 'pending'
-        """
-    static let cancelEvent = """
-        UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, last_error = ?1, updated_at = ?2
-         WHERE event_id = ?3 AND status = 'pending'
-        """
+    /// Cancelling, wherever it happens: why in `last_error` (?1), when (?2).
+    static let cancelColumns = "status = 'cancelled', next_attempt_at = NULL, last_error = ?1, updated_at = ?2"
+
+    static let cancelDelivery = "UPDATE deliveries SET \(cancelColumns) WHERE id = ?3 AND status = 'pending'"
+    static let cancelEvent = "UPDATE deliveries SET \(cancelColumns) WHERE event_id = ?3 AND status = 'pending'"
+    static let cancelPendingOfEndpoint = "UPDATE deliveries SET \(cancelColumns) WHERE endpoint_id = ?3 AND status = 'pending'"
 
     static func redeliver(deliveryIDs: [Int64], eventIDs: [String], in db: Database) throws -> Int {
         try db.inTransaction {

@@ -85,9 +85,6 @@ public struct ClaimedDelivery: Sendable, Equatable {
     public var firstAttemptAt: Date?
     /// Attempts made before the latest redelivery; the retry policy counts attempts after it.
     public var retryBase: Int = 0
-
-    /// The attempt number as the retry policy sees it: 1 for the first attempt of this run.
-    var policyAttemptNumber: Int { attemptNumber - retryBase }
 }
 
 /// An endpoint the dispatcher disabled because it kept failing.

@@ -6,7 +6,6 @@ import Foundation
 struct AttemptRunner {
     let client: HTTPClient
     let leaseOwner: String
-    let userAgent: String
     let tokens: TokenCache
 
     /// A request that could not be built: nothing was sent.
@@ -54,12 +53,6 @@ struct AttemptRunner {
         return headers
     }
 
-    /// Header names whose values the audit log must not keep, beyond the usual credential names.
-    static func secretHeaderNames(of endpoint: Endpoint) -> Set<String> {
-        Set(endpoint.secretHeaders.map { $0.lowercased() })
-            .union(endpoint.headers.filter { EnvironmentReference($0.value) != nil }.keys.map { $0.lowercased() })
-    }
-
     /// One claim's attempts: usually one; two when an OAuth endpoint answers 401 and the
     /// request is repeated at once with a fresh token.
     func attempts(_ delivery: ClaimedDelivery, endpoint: Endpoint) -> [AttemptResult] {
@@ -93,7 +86,7 @@ struct AttemptRunner {
                     throw Unsendable(kind: .auth, description: "no access token: \(error.description); nothing was sent")
                 }
             }
-            headers = try Self.requestHeaders(for: delivery, endpoint: endpoint, userAgent: userAgent, timestamp: timestamp, bearerToken: token)
+            headers = try Self.requestHeaders(for: delivery, endpoint: endpoint, userAgent: client.userAgent, timestamp: timestamp, bearerToken: token)
             exchange = client.post(HTTPRequest(
                 url: endpoint.url, headers: headers, body: delivery.body,
                 timeoutSeconds: endpoint.timeoutSeconds, connectTimeoutSeconds: endpoint.connectTimeoutSeconds))
@@ -125,7 +118,7 @@ struct AttemptRunner {
 
         let attempt = Attempt(
             number: number, startedAt: startedAt, durationMicroseconds: exchange.durationMicroseconds,
-            url: endpoint.url, requestHeaders: HeaderRedaction.redact(headers, alsoSecret: Self.secretHeaderNames(of: endpoint)),
+            url: endpoint.url, requestHeaders: HeaderRedaction.redact(headers, alsoSecret: HeaderRedaction.secretNames(of: endpoint)),
             responseStatus: exchange.status, responseHeaders: exchange.status == nil ? nil : HeaderRedaction.redact(exchange.headers),
             responseBody: exchange.status == nil ? nil : exchange.body, responseTruncated: exchange.bodyTruncated,
             errorKind: errorKind, errorMessage: errorMessage, verdict: verdict)

@@ -29,6 +29,11 @@ public struct DeliveryServiceConfiguration: Sendable {
         self.urlPolicy = urlPolicy
         self.logger = logger
     }
+
+    /// The settings each worker's HTTP client gets.
+    var clientConfiguration: HTTPClientConfiguration {
+        HTTPClientConfiguration(responseBodyCap: responseBodyCap, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy)
+    }
 }
 
 /// The worker pool: claims due deliveries under a lease, POSTs them, records every attempt.
@@ -77,13 +82,11 @@ public final class DeliveryService: Sendable {
         }
         guard shouldStart else { return }
         recorder.start()
-        let clientConfiguration = HTTPClientConfiguration(
-            responseBodyCap: configuration.responseBodyCap, destinationPolicy: configuration.destinationPolicy,
-            urlPolicy: configuration.urlPolicy)
+        let clientConfiguration = configuration.clientConfiguration
         for index in 0..<max(1, configuration.workers) {
             running.enter()
             DispatchQueue(label: "dispatcher.worker.\(index)").async {
-                self.work(client: HTTPClient(configuration: clientConfiguration), userAgent: clientConfiguration.userAgent)
+                self.work(client: HTTPClient(configuration: clientConfiguration))
                 self.running.leave()
             }
         }
@@ -158,8 +161,8 @@ public final class DeliveryService: Sendable {
     /// How often an idle claimer asks the store whether another connection committed.
     static let changeCheckInterval = 0.005
 
-    private func work(client: HTTPClient, userAgent: String) {
-        let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, userAgent: userAgent, tokens: tokens)
+    private func work(client: HTTPClient) {
+        let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, tokens: tokens)
         while let job = board.take() {
             let endpoint: Endpoint?
             do {

@@ -27,9 +27,7 @@ public struct EndpointTester {
         let claimed = try store.withDatabase { db in
             try OperationsQueries.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: configuration.leaseSeconds, in: db)
         }
-        let client = HTTPClient(configuration: HTTPClientConfiguration(
-            responseBodyCap: configuration.responseBodyCap, destinationPolicy: configuration.destinationPolicy, urlPolicy: configuration.urlPolicy))
-        let runner = AttemptRunner(client: client, leaseOwner: owner, userAgent: HTTPClientConfiguration().userAgent, tokens: TokenCache())
+        let runner = AttemptRunner(client: HTTPClient(configuration: configuration.clientConfiguration), leaseOwner: owner, tokens: TokenCache())
         var results = runner.attempts(claimed, endpoint: endpoint)
         if case .retryScheduled = results[results.count - 1].attempt.verdict {
             results[results.count - 1].attempt.verdict = .failed
