@@ -96,7 +96,7 @@ final class OperationsTests: DispatcherTestCase {
     }
 
     func testRedeliverStartsANewRunAndKeepsTheHistory() throws {
-        let healthy = ManagedFlag()
+        let healthy = Locked(false)
         let receiver = try makeReceiver { _, _ in healthy.value ? .ok : .respond(status: 500) }
         try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0))])
         startService()

@@ -241,7 +241,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
     // MARK: - Endpoint health
 
     func testTheCircuitOpensProbesOncePerCooldownAndClosesOnSuccess() throws {
-        let healthy = ManagedFlag()
+        let healthy = Locked(false)
         let receiver = try makeReceiver { _, _ in healthy.value ? .ok : .respond(status: 500) }
         var flaky = endpoint(url: receiver.url(), retry: .schedule(.init(delaysSeconds: [0.05, 0.05, 0.05])))
         flaky.circuit = CircuitPolicy(failureThreshold: 3, cooldownSeconds: 0.4, disableAfterSeconds: 3_600)
@@ -337,7 +337,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
 
     func testAnOrderedEndpointDeliversEachKeyInEnqueueOrder() throws {
         // A's first status fails once; everything else succeeds.
-        let failedOnce = ManagedFlag()
+        let failedOnce = Locked(false)
         let receiver = try makeRequestReceiver { request, _ in
             let body = String(decoding: request.body, as: UTF8.self)
             guard body.contains(#""interviewId":"A","onboardingStatus":"ID_VALIDATION_FINISHED""#), !failedOnce.value else { return .ok }
@@ -364,15 +364,5 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertEqual(arrivals.filter(keyB.contains), keyB)
         let firstRetry = arrivals.lastIndex(of: keyA[0])!
         XCTAssertLessThan(arrivals.firstIndex(of: keyB[2])!, firstRetry, "key B did not wait for key A's retry")
-    }
-}
-
-/// A flag a test flips while a receiver reads it.
-final class ManagedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored = false
-    var value: Bool {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
     }
 }

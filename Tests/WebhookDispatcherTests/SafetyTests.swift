@@ -62,7 +62,7 @@ final class SafetyTests: DispatcherTestCase {
     func testHostileReceiversAreRecordedWithTheirKindsWhileOthersAreServed() throws {
         let head = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".utf8)
         let hugeBody = 50 * 1024 * 1024
-        let hugeBytesSent = ByteCounter()
+        let hugeBytesSent = Locked(0)
         let hostile = try makeReceiver { path, _ in
             switch path {
             case "/silent":
@@ -81,7 +81,7 @@ final class SafetyTests: DispatcherTestCase {
                     guard stream.write(Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(hugeBody)\r\n\r\n".utf8)) else { return }
                     for _ in 0..<(hugeBody / chunk.count) {
                         guard stream.write(chunk) else { return }
-                        hugeBytesSent.add(chunk.count)
+                        hugeBytesSent.withLock { $0 += chunk.count }
                     }
                 })
             case "/garbage":
@@ -125,12 +125,4 @@ final class SafetyTests: DispatcherTestCase {
         XCTAssertEqual(attempts["garbage"]?.errorKind, .protocol)
         XCTAssertEqual(attempts["reset"]?.errorKind, .network)
     }
-}
-
-/// Bytes a receiver thread managed to write.
-final class ByteCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total = 0
-    func add(_ count: Int) { lock.withLock { total += count } }
-    var value: Int { lock.withLock { total } }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import XCTest
 @testable import WebhookDispatcher
 
@@ -24,8 +23,9 @@ enum ReceiverAction: Sendable {
 /// A real HTTP/1.1 receiver on 127.0.0.1 (ephemeral port) that records every request and
 /// answers as the test scripts it: by the request's sequence number on its path.
 final class TestReceiver: Sendable {
-    private let server: Mutex<HTTPServer?> = Mutex(nil)
-    private let recorded = RequestLog()
+    private let server = Locked<HTTPServer?>(nil)
+    /// Requests in arrival order.
+    private let recorded = Locked<[HTTPServerRequest]>([])
     private let stopSignal = DispatchSemaphore(value: 0)
     let port: Int
 
@@ -39,7 +39,11 @@ final class TestReceiver: Sendable {
         let recorded = self.recorded
         let stopSignal = self.stopSignal
         let server = try HTTPServer(host: host, port: 0) { request in
-            let index = recorded.append(request)
+            // The script gets the request's number among those on its path.
+            let index = recorded.withLock { requests in
+                defer { requests.append(request) }
+                return requests.filter { $0.path == request.path }.count
+            }
             switch script(request, index) {
             case .respond(let status, let contentType, let body, let headers):
                 var all = headers
@@ -65,7 +69,7 @@ final class TestReceiver: Sendable {
         "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
     }
 
-    var requests: [HTTPServerRequest] { recorded.all }
+    var requests: [HTTPServerRequest] { recorded.value }
 
     var connectionsAccepted: Int { server.withLock { $0?.connectionsAccepted ?? 0 } }
 
@@ -79,27 +83,21 @@ final class TestReceiver: Sendable {
     deinit { stop() }
 }
 
-/// Two pipes' contents, filled from reader threads.
-final class OutputCollector: Sendable {
-    private let data = Mutex<[Data]>([Data(), Data()])
-    func set(_ index: Int, _ value: Data) { data.withLock { $0[index] = value } }
-    func get(_ index: Int) -> Data { data.withLock { $0[index] } }
-}
+/// A value shared between a test and the threads of its receivers or readers.
+///
+/// `@unchecked Sendable`: `stored` is read and written only with `lock` held.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
 
-/// Requests in arrival order.
-final class RequestLog: Sendable {
-    private let requests = Mutex<[HTTPServerRequest]>([])
+    init(_ value: Value) { stored = value }
 
-    /// Appends and returns how many earlier requests had the same path.
-    func append(_ request: HTTPServerRequest) -> Int {
-        requests.withLock { requests in
-            let index = requests.filter { $0.path == request.path }.count
-            requests.append(request)
-            return index
-        }
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
     }
 
-    var all: [HTTPServerRequest] { requests.withLock { $0 } }
+    func withLock<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&stored) } }
 }
 
 /// A fresh database file in its own temporary folder, removed by `tearDown`.
@@ -248,12 +246,13 @@ class DispatcherTestCase: XCTestCase {
     func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line) throws -> Output {
         let (process, out, err) = try launch(arguments, stdin: stdin)
         // Read both pipes while the process runs, so neither can fill up and block it.
-        let outputs = OutputCollector()
+        let outputs = Locked([Data(), Data()])
         let reading = DispatchGroup()
         for (index, pipe) in [out, err].enumerated() {
             reading.enter()
             DispatchQueue.global().async {
-                outputs.set(index, pipe.fileHandleForReading.readDataToEndOfFile())
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                outputs.withLock { $0[index] = data }
                 reading.leave()
             }
         }
@@ -263,8 +262,8 @@ class DispatcherTestCase: XCTestCase {
             reading.wait()
         }
         process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: outputs.get(0), as: UTF8.self),
-                      stderr: String(decoding: outputs.get(1), as: UTF8.self))
+        return Output(status: process.terminationStatus, stdout: String(decoding: outputs.value[0], as: UTF8.self),
+                      stderr: String(decoding: outputs.value[1], as: UTF8.self))
     }
 
     /// A config file for one tenant with one endpoint at `url`, on this test's database.
