@@ -64,6 +64,12 @@ public struct IPAddress: Sendable, Equatable, CustomStringConvertible {
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
+    /// 127.0.0.0/8, ::1, or either mapped into IPv6.
+    public var isLoopback: Bool {
+        let ip = unmappedIPv4 ?? self
+        return ip.bytes.count == 4 ? ip.bytes[0] == 127 : ip.bytes == Array(repeating: 0, count: 15) + [1]
+    }
+
     /// The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`).
     var unmappedIPv4: IPAddress? {
         guard bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF else { return nil }

@@ -39,17 +39,25 @@ public struct DeliveryFilter: Sendable, Equatable {
     public var status: DeliveryStatus?
     /// Deliveries created at or after this time.
     public var since: Date?
+    /// Deliveries created before this time.
+    public var until: Date?
     public var eventID: String?
+    /// Keyset paging: only deliveries with a smaller id than this (the last row of the previous
+    /// page), so page 1,000 costs what page 1 does.
+    public var beforeID: Int64?
     public var limit: Int
 
     public init(tenantID: String? = nil, endpointID: String? = nil, typePattern: String? = nil,
-                status: DeliveryStatus? = nil, since: Date? = nil, eventID: String? = nil, limit: Int = 50) {
+                status: DeliveryStatus? = nil, since: Date? = nil, until: Date? = nil, eventID: String? = nil,
+                beforeID: Int64? = nil, limit: Int = 50) {
         self.tenantID = tenantID
         self.endpointID = endpointID
         self.typePattern = typePattern
         self.status = status
         self.since = since
+        self.until = until
         self.eventID = eventID
+        self.beforeID = beforeID
         self.limit = limit
     }
 }

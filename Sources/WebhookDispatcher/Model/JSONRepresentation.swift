@@ -139,6 +139,20 @@ public enum JSONRepresentation {
         ]
     }
 
+    /// An endpoint's success rate and latency over the last hour and day, and its last failure.
+    public static func endpointActivity(_ activity: EndpointActivity) -> [String: Any] {
+        func window(_ window: AttemptWindow) -> [String: Any] {
+            ["attempts": window.attempts, "succeeded": window.succeeded, "success_rate": window.successRate ?? NSNull(),
+             "latency_p50_ms": window.latency.percentileMilliseconds(0.5) ?? NSNull(),
+             "latency_p99_ms": window.latency.percentileMilliseconds(0.99) ?? NSNull()]
+        }
+        return [
+            "last_hour": window(activity.lastHour),
+            "last_day": window(activity.lastDay),
+            "last_error": activity.lastFailure.map { ["at": Clock.iso8601($0.at), "summary": $0.summary] as [String: Any] } ?? NSNull(),
+        ]
+    }
+
     /// `closed`, `open` (deliveries wait), or `half_open` (the next claim is a probe).
     public static func circuitState(_ status: EndpointStatus, now: Date = Date()) -> String {
         if status.isCircuitOpen(at: now) { return "open" }

@@ -82,6 +82,14 @@ public final class Database {
         return rows
     }
 
+    /// Runs a query and hands each row to `body` without collecting them: for scans whose
+    /// rows are folded into a summary.
+    func forEachRow(_ sql: String, _ bindings: [SQLiteBindable] = [], _ body: (Statement) throws -> Void) throws {
+        let statement = try cachedStatement(sql)
+        try statement.bind(bindings)
+        while try statement.step() { try body(statement) }
+    }
+
     /// A public, read-only convenience for producers' own tables: each row as column values.
     public func rows(_ sql: String, _ bindings: [SQLiteBindable] = []) throws -> [[SQLiteValue]] {
         try query(sql, bindings) { row in

@@ -36,6 +36,8 @@ enum LogQueries {
            AND (?4 IS NULL OR status = ?4)
            AND (?5 IS NULL OR created_at >= ?5)
            AND (?6 IS NULL OR event_id = ?6)
+           AND (?8 IS NULL OR id < ?8)
+           AND (?9 IS NULL OR created_at < ?9)
          ORDER BY id DESC
          LIMIT ?7
         """
@@ -60,6 +62,7 @@ enum LogQueries {
         try db.query(filteredDeliveries, [
             filter.tenantID, filter.endpointID, filter.typePattern, filter.status?.rawValue,
             filter.since.map(Clock.milliseconds), filter.eventID?.lowercased(), filter.limit,
+            filter.beforeID, filter.until.map(Clock.milliseconds),
         ], map: readDelivery)
     }
 
@@ -96,5 +99,25 @@ enum LogQueries {
             responseBody: row.optionalBytes(7), responseTruncated: row.int(8) != 0,
             errorKind: row.optionalString(9).map(AttemptErrorKind.init(rawValue:)), errorMessage: row.optionalString(10),
             verdict: verdict)
+    }
+
+    /// Every attempt since a time with its endpoint: one range scan of attempts_by_started.
+    static let attemptsSince = """
+        SELECT d.endpoint_id, a.started_at, a.duration_us, a.verdict = 'succeeded', a.response_status, a.error_kind, a.error_message
+          FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+         WHERE a.started_at >= ?1
+        """
+
+    static func activity(since: Date, bucketSeconds: Double, now: Date, in db: Database) throws -> ActivityReport {
+        var builder = ActivityReport.Builder(since: since, bucketSeconds: bucketSeconds, now: now)
+        try db.forEachRow(attemptsSince, [Clock.milliseconds(since)]) { row in
+            let endpointID = row.string(0), startedAt = row.int64(1), succeeded = row.int(3) != 0
+            let summary = !succeeded && builder.wantsFailureSummary(endpointID: endpointID, startedAt: startedAt)
+                ? ActivityReport.failureSummary(status: row.optionalInt(4), errorKind: row.optionalString(5), errorMessage: row.optionalString(6))
+                : nil
+            builder.add(endpointID: endpointID, startedAt: startedAt, durationMicroseconds: row.int64(2),
+                        succeeded: succeeded, failureSummary: summary)
+        }
+        return builder.report()
     }
 }

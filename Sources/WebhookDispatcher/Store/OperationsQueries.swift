@@ -20,9 +20,10 @@ enum OperationsQueries {
            AND (?4 IS NULL OR endpoint_id = ?4)
            AND (?5 IS NULL OR event_type GLOB ?5)
            AND (?6 IS NULL OR created_at >= ?6)
+           AND (?7 IS NULL OR created_at < ?7)
         """
     static let replay = "UPDATE deliveries SET \(requeueColumns) \(replayFilter)"
-    /// Binds the same six parameters as `replay` (SQLite counts them by the highest index).
+    /// Binds the same seven parameters as `replay` (SQLite counts them by the highest index).
     static let countReplay = "SELECT count(*) FROM deliveries \(replayFilter)"
 
     /// Cancelling, wherever it happens: why in `last_error` (?1), when (?2).
@@ -44,7 +45,7 @@ enum OperationsQueries {
 
     static func replay(_ filter: ReplayFilter, dryRun: Bool, in db: Database) throws -> Int {
         let bindings: [SQLiteBindable] = [Clock.nowMilliseconds(), filter.status.rawValue, filter.tenantID, filter.endpointID,
-                                          filter.typePattern, filter.since.map(Clock.milliseconds)]
+                                          filter.typePattern, filter.since.map(Clock.milliseconds), filter.until.map(Clock.milliseconds)]
         if dryRun { return try db.query(countReplay, bindings) { $0.int(0) }.first ?? 0 }
         return try db.inTransaction { try db.execute(replay, bindings) }
     }
@@ -171,14 +172,16 @@ public struct ReplayFilter: Sendable, Equatable {
     public var endpointID: String?
     public var typePattern: String?
     public var since: Date?
+    public var until: Date?
 
     public init(status: DeliveryStatus = .failed, tenantID: String? = nil, endpointID: String? = nil,
-                typePattern: String? = nil, since: Date? = nil) {
+                typePattern: String? = nil, since: Date? = nil, until: Date? = nil) {
         self.status = status
         self.tenantID = tenantID
         self.endpointID = endpointID
         self.typePattern = typePattern
         self.since = since
+        self.until = until
     }
 }
 

@@ -54,6 +54,10 @@ public protocol OutboxStore: AnyObject, Sendable {
     /// Deletes finished deliveries, their attempts and orphaned events older than `cutoff`.
     func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult
 
+    /// Attempts since `since` folded into a timeline of `bucketSeconds` buckets and each
+    /// endpoint's last-hour and last-day health (the dashboard's overview and endpoints pages).
+    func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport
+
     /// A value that changes when another connection commits (SQLite's `data_version`): a cheap
     /// way for an idle worker pool to notice new events without claiming.
     func externalChangeToken() throws -> Int64

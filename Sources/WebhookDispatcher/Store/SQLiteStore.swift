@@ -207,6 +207,10 @@ extension SQLiteStore {
         try withDatabase { db in try OperationsQueries.prune(olderThan: cutoff, dryRun: dryRun, in: db) }
     }
 
+    public func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport {
+        try withDatabase { db in try LogQueries.activity(since: since, bucketSeconds: bucketSeconds, now: now, in: db) }
+    }
+
     public func hasUnfinishedDeliveries() throws -> Bool {
         try withDatabase { db in try db.query(LogQueries.anyUnfinished) { $0.int(0) != 0 }.first ?? false }
     }

@@ -6,22 +6,10 @@ import WebhookDispatcher
 enum TimeText {
     static func iso8601(_ date: Date) -> String { Clock.iso8601(date) }
 
-    /// `--since` values: a duration back from now (`90s`, `15m`, `2h`, `7d`) or an ISO-8601
-    /// date (`2026-11-22`) or date-time (`2026-11-22T10:00:00Z`).
+    /// `--since` values: see `TimeExpression`.
     static func parseSince(_ text: String, now: Date = Date()) throws -> Date {
-        if let unit = text.last, let amount = Double(text.dropLast()), amount >= 0 {
-            let seconds: Double? = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800][unit].map { amount * $0 }
-            if let seconds { return now.addingTimeInterval(-seconds) }
-        }
-        let withTime = ISO8601DateFormatter()
-        withTime.formatOptions = [.withInternetDateTime]
-        if let date = withTime.date(from: text) { return date }
-        withTime.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = withTime.date(from: text) { return date }
-        let dateOnly = ISO8601DateFormatter()
-        dateOnly.formatOptions = [.withFullDate]
-        if let date = dateOnly.date(from: text) { return date }
-        throw UsageError("'\(text)' is not a duration (30s, 15m, 2h, 7d) or an ISO-8601 time (2026-11-22T10:00:00Z)")
+        guard let date = TimeExpression.parse(text, now: now) else { throw UsageError("'\(text)' is not \(TimeExpression.help)") }
+        return date
     }
 
     /// `4s`, `12m`, `3h`, `2d`.
