@@ -25,6 +25,11 @@ let package = Package(
         .target(
             name: "WebhookDispatcher",
             dependencies: ["CSQLite", "CCurl", "CCrypto"],
+            // The dashboard's stylesheet and script, compiled in (no files beside the binary).
+            resources: [
+                .embedInCode("Dashboard/Assets/dashboard.css"),
+                .embedInCode("Dashboard/Assets/dashboard.js"),
+            ],
             plugins: ["EmbedMigrations"]
         ),
         .executableTarget(name: "dispatcher", dependencies: ["WebhookDispatcher"]),

@@ -6,7 +6,7 @@ import WebhookDispatcher
 
 let commands: [DispatcherCommand.Type] = [
     ServeCommand.self, EnqueueCommand.self, LogCommand.self, ShowCommand.self, EndpointsCommand.self, RedeliverCommand.self, ReplayCommand.self,
-    CancelCommand.self, StatsCommand.self, PruneCommand.self, ReceiveCommand.self,
+    CancelCommand.self, StatsCommand.self, PruneCommand.self, DashboardCommand.self, ReceiveCommand.self,
 ]
 
 @MainActor func topLevelHelp() -> String {

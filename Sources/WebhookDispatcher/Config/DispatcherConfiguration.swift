@@ -18,6 +18,9 @@ public struct DispatcherConfiguration: Sendable {
     public var statsIntervalSeconds: Double = 60
     /// When set, `serve` prunes finished deliveries older than this many days, hourly.
     public var retentionDays: Double?
+    /// When set, `serve` also hosts the dashboard; `dispatcher dashboard` reads its listen
+    /// address and token from here.
+    public var dashboard: DashboardSettings?
 
     public init(database: String, workers: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
                 maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
@@ -99,6 +102,13 @@ public struct DispatcherConfiguration: Sendable {
             try tenantReader.rejectUnknownKeys()
             tenants.append(Tenant(id: id, name: name))
         }
+        var dashboard: DashboardSettings?
+        if let reader = try root.object("dashboard") {
+            let listen = try reader.string("listen") ?? DashboardSettings.defaultListen
+            let token = try reader.string("token")
+            try reader.rejectUnknownKeys()
+            dashboard = try DashboardSettings(listen: listen, token: token)
+        }
         try root.rejectUnknownKeys()
 
         var configuration = DispatcherConfiguration(
@@ -108,6 +118,7 @@ public struct DispatcherConfiguration: Sendable {
             tenants: tenants, endpoints: endpoints)
         configuration.statsIntervalSeconds = statsInterval
         configuration.retentionDays = retentionDays
+        configuration.dashboard = dashboard
         return configuration
     }
 

@@ -315,6 +315,7 @@ public final class HTTPServer: Sendable {
         case 204: return "No Content"
         case 301: return "Moved Permanently"
         case 302: return "Found"
+        case 303: return "See Other"
         case 400: return "Bad Request"
         case 401: return "Unauthorized"
         case 403: return "Forbidden"

@@ -44,6 +44,12 @@ struct ServeCommand: DispatcherCommand {
             statsIntervalSeconds: selection.configuration?.statsIntervalSeconds ?? 60,
             retentionDays: selection.configuration?.retentionDays), logger: logger)
         housekeeping.start()
+        // The dashboard reads through its own connection, so a long page query never holds
+        // the workers' connection.
+        let dashboard = try selection.configuration?.dashboard.map { settings in
+            try Dashboard(store: try selection.openStore(), settings: settings)
+        }
+        if let dashboard { logger.log(.info, "dashboard on \(dashboard.url)") }
 
         let signalQueue = DispatchQueue(label: "dispatcher.signals")
         let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
@@ -66,6 +72,7 @@ struct ServeCommand: DispatcherCommand {
             }
         }
         service.run()
+        dashboard?.stop()
         housekeeping.stop()
         sources.forEach { $0.cancel() }
     }

@@ -1,0 +1,53 @@
+import Dispatch
+import Foundation
+import Glibc
+import WebhookDispatcher
+
+/// `dispatcher dashboard`: serves the web dashboard over the store until SIGINT or SIGTERM.
+struct DashboardCommand: DispatcherCommand {
+    static let spec = CommandSpec(
+        name: "dashboard",
+        abstract: "Serve the web dashboard (delivery log, details, endpoint health).",
+        options: [
+            OptionSpec(name: "listen", value: "HOST:PORT", help: "Where to listen (default: the config's dashboard.listen, else 127.0.0.1:8089)."),
+        ] + StoreSelection.options,
+        discussion: """
+            Listening anywhere but loopback needs a token: dashboard.token in the config, or
+            $DISPATCHER_DASHBOARD_TOKEN. Requests then carry it as a bearer header, or sign in
+            once through the login form (an HttpOnly, SameSite=Strict cookie).
+            """)
+
+    let selection: StoreSelection
+    let settings: DashboardSettings
+
+    init(_ arguments: ParsedArguments) throws {
+        guard arguments.positionals.isEmpty else { throw UsageError("unexpected argument '\(arguments.positionals[0])'") }
+        selection = try StoreSelection(arguments)
+        let configured = selection.configuration?.dashboard
+        let environmentToken = ProcessInfo.processInfo.environment["DISPATCHER_DASHBOARD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let listen = arguments.value("listen") ?? configured?.listen ?? DashboardSettings.defaultListen
+        do {
+            settings = try DashboardSettings(listen: listen, token: configured?.token ?? environmentToken)
+        } catch let error as DispatcherError {
+            throw UsageError("\(error)")
+        }
+    }
+
+    func run() throws {
+        let store = try selection.openStore()
+        let dashboard = try Dashboard(store: store, settings: settings)
+        Console.error("dispatcher \(DispatcherVersion.current) dashboard on \(dashboard.url) (\(selection.databasePath))\n")
+        let stopped = DispatchSemaphore(value: 0)
+        let signalQueue = DispatchQueue(label: "dispatcher.signals")
+        let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
+            source.setEventHandler { stopped.signal() }
+            source.resume()
+            return source
+        }
+        stopped.wait()
+        dashboard.stop()
+        sources.forEach { $0.cancel() }
+    }
+}
