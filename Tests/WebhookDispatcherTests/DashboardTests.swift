@@ -123,7 +123,7 @@ final class DashboardTests: DispatcherTestCase {
         XCTAssertEqual(csrf, dashboard.csrfToken)
 
         XCTAssertEqual(try client.request("POST", "/api/deliveries/\(seed.failedDeliveryID)/redeliver").status, 403)
-        XCTAssertEqual(try client.request("POST", "/api/deliveries/\(seed.failedDeliveryID)/redeliver", headers: ["X-CSRF-Token": "0" + csrf.dropFirst()]).status, 403)
+        XCTAssertEqual(try client.request("POST", "/api/deliveries/\(seed.failedDeliveryID)/redeliver", headers: ["X-CSRF-Token": (csrf.hasPrefix("0") ? "1" : "0") + csrf.dropFirst()]).status, 403)
         XCTAssertEqual(try store.eventRecord(deliveryID: seed.failedDeliveryID)?.deliveries.first?.delivery.status, .failed, "a refused post changes nothing")
 
         let redelivered = try client.request("POST", "/api/deliveries/\(seed.failedDeliveryID)/redeliver", headers: ["X-CSRF-Token": csrf])

@@ -8,7 +8,8 @@ import Glibc
 /// its lock, which is why the type is not `Sendable`. Producers meet it inside
 /// `SQLiteStore.write { db in ... }`, where they may run their own SQL and enqueue events in
 /// the same transaction.
-public final class Database {
+public final class Database: SQLConnection {
+    var dialect: SQLDialect { .sqlite }
     let handle: OpaquePointer
     public let path: String
     private var statements: [String: Statement] = [:]
@@ -74,7 +75,7 @@ public final class Database {
     }
 
     /// Runs a query and maps each row; the row reader is valid only inside `map`.
-    func query<T>(_ sql: String, _ bindings: [SQLiteBindable] = [], map: (Statement) throws -> T) throws -> [T] {
+    func query<T>(_ sql: String, _ bindings: [SQLiteBindable], map: (Statement) throws -> T) throws -> [T] {
         let statement = try cachedStatement(sql)
         try statement.bind(bindings)
         var rows: [T] = []
@@ -84,7 +85,7 @@ public final class Database {
 
     /// Runs a query and hands each row to `body` without collecting them: for scans whose
     /// rows are folded into a summary.
-    func forEachRow(_ sql: String, _ bindings: [SQLiteBindable] = [], _ body: (Statement) throws -> Void) throws {
+    func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (Statement) throws -> Void) throws {
         let statement = try cachedStatement(sql)
         try statement.bind(bindings)
         while try statement.step() { try body(statement) }
@@ -131,5 +132,4 @@ public final class Database {
         }
     }
 
-    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 }

@@ -9,17 +9,14 @@ enum DeliveryQueries {
          WHERE status = 'delivering' AND lease_expires_at <= ?1
         """
 
-    /// Endpoints that may get work now, with their free room: `max_concurrency` less what this
-    /// process holds (passed as JSON), or 1 while the circuit is half-open (a probe).
+    /// Endpoints that may get work now, with how many deliveries each may have in flight:
+    /// `max_concurrency`, or 1 while the circuit is half-open (a probe). The claim subtracts
+    /// what this process already holds.
     static let eligibleEndpoints = """
-        SELECT id, ordered, room FROM (
-            SELECT e.id, e.ordered,
-                   (CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END)
-                       - coalesce(busy.value, 0) AS room
-              FROM endpoints e
-              LEFT JOIN json_each(?2) busy ON busy.key = e.id
-             WHERE e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1))
-         WHERE room > 0
+        SELECT e.id, e.ordered,
+               CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END
+          FROM endpoints e
+         WHERE e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)
         """
 
     /// One endpoint's oldest due deliveries: an index probe, so a claim costs one probe per
@@ -85,14 +82,21 @@ enum DeliveryQueries {
         """
 
     /// Failing without a success for longer than `disable_after_ms` disables the endpoint.
-    static let disableFailingEndpoint = """
-        UPDATE endpoints
-           SET enabled = 0, revision = revision + 1, updated_at = ?2,
-               disabled_reason = 'failing without a success since ' || strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch')
-                                 || ' (' || consecutive_failures || ' failed attempts); run dispatcher endpoints enable ' || id
-         WHERE id = ?1 AND enabled = 1 AND failing_since IS NOT NULL AND ?2 - failing_since >= disable_after_ms
-        RETURNING disabled_reason
-        """
+    static func disableFailingEndpoint(_ dialect: SQLDialect) -> String {
+        let since = dialect == .sqlite
+            ? "strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch')"
+            : #"to_char(to_timestamp(failing_since / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"#
+        return """
+            UPDATE endpoints
+               SET enabled = 0, revision = revision + 1, updated_at = ?2,
+                   disabled_reason = 'failing without a success since ' || \(since)
+                                     || ' (' || consecutive_failures || ' failed attempts); run dispatcher endpoints enable ' || id
+             WHERE id = ?1 AND enabled = 1 AND failing_since IS NOT NULL AND ?2 - failing_since >= disable_after_ms
+            RETURNING disabled_reason
+            """
+    }
+    static let disableFailingEndpointSQLite = disableFailingEndpoint(.sqlite)
+    static let disableFailingEndpointPostgres = disableFailingEndpoint(.postgres)
 
     /// Applied only while the lease is still this worker's: a worker whose lease expired and
     /// was retaken still gets its attempt recorded, but no longer decides the delivery's state.
@@ -114,15 +118,15 @@ enum DeliveryQueries {
     static let scanFactor = 4
 
     /// Claims up to `limit` due deliveries in one transaction; see `eligibleEndpoints`.
-    static func claim(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int], in db: Database) throws -> [ClaimedDelivery] {
+    static func claim(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int], in db: some SQLConnection) throws -> [ClaimedDelivery] {
         guard limit > 0 else { return [] }
         let now = Clock.nowMilliseconds()
         let leaseExpiry = now + Int64((leaseSeconds * 1000).rounded())
         return try db.inTransaction {
             try db.execute(sweepExpiredLeases, [now])
-            let endpoints = try db.query(eligibleEndpoints, [now, try JSONText.encode(inFlight)]) { row in
-                (id: row.string(0), ordered: row.int(1) != 0, room: row.int(2))
-            }
+            let endpoints = try db.query(eligibleEndpoints, [now]) { row in
+                (id: row.string(0), ordered: row.int(1) != 0, room: row.int(2) - (inFlight[row.string(0)] ?? 0))
+            }.filter { $0.room > 0 }
             var candidates: [(id: Int64, due: Int64)] = []
             for endpoint in endpoints {
                 let room = min(endpoint.room, limit)
@@ -167,7 +171,7 @@ enum DeliveryQueries {
         }
     }
 
-    static func record(_ results: [AttemptResult], in db: Database) throws -> [DisabledEndpoint] {
+    static func record(_ results: [AttemptResult], in db: some SQLConnection) throws -> [DisabledEndpoint] {
         guard !results.isEmpty else { return [] }
         let now = Clock.nowMilliseconds()
         return try db.inTransaction {
@@ -207,7 +211,8 @@ enum DeliveryQueries {
                 } else {
                     healthyInBatch.remove(result.endpointID)
                     try db.execute(endpointFailed, [result.endpointID, now])
-                    if let reason = try db.query(disableFailingEndpoint, [result.endpointID, now], map: { $0.string(0) }).first {
+                    let disable = db.dialect == .sqlite ? disableFailingEndpointSQLite : disableFailingEndpointPostgres
+                    if let reason = try db.query(disable, [result.endpointID, now], map: { $0.string(0) }).first {
                         disabled.append(DisabledEndpoint(endpointID: result.endpointID, reason: reason))
                     }
                 }
@@ -216,7 +221,7 @@ enum DeliveryQueries {
         }
     }
 
-    static func release(deliveryIDs: [Int64], owner: String, in db: Database) throws {
+    static func release(deliveryIDs: [Int64], owner: String, in db: some SQLConnection) throws {
         guard !deliveryIDs.isEmpty else { return }
         let now = Clock.nowMilliseconds()
         try db.inTransaction {

@@ -5,7 +5,7 @@ enum EndpointQueries {
     static let upsertTenant = """
         INSERT INTO tenants (id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
-         WHERE tenants.name IS NOT excluded.name
+         WHERE tenants.name IS DISTINCT FROM excluded.name
         """
 
     static let selectTenants = "SELECT id, name FROM tenants ORDER BY id"
@@ -34,11 +34,11 @@ enum EndpointQueries {
                 endpoints.connect_timeout_ms, endpoints.max_concurrency, endpoints.retry, endpoints.success_rule,
                 endpoints.secret_headers, endpoints.auth, endpoints.signing, endpoints.ordered,
                 endpoints.circuit_failure_threshold, endpoints.circuit_cooldown_ms, endpoints.disable_after_ms)
-            IS NOT (excluded.url, excluded.event_filters, excluded.headers, excluded.timeout_ms,
+            IS DISTINCT FROM (excluded.url, excluded.event_filters, excluded.headers, excluded.timeout_ms,
                     excluded.connect_timeout_ms, excluded.max_concurrency, excluded.retry, excluded.success_rule,
                     excluded.secret_headers, excluded.auth, excluded.signing, excluded.ordered,
                     excluded.circuit_failure_threshold, excluded.circuit_cooldown_ms, excluded.disable_after_ms)
-            OR (endpoints.disabled_reason IS NULL AND endpoints.enabled IS NOT excluded.enabled)
+            OR (endpoints.disabled_reason IS NULL AND endpoints.enabled IS DISTINCT FROM excluded.enabled)
         """
 
     static let endpointColumns = """
@@ -72,7 +72,7 @@ enum EndpointQueries {
 
     static let selectRevision = "SELECT revision FROM endpoints WHERE id = ?"
 
-    static func upsert(tenants: [Tenant], endpoints: [Endpoint], in db: Database) throws {
+    static func upsert(tenants: [Tenant], endpoints: [Endpoint], in db: some SQLConnection) throws {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             for tenant in tenants {
@@ -99,11 +99,11 @@ enum EndpointQueries {
         }
     }
 
-    static func endpoint(id: String, in db: Database) throws -> Endpoint? {
+    static func endpoint(id: String, in db: some SQLConnection) throws -> Endpoint? {
         try db.query(selectEndpoint, [id], map: readEndpoint).first
     }
 
-    static func endpointsWithHealth(in db: Database) throws -> [EndpointStatus] {
+    static func endpointsWithHealth(in db: some SQLConnection) throws -> [EndpointStatus] {
         try db.query(selectEndpointsWithHealth) { row in
             EndpointStatus(
                 endpoint: try readEndpoint(row), consecutiveFailures: row.int(18),
@@ -113,14 +113,14 @@ enum EndpointQueries {
         }
     }
 
-    static func setEnabled(id: String, enabled: Bool, reason: String?, in db: Database) throws {
+    static func setEnabled(id: String, enabled: Bool, reason: String?, in db: some SQLConnection) throws {
         guard try db.execute(setEnabled, [id, enabled, reason, Clock.nowMilliseconds()]) == 1 else {
             throw DispatcherError.notFound("endpoint '\(id)'")
         }
     }
 
     /// Returns how many pending deliveries were cancelled.
-    static func remove(id: String, in db: Database) throws -> Int {
+    static func remove(id: String, in db: some SQLConnection) throws -> Int {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             guard try db.execute(removeEndpoint, [id, now]) == 1 else { throw DispatcherError.notFound("endpoint '\(id)'") }
@@ -129,7 +129,7 @@ enum EndpointQueries {
     }
 
     /// Reads the `endpointColumns` of a row.
-    static func readEndpoint(_ row: Statement) throws -> Endpoint {
+    static func readEndpoint(_ row: some SQLRow) throws -> Endpoint {
         let id = row.string(0)
         let retryReader = try JSONObjectReader(try JSONText.decode(row.string(8)), path: "endpoints[\(id)].retry")
         let auth = try row.optionalString(12).map { text in
@@ -150,7 +150,7 @@ enum EndpointQueries {
                                    disableAfterSeconds: Double(row.int64(17)) / 1000))
     }
 
-    static func revision(id: String, in db: Database) throws -> Int? {
+    static func revision(id: String, in db: some SQLConnection) throws -> Int? {
         try db.query(selectRevision, [id]) { $0.int(0) }.first
     }
 }

@@ -13,8 +13,8 @@ enum LogQueries {
     static let pendingCount = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
 
     static let anyUnfinished = """
-        SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending')
-            OR EXISTS (SELECT 1 FROM deliveries WHERE status = 'delivering')
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending')
+                      OR EXISTS (SELECT 1 FROM deliveries WHERE status = 'delivering') THEN 1 ELSE 0 END
         """
 
     static let eventByID = "SELECT id, tenant_id, type, body, created_at FROM events WHERE id = ?"
@@ -26,13 +26,15 @@ enum LogQueries {
           FROM attempts WHERE delivery_id = ? ORDER BY number, id
         """
 
+    /// `glob(pattern, value)` is SQLite's function form of GLOB; the PostgreSQL schema defines
+    /// one with the same meaning for event-type patterns.
     /// The filter becomes a fixed set of `(? IS NULL OR column = ?)` terms, so one prepared
     /// statement serves every combination and no value is ever spliced into SQL.
     static let filteredDeliveries = """
         SELECT \(deliveryColumns) FROM deliveries
          WHERE (?1 IS NULL OR tenant_id = ?1)
            AND (?2 IS NULL OR endpoint_id = ?2)
-           AND (?3 IS NULL OR event_type GLOB ?3)
+           AND (?3 IS NULL OR glob(?3, event_type))
            AND (?4 IS NULL OR status = ?4)
            AND (?5 IS NULL OR created_at >= ?5)
            AND (?6 IS NULL OR event_id = ?6)
@@ -45,11 +47,11 @@ enum LogQueries {
     /// Ids are lowercase hex and '-', all of which sort below 'g': a range scan of the key.
     static let eventIDsWithPrefix = "SELECT id FROM events WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT ?2"
 
-    static func eventIDs(withPrefix prefix: String, limit: Int, in db: Database) throws -> [String] {
+    static func eventIDs(withPrefix prefix: String, limit: Int, in db: some SQLConnection) throws -> [String] {
         try db.query(eventIDsWithPrefix, [prefix.lowercased(), limit]) { $0.string(0) }
     }
 
-    static func readDelivery(_ row: Statement) -> Delivery {
+    static func readDelivery(_ row: some SQLRow) -> Delivery {
         Delivery(
             id: row.int64(0), eventID: row.string(1), tenantID: row.string(2), endpointID: row.string(3),
             eventType: row.string(4), status: DeliveryStatus(rawValue: row.string(5)) ?? .pending,
@@ -58,7 +60,7 @@ enum LogQueries {
             createdAt: Clock.date(milliseconds: row.int64(10)), updatedAt: Clock.date(milliseconds: row.int64(11)))
     }
 
-    static func deliveries(matching filter: DeliveryFilter, in db: Database) throws -> [Delivery] {
+    static func deliveries(matching filter: DeliveryFilter, in db: some SQLConnection) throws -> [Delivery] {
         try db.query(filteredDeliveries, [
             filter.tenantID, filter.endpointID, filter.typePattern, filter.status?.rawValue,
             filter.since.map(Clock.milliseconds), filter.eventID?.lowercased(), filter.limit,
@@ -66,7 +68,7 @@ enum LogQueries {
         ], map: readDelivery)
     }
 
-    static func eventRecord(eventID: String, in db: Database) throws -> EventRecord? {
+    static func eventRecord(eventID: String, in db: some SQLConnection) throws -> EventRecord? {
         guard let event = try db.query(eventByID, [eventID.lowercased()], map: { row in
             Event(id: row.string(0), tenantID: row.string(1), type: row.string(2), body: row.bytes(3),
                   createdAt: Clock.date(milliseconds: row.int64(4)))
@@ -78,14 +80,14 @@ enum LogQueries {
         return EventRecord(event: event, deliveries: records)
     }
 
-    static func eventRecord(deliveryID: Int64, in db: Database) throws -> EventRecord? {
+    static func eventRecord(deliveryID: Int64, in db: some SQLConnection) throws -> EventRecord? {
         guard let eventID = try db.query(eventOfDelivery, [deliveryID], map: { $0.string(0) }).first,
               var record = try eventRecord(eventID: eventID, in: db) else { return nil }
         record.deliveries.removeAll { $0.delivery.id != deliveryID }
         return record
     }
 
-    static func readAttempt(_ row: Statement) -> Attempt {
+    static func readAttempt(_ row: some SQLRow) -> Attempt {
         let verdict: AttemptVerdict
         switch row.string(11) {
         case "succeeded": verdict = .succeeded
@@ -103,12 +105,12 @@ enum LogQueries {
 
     /// Every attempt since a time with its endpoint: one range scan of attempts_by_started.
     static let attemptsSince = """
-        SELECT d.endpoint_id, a.started_at, a.duration_us, a.verdict = 'succeeded', a.response_status, a.error_kind, a.error_message
+        SELECT d.endpoint_id, a.started_at, a.duration_us, CASE WHEN a.verdict = 'succeeded' THEN 1 ELSE 0 END, a.response_status, a.error_kind, a.error_message
           FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
          WHERE a.started_at >= ?1
         """
 
-    static func activity(since: Date, bucketSeconds: Double, now: Date, in db: Database) throws -> ActivityReport {
+    static func activity(since: Date, bucketSeconds: Double, now: Date, in db: some SQLConnection) throws -> ActivityReport {
         var builder = ActivityReport.Builder(since: since, bucketSeconds: bucketSeconds, now: now)
         try db.forEachRow(attemptsSince, [Clock.milliseconds(since)]) { row in
             let endpointID = row.string(0), startedAt = row.int64(1), succeeded = row.int(3) != 0

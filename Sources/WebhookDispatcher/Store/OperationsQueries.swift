@@ -18,7 +18,7 @@ enum OperationsQueries {
          WHERE status = ?2
            AND (?3 IS NULL OR tenant_id = ?3)
            AND (?4 IS NULL OR endpoint_id = ?4)
-           AND (?5 IS NULL OR event_type GLOB ?5)
+           AND (?5 IS NULL OR glob(?5, event_type))
            AND (?6 IS NULL OR created_at >= ?6)
            AND (?7 IS NULL OR created_at < ?7)
         """
@@ -33,7 +33,7 @@ enum OperationsQueries {
     static let cancelEvent = "UPDATE deliveries SET \(cancelColumns) WHERE event_id = ?3 AND status = 'pending'"
     static let cancelPendingOfEndpoint = "UPDATE deliveries SET \(cancelColumns) WHERE endpoint_id = ?3 AND status = 'pending'"
 
-    static func redeliver(deliveryIDs: [Int64], eventIDs: [String], in db: Database) throws -> Int {
+    static func redeliver(deliveryIDs: [Int64], eventIDs: [String], in db: some SQLConnection) throws -> Int {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             var count = 0
@@ -43,14 +43,14 @@ enum OperationsQueries {
         }
     }
 
-    static func replay(_ filter: ReplayFilter, dryRun: Bool, in db: Database) throws -> Int {
+    static func replay(_ filter: ReplayFilter, dryRun: Bool, in db: some SQLConnection) throws -> Int {
         let bindings: [SQLiteBindable] = [Clock.nowMilliseconds(), filter.status.rawValue, filter.tenantID, filter.endpointID,
                                           filter.typePattern, filter.since.map(Clock.milliseconds), filter.until.map(Clock.milliseconds)]
         if dryRun { return try db.query(countReplay, bindings) { $0.int(0) }.first ?? 0 }
         return try db.inTransaction { try db.execute(replay, bindings) }
     }
 
-    static func cancel(deliveryIDs: [Int64], eventIDs: [String], in db: Database) throws -> Int {
+    static func cancel(deliveryIDs: [Int64], eventIDs: [String], in db: some SQLConnection) throws -> Int {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             let note = "cancelled by an operator at \(Clock.iso8601(Clock.date(milliseconds: now)))"
@@ -70,17 +70,18 @@ enum OperationsQueries {
         INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, lease_owner, lease_expires_at,
                                 created_at, updated_at, ordering_key)
         VALUES (?1, ?2, ?3, ?4, 'delivering', ?5, ?6, ?7, ?7, ?3)
+        RETURNING id
         """
 
     /// A ping event with one delivery to `endpoint`, already leased to `owner`.
-    static func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double, in db: Database) throws -> ClaimedDelivery {
+    static func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double, in db: some SQLConnection) throws -> ClaimedDelivery {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             let id = UUID().uuidString.lowercased()
             try db.execute(insertPingEvent, [id, endpoint.tenantID, EndpointTester.pingType, body, now])
-            try db.execute(insertPingDelivery, [id, endpoint.id, endpoint.tenantID, EndpointTester.pingType, owner,
-                                                now + Int64(leaseSeconds * 1000), now])
-            return ClaimedDelivery(deliveryID: db.lastInsertRowID, eventID: id, eventType: EndpointTester.pingType,
+            let deliveryID = try db.query(insertPingDelivery, [id, endpoint.id, endpoint.tenantID, EndpointTester.pingType, owner,
+                                                               now + Int64(leaseSeconds * 1000), now]) { $0.int64(0) }.first ?? 0
+            return ClaimedDelivery(deliveryID: deliveryID, eventID: id, eventType: EndpointTester.pingType,
                                    tenantID: endpoint.tenantID, endpointID: endpoint.id, endpointRevision: 0, attemptNumber: 1,
                                    body: body, createdAt: Clock.date(milliseconds: now), firstAttemptAt: nil)
         }
@@ -93,13 +94,13 @@ enum OperationsQueries {
         """
     static let oldestPending = "SELECT min(created_at) FROM deliveries WHERE status = 'pending'"
     static let recentAttempts = """
-        SELECT count(*), coalesce(sum(verdict = 'succeeded'), 0) FROM attempts WHERE started_at >= ?1
+        SELECT count(*), coalesce(sum(CASE WHEN verdict = 'succeeded' THEN 1 ELSE 0 END), 0) FROM attempts WHERE started_at >= ?1
         """
     static let recentLatencyAt = """
         SELECT duration_us FROM attempts WHERE started_at >= ?1 ORDER BY duration_us LIMIT 1 OFFSET ?2
         """
 
-    static func stats(window: Double, in db: Database) throws -> DeliveryStats {
+    static func stats(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
         let now = Clock.nowMilliseconds()
         var stats = DeliveryStats(generatedAt: Clock.date(milliseconds: now), windowSeconds: window)
         for row in try db.query(countsByStatus, [], map: { ($0.string(0), $0.string(1), $0.string(2), $0.int(3)) }) {
@@ -148,7 +149,7 @@ enum OperationsQueries {
                AND NOT (d.status IN ('succeeded', 'failed', 'cancelled') AND d.updated_at < ?1))
         """
 
-    static func prune(olderThan cutoff: Date, dryRun: Bool, in db: Database) throws -> PruneResult {
+    static func prune(olderThan cutoff: Date, dryRun: Bool, in db: some SQLConnection) throws -> PruneResult {
         let bound = Clock.milliseconds(cutoff)
         if dryRun {
             return PruneResult(

@@ -31,7 +31,7 @@ extension Optional: SQLiteBindable where Wrapped: SQLiteBindable {
 ///
 /// Statements are cached and reused by their database: `bind`, step through `rows`, and the
 /// next use resets them.
-public final class Statement {
+public final class Statement: SQLRow {
     let handle: OpaquePointer
     let sql: String
     private unowned let database: Database
@@ -89,19 +89,15 @@ public final class Statement {
 
     // Column readers, valid only while the current row is.
     func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
-    func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(handle, column)) }
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
-    func optionalInt(_ column: Int32) -> Int? { isNull(column) ? nil : int(column) }
     func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
     func string(_ column: Int32) -> String {
         guard let text = sqlite3_column_text(handle, column) else { return "" }
         return String(cString: text)
     }
-    func optionalString(_ column: Int32) -> String? { isNull(column) ? nil : string(column) }
     func bytes(_ column: Int32) -> [UInt8] {
         let count = Int(sqlite3_column_bytes(handle, column))
         guard count > 0, let pointer = sqlite3_column_blob(handle, column) else { return [] }
         return [UInt8](UnsafeRawBufferPointer(start: pointer, count: count))
     }
-    func optionalBytes(_ column: Int32) -> [UInt8]? { isNull(column) ? nil : bytes(column) }
 }

@@ -1,0 +1,57 @@
+import Foundation
+
+/// Which SQL a connection speaks, for the few statements the two stores write differently
+/// (JSON table functions, time formatting). Everything else is one text for both; PostgreSQL
+/// connections translate `?` / `?N` parameters to `$N` when they prepare.
+enum SQLDialect: Sendable {
+    case sqlite
+    case postgres
+}
+
+/// A result row, read by column index.
+protocol SQLRow {
+    func isNull(_ column: Int32) -> Bool
+    func int64(_ column: Int32) -> Int64
+    func double(_ column: Int32) -> Double
+    func string(_ column: Int32) -> String
+    func bytes(_ column: Int32) -> [UInt8]
+}
+
+extension SQLRow {
+    func int(_ column: Int32) -> Int { Int(int64(column)) }
+    func optionalInt(_ column: Int32) -> Int? { isNull(column) ? nil : int(column) }
+    func optionalString(_ column: Int32) -> String? { isNull(column) ? nil : string(column) }
+    func optionalBytes(_ column: Int32) -> [UInt8]? { isNull(column) ? nil : bytes(column) }
+}
+
+/// One database connection, SQLite (`Database`) or PostgreSQL (`PostgresConnection`): what
+/// the query files (`OutboxQueries`, `DeliveryQueries`, ...) run on, so both stores share
+/// them. Not thread-safe; each store hands a connection to one caller at a time.
+protocol SQLConnection: AnyObject {
+    associatedtype Row: SQLRow
+
+    var dialect: SQLDialect { get }
+
+    /// Runs statements that take no parameters (migrations, savepoints).
+    func execute(_ sql: String) throws
+
+    /// Runs one statement; returns the number of rows it changed.
+    @discardableResult
+    func execute(_ sql: String, _ bindings: [SQLiteBindable]) throws -> Int
+
+    /// Runs a query and maps each row; the row is valid only inside `map`.
+    func query<T>(_ sql: String, _ bindings: [SQLiteBindable], map: (Row) throws -> T) throws -> [T]
+
+    /// Runs a query and hands each row to `body` without collecting them.
+    func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (Row) throws -> Void) throws
+
+    /// Runs `body` in a write transaction, or inside the one already open.
+    func inTransaction<T>(_ body: () throws -> T) throws -> T
+
+    /// Each row as column values, for producers' own tables.
+    func rows(_ sql: String, _ bindings: [SQLiteBindable]) throws -> [[SQLiteValue]]
+}
+
+extension SQLConnection {
+    func query<T>(_ sql: String, map: (Row) throws -> T) throws -> [T] { try query(sql, [], map: map) }
+}
