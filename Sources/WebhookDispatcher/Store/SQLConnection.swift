@@ -54,4 +54,5 @@ protocol SQLConnection: AnyObject {
 
 extension SQLConnection {
     func query<T>(_ sql: String, map: (Row) throws -> T) throws -> [T] { try query(sql, [], map: map) }
+    func rows(_ sql: String) throws -> [[SQLiteValue]] { try rows(sql, []) }
 }

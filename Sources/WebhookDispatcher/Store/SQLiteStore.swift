@@ -27,199 +27,26 @@ public struct StoreOptions: Sendable, Equatable {
 /// `@unchecked Sendable`: `database` is used only inside `withDatabase`, under `lock`. (A plain
 /// pthread mutex: the claimer and the recorder contend for it constantly, and Synchronization's
 /// `Mutex`, a priority-inheritance futex on Linux, spends that contention spinning in the kernel.)
-public final class SQLiteStore: OutboxStore, @unchecked Sendable {
+public final class SQLiteStore: SQLStore, @unchecked Sendable {
     public let path: String
-    public let options: StoreOptions
     private let database: Database
     private let lock = NSLock()
 
     public init(path: String, options: StoreOptions = StoreOptions()) throws {
         self.path = path
-        self.options = options
         let db = try Database(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         try Migrator().migrate(db)
         self.database = db
+        super.init(options: options, location: path)
     }
 
     /// Runs `body` with the connection, serialised with every other use of this store.
-    @discardableResult
-    func withDatabase<T: Sendable>(_ body: (Database) throws -> T) throws -> T {
+    override func withDatabase<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try lock.withLock { try body(database) }
     }
 
-    /// Runs `body` in one write transaction: a producer's own SQL and its `enqueue` calls
-    /// commit together or not at all (the transactional outbox). Throwing rolls back.
-    ///
-    /// ```swift
-    /// try store.write { tx in
-    ///     try tx.execute("INSERT INTO visits (id, status) VALUES (?, ?)", [28540, "ended"])
-    ///     try tx.enqueue(NewEvent(tenantID: "clinic-a", type: "visit.ended", json: body))
-    /// }
-    /// ```
-    @discardableResult
-    public func write<T: Sendable>(_ body: (OutboxTransaction) throws -> T) throws -> T {
-        try withDatabase { db in
-            try db.inTransaction { try body(OutboxTransaction(db: db, options: options)) }
-        }
-    }
-
-    @discardableResult
-    public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
-        try write { tx in try tx.enqueue(event) }
-    }
-
-    /// Enqueues many events in one transaction: the same validation and idempotency as
-    /// `enqueue`, all or nothing (one invalid event stores none).
-    @discardableResult
-    public func enqueue(contentsOf events: [NewEvent]) throws -> [EnqueueResult] {
-        try write { tx in try events.map { try tx.enqueue($0) } }
-    }
-
-    /// Enqueues many events in one transaction, each on its own: a rejected event (its error
-    /// returned in its place) does not stop the others. For backfills (`enqueue --ndjson`).
-    public func enqueueEach(_ events: [NewEvent]) throws -> [Result<EnqueueResult, DispatcherError>] {
-        try write { tx in try events.map { event in try tx.enqueueIsolated(event) } }
-    }
-}
-
-/// The handle a `SQLiteStore.write` closure gets: the producer's SQL and the outbox in one
-/// transaction. Valid only inside that closure.
-public struct OutboxTransaction {
-    let db: Database
-    let options: StoreOptions
-
-    init(db: Database, options: StoreOptions) {
-        self.db = db
-        self.options = options
-    }
-
-    /// Runs one statement of the producer's own, with bound parameters; returns rows changed.
-    @discardableResult
-    public func execute(_ sql: String, _ bindings: [SQLiteBindable] = []) throws -> Int {
-        try db.execute(sql, bindings)
-    }
-
-    /// Reads rows of the producer's own tables.
-    public func rows(_ sql: String, _ bindings: [SQLiteBindable] = []) throws -> [[SQLiteValue]] {
-        try db.rows(sql, bindings)
-    }
-
-    /// Enqueues an event inside this transaction; it is delivered only if the transaction commits.
-    @discardableResult
-    public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
-        try OutboxQueries.enqueue(event, in: db, options: options)
-    }
-
-    /// Enqueues under a savepoint: an invalid event is rolled back alone and returned as its
-    /// error; a database failure still throws.
-    func enqueueIsolated(_ event: NewEvent) throws -> Result<EnqueueResult, DispatcherError> {
-        try db.execute("SAVEPOINT enqueue_one")
-        do {
-            let result = try OutboxQueries.enqueue(event, in: db, options: options)
-            try db.execute("RELEASE enqueue_one")
-            return .success(result)
-        } catch let error as DispatcherError {
-            try db.execute("ROLLBACK TO enqueue_one; RELEASE enqueue_one")
-            return .failure(error)
-        }
-    }
-}
-
-extension SQLiteStore {
-    public func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws {
-        try withDatabase { db in try EndpointQueries.upsert(tenants: tenants, endpoints: endpoints, in: db) }
-    }
-
-    public func endpoint(id: String) throws -> Endpoint? {
-        try withDatabase { db in try EndpointQueries.endpoint(id: id, in: db) }
-    }
-
-    public func tenants() throws -> [Tenant] {
-        try withDatabase { db in try db.query(EndpointQueries.selectTenants) { Tenant(id: $0.string(0), name: $0.string(1)) } }
-    }
-
-    public func endpointStatuses() throws -> [EndpointStatus] {
-        try withDatabase { db in try EndpointQueries.endpointsWithHealth(in: db) }
-    }
-
-    public func setEndpointEnabled(id: String, enabled: Bool) throws {
-        try withDatabase { db in
-            try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", in: db)
-        }
-    }
-
-    public func endpointRevision(id: String) throws -> Int? {
-        try withDatabase { db in try EndpointQueries.revision(id: id, in: db) }
-    }
-
-    public func claimDueDeliveries(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int]) throws -> [ClaimedDelivery] {
-        try withDatabase { db in
-            try DeliveryQueries.claim(limit: limit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
-        }
-    }
-
-    @discardableResult
-    public func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint] {
-        try withDatabase { db in try DeliveryQueries.record(results, in: db) }
-    }
-
-    public func releaseLeases(deliveryIDs: [Int64], owner: String) throws {
-        try withDatabase { db in try DeliveryQueries.release(deliveryIDs: deliveryIDs, owner: owner, in: db) }
-    }
-
-    public func deliveries(matching filter: DeliveryFilter) throws -> [Delivery] {
-        try withDatabase { db in try LogQueries.deliveries(matching: filter, in: db) }
-    }
-
-    public func eventRecord(eventID: String) throws -> EventRecord? {
-        try withDatabase { db in try LogQueries.eventRecord(eventID: eventID, in: db) }
-    }
-
-    public func eventRecord(deliveryID: Int64) throws -> EventRecord? {
-        try withDatabase { db in try LogQueries.eventRecord(deliveryID: deliveryID, in: db) }
-    }
-
-    public func eventIDs(withPrefix prefix: String, limit: Int) throws -> [String] {
-        try withDatabase { db in try LogQueries.eventIDs(withPrefix: prefix, limit: limit, in: db) }
-    }
-
-    public func removeEndpoint(id: String) throws -> Int {
-        try withDatabase { db in try EndpointQueries.remove(id: id, in: db) }
-    }
-
-    public func redeliver(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int {
-        try withDatabase { db in try OperationsQueries.redeliver(deliveryIDs: deliveryIDs, eventIDs: eventIDs, in: db) }
-    }
-
-    public func replay(_ filter: ReplayFilter, dryRun: Bool) throws -> Int {
-        try withDatabase { db in try OperationsQueries.replay(filter, dryRun: dryRun, in: db) }
-    }
-
-    public func cancel(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int {
-        try withDatabase { db in try OperationsQueries.cancel(deliveryIDs: deliveryIDs, eventIDs: eventIDs, in: db) }
-    }
-
-    public func stats(windowSeconds: Double) throws -> DeliveryStats {
-        try withDatabase { db in try OperationsQueries.stats(window: windowSeconds, in: db) }
-    }
-
-    public func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult {
-        try withDatabase { db in try OperationsQueries.prune(olderThan: cutoff, dryRun: dryRun, in: db) }
-    }
-
-    public func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport {
-        try withDatabase { db in try LogQueries.activity(since: since, bucketSeconds: bucketSeconds, now: now, in: db) }
-    }
-
-    public func hasUnfinishedDeliveries() throws -> Bool {
-        try withDatabase { db in try db.query(LogQueries.anyUnfinished) { $0.int(0) != 0 }.first ?? false }
-    }
-
-    public func externalChangeToken() throws -> Int64 {
-        try withDatabase { db in try db.query(LogQueries.dataVersion) { $0.int64(0) }.first ?? 0 }
-    }
-
-    public func pendingCount() throws -> Int {
-        try withDatabase { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first ?? 0 }
+    /// SQLite's `data_version`: changes whenever another connection commits.
+    public override func externalChangeToken() throws -> Int64 {
+        try lock.withLock { try database.query(LogQueries.dataVersion) { $0.int64(0) }.first ?? 0 }
     }
 }

@@ -9,10 +9,10 @@ import Foundation
 public struct EndpointTester {
     public static let pingType = "dispatcher.ping"
 
-    let store: SQLiteStore
+    let store: SQLStore
     let configuration: DeliveryServiceConfiguration
 
-    public init(store: SQLiteStore, configuration: DeliveryServiceConfiguration) {
+    public init(store: SQLStore, configuration: DeliveryServiceConfiguration) {
         self.store = store
         self.configuration = configuration
     }
@@ -24,9 +24,7 @@ public struct EndpointTester {
         let body = JSONValue.object([
             ("type", .string(Self.pingType)), ("endpoint_id", .string(endpointID)), ("sent_at", .string(Clock.iso8601(Date()))),
         ]).serialized
-        let claimed = try store.withDatabase { db in
-            try OperationsQueries.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: configuration.leaseSeconds, in: db)
-        }
+        let claimed = try store.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: configuration.leaseSeconds)
         let runner = AttemptRunner(client: HTTPClient(configuration: configuration.clientConfiguration), leaseOwner: owner, tokens: TokenCache())
         var results = runner.attempts(claimed, endpoint: endpoint)
         if case .retryScheduled = results[results.count - 1].attempt.verdict {
