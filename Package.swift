@@ -12,6 +12,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
 
         // Turns migrations/*.sql into Swift source at build time, so the SQL has one home and a
         // copied binary needs no files beside it.
@@ -24,7 +25,7 @@ let package = Package(
 
         .target(
             name: "WebhookDispatcher",
-            dependencies: ["CSQLite", "CCurl", "CCrypto"],
+            dependencies: ["CSQLite", "CCurl", "CCrypto", "CPostgres"],
             // The dashboard's stylesheet and script, compiled in (no files beside the binary).
             resources: [
                 .embedInCode("Dashboard/Assets/dashboard.css"),

@@ -2,7 +2,8 @@ import Foundation
 
 // Usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql...
 // Writes an `EmbeddedMigrations` enum holding each file's SQL verbatim, ordered by file name,
-// whose leading number (0001_init.sql -> 1) is the migration's version.
+// whose leading number (0001_init.sql -> 1) is the migration's version: files under a
+// `postgres/` folder go to `EmbeddedMigrations.postgres`, the others to `.sqlite`.
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let outputPath = arguments.first else {
@@ -18,6 +19,7 @@ func rawDelimiter(for text: String) -> String {
 }
 
 var entries: [String] = []
+var postgresEntries: [String] = []
 for path in arguments.dropFirst().sorted(by: { ($0 as NSString).lastPathComponent < ($1 as NSString).lastPathComponent }) {
     let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
     guard let version = Int(name.prefix(while: { $0.isNumber })) else {
@@ -26,11 +28,13 @@ for path in arguments.dropFirst().sorted(by: { ($0 as NSString).lastPathComponen
     }
     let sql = try String(contentsOfFile: path, encoding: .utf8)
     let hashes = rawDelimiter(for: sql)
-    entries.append("""
+    let isPostgres = (path as NSString).deletingLastPathComponent.hasSuffix("/postgres")
+    let entry = """
             Migration(version: \(version), name: "\(name)", sql: \(hashes)\"\"\"
     \(sql)
     \"\"\"\(hashes)),
-    """)
+    """
+    if isPostgres { postgresEntries.append(entry) } else { entries.append(entry) }
 }
 
 let source = """
@@ -39,6 +43,10 @@ let source = """
     enum EmbeddedMigrations {
         static let sqlite: [Migration] = [
     \(entries.joined(separator: "\n"))
+        ]
+
+        static let postgres: [Migration] = [
+    \(postgresEntries.joined(separator: "\n"))
         ]
     }
 

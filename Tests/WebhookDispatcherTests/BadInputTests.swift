@@ -120,7 +120,7 @@ final class BadInputTests: DispatcherTestCase {
             ["--nonsense"], ["log", "--db", "/nonexistent/dir/x.sqlite"],
         ]
         for arguments in cases {
-            let result = try run(arguments + (arguments.contains("--db") || arguments.first == "receive" || arguments.first == "--nonsense" ? [] : ["--db", store.path]))
+            let result = try run(arguments + (arguments.contains("--db") || arguments.first == "receive" || arguments.first == "--nonsense" ? [] : ["--db", databaseLocation]))
             XCTAssertTrue([1, 2].contains(result.status), "\(arguments): exit \(result.status)")
             XCTAssertTrue(result.stderr.hasPrefix("error: "), "\(arguments): \(result.stderr)")
         }

@@ -27,9 +27,9 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertTrue(unknownOption.stderr.contains("unknown option '--colour'"))
         XCTAssertTrue(unknownOption.stderr.contains("USAGE: dispatcher log"))
 
-        XCTAssertEqual(try run(["log", "--since", "yesterday-ish", "--db", store.path]).status, 2)
-        XCTAssertEqual(try run(["log", "--limit", "0", "--db", store.path]).status, 2)
-        XCTAssertEqual(try run(["enqueue", "--type", "t", "--db", store.path]).status, 2, "--tenant is required")
+        XCTAssertEqual(try run(["log", "--since", "yesterday-ish", "--db", databaseLocation]).status, 2)
+        XCTAssertEqual(try run(["log", "--limit", "0", "--db", databaseLocation]).status, 2)
+        XCTAssertEqual(try run(["enqueue", "--type", "t", "--db", databaseLocation]).status, 2, "--tenant is required")
         XCTAssertEqual(try run(["serve"]).status, 2, "serve needs a config or a database")
     }
 
@@ -41,7 +41,7 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertNotNil(UUID(uuidString: id))
         XCTAssertEqual(try store.eventRecord(eventID: id)?.event.body, Array(#"{"a":1}"#.utf8))
 
-        let fromStdin = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "t"], stdin: #"{"from":"stdin"}"#)
+        let fromStdin = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "t"], stdin: #"{"from":"stdin"}"#)
         XCTAssertEqual(fromStdin.status, 0, fromStdin.stderr)
         let stdinID = fromStdin.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(try store.eventRecord(eventID: stdinID)?.event.body, Array(#"{"from":"stdin"}"#.utf8))
@@ -49,17 +49,17 @@ final class CommandLineTests: DispatcherTestCase {
         let bodyFile = directory.file("body.json")
         try #"{"from":"file"}"#.write(toFile: bodyFile, atomically: true, encoding: .utf8)
         let fixedID = UUID().uuidString.lowercased()
-        let fromFile = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "t", "--id", fixedID, "--data", "@" + bodyFile])
+        let fromFile = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "t", "--id", fixedID, "--data", "@" + bodyFile])
         XCTAssertEqual(fromFile.stdout, fixedID + "\n")
-        let again = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "t", "--id", fixedID, "--data", "@" + bodyFile])
+        let again = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "t", "--id", fixedID, "--data", "@" + bodyFile])
         XCTAssertEqual(again.status, 0)
         XCTAssertTrue(again.stderr.contains("already stored"))
 
-        let unknownTenant = try run(["enqueue", "--db", store.path, "--tenant", "nobody", "--type", "t", "--data", "{}"])
+        let unknownTenant = try run(["enqueue", "--db", databaseLocation, "--tenant", "nobody", "--type", "t", "--data", "{}"])
         XCTAssertEqual(unknownTenant.status, 1)
         XCTAssertTrue(unknownTenant.stderr.contains("unknown tenant 'nobody'"))
 
-        let badJSON = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "t", "--data", "{oops"])
+        let badJSON = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "t", "--data", "{oops"])
         XCTAssertEqual(badJSON.status, 1)
         XCTAssertTrue(badJSON.stderr.contains("invalid JSON"))
 
@@ -69,23 +69,23 @@ final class CommandLineTests: DispatcherTestCase {
     func testEnqueueChecksBodiesOfTheSeedEventTypes() throws {
         try addTenant(endpoints: [])
         let malformed = EventBuilderTests.checkinSucceeded.replacingOccurrences(of: #""hmo_id": 1"#, with: #""hmo_id": "1""#)
-        let rejected = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", malformed])
+        let rejected = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", malformed])
         XCTAssertEqual(rejected.status, 1)
         XCTAssertTrue(rejected.stderr.contains("invalid checkin.outcome event: data.hmo_id must be a JSON integer"), rejected.stderr)
 
-        let valid = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", EventBuilderTests.checkinSucceeded])
+        let valid = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "checkin.outcome", "--data", EventBuilderTests.checkinSucceeded])
         XCTAssertEqual(valid.status, 0, valid.stderr)
         XCTAssertEqual(valid.stdout, "0f3a12b8-0f3f-4d5c-8df0-8c2a5b1f1c44\n", "the outbox id is the body's data.event_id")
 
         let custom = #"{"key": "verification.selfie.created", "data": {"id": "01234567-89ab-cdef-0123-456789abcdef"}}"#
-        let withoutFlag = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "verification.selfie.created", "--data", custom])
+        let withoutFlag = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "verification.selfie.created", "--data", custom])
         XCTAssertEqual(withoutFlag.status, 1)
         XCTAssertTrue(withoutFlag.stderr.contains("not a documented verification event key"), withoutFlag.stderr)
-        let withFlag = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "verification.selfie.created",
+        let withFlag = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "verification.selfie.created",
                                 "--allow-custom-type", "--data", custom])
         XCTAssertEqual(withFlag.status, 0, withFlag.stderr)
 
-        let otherType = try run(["enqueue", "--db", store.path, "--tenant", "tenant-a", "--type", "order.shipped", "--data", #"{"free":"form"}"#])
+        let otherType = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "order.shipped", "--data", #"{"free":"form"}"#])
         XCTAssertEqual(otherType.status, 0, otherType.stderr)
     }
 
@@ -99,7 +99,7 @@ final class CommandLineTests: DispatcherTestCase {
         lines[100] = #"{"tenant":"tenant-a","type":"order.created","id":"\#(duplicateID)","data":{"first":true}}"#
         lines[101] = lines[100]
         lines.insert("", at: 50)
-        let result = try run(["enqueue", "--ndjson", "--batch-size", "1000", "--db", store.path], stdin: lines.joined(separator: "\n") + "\n")
+        let result = try run(["enqueue", "--ndjson", "--batch-size", "1000", "--db", databaseLocation], stdin: lines.joined(separator: "\n") + "\n")
         XCTAssertEqual(result.status, 1, "some lines were rejected")
         XCTAssertEqual(result.stdout, "accepted 2496, duplicates 1, rejected 3 (lines 11, 1502, 2002)\n")
         XCTAssertTrue(result.stderr.contains("line 1502: unknown tenant 'nobody'"), result.stderr)
@@ -107,9 +107,9 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(limit: 10_000)).count, 2_496, "bad lines did not spoil their batches")
         XCTAssertEqual(try store.eventRecord(eventID: duplicateID)?.event.body, Array(#"{"first":true}"#.utf8))
 
-        XCTAssertEqual(try run(["enqueue", "--ndjson", "--tenant", "tenant-a", "--db", store.path], stdin: "").status, 2)
-        XCTAssertEqual(try run(["enqueue", "--batch-size", "5", "--tenant", "tenant-a", "--type", "t", "--db", store.path], stdin: "{}").status, 2)
-        let clean = try run(["enqueue", "--ndjson", "--db", store.path], stdin: #"{"tenant":"tenant-a","type":"t","data":{}}"# + "\n")
+        XCTAssertEqual(try run(["enqueue", "--ndjson", "--tenant", "tenant-a", "--db", databaseLocation], stdin: "").status, 2)
+        XCTAssertEqual(try run(["enqueue", "--batch-size", "5", "--tenant", "tenant-a", "--type", "t", "--db", databaseLocation], stdin: "{}").status, 2)
+        let clean = try run(["enqueue", "--ndjson", "--db", databaseLocation], stdin: #"{"tenant":"tenant-a","type":"t","data":{}}"# + "\n")
         XCTAssertEqual(clean.status, 0, clean.stderr)
         XCTAssertEqual(clean.stdout, "accepted 1, duplicates 0, rejected 0\n")
     }
@@ -140,11 +140,11 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertTrue(row["next_attempt_at"] is NSNull)
         XCTAssertEqual(row["updated_at"] as? String, Clock.iso8601(delivery.updatedAt))
 
-        let filtered = try run(["log", "--db", store.path, "--json", "--status", "failed"])
+        let filtered = try run(["log", "--db", databaseLocation, "--json", "--status", "failed"])
         XCTAssertEqual(filtered.stdout, "")
 
         for id in [eventID, String(eventID.prefix(8)), String(delivery.id)] {
-            let show = try run(["show", "--db", store.path, "--json", id])
+            let show = try run(["show", "--db", databaseLocation, "--json", id])
             XCTAssertEqual(show.status, 0, show.stderr)
             let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
             let event = try XCTUnwrap(record["event"] as? [String: Any])
@@ -158,14 +158,14 @@ final class CommandLineTests: DispatcherTestCase {
             XCTAssertEqual(attempts.first?["error_kind"] as? String, "http")
         }
 
-        let human = try run(["show", "--db", store.path, eventID])
+        let human = try run(["show", "--db", databaseLocation, eventID])
         XCTAssertTrue(human.stdout.contains("Attempt 2"))
         XCTAssertTrue(human.stdout.contains("HTTP 503"))
-        let table = try run(["log", "--db", store.path])
+        let table = try run(["log", "--db", databaseLocation])
         XCTAssertTrue(table.stdout.hasPrefix("ID "))
         XCTAssertTrue(table.stdout.contains("succeeded"))
 
-        let missing = try run(["show", "--db", store.path, "999999"])
+        let missing = try run(["show", "--db", databaseLocation, "999999"])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("not found"))
     }

@@ -55,7 +55,7 @@ final class DashboardTests: DispatcherTestCase {
     }
 
     func startDashboard(token: String? = nil) throws -> Dashboard {
-        let dashboard = try Dashboard(store: try SQLiteStore(path: store.path), settings: DashboardSettings(port: 0, token: token))
+        let dashboard = try Dashboard(store: try openStore(), settings: DashboardSettings(port: 0, token: token))
         addTeardownBlock { dashboard.stop() }
         return dashboard
     }
@@ -206,14 +206,14 @@ final class DashboardTests: DispatcherTestCase {
 
     func testDashboardCommandServesAndRefusesAnOpenListenerWithoutAToken() throws {
         _ = try seed()
-        let refused = try run(["dashboard", "--db", store.path, "--listen", "0.0.0.0:0"])
+        let refused = try run(["dashboard", "--db", databaseLocation, "--listen", "0.0.0.0:0"])
         XCTAssertEqual(refused.status, 2)
         XCTAssertTrue(refused.stderr.contains("needs dashboard.token"), refused.stderr)
 
-        let (process, _, err) = try launch(["dashboard", "--db", store.path, "--listen", "127.0.0.1:0"])
+        let (process, _, err) = try launch(["dashboard", "--db", databaseLocation, "--listen", "127.0.0.1:0"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
         let line = try XCTUnwrap(readLine(from: err, containing: "dashboard on"))
-        let port = try XCTUnwrap(line.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) })
+        let port = try XCTUnwrap(dashboardPort(in: line))
         let page = try LoopbackHTTP(port: port).request("GET", "/deliveries?status=failed")
         XCTAssertEqual(page.status, 200)
         XCTAssertEqual(page.text.components(separatedBy: "<span class=\"badge status-failed\">failed</span>").count - 1, 5)
@@ -229,12 +229,18 @@ final class DashboardTests: DispatcherTestCase {
         waitUntil("serve logs the dashboard's address") {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             guard let line = text.split(separator: "\n").first(where: { $0.contains("dashboard on") }) else { return false }
-            port = line.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }
+            port = dashboardPort(in: line)
             return true
         }
         let overview = try LoopbackHTTP(port: try XCTUnwrap(port)).json("/api/endpoints")
         XCTAssertEqual((overview["endpoints"] as? [[String: Any]])?.first?["id"] as? String, "ep-1")
         XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
+    }
+
+    /// The port in a "dashboard on http://127.0.0.1:PORT" line (which may go on to name the store).
+    private func dashboardPort(in line: some StringProtocol) -> Int? {
+        guard let url = line.split(separator: " ").first(where: { $0.hasPrefix("http://") }) else { return nil }
+        return url.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }
     }
 
     private func readLine(from pipe: Pipe, containing needle: String, timeout: Double = 15) -> String? {

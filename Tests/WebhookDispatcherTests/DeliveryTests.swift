@@ -280,7 +280,7 @@ final class DeliveryTests: DispatcherTestCase {
         try addTenant(endpoints: [endpoint(url: receiver.url())])
         startService()
         // Another connection, as a producer process would have.
-        let producer = try SQLiteStore(path: store.path)
+        let producer = try openStore()
         let event = try producer.enqueue(NewEvent(tenantID: "tenant-a", type: "t", json: "{}"))
         try waitForFinalDeliveries(of: event.eventID, timeout: 5)
         XCTAssertEqual(receiver.requests.count, 1)

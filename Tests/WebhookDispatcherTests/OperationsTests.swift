@@ -41,11 +41,11 @@ final class OperationsTests: DispatcherTestCase {
             XCTAssertTrue(result.stderr.contains("at \(keyPath)"), "\(options): \(result.stderr)")
         }
         XCTAssertEqual(try store.endpoint(id: "b-main"), endpoint, "failed updates wrote nothing")
-        let https = try run(["endpoints", "add", "--db", store.path, "--tenant", "t", "--id", "plain", "--url", "http://x.example/h"])
+        let https = try run(["endpoints", "add", "--db", databaseLocation, "--tenant", "t", "--id", "plain", "--url", "http://x.example/h"])
         XCTAssertEqual(https.status, 1, "without a config, https only")
-        XCTAssertEqual(try run(["endpoints", "add", "--db", store.path, "--tenant", "t", "--id", "x"]).status, 2, "--url is required")
-        XCTAssertEqual(try run(["endpoints", "update", "nope", "--db", store.path, "--url", "https://x.example"]).status, 1)
-        XCTAssertEqual(try run(["endpoints", "update", "b-main", "--db", store.path, "--id", "other"]).status, 2)
+        XCTAssertEqual(try run(["endpoints", "add", "--db", databaseLocation, "--tenant", "t", "--id", "x"]).status, 2, "--url is required")
+        XCTAssertEqual(try run(["endpoints", "update", "nope", "--db", databaseLocation, "--url", "https://x.example"]).status, 1)
+        XCTAssertEqual(try run(["endpoints", "update", "b-main", "--db", databaseLocation, "--id", "other"]).status, 2)
 
         let updated = try run(["endpoints", "update", "b-main", "--config", config, "--url", "http://127.0.0.1:9/b2", "--events", "*",
                                "--remove-header", "X-Clinic"])
@@ -54,7 +54,7 @@ final class OperationsTests: DispatcherTestCase {
         XCTAssertEqual(try store.endpoint(id: "b-main")?.eventFilters, [])
         XCTAssertEqual(try store.endpoint(id: "b-main")?.headers, ["Authorization": "Bearer add-secret-1"])
 
-        let listed = try run(["endpoints", "list", "--json", "--db", store.path])
+        let listed = try run(["endpoints", "list", "--json", "--db", databaseLocation])
         let rows = listed.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         XCTAssertEqual(rows.compactMap { $0["id"] as? String }, ["b-main"])
         XCTAssertEqual((rows.first?["headers"] as? [String: String])?["Authorization"], "***")
@@ -63,13 +63,13 @@ final class OperationsTests: DispatcherTestCase {
 
         // Removing cancels what was pending and keeps the history.
         try enqueue(tenant: "tenant-b")
-        let removed = try run(["endpoints", "remove", "b-main", "--db", store.path])
+        let removed = try run(["endpoints", "remove", "b-main", "--db", databaseLocation])
         XCTAssertEqual(removed.status, 0, removed.stderr)
         XCTAssertTrue(removed.stdout.contains("cancelled 1 pending"), removed.stdout)
         XCTAssertNil(try store.endpoint(id: "b-main"))
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(endpointID: "b-main")).map(\.status), [.cancelled])
         XCTAssertEqual(try enqueue(tenant: "tenant-b").deliveryCount, 0, "a removed endpoint gets no new deliveries")
-        XCTAssertEqual(try run(["endpoints", "remove", "b-main", "--db", store.path]).status, 1)
+        XCTAssertEqual(try run(["endpoints", "remove", "b-main", "--db", databaseLocation]).status, 1)
     }
 
     func testEndpointsTestSendsAPingAndPrintsTheRecordedAttempt() throws {
@@ -106,7 +106,7 @@ final class OperationsTests: DispatcherTestCase {
         XCTAssertEqual(failed.attempts.count, 2)
 
         healthy.value = true
-        let result = try run(["redeliver", String(failed.delivery.id), "--db", store.path])
+        let result = try run(["redeliver", String(failed.delivery.id), "--db", databaseLocation])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(result.stdout, "re-queued 1 deliveries\n")
         let again = try XCTUnwrap(waitForFinalDeliveries(of: event.eventID).deliveries.first)
@@ -116,47 +116,47 @@ final class OperationsTests: DispatcherTestCase {
         XCTAssertEqual(Set(receiver.requests.map { $0.header("webhook-id") }), [event.eventID], "same event id")
 
         // By event id; a succeeded delivery may be sent again too.
-        XCTAssertEqual(try run(["redeliver", event.eventID, "--db", store.path, "--json"]).stdout, #"{"requeued":1}"# + "\n")
+        XCTAssertEqual(try run(["redeliver", event.eventID, "--db", databaseLocation, "--json"]).stdout, #"{"requeued":1}"# + "\n")
         try waitUntil("the fourth attempt") { try store.eventRecord(eventID: event.eventID)?.deliveries.first?.attempts.count == 4 }
-        XCTAssertEqual(try run(["redeliver", "424242", "--db", store.path]).status, 1)
-        XCTAssertEqual(try run(["redeliver", "not-an-id", "--db", store.path]).status, 2)
-        XCTAssertEqual(try run(["redeliver", "--db", store.path]).status, 2)
+        XCTAssertEqual(try run(["redeliver", "424242", "--db", databaseLocation]).status, 1)
+        XCTAssertEqual(try run(["redeliver", "not-an-id", "--db", databaseLocation]).status, 2)
+        XCTAssertEqual(try run(["redeliver", "--db", databaseLocation]).status, 2)
     }
 
     func testReplayRequeuesEveryMatchingDeliveryInOneStatement() throws {
         try addTenant(endpoints: [endpoint("a", url: "https://a.example/h"), endpoint("b", url: "https://b.example/h")])
-        let producer = try SQLiteStore(path: store.path)
+        let producer = try openStore()
         try producer.write { tx in
             for index in 0..<10_000 { try tx.enqueue(NewEvent(tenantID: "tenant-a", type: index % 2 == 0 ? "visit.ended" : "checkin.outcome",
                                                                json: #"{"n":\#(index)}"#)) }
         }
         try sql("UPDATE deliveries SET status = 'failed', attempt_count = 3, next_attempt_at = NULL")
 
-        let dry = try run(["replay", "--status", "failed", "--endpoint", "a", "--type", "visit.*", "--dry-run", "--db", store.path])
+        let dry = try run(["replay", "--status", "failed", "--endpoint", "a", "--type", "visit.*", "--dry-run", "--db", databaseLocation])
         XCTAssertEqual(dry.status, 0, dry.stderr)
         XCTAssertEqual(dry.stdout, "would re-queue 5000 failed deliveries\n")
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(status: .pending)).count, 0, "a dry run changes nothing")
 
-        let replay = try run(["replay", "--db", store.path, "--json"])
+        let replay = try run(["replay", "--db", databaseLocation, "--json"])
         XCTAssertEqual(replay.stdout, #"{"dry_run":false,"requeued":20000}"# + "\n")
         let pending = try store.deliveries(matching: DeliveryFilter(status: .pending, limit: 100_000))
         XCTAssertEqual(pending.count, 20_000)
         XCTAssertTrue(pending.allSatisfy { $0.attemptCount == 3 }, "history kept")
-        XCTAssertEqual(try run(["replay", "--status", "pending", "--db", store.path]).status, 2)
-        XCTAssertEqual(try run(["replay", "--since", "later", "--db", store.path]).status, 2)
+        XCTAssertEqual(try run(["replay", "--status", "pending", "--db", databaseLocation]).status, 2)
+        XCTAssertEqual(try run(["replay", "--since", "later", "--db", databaseLocation]).status, 2)
     }
 
     func testCancelOnlyTouchesPendingDeliveriesAndRecordsWhy() throws {
         try addTenant(endpoints: [endpoint(url: "https://a.example/h")])
         let first = try enqueue(), second = try enqueue()
         let id = try XCTUnwrap(store.deliveries(matching: DeliveryFilter(eventID: first.eventID)).first?.id)
-        let result = try run(["cancel", String(id), second.eventID, "--db", store.path])
+        let result = try run(["cancel", String(id), second.eventID, "--db", databaseLocation])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(result.stdout, "cancelled 2 deliveries\n")
         let cancelled = try store.deliveries(matching: DeliveryFilter(status: .cancelled))
         XCTAssertEqual(cancelled.count, 2)
         XCTAssertTrue(cancelled.allSatisfy { $0.lastError?.hasPrefix("cancelled by an operator at ") == true })
-        XCTAssertEqual(try run(["cancel", String(id), "--db", store.path]).status, 1, "no longer pending")
+        XCTAssertEqual(try run(["cancel", String(id), "--db", databaseLocation]).status, 1, "no longer pending")
     }
 
     func testStatsReportsCountsRatesAndLatency() throws {
@@ -172,7 +172,7 @@ final class OperationsTests: DispatcherTestCase {
         service.stop() // the pending delivery below must stay pending (and never leave this machine)
         try enqueue(tenant: "tenant-b")
 
-        let result = try run(["stats", "--json", "--db", store.path])
+        let result = try run(["stats", "--json", "--db", databaseLocation])
         XCTAssertEqual(result.status, 0, result.stderr)
         let stats = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let byStatus = try XCTUnwrap(stats["by_status"] as? [String: Int])
@@ -187,7 +187,7 @@ final class OperationsTests: DispatcherTestCase {
         XCTAssertNotNil(stats["latency_p99_ms"] as? Double)
         XCTAssertNotNil(stats["oldest_pending_age_seconds"] as? Double)
         XCTAssertEqual(stats["endpoints_disabled"] as? [String], ["broken"])
-        let table = try run(["stats", "--db", store.path])
+        let table = try run(["stats", "--db", databaseLocation])
         XCTAssertTrue(table.stdout.hasPrefix("pending=1 delivering=0 succeeded=6 failed=2 cancelled=0 | last 1h: 8 attempts, 75.0% ok"), table.stdout)
         XCTAssertFalse(table.stdout.contains("\u{1B}"), "no colour when not on a terminal")
     }
@@ -204,16 +204,16 @@ final class OperationsTests: DispatcherTestCase {
             SELECT id, 1, ?, 1, 'https://a.example/h', '[]', 'succeeded' FROM deliveries WHERE event_id = ?
             """, [longAgo, old.eventID])
 
-        let dry = try run(["prune", "--older-than", "30d", "--dry-run", "--db", store.path])
+        let dry = try run(["prune", "--older-than", "30d", "--dry-run", "--db", databaseLocation])
         XCTAssertEqual(dry.stdout, "would delete 1 deliveries, 1 attempts, 1 events\n")
         XCTAssertNotNil(try store.eventRecord(eventID: old.eventID))
-        let pruned = try run(["prune", "--older-than", "30d", "--json", "--db", store.path])
+        let pruned = try run(["prune", "--older-than", "30d", "--json", "--db", databaseLocation])
         XCTAssertEqual(pruned.stdout, #"{"attempts":1,"deliveries":1,"dry_run":false,"events":1}"# + "\n")
         XCTAssertNil(try store.eventRecord(eventID: old.eventID))
         XCTAssertNotNil(try store.eventRecord(eventID: oldPending.eventID), "pending work is never pruned")
         XCTAssertNotNil(try store.eventRecord(eventID: recent.eventID))
-        XCTAssertEqual(try run(["prune", "--db", store.path]).status, 2)
-        XCTAssertEqual(try run(["prune", "--older-than", "2026-01-01", "--db", store.path]).status, 2)
+        XCTAssertEqual(try run(["prune", "--db", databaseLocation]).status, 2)
+        XCTAssertEqual(try run(["prune", "--older-than", "2026-01-01", "--db", databaseLocation]).status, 2)
     }
 
     func testServePrintsStatsAndPrunesByRetentionDays() throws {

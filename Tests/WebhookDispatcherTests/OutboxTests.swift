@@ -67,7 +67,7 @@ final class OutboxTests: DispatcherTestCase {
     }
 
     func testBodyOverTheConfiguredLimitIsRejected() throws {
-        let small = try SQLiteStore(path: directory.file("small.sqlite"), options: StoreOptions(maxPayloadBytes: 100))
+        let small = try openStore(options: StoreOptions(maxPayloadBytes: 100))
         try small.upsert(tenants: [Tenant(id: "t", name: "t")], endpoints: [])
         let big = "{\"x\":\"" + String(repeating: "a", count: 100) + "\"}"
         XCTAssertThrowsError(try small.enqueue(NewEvent(tenantID: "t", type: "t", json: big))) {
@@ -156,7 +156,7 @@ final class OutboxTests: DispatcherTestCase {
     func testAProducerWithItsOwnConnectionToTheFileSeesTheOutboxTables() throws {
         // A second store on the same file is another connection, like another process.
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
-        let other = try SQLiteStore(path: store.path)
+        let other = try openStore()
         let result = try other.enqueue(NewEvent(tenantID: "tenant-a", type: "t", json: "{}"))
         XCTAssertEqual(try store.eventRecord(eventID: result.eventID)?.deliveries.count, 1)
     }

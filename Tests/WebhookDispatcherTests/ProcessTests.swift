@@ -23,7 +23,7 @@ final class ProcessTests: DispatcherTestCase {
 
     /// Enqueues `count` events in one transaction through a second connection, as a producer would.
     func enqueueMany(_ count: Int) throws -> [String] {
-        let producer = try SQLiteStore(path: store.path)
+        let producer = try openStore()
         return try producer.write { tx in
             try (0..<count).map { try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "order.created", json: #"{"n":\#($0)}"#)).eventID }
         }

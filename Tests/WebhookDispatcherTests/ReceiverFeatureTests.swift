@@ -305,16 +305,16 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         secretive.signingSecrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
         try addTenant(endpoints: [secretive])
         for arguments in [["endpoints", "list", "--json"], ["endpoints", "list"]] {
-            let output = try run(arguments + ["--db", store.path])
+            let output = try run(arguments + ["--db", databaseLocation])
             XCTAssertEqual(output.status, 0, output.stderr)
             for secret in ["list-secret-1", "list-secret-2", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
                 XCTAssertFalse(output.stdout.contains(secret), "\(arguments) shows \(secret)")
             }
             XCTAssertTrue(output.stdout.contains("ep-1"))
         }
-        XCTAssertTrue(try run(["endpoints", "list", "--json", "--db", store.path]).stdout.contains(#""X-Plain":"shown""#))
-        XCTAssertEqual(try run(["endpoints", "enable", "nope", "--db", store.path]).status, 1)
-        XCTAssertEqual(try run(["endpoints", "frobnicate", "--db", store.path]).status, 2)
+        XCTAssertTrue(try run(["endpoints", "list", "--json", "--db", databaseLocation]).stdout.contains(#""X-Plain":"shown""#))
+        XCTAssertEqual(try run(["endpoints", "enable", "nope", "--db", databaseLocation]).status, 1)
+        XCTAssertEqual(try run(["endpoints", "frobnicate", "--db", databaseLocation]).status, 2)
     }
 
     // MARK: - Fairness and ordering

@@ -2,17 +2,19 @@ import Foundation
 import XCTest
 @testable import WebhookDispatcher
 
-/// Migrations, leases and the log queries of the SQLite store.
+/// Migrations, leases and the log queries of the store (SQLite, or PostgreSQL in the conformance pass).
 final class StoreTests: DispatcherTestCase {
     func testMigrationsAreAppliedOnceAndRecorded() throws {
-        _ = try SQLiteStore(path: store.path)
-        _ = try SQLiteStore(path: store.path)
+        _ = try openStore()
+        _ = try openStore()
         let versions = try store.withDatabase { try $0.query("SELECT version, name FROM schema_migrations") { "\($0.int(0)) \($0.string(1))" } }
-        XCTAssertEqual(versions, EmbeddedMigrations.sqlite.map { "\($0.version) \($0.name)" })
+        let expected = TestDatabase.backend == .sqlite ? EmbeddedMigrations.sqlite : EmbeddedMigrations.postgres
+        XCTAssertEqual(versions, expected.map { "\($0.version) \($0.name)" })
         XCTAssertEqual(versions.first, "1 0001_init")
     }
 
     func testADatabaseFromAnEarlierVersionIsUpgradedWithItsData() throws {
+        try requireSQLite("the only store with released earlier schema versions")
         let path = directory.file("old.sqlite")
         let old = try Database(path: path)
         XCTAssertEqual(try Migrator(migrations: Array(EmbeddedMigrations.sqlite.prefix(1))).migrate(old), [1])
@@ -29,16 +31,20 @@ final class StoreTests: DispatcherTestCase {
 
     func testEmbeddedMigrationsAreTheFilesInMigrations() throws {
         // The plugin generates them at build time; this proves the build used the current files.
-        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../migrations").standardized
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
-        XCTAssertEqual(EmbeddedMigrations.sqlite.map { $0.name + ".sql" }, files)
-        for (migration, file) in zip(EmbeddedMigrations.sqlite, files) {
-            XCTAssertEqual(migration.sql, try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8))
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../migrations").standardized
+        for (folder, embedded) in [(root, EmbeddedMigrations.sqlite), (root.appendingPathComponent("postgres"), EmbeddedMigrations.postgres)] {
+            let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+            XCTAssertFalse(files.isEmpty, folder.path)
+            XCTAssertEqual(embedded.map { $0.name + ".sql" }, files)
+            for (migration, file) in zip(embedded, files) {
+                XCTAssertEqual(migration.sql, try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8))
+            }
         }
     }
 
     func testDatabaseFileIsCreatedPrivate() throws {
-        let attributes = try FileManager.default.attributesOfItem(atPath: store.path)
+        try requireSQLite("a database file and its journal mode")
+        let attributes = try FileManager.default.attributesOfItem(atPath: databaseLocation)
         XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
         XCTAssertEqual(try store.withDatabase { try $0.query("PRAGMA journal_mode") { $0.string(0) } }, ["wal"])
     }

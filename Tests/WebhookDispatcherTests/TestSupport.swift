@@ -114,18 +114,53 @@ final class TemporaryDirectory {
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
+/// Where a test's data lives. `DISPATCHER_TEST_STORE=postgres` runs the store and worker tests
+/// on PostgreSQL: each test gets its own schema on one throwaway cluster (`PostgresTestServer`),
+/// dropped when it ends.
+struct TestDatabase {
+    enum Backend { case sqlite, postgres }
+
+    static let backend: Backend = ProcessInfo.processInfo.environment["DISPATCHER_TEST_STORE"] == "postgres" ? .postgres : .sqlite
+
+    let location: String
+    let drop: () -> Void
+
+    static func make(in directory: TemporaryDirectory) throws -> TestDatabase {
+        switch backend {
+        case .sqlite: return TestDatabase(location: directory.file("outbox.sqlite"), drop: {})
+        case .postgres: return try PostgresTestServer.shared().makeSchemaDatabase()
+        }
+    }
+}
+
 /// Common set-up: a store in a temp folder, a receiver, helpers to build endpoints and run
 /// the service, and bounded waits.
 class DispatcherTestCase: XCTestCase {
     var directory: TemporaryDirectory!
-    var store: SQLiteStore!
+    var store: SQLStore!
+    /// The test's database: a SQLite file, or a PostgreSQL URL naming this test's own schema
+    /// when the suite runs with `DISPATCHER_TEST_STORE=postgres` (see `TestDatabase`).
+    var databaseLocation: String!
+    private var database: TestDatabase!
     private var services: [DeliveryService] = []
     private var receivers: [TestReceiver] = []
     private var servers: [Process] = []
 
     override func setUpWithError() throws {
         directory = TemporaryDirectory()
-        store = try SQLiteStore(path: directory.file("outbox.sqlite"))
+        database = try TestDatabase.make(in: directory)
+        databaseLocation = database.location
+        store = try openStore()
+    }
+
+    /// Another store on the test's database (another process's view, or other options).
+    func openStore(options: StoreOptions = StoreOptions()) throws -> SQLStore {
+        try SQLStore.open(databaseLocation, options: options)
+    }
+
+    /// Skips a test of something only SQLite has (a file, its pragmas).
+    func requireSQLite(_ why: String) throws {
+        guard TestDatabase.backend == .sqlite else { throw XCTSkip("SQLite only: \(why)") }
     }
 
     override func tearDown() {
@@ -136,6 +171,7 @@ class DispatcherTestCase: XCTestCase {
         services = []
         receivers = []
         store = nil
+        database?.drop()
         directory.remove()
     }
 
@@ -272,7 +308,7 @@ class DispatcherTestCase: XCTestCase {
         let path = directory.file("config.json")
         try """
             {
-              "database": "\(store.path)", "require_https": false, "allow_private_addresses": true, "poll_interval_ms": 20 \(extra),
+              "database": "\(databaseLocation!)", "require_https": false, "allow_private_addresses": true, "poll_interval_ms": 20 \(extra),
               "tenants": [{"id": "tenant-a", "endpoints": [{"id": "ep-1", "url": "\(url)",
                            "retry": {"policy": "one_retry", "delay_seconds": 0} \(endpointExtra)}]}]
             }

@@ -3,7 +3,8 @@ import Foundation
 /// The config file (`config.example.json`): where the store is, how the worker pool runs,
 /// and every tenant's endpoints. Keys are snake_case in JSON; unknown keys are errors.
 public struct DispatcherConfiguration: Sendable {
-    /// The SQLite file; relative paths are resolved against the config file's folder.
+    /// The SQLite file (relative paths are resolved against the config file's folder), or a
+    /// `postgres://` URL.
     public var database: String
     public var workers: Int
     public var pollIntervalMilliseconds: Int
@@ -61,7 +62,7 @@ public struct DispatcherConfiguration: Sendable {
         }
         let root = try JSONObjectReader(json, path: "")
         var database = try root.string("database") ?? "dispatcher.sqlite"
-        if let baseDirectory, !database.hasPrefix("/"), database != ":memory:" {
+        if let baseDirectory, !database.hasPrefix("/"), database != ":memory:", !PostgresStore.isURL(database) {
             database = URL(fileURLWithPath: baseDirectory).appendingPathComponent(database).standardizedFileURL.path
         }
         let workers = try root.integer("workers", default: 8, in: 1...512)

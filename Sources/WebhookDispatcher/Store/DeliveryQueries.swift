@@ -22,11 +22,14 @@ enum DeliveryQueries {
     /// One endpoint's oldest due deliveries: an index probe, so a claim costs one probe per
     /// eligible endpoint however large the backlog, and one endpoint's backlog cannot hide
     /// another's work.
+    /// On PostgreSQL the rows are locked as they are read, skipping rows another process's
+    /// claim holds (`FOR UPDATE SKIP LOCKED`): concurrent claimers never wait on each other.
     static let dueOfEndpoint = """
         SELECT id, next_attempt_at, ordering_key FROM deliveries
          WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
          ORDER BY next_attempt_at, id LIMIT ?3
         """
+    static let dueOfEndpointSkippingLocked = dueOfEndpoint + " FOR UPDATE SKIP LOCKED"
 
     /// On an ordered endpoint, a delivery waits while an earlier one of its key is unfinished.
     static let earlierUnfinished = """
@@ -131,7 +134,7 @@ enum DeliveryQueries {
             for endpoint in endpoints {
                 let room = min(endpoint.room, limit)
                 // An ordered endpoint looks further: the oldest rows may all wait on one key.
-                let due = try db.query(dueOfEndpoint, [endpoint.id, now, endpoint.ordered ? limit * scanFactor : room]) { row in
+                let due = try db.query(db.dialect == .sqlite ? dueOfEndpoint : dueOfEndpointSkippingLocked, [endpoint.id, now, endpoint.ordered ? limit * scanFactor : room]) { row in
                     (id: row.int64(0), due: row.int64(1), key: row.string(2))
                 }
                 var taken = 0
@@ -177,7 +180,10 @@ enum DeliveryQueries {
         return try db.inTransaction {
             var disabled: [DisabledEndpoint] = []
             var healthyInBatch: Set<String> = []
-            for result in results {
+            // By endpoint (each endpoint's results in their order), so that concurrent batches
+            // lock endpoint rows in one order and cannot deadlock each other.
+            let ordered = results.enumerated().sorted { ($0.element.endpointID, $0.offset) < ($1.element.endpointID, $1.offset) }.map(\.element)
+            for result in ordered {
                 let attempt = result.attempt
                 let nextAttempt: Int64?
                 let status: DeliveryStatus

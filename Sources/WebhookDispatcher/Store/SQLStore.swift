@@ -15,9 +15,22 @@ public class SQLStore: OutboxStore, @unchecked Sendable {
         self.location = location
     }
 
+    /// Opens the store `location` names: a `postgres://` or `postgresql://` URL, else a SQLite
+    /// file path. What `database` in the config and `--db` accept.
+    public static func open(_ location: String, options: StoreOptions = StoreOptions()) throws -> SQLStore {
+        if PostgresStore.isURL(location) { return try PostgresStore(url: location, options: options) }
+        return try SQLiteStore(path: location, options: options)
+    }
+
     /// Runs `body` with a connection no other caller uses meanwhile.
     func withDatabase<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         preconditionFailure("\(type(of: self)) must override withDatabase")
+    }
+
+    /// Runs `body` in one transaction; PostgreSQL runs it again when it aborted it to break a
+    /// deadlock. For the worker's own writes, which have no effect outside the database.
+    func withRetryingTransaction<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try withDatabase { db in try db.inTransaction { try body(db) } }
     }
 
     /// Tells other processes' idle workers that there is new work (PostgreSQL: NOTIFY, sent
@@ -150,14 +163,14 @@ extension SQLStore {
     }
 
     public func claimDueDeliveries(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int]) throws -> [ClaimedDelivery] {
-        try withDatabase { db in
+        try withRetryingTransaction { db in
             try DeliveryQueries.claim(limit: limit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
         }
     }
 
     @discardableResult
     public func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint] {
-        try withDatabase { db in try DeliveryQueries.record(results, in: db) }
+        try withRetryingTransaction { db in try DeliveryQueries.record(results, in: db) }
     }
 
     public func releaseLeases(deliveryIDs: [Int64], owner: String) throws {

@@ -13,18 +13,65 @@ public enum SQLiteValue: Sendable, Equatable {
 /// Converts Swift values into statement bindings.
 public protocol SQLiteBindable {
     var sqliteValue: SQLiteValue { get }
+    /// The column type this Swift type binds as, known even for a nil optional: PostgreSQL
+    /// needs a parameter's type when it prepares `? IS NULL OR column = ?`.
+    static var sqlKind: SQLValueKind { get }
 }
 
-extension Int: SQLiteBindable { public var sqliteValue: SQLiteValue { .integer(Int64(self)) } }
-extension Int64: SQLiteBindable { public var sqliteValue: SQLiteValue { .integer(self) } }
-extension Double: SQLiteBindable { public var sqliteValue: SQLiteValue { .real(self) } }
-extension String: SQLiteBindable { public var sqliteValue: SQLiteValue { .text(self) } }
-extension Bool: SQLiteBindable { public var sqliteValue: SQLiteValue { .integer(self ? 1 : 0) } }
-extension Array: SQLiteBindable where Element == UInt8 { public var sqliteValue: SQLiteValue { .blob(self) } }
-extension Data: SQLiteBindable { public var sqliteValue: SQLiteValue { .blob([UInt8](self)) } }
+/// What kind of value a binding is, for engines that type parameters up front.
+public enum SQLValueKind: Sendable {
+    case integer, real, text, blob, unknown
+}
+
+extension SQLiteBindable {
+    public static var sqlKind: SQLValueKind { .unknown }
+}
+
+extension Int: SQLiteBindable {
+    public var sqliteValue: SQLiteValue { .integer(Int64(self)) }
+    public static var sqlKind: SQLValueKind { .integer }
+}
+extension Int64: SQLiteBindable {
+    public var sqliteValue: SQLiteValue { .integer(self) }
+    public static var sqlKind: SQLValueKind { .integer }
+}
+extension Double: SQLiteBindable {
+    public var sqliteValue: SQLiteValue { .real(self) }
+    public static var sqlKind: SQLValueKind { .real }
+}
+extension String: SQLiteBindable {
+    public var sqliteValue: SQLiteValue { .text(self) }
+    public static var sqlKind: SQLValueKind { .text }
+}
+extension Bool: SQLiteBindable {
+    public var sqliteValue: SQLiteValue { .integer(self ? 1 : 0) }
+    public static var sqlKind: SQLValueKind { .integer }
+}
+extension Array: SQLiteBindable where Element == UInt8 {
+    public var sqliteValue: SQLiteValue { .blob(self) }
+    public static var sqlKind: SQLValueKind { .blob }
+}
+extension Data: SQLiteBindable {
+    public var sqliteValue: SQLiteValue { .blob([UInt8](self)) }
+    public static var sqlKind: SQLValueKind { .blob }
+}
 extension SQLiteValue: SQLiteBindable { public var sqliteValue: SQLiteValue { self } }
 extension Optional: SQLiteBindable where Wrapped: SQLiteBindable {
     public var sqliteValue: SQLiteValue { self?.sqliteValue ?? .null }
+    public static var sqlKind: SQLValueKind { Wrapped.sqlKind }
+}
+
+extension SQLiteValue {
+    /// The kind of a value in hand, else the kind its Swift type declares.
+    static func kind(of binding: SQLiteBindable) -> SQLValueKind {
+        switch binding.sqliteValue {
+        case .integer: return .integer
+        case .real: return .real
+        case .text: return .text
+        case .blob: return .blob
+        case .null: return type(of: binding).sqlKind
+        }
+    }
 }
 
 /// A prepared statement. Owned by one `Database`, used only while that database's lock is held.

@@ -36,7 +36,7 @@ struct DashboardCommand: DispatcherCommand {
     func run() throws {
         let store = try selection.openStore()
         let dashboard = try Dashboard(store: store, settings: settings)
-        Console.error("dispatcher \(DispatcherVersion.current) dashboard on \(dashboard.url) (\(selection.databasePath))\n")
+        Console.error("dispatcher \(DispatcherVersion.current) dashboard on \(dashboard.url) (\(store.location))\n")
         let stopped = DispatchSemaphore(value: 0)
         let signalQueue = DispatchQueue(label: "dispatcher.signals")
         let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in

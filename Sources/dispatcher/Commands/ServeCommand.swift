@@ -63,7 +63,7 @@ struct ServeCommand: DispatcherCommand {
             return source
         }
         let endpointCount = selection.configuration?.endpoints.count ?? 0
-        logger.log(.info, "dispatcher \(DispatcherVersion.current) serving \(selection.databasePath) (\(endpointCount) configured endpoints)")
+        logger.log(.info, "dispatcher \(DispatcherVersion.current) serving \(store.location) (\(endpointCount) configured endpoints)")
         if exitWhenIdle {
             DispatchQueue(label: "dispatcher.idle-watch").async {
                 while (try? store.hasUnfinishedDeliveries()) != false { Thread.sleep(forTimeInterval: 0.05) }

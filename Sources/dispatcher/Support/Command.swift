@@ -14,7 +14,7 @@ protocol DispatcherCommand {
 struct StoreSelection {
     static let options = [
         OptionSpec(name: "config", value: "FILE", help: "Config file (default: $DISPATCHER_CONFIG)."),
-        OptionSpec(name: "db", value: "FILE", help: "SQLite database file; overrides the config's database."),
+        OptionSpec(name: "db", value: "FILE|URL", help: "SQLite file or postgres:// URL; overrides the config's database."),
     ]
 
     let configuration: DispatcherConfiguration?
@@ -32,12 +32,12 @@ struct StoreSelection {
         databasePath = arguments.value("db") ?? configuration?.database ?? "dispatcher.sqlite"
     }
 
-    func openStore() throws -> SQLiteStore {
-        try SQLiteStore(path: databasePath, options: configuration?.storeOptions ?? StoreOptions())
+    func openStore() throws -> SQLStore {
+        try SQLStore.open(databasePath, options: configuration?.storeOptions ?? StoreOptions())
     }
 
     /// Writes the config's tenants and endpoints into the store (idempotent).
-    func syncConfiguration(into store: SQLiteStore) throws {
+    func syncConfiguration(into store: SQLStore) throws {
         guard let configuration else { return }
         try store.upsert(tenants: configuration.tenants, endpoints: configuration.endpoints)
     }

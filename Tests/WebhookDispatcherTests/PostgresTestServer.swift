@@ -1,0 +1,77 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// The PostgreSQL server the tests use: `$DISPATCHER_TEST_POSTGRES_URL` when given, else a
+/// throwaway cluster that `scripts/pg-cluster` starts on 127.0.0.1 (once per test process,
+/// stopped when the process exits). Each test gets a schema of its own.
+final class PostgresTestServer: @unchecked Sendable {
+    let url: String
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var started: Result<PostgresTestServer, Error>?
+    nonisolated(unsafe) private static var clusterDirectory: String?
+
+    private init(url: String) { self.url = url }
+
+    /// The server, started on first use; a test skips (visibly) when none can start.
+    static func shared() throws -> PostgresTestServer {
+        let result = lock.withLock { () -> Result<PostgresTestServer, Error> in
+            if let started { return started }
+            let outcome = Result { try start() }
+            started = outcome
+            return outcome
+        }
+        do {
+            return try result.get()
+        } catch {
+            throw XCTSkip("POSTGRES TESTS SKIPPED: no PostgreSQL server: \(error)")
+        }
+    }
+
+    private static func start() throws -> PostgresTestServer {
+        if let url = ProcessInfo.processInfo.environment["DISPATCHER_TEST_POSTGRES_URL"], !url.isEmpty {
+            return PostgresTestServer(url: url)
+        }
+        let directory = NSTemporaryDirectory() + "dispatcher-pg-" + UUID().uuidString.prefix(8)
+        let output = try runScript(["start", directory])
+        guard output.status == 0, let url = output.stdout.split(separator: "\n").last.map(String.init), url.hasPrefix("postgresql://") else {
+            throw BrowserError("scripts/pg-cluster start failed: \(output.stderr)")
+        }
+        clusterDirectory = directory
+        atexit { PostgresTestServer.stopCluster() }
+        return PostgresTestServer(url: url)
+    }
+
+    private static func stopCluster() {
+        guard let directory = clusterDirectory else { return }
+        _ = try? runScript(["stop", directory])
+    }
+
+    /// `scripts/pg-cluster`, found from this file's place in the repository.
+    private static func runScript(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = root.appendingPathComponent("scripts/pg-cluster")
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// A fresh schema and a URL whose connections use it (libpq's `options=-csearch_path=`).
+    func makeSchemaDatabase() throws -> TestDatabase {
+        let schema = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+        let admin = try PostgresConnection(url: url)
+        try admin.execute("CREATE SCHEMA \(schema)")
+        let separator = url.contains("?") ? "&" : "?"
+        let location = url + separator + "options=-csearch_path%3D\(schema)"
+        let serverURL = url
+        return TestDatabase(location: location, drop: {
+            if let admin = try? PostgresConnection(url: serverURL) { try? admin.execute("DROP SCHEMA \(schema) CASCADE") }
+        })
+    }
+}
