@@ -25,7 +25,7 @@ enum ReceiverAction: Sendable {
 final class TestReceiver: Sendable {
     private let server = Locked<HTTPServer?>(nil)
     /// Requests in arrival order.
-    private let recorded = Locked<[HTTPServerRequest]>([])
+    private let recorded = Locked<(all: [HTTPServerRequest], countByPath: [String: Int])>(([], [:]))
     private let stopSignal = DispatchSemaphore(value: 0)
     let port: Int
 
@@ -40,9 +40,10 @@ final class TestReceiver: Sendable {
         let stopSignal = self.stopSignal
         let server = try HTTPServer(host: host, port: 0) { request in
             // The script gets the request's number among those on its path.
-            let index = recorded.withLock { requests in
-                defer { requests.append(request) }
-                return requests.filter { $0.path == request.path }.count
+            let index = recorded.withLock { recorded in
+                recorded.all.append(request)
+                defer { recorded.countByPath[request.path, default: 0] += 1 }
+                return recorded.countByPath[request.path, default: 0]
             }
             switch script(request, index) {
             case .respond(let status, let contentType, let body, let headers):
@@ -69,7 +70,7 @@ final class TestReceiver: Sendable {
         "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
     }
 
-    var requests: [HTTPServerRequest] { recorded.value }
+    var requests: [HTTPServerRequest] { recorded.value.all }
 
     var connectionsAccepted: Int { server.withLock { $0?.connectionsAccepted ?? 0 } }
 
@@ -172,7 +173,7 @@ class DispatcherTestCase: XCTestCase {
         receivers = []
         store = nil
         database?.drop()
-        directory.remove()
+        directory?.remove()
     }
 
     func makeReceiver(host: String = "127.0.0.1", script: @escaping @Sendable (String, Int) -> ReceiverAction = { _, _ in .ok }) throws -> TestReceiver {

@@ -46,10 +46,14 @@ final class PostgresConnection: SQLConnection {
     deinit { PQfinish(handle) }
 
     /// A connection URL fit for logs: the password replaced by `***`.
+    /// libpq also reads a password from the query (`?password=`), so that one goes too.
     static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? url
+        guard var components = URLComponents(string: url) else { return "(an unparsable PostgreSQL URL)" }
+        if components.password != nil { components.percentEncodedPassword = "***" }
+        if let items = components.queryItems, items.contains(where: { $0.name == "password" }) {
+            components.queryItems = items.map { $0.name == "password" ? URLQueryItem(name: "password", value: "***") : $0 }
+        }
+        return components.string ?? "(an unparsable PostgreSQL URL)"
     }
 
     /// The socket, for waiting on notifications.

@@ -1,0 +1,123 @@
+import Foundation
+import XCTest
+@testable import WebhookDispatcher
+
+/// What only the PostgreSQL store does: migrations under an advisory lock, claims that skip
+/// each other's locked rows, `NOTIFY` wake-ups, libpq's errors. The rest of its behaviour is
+/// the conformance pass (`DISPATCHER_TEST_STORE=postgres`, run by `scripts/test`), where the
+/// store, worker and process tests run on PostgreSQL unchanged.
+final class PostgresTests: DispatcherTestCase {
+    override func setUpWithError() throws {
+        guard TestDatabase.backend == .postgres else {
+            throw XCTSkip("POSTGRES TESTS SKIPPED in the SQLite pass: scripts/test runs them with DISPATCHER_TEST_STORE=postgres")
+        }
+        try super.setUpWithError()
+    }
+
+    func testProcessesMigratingAtOnceApplyEachMigrationOnce() throws {
+        let fresh = try PostgresTestServer.shared().makeSchemaDatabase()
+        defer { fresh.drop() }
+        let failures = Locked<[String]>([])
+        let location = fresh.location
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            do { _ = try PostgresStore(url: location, connections: 1) } catch { failures.withLock { $0.append("\(error)") } }
+        }
+        XCTAssertEqual(failures.value, [])
+        let store = try PostgresStore(url: fresh.location, connections: 1)
+        let versions = try store.withDatabase { try $0.query("SELECT version FROM schema_migrations ORDER BY version") { $0.int(0) } }
+        XCTAssertEqual(versions, EmbeddedMigrations.postgres.map(\.version))
+    }
+
+    func testConcurrentClaimsFromSeveralStoresAreDisjointAndCoverEveryDueDelivery() throws {
+        var endpoints: [Endpoint] = []
+        for index in 0..<4 {
+            var endpoint = endpoint("ep-\(index)", url: "https://example.com/\(index)")
+            endpoint.maxConcurrency = 500
+            endpoints.append(endpoint)
+        }
+        try addTenant(endpoints: endpoints)
+        try store.enqueue(contentsOf: (0..<300).map { NewEvent(tenantID: "tenant-a", type: "order.created", json: #"{"n":\#($0)}"#) })
+
+        // Four workers, as four hosts: each its own store (own connections), claiming in small batches.
+        let workers = try (0..<4).map { _ in try openStore() }
+        let claimed = Locked<[String: [Int64]]>([:])
+        let failures = Locked<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: workers.count) { index in
+            let owner = "worker-\(index)"
+            do {
+                while true {
+                    let batch = try workers[index].claimDueDeliveries(limit: 25, owner: owner, leaseSeconds: 60, inFlight: [:])
+                    if batch.isEmpty { break }
+                    claimed.withLock { $0[owner, default: []] += batch.map(\.deliveryID) }
+                }
+            } catch {
+                failures.withLock { $0.append("\(owner): \(error)") }
+            }
+        }
+        XCTAssertEqual(failures.value, [])
+        let all = claimed.value.values.flatMap { $0 }
+        XCTAssertEqual(all.count, 1_200, "4 endpoints × 300 events")
+        XCTAssertEqual(Set(all).count, all.count, "no delivery was claimed by two workers")
+        let owners = try store.withDatabase {
+            try $0.query("SELECT lease_owner, count(*) FROM deliveries GROUP BY lease_owner ORDER BY lease_owner") { "\($0.string(0)) \($0.int(1))" }
+        }
+        XCTAssertEqual(owners, claimed.value.keys.sorted().map { "\($0) \(claimed.value[$0]!.count)" }, "each lease is the claimer's")
+    }
+
+    func testAnotherProcessesEnqueueWakesAListeningStore() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let worker = try openStore()
+        let before = try worker.externalChangeToken()
+        XCTAssertEqual(try worker.externalChangeToken(), before, "nothing happened, so no change")
+
+        let producer = try openStore()
+        try producer.enqueue(NewEvent(tenantID: "tenant-a", type: "t", json: "{}"))
+        try waitUntil("the NOTIFY reaches the listening connection") { try worker.externalChangeToken() != before }
+
+        // A rolled-back enqueue notifies nobody: NOTIFY is transactional.
+        let after = try worker.externalChangeToken()
+        struct Abort: Error {}
+        _ = try? producer.write { tx in
+            try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "t", json: "{}"))
+            throw Abort()
+        }
+        try producer.enqueue(NewEvent(tenantID: "tenant-a", type: "marker", json: "{}"))
+        try waitUntil("the marker's NOTIFY arrives") { try worker.externalChangeToken() != after }
+        XCTAssertEqual(try worker.externalChangeToken(), after + 1, "only the committed enqueue was announced")
+    }
+
+    func testAServerThatIsNotThereIsAClearErrorWithoutThePassword() throws {
+        // A port nothing listens on: bind one, note it, close it.
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        close(socket)
+
+        let url = "postgresql://dispatcher:hunter2@127.0.0.1:\(port)/outbox?connect_timeout=5"
+        XCTAssertThrowsError(try PostgresStore(url: url)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("127.0.0.1"), text)
+            XCTAssertFalse(text.contains("hunter2"), text)
+        }
+        let output = try run(["stats", "--db", url])
+        XCTAssertNotEqual(output.status, 0)
+        XCTAssertFalse(output.stderr.contains("hunter2"), output.stderr)
+        XCTAssertTrue(output.stderr.contains("dispatcher:***@127.0.0.1"), output.stderr)
+    }
+
+    func testTheLocationNamesTheServerButNotThePassword() {
+        XCTAssertEqual(PostgresConnection.redacted("postgresql://app:s3cret@db.internal:5432/outbox?sslmode=require"),
+                       "postgresql://app:***@db.internal:5432/outbox?sslmode=require")
+        XCTAssertEqual(PostgresConnection.redacted("postgres://db.internal/outbox"), "postgres://db.internal/outbox")
+        XCTAssertEqual(PostgresConnection.redacted("postgres://app@db.internal/outbox?password=s3cret&sslmode=verify-full"),
+                       "postgres://app@db.internal/outbox?password=***&sslmode=verify-full")
+        XCTAssertTrue(PostgresStore.isURL("postgres://x/y"))
+        XCTAssertTrue(PostgresStore.isURL("postgresql://x/y"))
+        XCTAssertFalse(PostgresStore.isURL("/var/lib/dispatcher/outbox.sqlite"))
+    }
+}
