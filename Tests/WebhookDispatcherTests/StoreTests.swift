@@ -135,4 +135,12 @@ final class StoreTests: DispatcherTestCase {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         XCTAssertThrowsError(try addTenant("tenant-b", endpoints: [endpoint(tenant: "tenant-b", url: "https://example.com/hook")]))
     }
+
+    func testBatchesAreWrittenInChunksOfAFewStatementShapes() {
+        XCTAssertEqual(DeliveryQueries.chunked([Int]()).map(\.count), [])
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<1)).map(\.count), [1])
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<45)).map(\.count), [32, 8, 4, 1])
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<100)).map(\.count), [32, 32, 32, 4])
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<45)).flatMap { $0 }, Array(0..<45), "in order, each row once")
+    }
 }

@@ -14,7 +14,8 @@ enum DeliveryQueries {
     /// what this process already holds.
     static let eligibleEndpoints = """
         SELECT e.id, e.ordered,
-               CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END
+               CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
+               e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END
           FROM endpoints e
          WHERE e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)
         """
@@ -38,12 +39,27 @@ enum DeliveryQueries {
          LIMIT 1
         """
 
-    static let lease = """
-        UPDATE deliveries SET status = 'delivering', lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4
-         WHERE id = ?1 AND status = 'pending'
-        RETURNING id, event_id, event_type, tenant_id, endpoint_id, attempt_count,
-                  coalesce(schedule_started_at, created_at), retry_base
+    /// Leases the chosen deliveries (ids as a JSON array in ?1) in one statement and returns
+    /// each with its event's body: one round trip per claim, not two per delivery.
+    static func lease(_ dialect: SQLDialect) -> String {
         """
+        UPDATE deliveries SET status = 'delivering', lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4
+         WHERE id IN (\(members(of: "?1", dialect, as: "bigint"))) AND status = 'pending'
+        RETURNING id, event_id, event_type, tenant_id, endpoint_id, attempt_count,
+                  coalesce(schedule_started_at, created_at), retry_base,
+                  (SELECT body FROM events WHERE events.id = deliveries.event_id)
+        """
+    }
+    static let leaseSQLite = lease(.sqlite)
+    static let leasePostgres = lease(.postgres)
+
+    /// A subquery of the members of a JSON array parameter (`JSONText.integers`/`strings`):
+    /// how one prepared statement takes a list of any length on either engine.
+    static func members(of parameter: String, _ dialect: SQLDialect, as type: String = "text") -> String {
+        dialect == .sqlite
+            ? "SELECT value FROM json_each(\(parameter))"
+            : "SELECT value::\(type) FROM json_array_elements_text(\(parameter)::json) AS list(value)"
+    }
 
     /// A claim on a half-open endpoint is its one probe: the next waits a cool-down.
     static let startProbe = """
@@ -54,25 +70,20 @@ enum DeliveryQueries {
     /// The first attempt of the current run (after the latest redelivery).
     static let firstAttemptStart = "SELECT min(started_at) FROM attempts WHERE delivery_id = ?1 AND number > ?2"
 
-    static let eventBody = "SELECT body FROM events WHERE id = ?"
-
-    static let insertAttempt = """
-        INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers,
-                              response_status, response_headers, response_body, response_truncated,
-                              error_kind, error_message, verdict, next_attempt_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """
-
     /// An attempt followed at once by another under the same lease.
     static let countAttempt = """
         UPDATE deliveries SET attempt_count = attempt_count + 1, last_http_status = ?1, last_error = ?2, updated_at = ?3
          WHERE id = ?4 AND lease_owner = ?5 AND status = 'delivering'
         """
 
-    static let endpointSucceeded = """
-        UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL
-         WHERE id = ?1 AND (consecutive_failures > 0 OR circuit_open_until IS NOT NULL)
+    /// A success resets each listed endpoint's failure count and closes its circuit (ids as a
+    /// JSON array in ?1); endpoints already healthy are left unwritten.
+    static func endpointsSucceeded(_ dialect: SQLDialect) -> String {
         """
+        UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL
+         WHERE id IN (\(members(of: "?1", dialect))) AND (consecutive_failures > 0 OR circuit_open_until IS NOT NULL)
+        """
+    }
 
     /// Counts the failure; at the threshold the circuit opens for a cool-down.
     static let endpointFailed = """
@@ -101,21 +112,13 @@ enum DeliveryQueries {
     static let disableFailingEndpointSQLite = disableFailingEndpoint(.sqlite)
     static let disableFailingEndpointPostgres = disableFailingEndpoint(.postgres)
 
-    /// Applied only while the lease is still this worker's: a worker whose lease expired and
-    /// was retaken still gets its attempt recorded, but no longer decides the delivery's state.
-    static let finishAttempt = """
-        UPDATE deliveries
-           SET status = ?1, attempt_count = attempt_count + 1, next_attempt_at = ?2,
-               last_http_status = ?3, last_error = ?4, lease_owner = NULL, lease_expires_at = NULL,
-               updated_at = ?5
-         WHERE id = ?6 AND lease_owner = ?7 AND status = 'delivering'
+    static func release(_ dialect: SQLDialect) -> String {
         """
-
-    static let release = """
         UPDATE deliveries
            SET status = 'pending', next_attempt_at = ?1, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
-         WHERE id = ?2 AND lease_owner = ?3 AND status = 'delivering'
+         WHERE id IN (\(members(of: "?2", dialect, as: "bigint"))) AND lease_owner = ?3 AND status = 'delivering'
         """
+    }
 
     /// How many candidates a claim considers per claimed row: room to skip saturated endpoints.
     static let scanFactor = 4
@@ -128,7 +131,8 @@ enum DeliveryQueries {
         return try db.inTransaction {
             try db.execute(sweepExpiredLeases, [now])
             let endpoints = try db.query(eligibleEndpoints, [now]) { row in
-                (id: row.string(0), ordered: row.int(1) != 0, room: row.int(2) - (inFlight[row.string(0)] ?? 0))
+                (id: row.string(0), ordered: row.int(1) != 0, room: row.int(2) - (inFlight[row.string(0)] ?? 0),
+                 revision: row.int(3), halfOpen: row.int(4) != 0)
             }.filter { $0.room > 0 }
             var candidates: [(id: Int64, due: Int64)] = []
             for endpoint in endpoints {
@@ -148,90 +152,162 @@ enum DeliveryQueries {
             }
             candidates.sort { ($0.due, $0.id) < ($1.due, $1.id) }
 
-            var claimed: [ClaimedDelivery] = []
-            var revisions: [String: Int] = [:]
-            for candidate in candidates.prefix(limit) {
-                guard var delivery = try db.query(lease, [candidate.id, owner, leaseExpiry, now], map: { row in
-                    ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
-                                    tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
-                                    attemptNumber: row.int(5) + 1, body: [], createdAt: Clock.date(milliseconds: row.int64(6)),
-                                    firstAttemptAt: nil, retryBase: row.int(7))
-                }).first else { continue }
-                delivery.body = try db.query(eventBody, [delivery.eventID]) { $0.bytes(0) }.first ?? []
-                if revisions[delivery.endpointID] == nil {
-                    revisions[delivery.endpointID] = try EndpointQueries.revision(id: delivery.endpointID, in: db) ?? 0
-                    try db.execute(startProbe, [delivery.endpointID, now])
-                }
-                delivery.endpointRevision = revisions[delivery.endpointID] ?? 0
-                if delivery.attemptNumber > delivery.retryBase + 1 {
-                    delivery.firstAttemptAt = try db.query(firstAttemptStart, [delivery.deliveryID, delivery.retryBase]) {
+            let chosen = candidates.prefix(limit).map(\.id)
+            guard !chosen.isEmpty else { return [] }
+            let position = Dictionary(uniqueKeysWithValues: chosen.enumerated().map { ($1, $0) })
+            var claimed = try db.query(db.dialect == .sqlite ? leaseSQLite : leasePostgres,
+                                       [JSONText.integers(chosen), owner, leaseExpiry, now]) { row in
+                ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
+                                tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
+                                attemptNumber: row.int(5) + 1, body: row.bytes(8), createdAt: Clock.date(milliseconds: row.int64(6)),
+                                firstAttemptAt: nil, retryBase: row.int(7))
+            }
+            claimed.sort { position[$0.deliveryID, default: 0] < position[$1.deliveryID, default: 0] }
+            let byID = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.id, $0) })
+            for endpoint in endpoints where endpoint.halfOpen && claimed.contains(where: { $0.endpointID == endpoint.id }) {
+                try db.execute(startProbe, [endpoint.id, now])
+            }
+            for index in claimed.indices {
+                claimed[index].endpointRevision = byID[claimed[index].endpointID]?.revision ?? 0
+                if claimed[index].attemptNumber > claimed[index].retryBase + 1 {
+                    claimed[index].firstAttemptAt = try db.query(firstAttemptStart, [claimed[index].deliveryID, claimed[index].retryBase]) {
                         $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0))
                     }.first ?? nil
                 }
-                claimed.append(delivery)
             }
             return claimed
         }
     }
 
+    /// Records a batch in a few statements whatever its size: attempts and delivery verdicts
+    /// go in multi-row chunks (`chunked`), and endpoint health is updated once per endpoint.
     static func record(_ results: [AttemptResult], in db: some SQLConnection) throws -> [DisabledEndpoint] {
         guard !results.isEmpty else { return [] }
         let now = Clock.nowMilliseconds()
         return try db.inTransaction {
-            var disabled: [DisabledEndpoint] = []
-            var healthyInBatch: Set<String> = []
-            // By endpoint (each endpoint's results in their order), so that concurrent batches
-            // lock endpoint rows in one order and cannot deadlock each other.
-            let ordered = results.enumerated().sorted { ($0.element.endpointID, $0.offset) < ($1.element.endpointID, $1.offset) }.map(\.element)
-            for result in ordered {
-                let attempt = result.attempt
-                let nextAttempt: Int64?
-                let status: DeliveryStatus
-                switch attempt.verdict {
-                case .succeeded: status = .succeeded; nextAttempt = nil
-                case .failed: status = .failed; nextAttempt = nil
-                case .retryScheduled(let at): status = .pending; nextAttempt = Clock.milliseconds(at)
-                }
-                try db.execute(insertAttempt, [
-                    result.deliveryID, attempt.number, Clock.milliseconds(attempt.startedAt), attempt.durationMicroseconds,
-                    attempt.url, try JSONText.encodeHeaders(attempt.requestHeaders),
-                    attempt.responseStatus, try attempt.responseHeaders.map(JSONText.encodeHeaders),
-                    attempt.responseBody, attempt.responseTruncated,
-                    attempt.errorKind?.rawValue, attempt.errorMessage, attempt.verdict.storedName, nextAttempt,
-                ])
-                let lastError = attempt.errorKind.map { kind in
-                    attempt.errorMessage.map { "\(kind): \($0)" } ?? kind.rawValue
-                }
-                if result.keepsLease {
-                    try db.execute(countAttempt, [attempt.responseStatus, lastError, now, result.deliveryID, result.leaseOwner])
-                } else {
-                    try db.execute(finishAttempt, [
-                        status.rawValue, nextAttempt, attempt.responseStatus, lastError, now, result.deliveryID, result.leaseOwner,
-                    ])
-                }
-                if attempt.errorKind == nil {
-                    // One reset per endpoint and batch is enough; a later failure clears the mark.
-                    if healthyInBatch.insert(result.endpointID).inserted {
-                        try db.execute(endpointSucceeded, [result.endpointID])
-                    }
-                } else {
-                    healthyInBatch.remove(result.endpointID)
-                    try db.execute(endpointFailed, [result.endpointID, now])
-                    let disable = db.dialect == .sqlite ? disableFailingEndpointSQLite : disableFailingEndpointPostgres
-                    if let reason = try db.query(disable, [result.endpointID, now], map: { $0.string(0) }).first {
-                        disabled.append(DisabledEndpoint(endpointID: result.endpointID, reason: reason))
-                    }
-                }
+            for chunk in chunked(results) {
+                try db.execute(insertAttempts(rows: chunk.count), try chunk.flatMap(attemptRow))
             }
-            return disabled
+            // An interim attempt (a 401 retried at once) counts under the lease its final
+            // attempt then releases, so the counts go first.
+            for result in results where result.keepsLease {
+                try db.execute(countAttempt, [result.attempt.responseStatus, lastError(of: result.attempt), now, result.deliveryID, result.leaseOwner])
+            }
+            for chunk in chunked(results.filter { !$0.keepsLease }) {
+                try db.execute(finishAttempts(rows: chunk.count), chunk.flatMap { verdictRow($0, now: now) })
+            }
+            return try updateEndpointHealth(after: results, now: now, in: db)
         }
+    }
+
+    /// Each endpoint's health after its results in this batch: a success resets it, and the
+    /// failures after its last success count (and may open the circuit or disable it).
+    /// Endpoints in id order, so concurrent batches lock endpoint rows in one order and cannot
+    /// deadlock each other.
+    private static func updateEndpointHealth(after results: [AttemptResult], now: Int64, in db: some SQLConnection) throws -> [DisabledEndpoint] {
+        var healthy: [String] = []
+        var failuresAfterLastSuccess: [String: Int] = [:]
+        for (endpointID, ofEndpoint) in Dictionary(grouping: results, by: \.endpointID).sorted(by: { $0.key < $1.key }) {
+            let lastSuccess = ofEndpoint.lastIndex { $0.attempt.errorKind == nil }
+            if lastSuccess != nil { healthy.append(endpointID) }
+            let failures = ofEndpoint[(lastSuccess.map { $0 + 1 } ?? 0)...].count
+            if failures > 0 { failuresAfterLastSuccess[endpointID] = failures }
+        }
+        if !healthy.isEmpty {
+            try db.execute(endpointsSucceeded(db.dialect), [JSONText.strings(healthy)])
+        }
+        var disabled: [DisabledEndpoint] = []
+        let disable = db.dialect == .sqlite ? disableFailingEndpointSQLite : disableFailingEndpointPostgres
+        for (endpointID, failures) in failuresAfterLastSuccess.sorted(by: { $0.key < $1.key }) {
+            for _ in 0..<failures { try db.execute(endpointFailed, [endpointID, now]) }
+            if let reason = try db.query(disable, [endpointID, now], map: { $0.string(0) }).first {
+                disabled.append(DisabledEndpoint(endpointID: endpointID, reason: reason))
+            }
+        }
+        return disabled
+    }
+
+    private static func lastError(of attempt: Attempt) -> String? {
+        attempt.errorKind.map { kind in attempt.errorMessage.map { "\(kind): \($0)" } ?? kind.rawValue }
+    }
+
+    private static func attemptRow(_ result: AttemptResult) throws -> [SQLiteBindable] {
+        let attempt = result.attempt
+        return [
+            result.deliveryID, attempt.number, Clock.milliseconds(attempt.startedAt), attempt.durationMicroseconds,
+            attempt.url, try JSONText.encodeHeaders(attempt.requestHeaders),
+            attempt.responseStatus, try attempt.responseHeaders.map(JSONText.encodeHeaders),
+            attempt.responseBody, attempt.responseTruncated,
+            attempt.errorKind?.rawValue, attempt.errorMessage, attempt.verdict.storedName, nextAttempt(of: attempt),
+        ]
+    }
+
+    /// The columns of `finishAttempts`' VALUES rows, in order.
+    private static func verdictRow(_ result: AttemptResult, now: Int64) -> [SQLiteBindable] {
+        let status: DeliveryStatus
+        switch result.attempt.verdict {
+        case .succeeded: status = .succeeded
+        case .failed: status = .failed
+        case .retryScheduled: status = .pending
+        }
+        return [result.deliveryID, result.leaseOwner, status.rawValue, nextAttempt(of: result.attempt),
+                result.attempt.responseStatus, lastError(of: result.attempt), now]
+    }
+
+    private static func nextAttempt(of attempt: Attempt) -> Int64? {
+        if case .retryScheduled(let at) = attempt.verdict { return Clock.milliseconds(at) }
+        return nil
+    }
+
+    /// The largest rows per multi-row statement: 14 × 32 parameters stays far below either
+    /// engine's limit, and a batch needs at most one statement per power of two below it.
+    static let chunkSizes = [32, 16, 8, 4, 2, 1]
+
+    /// Splits a batch into chunks of `chunkSizes`, so that only six statement texts (each
+    /// prepared once per connection) ever serve any batch size.
+    static func chunked<T>(_ rows: [T]) -> [ArraySlice<T>] {
+        var chunks: [ArraySlice<T>] = []
+        var start = rows.startIndex
+        while start < rows.endIndex {
+            let size = chunkSizes.first { $0 <= rows.endIndex - start } ?? 1
+            chunks.append(rows[start..<(start + size)])
+            start += size
+        }
+        return chunks
+    }
+
+    private static func valuesRows(_ rows: Int, columns: Int) -> String {
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        return Array(repeating: row, count: rows).joined(separator: ", ")
+    }
+
+    static func insertAttempts(rows: Int) -> String {
+        """
+        INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers,
+                              response_status, response_headers, response_body, response_truncated,
+                              error_kind, error_message, verdict, next_attempt_at)
+        VALUES \(valuesRows(rows, columns: 14))
+        """
+    }
+
+    /// Applied only while the lease is still this worker's: a worker whose lease expired and
+    /// was retaken still gets its attempt recorded, but no longer decides the delivery's state.
+    /// VALUES columns are `column1`... on both engines: id, owner, status, next attempt, HTTP
+    /// status, last error, now.
+    static func finishAttempts(rows: Int) -> String {
+        """
+        UPDATE deliveries
+           SET status = v.column3, attempt_count = attempt_count + 1, next_attempt_at = v.column4,
+               last_http_status = v.column5, last_error = v.column6, lease_owner = NULL, lease_expires_at = NULL,
+               updated_at = v.column7
+          FROM (VALUES \(valuesRows(rows, columns: 7))) AS v
+         WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column2 AND deliveries.status = 'delivering'
+        """
     }
 
     static func release(deliveryIDs: [Int64], owner: String, in db: some SQLConnection) throws {
         guard !deliveryIDs.isEmpty else { return }
         let now = Clock.nowMilliseconds()
-        try db.inTransaction {
-            for id in deliveryIDs { try db.execute(release, [now, id, owner]) }
-        }
+        try db.execute(release(db.dialect), [now, JSONText.integers(deliveryIDs), owner])
     }
 }

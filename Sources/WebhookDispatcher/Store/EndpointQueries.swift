@@ -166,6 +166,15 @@ enum JSONText {
         try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
     }
 
+    /// A JSON array of ids: a list parameter (`DeliveryQueries.members(of:)`).
+    static func integers(_ values: some Sequence<Int64>) -> String {
+        "[" + values.map(String.init).joined(separator: ",") + "]"
+    }
+
+    static func strings(_ values: [String]) -> String {
+        JSONValue.array(values.map { .string($0) }).text
+    }
+
     /// On every attempt's path, so it uses the byte-level writer, not JSONSerialization.
     static func encodeHeaders(_ headers: [HeaderField]) throws -> String {
         JSONValue.array(headers.map { .array([.string($0.name), .string($0.value)]) }).text

@@ -77,7 +77,7 @@ enum OperationsQueries {
     static func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double, in db: some SQLConnection) throws -> ClaimedDelivery {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
-            let id = UUID().uuidString.lowercased()
+            let id = UUID.random().uuidString.lowercased()
             try db.execute(insertPingEvent, [id, endpoint.tenantID, EndpointTester.pingType, body, now])
             let deliveryID = try db.query(insertPingDelivery, [id, endpoint.id, endpoint.tenantID, EndpointTester.pingType, owner,
                                                                now + Int64(leaseSeconds * 1000), now]) { $0.int64(0) }.first ?? 0

@@ -54,17 +54,15 @@ public class SQLStore: OutboxStore, @unchecked Sendable {
     @discardableResult
     public func write<T>(_ body: (OutboxTransaction) throws -> T) throws -> T {
         try withDatabase { db in
-            try db.inTransaction {
-                let result = try body(OutboxTransaction(db: db, options: options))
-                try announceWork(on: db)
-                return result
-            }
+            try db.inTransaction { try body(OutboxTransaction(db: db, options: options)) }
         }
     }
 
+    /// One event in a transaction of its own: on PostgreSQL a single statement (event,
+    /// deliveries and wake-up), so one round trip.
     @discardableResult
     public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
-        try write { tx in try tx.enqueue(event) }
+        try withDatabase { db in try OutboxQueries.enqueue(event, in: db, options: options) }
     }
 
     /// Enqueues many events in one transaction: the same validation and idempotency as
@@ -116,16 +114,13 @@ public struct OutboxTransaction {
         try OutboxQueries.enqueue(event, in: db, options: options)
     }
 
-    /// Enqueues under a savepoint: an invalid event is rolled back alone and returned as its
-    /// error; a database failure still throws.
+    /// Enqueues on its own: an invalid event is returned as its error and the transaction goes
+    /// on (an enqueue that throws `DispatcherError` has written nothing); a database failure
+    /// still throws.
     func enqueueIsolated(_ event: NewEvent) throws -> Result<EnqueueResult, DispatcherError> {
-        try db.execute("SAVEPOINT enqueue_one")
         do {
-            let result = try OutboxQueries.enqueue(event, in: db, options: options)
-            try db.execute("RELEASE enqueue_one")
-            return .success(result)
+            return .success(try OutboxQueries.enqueue(event, in: db, options: options))
         } catch let error as DispatcherError {
-            try db.execute("ROLLBACK TO enqueue_one; RELEASE enqueue_one")
             return .failure(error)
         }
     }
