@@ -116,20 +116,8 @@ public final class Database: SQLConnection {
 
     var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
-    /// Runs `body` in an IMMEDIATE transaction (the write lock is taken up front, so a busy
-    /// database is waited for at BEGIN rather than failing at the first write), or inside the
-    /// caller's transaction when one is already open.
-    func inTransaction<T>(_ body: () throws -> T) throws -> T {
-        if isInTransaction { return try body() }
-        try execute("BEGIN IMMEDIATE")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
-        }
-    }
+    /// IMMEDIATE: the write lock is taken up front, so a busy database is waited for at BEGIN
+    /// rather than failing at the first write.
+    var beginTransaction: String { "BEGIN IMMEDIATE" }
 
 }

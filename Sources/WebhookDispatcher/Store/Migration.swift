@@ -10,7 +10,9 @@ public struct Migration: Sendable, Equatable {
 
 /// Applies the migrations a database has not seen yet, each in its own transaction, and
 /// records them in `schema_migrations`, so opening a store twice (or from two processes at
-/// once) applies each migration exactly once.
+/// once) applies each migration exactly once. On SQLite each migration's write transaction
+/// serialises the processes; on PostgreSQL, whose `CREATE TABLE IF NOT EXISTS` races, an
+/// advisory lock held for the whole run does.
 struct Migrator {
     let migrations: [Migration]
 
@@ -18,14 +20,23 @@ struct Migrator {
         self.migrations = migrations.sorted { $0.version < $1.version }
     }
 
+    /// Taken while migrating PostgreSQL: any fixed 64-bit key no other application uses.
+    static let advisoryLockKey: Int64 = 0x6469_7370_6174_6368  // "dispatch"
+
     /// Returns the versions applied by this call.
     @discardableResult
-    func migrate(_ db: Database) throws -> [Int] {
+    func migrate(_ db: some SQLConnection) throws -> [Int] {
+        if db.dialect == .postgres {
+            _ = try db.query("SELECT pg_advisory_lock(?1)", [Self.advisoryLockKey]) { _ in true }
+        }
+        defer {
+            if db.dialect == .postgres { _ = try? db.query("SELECT pg_advisory_unlock(?1)", [Self.advisoryLockKey]) { _ in true } }
+        }
         try db.execute("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version     INTEGER PRIMARY KEY,
                 name        TEXT NOT NULL,
-                applied_at  INTEGER NOT NULL
+                applied_at  BIGINT NOT NULL
             )
             """)
         var applied: [Int] = []

@@ -28,7 +28,6 @@ final class PostgresConnection: SQLConnection {
     var dialect: SQLDialect { .postgres }
     private let handle: OpaquePointer
     private var prepared: [String: String] = [:]
-    private var transactionDepth = 0
 
     init(url: String) throws {
         guard let handle = PQconnectdb(url) else { throw PostgresError(sqlState: "", message: "out of memory", sql: nil) }
@@ -90,20 +89,9 @@ final class PostgresConnection: SQLConnection {
         }
     }
 
-    func inTransaction<T>(_ body: () throws -> T) throws -> T {
-        if transactionDepth > 0 { return try body() }
-        try execute("BEGIN")
-        transactionDepth += 1
-        defer { transactionDepth -= 1 }
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
-        }
-    }
+    var isInTransaction: Bool { PQtransactionStatus(handle) != PQTRANS_IDLE }
+
+    var beginTransaction: String { "BEGIN" }
 
     func rows(_ sql: String, _ bindings: [SQLiteBindable]) throws -> [[SQLiteValue]] {
         let result = try run(sql, bindings)

@@ -20,8 +20,6 @@ import Foundation
 public final class PostgresStore: SQLStore, @unchecked Sendable {
     /// The channel `NOTIFY` uses when work is added.
     static let channel = "dispatcher_work"
-    /// Taken while migrating: any fixed 64-bit key no other application uses.
-    static let migrationLockKey: Int64 = 0x6469_7370_6174_6368  // "dispatch"
 
     private let url: String
     private let pool: ConnectionPool
@@ -36,7 +34,7 @@ public final class PostgresStore: SQLStore, @unchecked Sendable {
         self.url = url
         pool = ConnectionPool(url: url, size: max(1, connections))
         super.init(options: options, location: PostgresConnection.redacted(url))
-        try pool.withConnection { db in try PostgresMigrator().migrate(db) }
+        try pool.withConnection { db in try Migrator(migrations: EmbeddedMigrations.postgres).migrate(db) }
     }
 
     /// Whether `location` names a PostgreSQL database rather than a SQLite file.
@@ -137,42 +135,5 @@ final class ConnectionPool: @unchecked Sendable {
         if healthy { idle.append(connection) } else { opened -= 1 }
         condition.signal()
         condition.unlock()
-    }
-}
-
-/// Applies `migrations/postgres/` like `Migrator` does SQLite's, holding an advisory lock so
-/// that processes starting at once apply each migration exactly once.
-struct PostgresMigrator {
-    let migrations: [Migration]
-
-    init(migrations: [Migration] = EmbeddedMigrations.postgres) {
-        self.migrations = migrations.sorted { $0.version < $1.version }
-    }
-
-    @discardableResult
-    func migrate(_ db: PostgresConnection) throws -> [Int] {
-        _ = try db.query("SELECT pg_advisory_lock(?1)", [PostgresStore.migrationLockKey]) { _ in true }
-        defer { _ = try? db.query("SELECT pg_advisory_unlock(?1)", [PostgresStore.migrationLockKey]) { _ in true } }
-        try db.execute("""
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-                version     INTEGER PRIMARY KEY,
-                name        TEXT NOT NULL,
-                applied_at  BIGINT NOT NULL
-            )
-            """)
-        var applied: [Int] = []
-        for migration in migrations {
-            let didApply = try db.inTransaction { () throws -> Bool in
-                guard try db.query("SELECT 1 FROM schema_migrations WHERE version = ?", [migration.version], map: { _ in true }).isEmpty else {
-                    return false
-                }
-                try db.execute(migration.sql)
-                try db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                               [migration.version, migration.name, Clock.nowMilliseconds()])
-                return true
-            }
-            if didApply { applied.append(migration.version) }
-        }
-        return applied
     }
 }

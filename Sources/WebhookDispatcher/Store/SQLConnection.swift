@@ -45,14 +45,31 @@ protocol SQLConnection: AnyObject {
     /// Runs a query and hands each row to `body` without collecting them.
     func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (Row) throws -> Void) throws
 
-    /// Runs `body` in a write transaction, or inside the one already open.
-    func inTransaction<T>(_ body: () throws -> T) throws -> T
+    /// Whether a transaction is open on this connection (its own, or a producer's).
+    var isInTransaction: Bool { get }
+
+    /// How this engine opens a write transaction.
+    var beginTransaction: String { get }
 
     /// Each row as column values, for producers' own tables.
     func rows(_ sql: String, _ bindings: [SQLiteBindable]) throws -> [[SQLiteValue]]
 }
 
 extension SQLConnection {
+    /// Runs `body` in a write transaction, or inside the one already open; throwing rolls back.
+    func inTransaction<T>(_ body: () throws -> T) throws -> T {
+        if isInTransaction { return try body() }
+        try execute(beginTransaction)
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     func query<T>(_ sql: String, map: (Row) throws -> T) throws -> [T] { try query(sql, [], map: map) }
     func rows(_ sql: String) throws -> [[SQLiteValue]] { try rows(sql, []) }
 }
