@@ -285,4 +285,12 @@ final class DeliveryTests: DispatcherTestCase {
         try waitForFinalDeliveries(of: event.eventID, timeout: 5)
         XCTAssertEqual(receiver.requests.count, 1)
     }
+
+    func testFailedClaimsBackOffToFiveSeconds() {
+        XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 0), 0.1)
+        XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 1), 0.2, accuracy: 1e-9)
+        XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 3), 0.8, accuracy: 1e-9)
+        XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 10), 5)
+        XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 1_000_000), 5)
+    }
 }

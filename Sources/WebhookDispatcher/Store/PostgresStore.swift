@@ -26,6 +26,7 @@ public final class PostgresStore: SQLStore, @unchecked Sendable {
     private let listener = NSLock()
     private var listenerConnection: PostgresConnection?
     private var notificationsSeen: Int64 = 0
+    private var nextListenAttempt = Date.distantPast
 
     /// `url`: `postgres://` or `postgresql://`, as libpq reads it (user, password, host, port,
     /// database, and `?sslmode=...` and other parameters). `connections`: how many this
@@ -68,6 +69,10 @@ public final class PostgresStore: SQLStore, @unchecked Sendable {
     public override func externalChangeToken() throws -> Int64 {
         try listener.withLock {
             if listenerConnection == nil {
+                // Called every few milliseconds by an idle pool: while the server is unreachable,
+                // try to listen again at most once a second.
+                guard Date() >= nextListenAttempt else { return notificationsSeen }
+                nextListenAttempt = Date().addingTimeInterval(1)
                 let connection = try PostgresConnection(url: url)
                 try connection.execute("LISTEN \(Self.channel)")
                 listenerConnection = connection

@@ -141,6 +141,7 @@ public final class DeliveryService: Sendable {
             lastChange = token
             return true
         }
+        var failures = 0
         while !board.isStopping {
             let held = board.held
             let room = capacity - held.total
@@ -148,15 +149,30 @@ public final class DeliveryService: Sendable {
                 do {
                     let jobs = try store.claimDueDeliveries(
                         limit: room, owner: leaseOwner, leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
+                    if failures > 0 { configuration.logger.log(.info, "claiming works again after \(failures) failed claim(s)") }
+                    failures = 0
                     release(board.add(jobs))
                 } catch {
-                    configuration.logger.log(.error, "claiming deliveries failed: \(error)")
+                    failures += 1
+                    // A database that is down: logged at the 1st, 2nd, 4th, 8th... failure, not every poll.
+                    if failures & (failures - 1) == 0 {
+                        configuration.logger.log(.error, "claiming deliveries failed (\(failures) in a row): \(error)")
+                    }
                 }
             }
-            board.waitForActivity(until: Date().addingTimeInterval(configuration.pollInterval),
+            board.waitForActivity(until: Date().addingTimeInterval(Self.claimDelay(poll: configuration.pollInterval, failures: failures)),
                                   checkInterval: Self.changeCheckInterval, externalChange: externalChange)
         }
     }
+
+    /// The poll interval, doubled for each failed claim in a row up to `maxClaimBackoff`: an
+    /// unreachable database is retried without a storm of connection attempts.
+    static func claimDelay(poll: Double, failures: Int) -> Double {
+        guard failures > 0 else { return poll }
+        return min(maxClaimBackoff, poll * pow(2, Double(min(failures, 16))))
+    }
+
+    static let maxClaimBackoff = 5.0
 
     /// How often an idle claimer asks the store whether another connection committed.
     static let changeCheckInterval = 0.005
