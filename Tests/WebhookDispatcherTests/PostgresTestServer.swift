@@ -42,6 +42,24 @@ final class PostgresTestServer: @unchecked Sendable {
         return PostgresTestServer(url: url)
     }
 
+    /// A cluster of the caller's own, for a test that crashes and restarts it
+    /// (`scripts/pg-cluster crash|restart|stop` with the returned directory). Durable: the
+    /// shared cluster's `synchronous_commit = off` would lose the last commits in a crash.
+    static func dedicatedCluster() throws -> (url: String, directory: String) {
+        let directory = NSTemporaryDirectory() + "dispatcher-pg-" + UUID().uuidString.prefix(8)
+        let output = try runScript(["start", directory, "--durable"])
+        guard output.status == 0, let url = output.stdout.split(separator: "\n").last.map(String.init), url.hasPrefix("postgresql://") else {
+            throw XCTSkip("POSTGRES TEST SKIPPED: scripts/pg-cluster start failed: \(output.stderr)")
+        }
+        return (url, directory)
+    }
+
+    /// Runs `scripts/pg-cluster COMMAND DIRECTORY`; throws with its output when it fails.
+    static func cluster(_ command: String, _ directory: String) throws {
+        let output = try runScript([command, directory])
+        guard output.status == 0 else { throw BrowserError("scripts/pg-cluster \(command) failed: \(output.stderr)") }
+    }
+
     private static func stopCluster() {
         guard let directory = clusterDirectory else { return }
         _ = try? runScript(["stop", directory])

@@ -86,6 +86,29 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertEqual(try worker.externalChangeToken(), after + 1, "only the committed enqueue was announced")
     }
 
+    func testAWorkerAndAProducerRideOutADatabaseCrash() throws {
+        // A cluster of this test's own, since it crashes it.
+        let cluster = try PostgresTestServer.dedicatedCluster()
+        addTeardownBlock { try? PostgresTestServer.cluster("stop", cluster.directory) }
+        store = try PostgresStore(url: cluster.url)
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        startService()
+        let before = try enqueue()
+        try waitForFinalDeliveries(of: before.eventID)
+
+        try PostgresTestServer.cluster("crash", cluster.directory)
+        XCTAssertThrowsError(try enqueue(), "nothing is accepted while the server is down") { error in
+            XCTAssertTrue(error is PostgresError, "\(error)")
+        }
+        try PostgresTestServer.cluster("restart", cluster.directory)
+
+        // The producer's next enqueue connects afresh; the worker's claims resume on their own.
+        let after = try enqueue()
+        try waitForFinalDeliveries(of: after.eventID, timeout: 30)
+        XCTAssertEqual(receiver.requests.compactMap { $0.header("webhook-id") }, [before.eventID, after.eventID])
+    }
+
     func testAServerThatIsNotThereIsAClearErrorWithoutThePassword() throws {
         // A port nothing listens on: bind one, note it, close it.
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -110,7 +110,13 @@ final class ConnectionPool: @unchecked Sendable {
         do {
             return try body(connection)
         } catch let error as PostgresError where error.sqlState.isEmpty {
-            healthy = false  // libpq's own error: the connection may be gone; open a new one next time
+            // libpq's own error: the server went away (a restart, a fail-over), and with it
+            // every idle connection; the next callers connect afresh instead of failing too.
+            healthy = false
+            condition.lock()
+            opened -= idle.count
+            idle.removeAll()
+            condition.unlock()
             throw error
         }
     }
@@ -138,7 +144,7 @@ final class ConnectionPool: @unchecked Sendable {
     private func checkIn(_ connection: PostgresConnection, healthy: Bool) {
         condition.lock()
         if healthy { idle.append(connection) } else { opened -= 1 }
-        condition.signal()
+        if healthy { condition.signal() } else { condition.broadcast() }  // unhealthy: maybe many freed
         condition.unlock()
     }
 }
