@@ -11,7 +11,7 @@ final class CommandLineTests: DispatcherTestCase {
 
         let help = try run(["log", "--help"])
         XCTAssertEqual(help.status, 0)
-        for option in ["--tenant", "--endpoint", "--type", "--status", "--since", "--limit", "--json", "--db", "--config"] {
+        for option in ["--tenant", "--endpoint", "--type", "--status", "--since", "--until", "--before", "--limit", "--json", "--db", "--config"] {
             XCTAssertTrue(help.stdout.contains(option), "log --help lacks \(option)")
         }
         for command in ["serve", "enqueue", "log", "show"] {
@@ -164,6 +164,13 @@ final class CommandLineTests: DispatcherTestCase {
         let table = try run(["log", "--db", databaseLocation])
         XCTAssertTrue(table.stdout.hasPrefix("ID "))
         XCTAssertTrue(table.stdout.contains("succeeded"))
+
+        // Paging back by id, and a time window that ends before the delivery was made.
+        XCTAssertEqual(try run(["log", "--db", databaseLocation, "--json", "--before", String(delivery.id + 1)]).stdout.split(separator: "\n").count, 1)
+        XCTAssertEqual(try run(["log", "--db", databaseLocation, "--json", "--before", String(delivery.id)]).stdout, "")
+        XCTAssertEqual(try run(["log", "--db", databaseLocation, "--json", "--until", "1h"]).stdout, "")
+        XCTAssertEqual(try run(["log", "--db", databaseLocation, "--json", "--since", "1h", "--until", "2999-01-01T00:00:00Z"]).stdout.split(separator: "\n").count, 1)
+        XCTAssertEqual(try run(["log", "--db", databaseLocation, "--before", "0"]).status, 2)
 
         let missing = try run(["show", "--db", databaseLocation, "999999"])
         XCTAssertEqual(missing.status, 1)

@@ -12,6 +12,8 @@ struct LogCommand: DispatcherCommand {
             OptionSpec(name: "type", value: "PATTERN", help: "Only event types matching this glob (visit.*)."),
             OptionSpec(name: "status", value: "STATUS", help: "pending, delivering, succeeded, failed or cancelled."),
             OptionSpec(name: "since", value: "WHEN", help: "Created since: 15m, 2h, 7d, or an ISO-8601 time."),
+            OptionSpec(name: "until", value: "WHEN", help: "Created before: 15m (ago), 2h, 7d, or an ISO-8601 time."),
+            OptionSpec(name: "before", value: "ID", help: "Only deliveries older than this id: the next page after a page's last row."),
             OptionSpec(name: "limit", value: "N", help: "At most N rows (default 50)."),
             OptionSpec(name: "json", value: nil, help: "One JSON object per line, snake_case keys."),
         ] + StoreSelection.options)
@@ -35,6 +37,8 @@ struct LogCommand: DispatcherCommand {
             filter.status = parsed
         }
         filter.since = try arguments.value("since").map { try TimeText.parseSince($0) }
+        filter.until = try arguments.value("until").map { try TimeText.parseSince($0) }
+        filter.beforeID = try arguments.integer("before", in: 1...Int.max).map(Int64.init)
         filter.limit = try arguments.integer("limit", in: 1...100_000) ?? 50
         guard arguments.positionals.isEmpty else { throw UsageError("unexpected argument '\(arguments.positionals[0])'") }
         self.filter = filter
