@@ -64,6 +64,29 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertEqual(owners, claimed.value.keys.sorted().map { "\($0) \(claimed.value[$0]!.count)" }, "each lease is the claimer's")
     }
 
+    func testConcurrentClaimsNeverExceedAnEndpointsMaxConcurrency() throws {
+        var narrow = endpoint("narrow", url: "https://example.com/n")
+        narrow.maxConcurrency = 5
+        try addTenant(endpoints: [narrow])
+        try store.enqueue(contentsOf: (0..<100).map { NewEvent(tenantID: "tenant-a", type: "t", json: #"{"n":\#($0)}"#) })
+
+        let workers = try (0..<4).map { _ in try openStore() }
+        let claimed = Locked(0)
+        let failures = Locked<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: workers.count) { index in
+            for _ in 0..<20 {  // each as a serve process whose claims find the room already taken
+                do {
+                    let batch = try workers[index].claimDueDeliveries(limit: 10, owner: "w\(index)", leaseSeconds: 60, inFlight: [:])
+                    claimed.withLock { $0 += batch.count }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        XCTAssertEqual(failures.value, [])
+        XCTAssertEqual(claimed.value, 5, "four concurrent claimers filled the endpoint's room once between them")
+    }
+
     func testAnotherProcessesEnqueueWakesAListeningStore() throws {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         let worker = try openStore()

@@ -77,6 +77,28 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 2]).count, 0)
     }
 
+    func testMaxConcurrencyHoldsAcrossProcesses() throws {
+        var narrow = endpoint("narrow", url: "https://example.com/n")
+        narrow.maxConcurrency = 3
+        try addTenant(endpoints: [narrow])
+        for _ in 0..<10 { try enqueue() }
+        let other = try openStore()  // another serve process's connection
+        let first = try store.claimDueDeliveries(limit: 10, owner: "a", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(first.count, 3)
+        XCTAssertEqual(try other.claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: [:]), [],
+                       "the endpoint's three are in flight in another process")
+
+        let attempt = Attempt(number: 1, startedAt: Date(), durationMicroseconds: 10, url: narrow.url, requestHeaders: [],
+                              responseStatus: 200, responseHeaders: [], responseBody: [], responseTruncated: false,
+                              errorKind: nil, errorMessage: nil, verdict: .succeeded)
+        try store.record([AttemptResult(deliveryID: first[0].deliveryID, endpointID: "narrow", leaseOwner: "a", attempt: attempt)])
+        XCTAssertEqual(try other.claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: [:]).count, 1)
+
+        // A crashed process's leases stop counting when they expire.
+        try store.withDatabase { try $0.execute("UPDATE deliveries SET lease_expires_at = 0 WHERE lease_owner = 'a'", []) }
+        XCTAssertEqual(try other.claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: ["narrow": 1]).count, 2)
+    }
+
     func testClaimSkipsDisabledEndpointsAndFutureRetries() throws {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         try enqueue()

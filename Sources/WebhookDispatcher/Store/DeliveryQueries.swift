@@ -11,13 +11,28 @@ enum DeliveryQueries {
 
     /// Endpoints that may get work now, with how many deliveries each may have in flight:
     /// `max_concurrency`, or 1 while the circuit is half-open (a probe). The claim subtracts
-    /// what this process already holds.
+    /// what is in flight across every serve process (`inFlightEndpoints`), or what this process
+    /// holds (results not yet recorded included) if that is more.
     static let eligibleEndpoints = """
         SELECT e.id, e.ordered,
                CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
                e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END
           FROM endpoints e
          WHERE e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)
+        """
+
+    /// The endpoint of every live lease: at most the deliveries in flight in all processes,
+    /// read through the partial index of leases and counted in Swift (cheaper than a GROUP BY).
+    static let inFlightEndpoints = "SELECT endpoint_id FROM deliveries WHERE status = 'delivering' AND lease_expires_at > ?1"
+
+    /// PostgreSQL: a claim first locks the rows of the endpoints it will claim for, skipping
+    /// those another process is claiming for right now, so two claims never both fill the same
+    /// endpoint's room from one count. (SQLite's write lock already serialises claims.)
+    static let lockClaimableEndpoints = """
+        SELECT id FROM endpoints
+         WHERE enabled = 1 AND removed_at IS NULL AND (circuit_open_until IS NULL OR circuit_open_until <= ?1)
+         ORDER BY id
+           FOR UPDATE SKIP LOCKED
         """
 
     /// One endpoint's oldest due deliveries: an index probe, so a claim costs one probe per
@@ -137,10 +152,16 @@ enum DeliveryQueries {
         let leaseExpiry = now + Int64((leaseSeconds * 1000).rounded())
         return try db.inTransaction {
             try db.execute(sweepExpiredLeases, [now])
+            // Locked before the counts are read, so that they include whatever a claim that held
+            // a lock committed (each statement sees the latest commits under READ COMMITTED).
+            let claimable = db.dialect == .postgres ? Set(try db.query(lockClaimableEndpoints, [now]) { $0.string(0) }) : nil
+            var everywhere: [String: Int] = [:]
+            try db.forEachRow(inFlightEndpoints, [now]) { everywhere[$0.string(0), default: 0] += 1 }
             let endpoints = try db.query(eligibleEndpoints, [now]) { row in
-                (id: row.string(0), ordered: row.int(1) != 0, room: row.int(2) - (inFlight[row.string(0)] ?? 0),
+                (id: row.string(0), ordered: row.int(1) != 0,
+                 room: row.int(2) - max(everywhere[row.string(0)] ?? 0, inFlight[row.string(0)] ?? 0),
                  revision: row.int(3), halfOpen: row.int(4) != 0)
-            }.filter { $0.room > 0 }
+            }.filter { $0.room > 0 && claimable?.contains($0.id) != false }
             var candidates: [(id: Int64, due: Int64)] = []
             for endpoint in endpoints {
                 let room = min(endpoint.room, limit)
