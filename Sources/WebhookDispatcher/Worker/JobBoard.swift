@@ -1,8 +1,9 @@
 import Foundation
 
 /// The claimed deliveries of one process between the claimer and the workers, and the count
-/// of deliveries each endpoint has held here (waiting, running or not yet recorded), which is
-/// what `max_concurrency` limits. It holds only leased rows: the store keeps the truth.
+/// of deliveries each endpoint has held here (waiting, running or not yet recorded), which a
+/// claim weighs with every process's leases against `max_concurrency`. It holds only leased
+/// rows: the store keeps the truth.
 ///
 /// Workers wait on `condition` for jobs and are woken one per job; the claimer waits on `room`,
 /// signalled as jobs finish, so a finished job never wakes every idle worker.

@@ -16,7 +16,7 @@ struct EndpointsCommand: DispatcherCommand {
             OptionSpec(name: "remove-header", value: "NAME", help: "update: drop a header (repeatable).", repeatable: true),
             OptionSpec(name: "secret-header", value: "NAME", help: "Redact this header in the audit log (repeatable).", repeatable: true),
             OptionSpec(name: "timeout", value: "SECONDS", help: "Total time for one attempt (default 10)."),
-            OptionSpec(name: "max-concurrency", value: "N", help: "In-flight deliveries per process (default 4)."),
+            OptionSpec(name: "max-concurrency", value: "N", help: "Deliveries in flight at once, across all serve processes (default 4)."),
             OptionSpec(name: "retry", value: "JSON", help: #"Retry policy as in the config: '{"policy":"one_retry","delay_seconds":5}'."#),
             OptionSpec(name: "success", value: "RULE", help: "2xx or json_200_or_204."),
             OptionSpec(name: "ordered", value: "BOOL", help: "true or false."),
