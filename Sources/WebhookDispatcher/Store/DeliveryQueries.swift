@@ -18,8 +18,12 @@ enum DeliveryQueries {
                CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
                e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END
           FROM endpoints e
-         WHERE e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)
+         WHERE \(claimableEndpoint)
         """
+
+    /// Enabled, not removed, circuit not open (as of ?1): an endpoint a claim may serve.
+    private static let claimableEndpoint =
+        "e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)"
 
     /// The endpoint of every live lease: at most the deliveries in flight in all processes,
     /// read through the partial index of leases and counted in Swift (cheaper than a GROUP BY).
@@ -29,9 +33,9 @@ enum DeliveryQueries {
     /// those another process is claiming for right now, so two claims never both fill the same
     /// endpoint's room from one count. (SQLite's write lock already serialises claims.)
     static let lockClaimableEndpoints = """
-        SELECT id FROM endpoints
-         WHERE enabled = 1 AND removed_at IS NULL AND (circuit_open_until IS NULL OR circuit_open_until <= ?1)
-         ORDER BY id
+        SELECT e.id FROM endpoints e
+         WHERE \(claimableEndpoint)
+         ORDER BY e.id
            FOR UPDATE SKIP LOCKED
         """
 
@@ -40,12 +44,13 @@ enum DeliveryQueries {
     /// another's work.
     /// On PostgreSQL the rows are locked as they are read, skipping rows another process's
     /// claim holds (`FOR UPDATE SKIP LOCKED`): concurrent claimers never wait on each other.
-    static let dueOfEndpoint = """
+    static let dueOfEndpoint = DialectSQL { dialect in
+        """
         SELECT id, next_attempt_at, ordering_key FROM deliveries
          WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
          ORDER BY next_attempt_at, id LIMIT ?3
-        """
-    static let dueOfEndpointSkippingLocked = dueOfEndpoint + " FOR UPDATE SKIP LOCKED"
+        """ + (dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : "")
+    }
 
     /// On an ordered endpoint, a delivery waits while an earlier one of its key is unfinished.
     static let earlierUnfinished = """
@@ -57,7 +62,7 @@ enum DeliveryQueries {
     /// Leases the chosen deliveries (ids as a JSON array in ?1) in one statement; `bodies`
     /// then reads their events' bodies in one more. Two statements per claim, not two per
     /// delivery. (Not one: SQLite plans a subquery in RETURNING as a scan of `events`.)
-    static func lease(_ dialect: SQLDialect) -> String {
+    static let lease = DialectSQL { dialect in
         """
         UPDATE deliveries SET status = 'delivering', lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4
          WHERE id IN (\(members(of: "?1", dialect, as: "bigint"))) AND status = 'pending'
@@ -65,15 +70,11 @@ enum DeliveryQueries {
                   coalesce(schedule_started_at, created_at), retry_base
         """
     }
-    static let leaseSQLite = lease(.sqlite)
-    static let leasePostgres = lease(.postgres)
 
     /// The bodies of the events named in ?1 (a JSON array of ids).
-    static func bodies(_ dialect: SQLDialect) -> String {
+    static let bodies = DialectSQL { dialect in
         "SELECT id, body FROM events WHERE id IN (\(members(of: "?1", dialect)))"
     }
-    static let bodiesSQLite = bodies(.sqlite)
-    static let bodiesPostgres = bodies(.postgres)
 
     /// A subquery of the members of a JSON array parameter (`JSONText.integers`/`strings`):
     /// how one prepared statement takes a list of any length on either engine.
@@ -100,7 +101,7 @@ enum DeliveryQueries {
 
     /// A success resets each listed endpoint's failure count and closes its circuit (ids as a
     /// JSON array in ?1); endpoints already healthy are left unwritten.
-    static func endpointsSucceeded(_ dialect: SQLDialect) -> String {
+    static let endpointsSucceeded = DialectSQL { dialect in
         """
         UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL
          WHERE id IN (\(members(of: "?1", dialect))) AND (consecutive_failures > 0 OR circuit_open_until IS NOT NULL)
@@ -118,7 +119,7 @@ enum DeliveryQueries {
         """
 
     /// Failing without a success for longer than `disable_after_ms` disables the endpoint.
-    static func disableFailingEndpoint(_ dialect: SQLDialect) -> String {
+    static let disableFailingEndpoint = DialectSQL { dialect in
         let since = dialect == .sqlite
             ? "strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch')"
             : #"to_char(to_timestamp(failing_since / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"#
@@ -131,10 +132,8 @@ enum DeliveryQueries {
             RETURNING disabled_reason
             """
     }
-    static let disableFailingEndpointSQLite = disableFailingEndpoint(.sqlite)
-    static let disableFailingEndpointPostgres = disableFailingEndpoint(.postgres)
 
-    static func release(_ dialect: SQLDialect) -> String {
+    static let release = DialectSQL { dialect in
         """
         UPDATE deliveries
            SET status = 'pending', next_attempt_at = ?1, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
@@ -166,7 +165,7 @@ enum DeliveryQueries {
             for endpoint in endpoints {
                 let room = min(endpoint.room, limit)
                 // An ordered endpoint looks further: the oldest rows may all wait on one key.
-                let due = try db.query(db.dialect == .sqlite ? dueOfEndpoint : dueOfEndpointSkippingLocked, [endpoint.id, now, endpoint.ordered ? limit * scanFactor : room]) { row in
+                let due = try db.query(dueOfEndpoint[db.dialect], [endpoint.id, now, endpoint.ordered ? limit * scanFactor : room]) { row in
                     (id: row.int64(0), due: row.int64(1), key: row.string(2))
                 }
                 var taken = 0
@@ -183,7 +182,7 @@ enum DeliveryQueries {
             let chosen = candidates.prefix(limit).map(\.id)
             guard !chosen.isEmpty else { return [] }
             let position = Dictionary(uniqueKeysWithValues: chosen.enumerated().map { ($1, $0) })
-            var claimed = try db.query(db.dialect == .sqlite ? leaseSQLite : leasePostgres,
+            var claimed = try db.query(lease[db.dialect],
                                        [JSONText.integers(chosen), owner, leaseExpiry, now]) { row in
                 ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
                                 tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
@@ -192,7 +191,7 @@ enum DeliveryQueries {
             }
             claimed.sort { position[$0.deliveryID, default: 0] < position[$1.deliveryID, default: 0] }
             let eventIDs = Array(Set(claimed.map(\.eventID)))
-            let bodies = Dictionary(try db.query(db.dialect == .sqlite ? bodiesSQLite : bodiesPostgres, [JSONText.strings(eventIDs)]) {
+            let bodies = Dictionary(try db.query(bodies[db.dialect], [JSONText.strings(eventIDs)]) {
                 ($0.string(0), $0.bytes(1))
             }, uniquingKeysWith: { first, _ in first })
             let byID = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.id, $0) })
@@ -219,7 +218,7 @@ enum DeliveryQueries {
         let now = Clock.nowMilliseconds()
         return try db.inTransaction {
             for chunk in chunked(results) {
-                try db.execute(insertAttempts(rows: chunk.count), try chunk.flatMap(attemptRow))
+                try db.execute(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), try chunk.flatMap(attemptRow))
             }
             // An interim attempt (a 401 retried at once) counts under the lease its final
             // attempt then releases, so the counts go first.
@@ -227,7 +226,7 @@ enum DeliveryQueries {
                 try db.execute(countAttempt, [result.attempt.responseStatus, lastError(of: result.attempt), now, result.deliveryID, result.leaseOwner])
             }
             for chunk in chunked(results.filter { !$0.keepsLease }) {
-                try db.execute(finishAttempts(rows: chunk.count), chunk.flatMap { verdictRow($0, now: now) })
+                try db.execute(finishAttempts[chunk.count] ?? finishAttemptsSQL(rows: chunk.count), chunk.flatMap { verdictRow($0, now: now) })
             }
             return try updateEndpointHealth(after: results, now: now, in: db)
         }
@@ -247,13 +246,12 @@ enum DeliveryQueries {
             if failures > 0 { failuresAfterLastSuccess[endpointID] = failures }
         }
         if !healthy.isEmpty {
-            try db.execute(endpointsSucceeded(db.dialect), [JSONText.strings(healthy)])
+            try db.execute(endpointsSucceeded[db.dialect], [JSONText.strings(healthy)])
         }
         var disabled: [DisabledEndpoint] = []
-        let disable = db.dialect == .sqlite ? disableFailingEndpointSQLite : disableFailingEndpointPostgres
         for (endpointID, failures) in failuresAfterLastSuccess.sorted(by: { $0.key < $1.key }) {
             for _ in 0..<failures { try db.execute(endpointFailed, [endpointID, now]) }
-            if let reason = try db.query(disable, [endpointID, now], map: { $0.string(0) }).first {
+            if let reason = try db.query(disableFailingEndpoint[db.dialect], [endpointID, now], map: { $0.string(0) }).first {
                 disabled.append(DisabledEndpoint(endpointID: endpointID, reason: reason))
             }
         }
@@ -314,7 +312,11 @@ enum DeliveryQueries {
         return Array(repeating: row, count: rows).joined(separator: ", ")
     }
 
-    static func insertAttempts(rows: Int) -> String {
+    /// The multi-row statements for each of `chunkSizes`, built once.
+    static let insertAttempts = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, insertAttemptsSQL(rows: $0)) })
+    static let finishAttempts = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, finishAttemptsSQL(rows: $0)) })
+
+    static func insertAttemptsSQL(rows: Int) -> String {
         """
         INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers,
                               response_status, response_headers, response_body, response_truncated,
@@ -327,7 +329,7 @@ enum DeliveryQueries {
     /// was retaken still gets its attempt recorded, but no longer decides the delivery's state.
     /// VALUES columns are `column1`... on both engines: id, owner, status, next attempt, HTTP
     /// status, last error, now.
-    static func finishAttempts(rows: Int) -> String {
+    static func finishAttemptsSQL(rows: Int) -> String {
         """
         UPDATE deliveries
            SET status = v.column3, attempt_count = attempt_count + 1, next_attempt_at = v.column4,
@@ -341,6 +343,6 @@ enum DeliveryQueries {
     static func release(deliveryIDs: [Int64], owner: String, in db: some SQLConnection) throws {
         guard !deliveryIDs.isEmpty else { return }
         let now = Clock.nowMilliseconds()
-        try db.execute(release(db.dialect), [now, JSONText.integers(deliveryIDs), owner])
+        try db.execute(release[db.dialect], [now, JSONText.integers(deliveryIDs), owner])
     }
 }

@@ -8,6 +8,20 @@ enum SQLDialect: Sendable {
     case postgres
 }
 
+/// A statement whose text differs by engine, built once for each at start-up rather than on
+/// every call: callers write `DeliveryQueries.lease[db.dialect]`.
+struct DialectSQL: Sendable {
+    private let sqlite: String
+    private let postgres: String
+
+    init(_ text: (SQLDialect) -> String) {
+        sqlite = text(.sqlite)
+        postgres = text(.postgres)
+    }
+
+    subscript(dialect: SQLDialect) -> String { dialect == .sqlite ? sqlite : postgres }
+}
+
 /// A result row, read by column index.
 protocol SQLRow {
     func isNull(_ column: Int32) -> Bool
