@@ -75,14 +75,6 @@ public final class Database: SQLConnection {
     }
 
     /// Runs a query and maps each row; the row reader is valid only inside `map`.
-    func query<T>(_ sql: String, _ bindings: [SQLiteBindable], map: (Statement) throws -> T) throws -> [T] {
-        let statement = try cachedStatement(sql)
-        try statement.bind(bindings)
-        var rows: [T] = []
-        while try statement.step() { rows.append(try map(statement)) }
-        return rows
-    }
-
     /// Runs a query and hands each row to `body` without collecting them: for scans whose
     /// rows are folded into a summary.
     func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (Statement) throws -> Void) throws {

@@ -55,9 +55,6 @@ final class PostgresConnection: SQLConnection {
         return components.string ?? "(an unparsable PostgreSQL URL)"
     }
 
-    /// The socket, for waiting on notifications.
-    var socket: Int32 { PQsocket(handle) }
-
     // MARK: - SQLConnection
 
     func execute(_ sql: String) throws {
@@ -71,12 +68,6 @@ final class PostgresConnection: SQLConnection {
         let result = try run(sql, bindings)
         defer { PQclear(result) }
         return Int(String(cString: PQcmdTuples(result))) ?? 0
-    }
-
-    func query<T>(_ sql: String, _ bindings: [SQLiteBindable], map: (PostgresRow) throws -> T) throws -> [T] {
-        var rows: [T] = []
-        try forEachRow(sql, bindings) { rows.append(try map($0)) }
-        return rows
     }
 
     func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (PostgresRow) throws -> Void) throws {
@@ -102,8 +93,7 @@ final class PostgresConnection: SQLConnection {
             return (0..<columns).map { column -> SQLiteValue in
                 if row.isNull(column) { return .null }
                 switch PQftype(result, column) {
-                case 16: return .integer(row.int64(column))              // bool
-                case 20, 21, 23: return .integer(row.int64(column))      // int8, int2, int4
+                case 16, 20, 21, 23: return .integer(row.int64(column))  // bool, int8, int2, int4
                 case 700, 701, 1700: return .real(row.double(column))   // float4, float8, numeric
                 case 17: return .blob(row.bytes(column))                 // bytea
                 default: return .text(row.string(column))
@@ -130,26 +120,37 @@ final class PostgresConnection: SQLConnection {
     // MARK: - Statements
 
     private func run(_ sql: String, _ bindings: [SQLiteBindable]) throws -> OpaquePointer? {
-        let values = bindings.map(\.sqliteValue)
         let name = try statementName(sql, bindings)
-        var texts: [[CChar]?] = []
+        // Every value in one buffer (text NUL-terminated, blobs as raw bytes), pointed into below.
+        var buffer: [UInt8] = []
+        var offsets: [Int?] = []
         var lengths: [Int32] = []
         var formats: [Int32] = []
-        texts.reserveCapacity(values.count)
-        for value in values {
-            switch value {
-            case .null: texts.append(nil); lengths.append(0); formats.append(0)
-            case .integer(let number): texts.append(Array(String(number).utf8CString)); lengths.append(0); formats.append(0)
-            case .real(let number): texts.append(Array("\(number)".utf8CString)); lengths.append(0); formats.append(0)
-            case .text(let text): texts.append(Array(text.utf8CString)); lengths.append(0); formats.append(0)
-            case .blob(let bytes) where bytes.isEmpty:
-                // Binary format would send no pointer at all, which libpq reads as NULL.
-                texts.append(Array("\\x".utf8CString)); lengths.append(0); formats.append(0)
-            case .blob(let bytes): texts.append(bytes.map { CChar(bitPattern: $0) }); lengths.append(Int32(bytes.count)); formats.append(1)
+        func appendText(_ text: String) {
+            offsets.append(buffer.count); lengths.append(0); formats.append(0)
+            buffer.append(contentsOf: text.utf8)
+            buffer.append(0)
+        }
+        for binding in bindings {
+            switch binding.sqliteValue {
+            case .null: offsets.append(nil); lengths.append(0); formats.append(0)
+            case .integer(let number): appendText(String(number))
+            case .real(let number): appendText("\(number)")
+            case .text(let text): appendText(text)
+            // Binary format would send no pointer for no bytes, which libpq reads as NULL.
+            case .blob(let bytes) where bytes.isEmpty: appendText("\\x")
+            case .blob(let bytes):
+                offsets.append(buffer.count); lengths.append(Int32(bytes.count)); formats.append(1)
+                buffer.append(contentsOf: bytes)
             }
         }
-        let result = withPointers(texts) { pointers in
-            PQexecPrepared(handle, name, Int32(values.count), pointers, lengths, formats, 0)
+        let result = buffer.withUnsafeBytes { storage in
+            let base = storage.baseAddress?.assumingMemoryBound(to: CChar.self)
+            let pointers = offsets.map { offset -> UnsafePointer<CChar>? in
+                guard let offset, let base else { return nil }
+                return UnsafePointer(base + offset)
+            }
+            return PQexecPrepared(handle, name, Int32(bindings.count), pointers, lengths, formats, 0)
         }
         do {
             try check(result, sql: sql)
@@ -272,22 +273,4 @@ struct PostgresRow: SQLRow {
         }
         return bytes
     }
-}
-
-/// Calls `body` with C string pointers for `values` (nil stays NULL), valid only inside it.
-private func withPointers<R>(_ values: [[CChar]?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-    var pointers: [UnsafePointer<CChar>?] = []
-    pointers.reserveCapacity(values.count)
-    func recurse(_ index: Int) -> R {
-        guard index < values.count else { return body(pointers) }
-        guard let value = values[index] else {
-            pointers.append(nil)
-            return recurse(index + 1)
-        }
-        return value.withUnsafeBufferPointer { buffer in
-            pointers.append(buffer.baseAddress)
-            return recurse(index + 1)
-        }
-    }
-    return recurse(0)
 }

@@ -53,7 +53,7 @@ public final class PostgresStore: SQLStore, @unchecked Sendable {
         var attempt = 0
         while true {
             do {
-                return try pool.withConnection { db in try db.inTransaction { try body(db) } }
+                return try super.withRetryingTransaction(body)
             } catch let error as PostgresError where error.isRetryable && attempt < 5 {
                 attempt += 1
             }
@@ -110,13 +110,7 @@ final class ConnectionPool: @unchecked Sendable {
         do {
             return try body(connection)
         } catch let error as PostgresError where error.sqlState.isEmpty {
-            // libpq's own error: the server went away (a restart, a fail-over), and with it
-            // every idle connection; the next callers connect afresh instead of failing too.
             healthy = false
-            condition.lock()
-            opened -= idle.count
-            idle.removeAll()
-            condition.unlock()
             throw error
         }
     }
@@ -141,10 +135,19 @@ final class ConnectionPool: @unchecked Sendable {
         }
     }
 
+    /// An unhealthy connection (libpq's own error) means the server went away, a restart or a
+    /// fail-over, and with it every idle connection: all are dropped, so the next callers
+    /// connect afresh instead of failing too.
     private func checkIn(_ connection: PostgresConnection, healthy: Bool) {
         condition.lock()
-        if healthy { idle.append(connection) } else { opened -= 1 }
-        if healthy { condition.signal() } else { condition.broadcast() }  // unhealthy: maybe many freed
-        condition.unlock()
+        defer { condition.unlock() }
+        guard !healthy else {
+            idle.append(connection)
+            condition.signal()
+            return
+        }
+        opened -= 1 + idle.count
+        idle.removeAll()
+        condition.broadcast()
     }
 }

@@ -53,9 +53,6 @@ protocol SQLConnection: AnyObject {
     @discardableResult
     func execute(_ sql: String, _ bindings: [SQLiteBindable]) throws -> Int
 
-    /// Runs a query and maps each row; the row is valid only inside `map`.
-    func query<T>(_ sql: String, _ bindings: [SQLiteBindable], map: (Row) throws -> T) throws -> [T]
-
     /// Runs a query and hands each row to `body` without collecting them.
     func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (Row) throws -> Void) throws
 
@@ -82,6 +79,13 @@ extension SQLConnection {
             try? execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Runs a query and maps each row; the row is valid only inside `map`.
+    func query<T>(_ sql: String, _ bindings: [SQLiteBindable], map: (Row) throws -> T) throws -> [T] {
+        var rows: [T] = []
+        try forEachRow(sql, bindings) { rows.append(try map($0)) }
+        return rows
     }
 
     func query<T>(_ sql: String, map: (Row) throws -> T) throws -> [T] { try query(sql, [], map: map) }
