@@ -32,26 +32,31 @@ final class PostgresTestServer: @unchecked Sendable {
         if let url = ProcessInfo.processInfo.environment["DISPATCHER_TEST_POSTGRES_URL"], !url.isEmpty {
             return PostgresTestServer(url: url)
         }
+        let cluster = try startCluster()
+        clusterDirectory = cluster.directory
+        atexit { PostgresTestServer.stopCluster() }
+        return PostgresTestServer(url: cluster.url)
+    }
+
+    /// `scripts/pg-cluster start` in a fresh temporary directory.
+    private static func startCluster(durable: Bool = false) throws -> (url: String, directory: String) {
         let directory = NSTemporaryDirectory() + "dispatcher-pg-" + UUID().uuidString.prefix(8)
-        let output = try runScript(["start", directory])
+        let output = try runScript(["start", directory] + (durable ? ["--durable"] : []))
         guard output.status == 0, let url = output.stdout.split(separator: "\n").last.map(String.init), url.hasPrefix("postgresql://") else {
             throw BrowserError("scripts/pg-cluster start failed: \(output.stderr)")
         }
-        clusterDirectory = directory
-        atexit { PostgresTestServer.stopCluster() }
-        return PostgresTestServer(url: url)
+        return (url, directory)
     }
 
     /// A cluster of the caller's own, for a test that crashes and restarts it
     /// (`scripts/pg-cluster crash|restart|stop` with the returned directory). Durable: the
     /// shared cluster's `synchronous_commit = off` would lose the last commits in a crash.
     static func dedicatedCluster() throws -> (url: String, directory: String) {
-        let directory = NSTemporaryDirectory() + "dispatcher-pg-" + UUID().uuidString.prefix(8)
-        let output = try runScript(["start", directory, "--durable"])
-        guard output.status == 0, let url = output.stdout.split(separator: "\n").last.map(String.init), url.hasPrefix("postgresql://") else {
-            throw XCTSkip("POSTGRES TEST SKIPPED: scripts/pg-cluster start failed: \(output.stderr)")
+        do {
+            return try startCluster(durable: true)
+        } catch {
+            throw XCTSkip("POSTGRES TEST SKIPPED: \(error)")
         }
-        return (url, directory)
     }
 
     /// Runs `scripts/pg-cluster COMMAND DIRECTORY`; throws with its output when it fails.

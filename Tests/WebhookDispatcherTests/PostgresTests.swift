@@ -133,16 +133,10 @@ final class PostgresTests: DispatcherTestCase {
     }
 
     func testAServerThatIsNotThereIsAClearErrorWithoutThePassword() throws {
-        // A port nothing listens on: bind one, note it, close it.
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
-        let port = Int(UInt16(bigEndian: address.sin_port))
-        close(socket)
+        // A port nothing listens on: a receiver's, once it has stopped.
+        let closed = try TestReceiver()
+        let port = closed.port
+        closed.stop()
 
         let url = "postgresql://dispatcher:hunter2@127.0.0.1:\(port)/outbox?connect_timeout=5"
         XCTAssertThrowsError(try PostgresStore(url: url)) { error in

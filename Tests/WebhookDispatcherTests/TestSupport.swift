@@ -141,7 +141,7 @@ class DispatcherTestCase: XCTestCase {
     var store: SQLStore!
     /// The test's database: a SQLite file, or a PostgreSQL URL naming this test's own schema
     /// when the suite runs with `DISPATCHER_TEST_STORE=postgres` (see `TestDatabase`).
-    var databaseLocation: String!
+    var databaseLocation: String { database.location }
     private var database: TestDatabase!
     private var services: [DeliveryService] = []
     private var receivers: [TestReceiver] = []
@@ -150,7 +150,6 @@ class DispatcherTestCase: XCTestCase {
     override func setUpWithError() throws {
         directory = TemporaryDirectory()
         database = try TestDatabase.make(in: directory)
-        databaseLocation = database.location
         store = try openStore()
     }
 
@@ -309,7 +308,7 @@ class DispatcherTestCase: XCTestCase {
         let path = directory.file("config.json")
         try """
             {
-              "database": "\(databaseLocation!)", "require_https": false, "allow_private_addresses": true, "poll_interval_ms": 20 \(extra),
+              "database": "\(databaseLocation)", "require_https": false, "allow_private_addresses": true, "poll_interval_ms": 20 \(extra),
               "tenants": [{"id": "tenant-a", "endpoints": [{"id": "ep-1", "url": "\(url)",
                            "retry": {"policy": "one_retry", "delay_seconds": 0} \(endpointExtra)}]}]
             }

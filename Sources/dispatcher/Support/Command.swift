@@ -18,7 +18,7 @@ struct StoreSelection {
     ]
 
     let configuration: DispatcherConfiguration?
-    let databasePath: String
+    let databaseLocation: String
 
     init(_ arguments: ParsedArguments, requireConfig: Bool = false) throws {
         let environmentConfig = ProcessInfo.processInfo.environment["DISPATCHER_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
@@ -29,11 +29,11 @@ struct StoreSelection {
         } else {
             configuration = nil
         }
-        databasePath = arguments.value("db") ?? configuration?.database ?? "dispatcher.sqlite"
+        databaseLocation = arguments.value("db") ?? configuration?.database ?? "dispatcher.sqlite"
     }
 
     func openStore() throws -> SQLStore {
-        try SQLStore.open(databasePath, options: configuration?.storeOptions ?? StoreOptions())
+        try SQLStore.open(databaseLocation, options: configuration?.storeOptions ?? StoreOptions())
     }
 
     /// Writes the config's tenants and endpoints into the store (idempotent).
