@@ -29,6 +29,12 @@ public protocol OutboxStore: AnyObject, Sendable {
     @discardableResult
     func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint]
 
+    /// The worker pool's one write per cycle: records `results` as `record` does, then claims
+    /// up to `claimLimit` as `claimDueDeliveries` does (`inFlight` counted after these results),
+    /// in one transaction, so the rows just finished and the rows just leased share one commit.
+    func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
+                        inFlight: [String: Int]) throws -> (disabled: [DisabledEndpoint], claimed: [ClaimedDelivery])
+
     /// Hands claimed deliveries back unattempted (graceful stop), due now.
     func releaseLeases(deliveryIDs: [Int64], owner: String) throws
 

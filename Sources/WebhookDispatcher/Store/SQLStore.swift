@@ -168,6 +168,15 @@ extension SQLStore {
         try withRetryingTransaction { db in try DeliveryQueries.record(results, in: db) }
     }
 
+    public func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
+                               inFlight: [String: Int]) throws -> (disabled: [DisabledEndpoint], claimed: [ClaimedDelivery]) {
+        try withRetryingTransaction { db in
+            let disabled = try DeliveryQueries.record(results, in: db)
+            let claimed = try DeliveryQueries.claim(limit: claimLimit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
+            return (disabled, claimed)
+        }
+    }
+
     public func releaseLeases(deliveryIDs: [Int64], owner: String) throws {
         try withDatabase { db in
             try DeliveryQueries.release(deliveryIDs: deliveryIDs, owner: owner, in: db)

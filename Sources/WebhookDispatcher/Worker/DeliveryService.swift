@@ -47,19 +47,19 @@ public struct DeliveryServiceConfiguration: Sendable {
 /// service.stop() // stops claiming, finishes in-flight attempts, releases the rest
 /// ```
 ///
-/// Threads: one claimer queue, one recorder queue and `workers` serial queues, each worker
-/// owning one `HTTPClient` that no other queue touches.
+/// Threads: one store loop (the only one that records and claims) and `workers` serial
+/// queues, each worker owning one `HTTPClient` that no other queue touches.
 public final class DeliveryService: Sendable {
     public let configuration: DeliveryServiceConfiguration
     /// Identifies this process's leases: host, pid and a random suffix.
     public let leaseOwner: String
     private let store: OutboxStore
     private let board = JobBoard()
-    private let recorder: ResultRecorder
     private let endpoints: EndpointCache
     private let tokens = TokenCache()
     private let state = Mutex<State>(.idle)
-    private let running = DispatchGroup()
+    private let workersRunning = DispatchGroup()
+    private let storeLoopRunning = DispatchGroup()
     private let stopped = DispatchSemaphore(value: 0)
 
     private enum State { case idle, running, stopping, stopped }
@@ -67,13 +67,12 @@ public final class DeliveryService: Sendable {
     public init(store: OutboxStore, configuration: DeliveryServiceConfiguration = DeliveryServiceConfiguration()) {
         self.store = store
         self.configuration = configuration
-        self.recorder = ResultRecorder(store: store, board: board, logger: configuration.logger)
         self.endpoints = EndpointCache(store: store)
         let host = ProcessInfo.processInfo.hostName
         self.leaseOwner = "\(host):\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    /// Starts the claimer, the recorder and the workers, and returns at once.
+    /// Starts the store loop and the workers, and returns at once.
     public func start() {
         let shouldStart = state.withLock { state -> Bool in
             guard case .idle = state else { return false }
@@ -81,19 +80,18 @@ public final class DeliveryService: Sendable {
             return true
         }
         guard shouldStart else { return }
-        recorder.start()
         let clientConfiguration = configuration.clientConfiguration
         for index in 0..<max(1, configuration.workers) {
-            running.enter()
+            workersRunning.enter()
             DispatchQueue(label: "dispatcher.worker.\(index)").async {
                 self.work(client: HTTPClient(configuration: clientConfiguration))
-                self.running.leave()
+                self.workersRunning.leave()
             }
         }
-        running.enter()
-        DispatchQueue(label: "dispatcher.claimer").async {
-            self.claimLoop()
-            self.running.leave()
+        storeLoopRunning.enter()
+        DispatchQueue(label: "dispatcher.store").async {
+            self.storeLoop()
+            self.storeLoopRunning.leave()
         }
         configuration.logger.log(.info, "delivering with \(configuration.workers) workers as \(leaseOwner)")
     }
@@ -112,8 +110,9 @@ public final class DeliveryService: Sendable {
         }
         let unstarted = board.stop()
         release(unstarted)
-        running.wait()
-        recorder.stopAndFlush()
+        workersRunning.wait()
+        board.closeResults()
+        storeLoopRunning.wait()
         state.withLock { $0 = .stopped }
         configuration.logger.log(.info, "stopped; \(unstarted.count) unstarted deliveries handed back")
         stopped.signal()
@@ -128,12 +127,18 @@ public final class DeliveryService: Sendable {
 
     // MARK: - Loops
 
-    /// Claims so that every worker has a job and a few waiting (results not yet recorded still
-    /// count), in batches. After a claim it waits for the next recorded batch while anything is
-    /// in flight (that frees room, per endpoint too); when idle, it waits for the poll interval
-    /// but wakes within a few milliseconds when another connection commits (a producer's
-    /// enqueue), so new events leave quickly without busy polling.
-    private func claimLoop() {
+    /// The one thread that writes: each cycle records the results workers finished since the
+    /// last one and, in the same transaction, claims so that every worker has a job and a few
+    /// waiting (results not yet recorded still count). One commit per cycle, not one for the
+    /// results and one for the claim: the rows just finished and just leased sit on the same
+    /// pages, and nothing contends for the store's connection.
+    ///
+    /// With nothing to record it waits for results, the poll interval (retries coming due),
+    /// or, checked every few milliseconds, a commit by another connection (a producer's
+    /// enqueue), so new events leave quickly without busy polling. A failed cycle keeps its
+    /// results and writes them, without claiming, after a back-off: a claim that keeps failing
+    /// never holds results back, and a database that is down is not hammered.
+    private func storeLoop() {
         let capacity = max(1, configuration.workers) * 4
         var lastChange = (try? store.externalChangeToken()) ?? 0
         func externalChange() -> Bool {
@@ -142,30 +147,69 @@ public final class DeliveryService: Sendable {
             return true
         }
         var failures = 0
-        while !board.isStopping {
-            let held = board.held
-            let room = capacity - held.total
-            if room > 0 {
-                do {
-                    let jobs = try store.claimDueDeliveries(
-                        limit: room, owner: leaseOwner, leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
-                    if failures > 0 { configuration.logger.log(.info, "claiming works again after \(failures) failed claim(s)") }
-                    failures = 0
-                    release(board.add(jobs))
-                } catch {
-                    failures += 1
-                    // A database that is down: logged at the 1st, 2nd, 4th, 8th... failure, not every poll.
-                    if failures & (failures - 1) == 0 {
-                        configuration.logger.log(.error, "claiming deliveries failed (\(failures) in a row): \(error)")
-                    }
-                }
+        var retryAt = Date.distantPast
+        while true {
+            if failures > 0 && Date() < retryAt {
+                // Backing off; once stopping, only briefly: the last results are tried a few times.
+                board.waitForActivity(until: board.resultsClosed ? min(retryAt, Date().addingTimeInterval(0.1)) : retryAt,
+                                      checkInterval: Self.changeCheckInterval) { false }
+                if !board.resultsClosed { continue }
             }
-            board.waitForActivity(until: Date().addingTimeInterval(Self.claimDelay(poll: configuration.pollInterval, failures: failures)),
-                                  checkInterval: Self.changeCheckInterval, externalChange: externalChange)
+            let (results, closed) = board.takeResults(limit: Self.maxResultsPerCycle)
+            if results.isEmpty && closed { return }
+            if closed && failures >= Self.writeAttemptsAtStop {
+                configuration.logger.log(.error, "giving up on \(results.count) attempt record(s); their deliveries will be retried when the lease expires")
+                board.finish(endpointIDs: results.filter { !$0.keepsLease }.map(\.endpointID))
+                continue
+            }
+            var held = board.held
+            for result in results where !result.keepsLease {
+                held.total -= 1
+                held.byEndpoint[result.endpointID, default: 1] -= 1
+            }
+            let claimLimit = board.isStopping || (failures > 0 && !results.isEmpty) ? 0 : capacity - held.total
+            if results.isEmpty && claimLimit <= 0 {
+                board.waitForActivity(until: Date().addingTimeInterval(configuration.pollInterval),
+                                      checkInterval: Self.changeCheckInterval, externalChange: externalChange)
+                continue
+            }
+            do {
+                let cycle = try store.recordAndClaim(results, claimLimit: max(0, claimLimit), owner: leaseOwner,
+                                                     leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
+                if failures > 0 { configuration.logger.log(.info, "recording and claiming work again after \(failures) failure(s)") }
+                failures = 0
+                for endpoint in cycle.disabled {
+                    configuration.logger.log(.warning, "endpoint \(endpoint.endpointID) disabled: \(endpoint.reason)")
+                }
+                board.finish(endpointIDs: results.filter { !$0.keepsLease }.map(\.endpointID))
+                release(board.add(cycle.claimed))
+            } catch {
+                failures += 1
+                board.putBack(results)
+                // Logged at the 1st, 2nd, 4th, 8th... failure in a row, not every poll.
+                if failures & (failures - 1) == 0 {
+                    configuration.logger.log(.error, "recording \(results.count) attempt(s) and claiming failed (\(failures) in a row): \(error)")
+                }
+                retryAt = Date().addingTimeInterval(Self.claimDelay(poll: configuration.pollInterval, failures: failures))
+                continue
+            }
+            // Straight on while results wait; otherwise until some arrive, the poll interval
+            // passes (retries coming due) or another connection commits.
+            if !board.hasResults {
+                board.waitForActivity(until: Date().addingTimeInterval(configuration.pollInterval),
+                                      checkInterval: Self.changeCheckInterval, externalChange: externalChange)
+            }
         }
     }
 
-    /// The poll interval, doubled for each failed claim in a row up to `maxClaimBackoff`: an
+    /// Upper bound on the results one transaction records.
+    static let maxResultsPerCycle = 500
+
+    /// Once stopping, a write of the last results is tried this many times before their leases
+    /// are left to expire (the deliveries are then attempted again).
+    static let writeAttemptsAtStop = 3
+
+    /// The poll interval, doubled for each failed cycle in a row up to `maxClaimBackoff`: an
     /// unreachable database is retried without a storm of connection attempts.
     static func claimDelay(poll: Double, failures: Int) -> Double {
         guard failures > 0 else { return poll }
@@ -174,7 +218,7 @@ public final class DeliveryService: Sendable {
 
     static let maxClaimBackoff = 5.0
 
-    /// How often an idle claimer asks the store whether another connection committed.
+    /// How often an idle store loop asks the store whether another connection committed.
     static let changeCheckInterval = 0.005
 
     private func work(client: HTTPClient) {
@@ -196,7 +240,7 @@ public final class DeliveryService: Sendable {
                 if case .failed = attempt.verdict {
                     configuration.logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(attempt.number) attempt(s): \(attempt.errorMessage ?? "")")
                 }
-                recorder.submit(result)
+                board.submit(result)
             }
         }
     }

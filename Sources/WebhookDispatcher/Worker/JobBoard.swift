@@ -1,22 +1,25 @@
 import Foundation
 
-/// The claimed deliveries of one process between the claimer and the workers, and the count
-/// of deliveries each endpoint has held here (waiting, running or not yet recorded), which a
-/// claim weighs with every process's leases against `max_concurrency`. It holds only leased
-/// rows: the store keeps the truth.
+/// What passes between the store loop and the workers of one process: claimed deliveries out,
+/// finished attempts back, and the count of deliveries each endpoint holds here (waiting,
+/// running or not yet recorded), which a claim weighs with every process's leases against
+/// `max_concurrency`. It holds only leased rows and unwritten results: the store keeps the truth.
 ///
-/// Workers wait on `condition` for jobs and are woken one per job; the claimer waits on `room`,
-/// signalled as jobs finish, so a finished job never wakes every idle worker.
+/// Workers wait on `condition` for jobs and are woken one per job; the store loop waits on
+/// `activity`, signalled when results arrive, so a finished job never wakes every idle worker
+/// and several finishes coalesce into one wake-up.
 ///
 /// `@unchecked Sendable`: every stored property is read and written only with `condition` locked.
 final class JobBoard: @unchecked Sendable {
     private let condition = NSCondition()
-    private let room = DispatchSemaphore(value: 0)
+    private let activity = DispatchSemaphore(value: 0)
     private var waiting: [ClaimedDelivery] = []
     private var waitingStart = 0
+    private var results: [AttemptResult] = []
     private var heldByEndpoint: [String: Int] = [:]
     private var heldTotal = 0
     private var stopping = false
+    private var closed = false
 
     /// Adds claimed jobs; returns those refused because the board is stopping (to be released).
     func add(_ jobs: [ClaimedDelivery]) -> [ClaimedDelivery] {
@@ -45,8 +48,53 @@ final class JobBoard: @unchecked Sendable {
         return job
     }
 
+    /// A worker's finished attempt, for the store loop to write.
+    func submit(_ result: AttemptResult) {
+        condition.lock()
+        results.append(result)
+        condition.unlock()
+        activity.signal()
+    }
+
+    /// Up to `limit` submitted results, oldest first, without waiting; `closed` once no worker
+    /// will submit again (after `closeResults`).
+    func takeResults(limit: Int) -> (results: [AttemptResult], closed: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        let taken = Array(results.prefix(limit))
+        results.removeFirst(taken.count)
+        return (taken, closed)
+    }
+
+    var hasResults: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !results.isEmpty
+    }
+
+    /// True once every worker has stopped (see `closeResults`).
+    var resultsClosed: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return closed
+    }
+
+    /// Results whose write failed go back to the front, to be written first next time.
+    func putBack(_ unwritten: [AttemptResult]) {
+        condition.lock()
+        results.insert(contentsOf: unwritten, at: 0)
+        condition.unlock()
+    }
+
+    /// Every worker has stopped: no more results will come.
+    func closeResults() {
+        condition.lock()
+        closed = true
+        condition.unlock()
+        activity.signal()
+    }
+
     /// Jobs' results are recorded (or they were released): their endpoints have room again.
-    /// One wake-up for the claimer per call, however many jobs.
     func finish(endpointIDs: [String]) {
         guard !endpointIDs.isEmpty else { return }
         condition.lock()
@@ -56,7 +104,7 @@ final class JobBoard: @unchecked Sendable {
         }
         heldTotal -= endpointIDs.count
         condition.unlock()
-        room.signal()
+        activity.signal()
     }
 
     var held: (total: Int, byEndpoint: [String: Int]) {
@@ -65,15 +113,14 @@ final class JobBoard: @unchecked Sendable {
         return (heldTotal, heldByEndpoint)
     }
 
-    /// Waits until jobs finish (room opens), `externalChange()` turns true (checked every
-    /// `checkInterval`), the board stops, or `deadline` passes. Several finishes coalesce into
-    /// one wake-up.
+    /// Waits until results arrive or jobs are released, `externalChange()` turns true (checked
+    /// every `checkInterval`), the board stops, or `deadline` passes.
     func waitForActivity(until deadline: Date, checkInterval: Double, externalChange: () -> Bool) {
-        while !isStopping {
+        while true {
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0 else { return }
-            if room.wait(timeout: .now() + min(remaining, checkInterval)) == .success {
-                while room.wait(timeout: .now()) == .success {}
+            if activity.wait(timeout: .now() + min(remaining, checkInterval)) == .success {
+                while activity.wait(timeout: .now()) == .success {}
                 return
             }
             if externalChange() { return }
@@ -99,7 +146,7 @@ final class JobBoard: @unchecked Sendable {
         }
         condition.broadcast()
         condition.unlock()
-        room.signal()
+        activity.signal()
         return unstarted
     }
 }
