@@ -177,6 +177,16 @@ final class CommandLineTests: DispatcherTestCase {
         XCTAssertTrue(missing.stderr.contains("not found"))
     }
 
+    func testShowTakesAnAllDigitEventIDPrefixThatIsNoDeliveryID() throws {
+        try store.upsert(tenants: [Tenant(id: "tenant-a", name: "a")], endpoints: [])
+        let id = try XCTUnwrap(UUID(uuidString: "12345678-aaaa-4bbb-8ccc-000000000001"))
+        try store.enqueue(NewEvent(tenantID: "tenant-a", type: "order.created", json: #"{"n":1}"#, id: id))
+        let show = try run(["show", "--db", databaseLocation, "--json", "12345678"])
+        XCTAssertEqual(show.status, 0, show.stderr)
+        XCTAssertTrue(show.stdout.contains(#""id":"12345678-aaaa-4bbb-8ccc-000000000001""#), show.stdout)
+        XCTAssertEqual(try run(["show", "--db", databaseLocation, "87654321"]).status, 1, "neither a delivery nor an event")
+    }
+
     func testServeDeliversAndExitsZeroOnSIGTERM() throws {
         let receiver = try makeReceiver()
         let config = try writeConfig(url: receiver.url())

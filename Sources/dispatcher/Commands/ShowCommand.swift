@@ -26,10 +26,9 @@ struct ShowCommand: DispatcherCommand {
 
     func run() throws {
         let store = try selection.openStore()
-        let record: EventRecord?
-        if let deliveryID = Int64(id) {
-            record = try store.eventRecord(deliveryID: deliveryID)
-        } else {
+        // Eight or more digits may be either: a delivery id, else the start of an event id.
+        var record = try Int64(id).flatMap { try store.eventRecord(deliveryID: $0) }
+        if record == nil && id.count >= 8 && id.allSatisfy({ $0.isHexDigit || $0 == "-" }) {
             let matches = try store.eventIDs(withPrefix: id, limit: 2)
             guard matches.count < 2 else { throw UsageError("'\(id)' matches more than one event; give more characters") }
             record = try matches.first.flatMap { try store.eventRecord(eventID: $0) }
