@@ -4,3 +4,8 @@
 static inline sqlite3_destructor_type dispatcher_sqlite_transient(void) {
     return SQLITE_TRANSIENT;
 }
+
+/// sqlite3_config is variadic, which Swift cannot call.
+static inline int dispatcher_sqlite_disable_memstatus(void) {
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}

@@ -22,6 +22,7 @@ public final class Database: SQLConnection {
             let descriptor = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
             if descriptor >= 0 { close(descriptor) }
         }
+        _ = Database.configureLibrary
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let code = sqlite3_open_v2(path, &handle, flags, nil)
@@ -44,6 +45,11 @@ public final class Database: SQLConnection {
             PRAGMA temp_store = MEMORY;
             """)
     }
+
+    /// Turns off SQLite's memory statistics, which take a global mutex on every allocation
+    /// (thousands per transaction) and which nothing reads. Possible only before SQLite's
+    /// first use in the process; if a host application got there first, nothing changes.
+    private static let configureLibrary: Void = { _ = dispatcher_sqlite_disable_memstatus() }()
 
     deinit {
         statements.removeAll()
