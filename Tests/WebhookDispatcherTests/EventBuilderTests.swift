@@ -63,6 +63,16 @@ final class EventBuilderTests: XCTestCase {
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+    func testStringsAndHeadersEscapeEveryCharacterJSONRequires() throws {
+        let awkward = (0..<0x20).map { String(UnicodeScalar(UInt8($0))) }.joined() + #"plain "quoted" back\slash / é 漢 🙂"#
+        let header = HeaderField("X-Odd\"Name", awkward)
+        let text = JSONText.encodeHeaders([HeaderField("Content-Type", "application/json"), header])
+        let decoded = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String]])
+        XCTAssertEqual(decoded, [["Content-Type", "application/json"], ["X-Odd\"Name", awkward]])
+        XCTAssertEqual(JSONText.encodeHeaders([]), "[]")
+        XCTAssertEqual(JSONValue.string("a\u{1}b\nc").text, #""a\u0001b\nc""#)
+    }
+
     func testCheckinExamplesRoundTripByteForByte() throws {
         for example in [Self.checkinSucceeded, Self.checkinFailed] {
             let event = try CheckinOutcome(body: bytes(example))

@@ -218,7 +218,7 @@ enum DeliveryQueries {
         let now = Clock.nowMilliseconds()
         return try db.inTransaction {
             for chunk in chunked(results) {
-                try db.execute(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), try chunk.flatMap(attemptRow))
+                try db.execute(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), chunk.flatMap(attemptRow))
             }
             // An interim attempt (a 401 retried at once) counts under the lease its final
             // attempt then releases, so the counts go first.
@@ -262,12 +262,12 @@ enum DeliveryQueries {
         attempt.errorKind.map { kind in attempt.errorMessage.map { "\(kind): \($0)" } ?? kind.rawValue }
     }
 
-    private static func attemptRow(_ result: AttemptResult) throws -> [SQLiteBindable] {
+    private static func attemptRow(_ result: AttemptResult) -> [SQLiteBindable] {
         let attempt = result.attempt
+        let headers = result.storedHeaders ?? StoredHeaders(attempt)
         return [
             result.deliveryID, attempt.number, Clock.milliseconds(attempt.startedAt), attempt.durationMicroseconds,
-            attempt.url, try JSONText.encodeHeaders(attempt.requestHeaders),
-            attempt.responseStatus, try attempt.responseHeaders.map(JSONText.encodeHeaders),
+            attempt.url, headers.request, attempt.responseStatus, headers.response,
             attempt.responseBody, attempt.responseTruncated,
             attempt.errorKind?.rawValue, attempt.errorMessage, attempt.verdict.storedName, nextAttempt(of: attempt),
         ]

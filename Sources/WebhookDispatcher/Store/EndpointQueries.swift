@@ -175,9 +175,19 @@ enum JSONText {
         JSONValue.array(values.map { .string($0) }).text
     }
 
-    /// On every attempt's path, so it uses the byte-level writer, not JSONSerialization.
-    static func encodeHeaders(_ headers: [HeaderField]) throws -> String {
-        JSONValue.array(headers.map { .array([.string($0.name), .string($0.value)]) }).text
+    /// `[["name","value"],...]`. On every attempt's path, so written straight to bytes.
+    static func encodeHeaders(_ headers: [HeaderField]) -> String {
+        var output: [UInt8] = [UInt8(ascii: "[")]
+        output.reserveCapacity(headers.reduce(2) { $0 + $1.name.utf8.count + $1.value.utf8.count + 8 })
+        for (index, header) in headers.enumerated() {
+            output.append(contentsOf: index == 0 ? [UInt8(ascii: "[")] : [UInt8(ascii: ","), UInt8(ascii: "[")])
+            JSONValue.writeString(header.name, to: &output)
+            output.append(UInt8(ascii: ","))
+            JSONValue.writeString(header.value, to: &output)
+            output.append(UInt8(ascii: "]"))
+        }
+        output.append(UInt8(ascii: "]"))
+        return String(decoding: output, as: UTF8.self)
     }
 
     static func decodeHeaders(_ text: String) -> [HeaderField] {

@@ -112,4 +112,24 @@ public struct AttemptResult: Sendable, Equatable {
     /// True for an attempt followed at once by another under the same claim (a 401 answered
     /// with a fresh token): the delivery stays leased.
     public var keepsLease: Bool = false
+    /// The headers as the audit log stores them, encoded by the worker that made the attempt
+    /// (`encodeHeadersForRecording`): every result passes through the one store loop, which
+    /// then only binds them. Nil: encoded when recorded.
+    var storedHeaders: StoredHeaders?
+
+    /// Encodes the headers for the audit log now, on the calling thread.
+    mutating func encodeHeadersForRecording() {
+        storedHeaders = StoredHeaders(attempt)
+    }
+}
+
+/// An attempt's request and response headers in the audit log's form, `[["name","value"],...]`.
+struct StoredHeaders: Sendable, Equatable {
+    var request: String
+    var response: String?
+
+    init(_ attempt: Attempt) {
+        request = JSONText.encodeHeaders(attempt.requestHeaders)
+        response = attempt.responseHeaders.map(JSONText.encodeHeaders)
+    }
 }

@@ -122,7 +122,8 @@ struct AttemptRunner {
             responseStatus: exchange.status, responseHeaders: exchange.status == nil ? nil : HeaderRedaction.redact(exchange.headers),
             responseBody: exchange.status == nil ? nil : exchange.body, responseTruncated: exchange.bodyTruncated,
             errorKind: errorKind, errorMessage: errorMessage, verdict: verdict)
-        let result = AttemptResult(deliveryID: delivery.deliveryID, endpointID: delivery.endpointID, leaseOwner: leaseOwner, attempt: attempt)
+        var result = AttemptResult(deliveryID: delivery.deliveryID, endpointID: delivery.endpointID, leaseOwner: leaseOwner, attempt: attempt)
+        result.encodeHeadersForRecording()
         return (result, exchange.status, token)
     }
 
