@@ -17,6 +17,59 @@ final class BadInputTests: DispatcherTestCase {
         }
     }
 
+    /// The byte-level validator against JSONSerialization on thousands of near-JSON documents:
+    /// the same verdict on each, and for accepted ones the same top-level keys and strings.
+    func testJSONValidatorAgreesWithJSONSerialization() throws {
+        let seeds = [
+            #"{"status":"ok","items":[1,-0,2.5,-3e7,0.1E-2,4E+2,"x",null,true,false,{"k":"v"},[]],"e":{}}"#,
+            #" { "esc\"aped" : "\" \\ \/ \b \f \n \r \t \u00e9 \ud83d\ude00 \u0000" , "raw": "é 漢 🙂" } "#,
+            "{\n\t\"nested\": {\"a\": [[[{\"b\": [1, {\"c\": null}]}]]]}\r\n}",
+            #"{"numbers":[0,10,123.456,1e5,1E-5,-0.0,99999999999999999999]}"#,
+        ]
+        let alphabet = Array(#"{}[]":,.-+eE0123456789\u tfnrlsa/"#.utf8) + [0x00, 0x0A, 0x1F, 0x7F, 0xC3, 0xA9, 0xFF]
+        var random = SplitMix64(state: 81)
+        var documents = seeds.map { Array($0.utf8) }
+        for _ in 0..<4_000 {
+            var document = Array(seeds.randomElement(using: &random)!.utf8)
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let index = Int.random(in: 0..<document.count, using: &random)
+                let byte = alphabet.randomElement(using: &random)!
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: document[index] = byte
+                case 1: document.remove(at: index)
+                default: document.insert(byte, at: index)
+                }
+                if document.isEmpty { document = [byte] }
+            }
+            documents.append(document)
+        }
+
+        var disagreements: [String] = []
+        var accepted = 0
+        for document in documents {
+            let reference = (try? JSONSerialization.jsonObject(with: Data(document), options: [.fragmentsAllowed])) as? [String: Any]
+            let members = try? JSONValidation.topLevelMembers(document)
+            if let members { accepted += 1 }
+            // JSONSerialization on Linux takes a trailing comma; RFC 8259 and most receivers do not.
+            let trailingComma = String(decoding: document, as: UTF8.self).range(of: #",\s*[}\]]"#, options: .regularExpression) != nil
+            guard (reference != nil) == (members != nil) || (trailingComma && members == nil) else {
+                disagreements.append("\(reference != nil ? "only JSONSerialization" : "only ours") accepts \(String(decoding: document, as: UTF8.self).debugDescription)")
+                continue
+            }
+            guard let reference, let members else { continue }
+            XCTAssertEqual(Set(members.map(\.key)), Set(reference.keys))
+            for member in members where document[member.value.lowerBound] == UInt8(ascii: "\"") {
+                let decoded = document.withUnsafeBufferPointer { JSONValidation.decodeString($0, member.value) }
+                if let expected = reference[member.key] as? String, members.last(where: { $0.key == member.key })!.value == member.value {
+                    XCTAssertEqual(decoded, expected)
+                }
+            }
+        }
+        XCTAssertEqual(disagreements, [], "\(disagreements.count) of \(documents.count) disagree")
+        XCTAssertGreaterThan(accepted, 100, "the mutations leave plenty of valid documents")
+        XCTAssertLessThan(accepted, documents.count - 1_000, "and plenty of invalid ones")
+    }
+
     func testRandomAndHostileBodiesAreRejectedCleanlyOrStoredWhole() throws {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         var random = SplitMix64(state: 20261122)

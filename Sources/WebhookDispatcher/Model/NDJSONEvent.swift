@@ -3,25 +3,49 @@ import Foundation
 /// One NDJSON line of `dispatcher enqueue --ndjson`:
 /// `{"tenant": "...", "type": "...", "id": "<uuid>"?, "ordering_key": "..."?, "data": {...}}`.
 public enum NDJSONEvent {
-    /// Parses a line; the event body is the line's `data` value, byte for byte.
+    static let keys: Set<String> = ["tenant", "type", "id", "ordering_key", "data"]
+
+    /// Parses a line; the event body is the line's `data` value, byte for byte. The line is read
+    /// once, by the byte-level validator; a later member of the same name wins, as in most
+    /// parsers.
     public static func parse(_ line: [UInt8]) throws -> NewEvent {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-            throw DispatcherError.invalidJSON("the line is not a JSON object")
+        let members: [(key: String, value: Range<Int>)]
+        do {
+            members = try JSONValidation.topLevelMembers(line)
+        } catch DispatcherError.invalidJSON(let reason) {
+            throw DispatcherError.invalidJSON("the line is not a JSON object: \(reason)")
         }
-        let known: Set<String> = ["tenant", "type", "id", "ordering_key", "data"]
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw DispatcherError.invalidJSON("unknown key '\(unknown)' (expected tenant, type, id, ordering_key, data)")
+        var values: [String: Range<Int>] = [:]
+        for member in members {
+            guard keys.contains(member.key) else {
+                throw DispatcherError.invalidJSON("unknown key '\(member.key)' (expected tenant, type, id, ordering_key, data)")
+            }
+            values[member.key] = member.value
         }
-        guard let tenant = object["tenant"] as? String else { throw DispatcherError.invalidJSON("\"tenant\" (a string) is required") }
-        guard let type = object["type"] as? String else { throw DispatcherError.invalidJSON("\"type\" (a string) is required") }
+        /// A member's text (a string's decoded, anything else's as written); nil when absent or null.
+        func member(_ key: String) -> (text: String, isString: Bool)? {
+            guard let range = values[key] else { return nil }
+            guard line[range.lowerBound] == UInt8(ascii: "\"") else {
+                let raw = String(decoding: line[range], as: UTF8.self)
+                return raw == "null" ? nil : (raw, false)
+            }
+            return (line.withUnsafeBufferPointer { JSONValidation.decodeString($0, range) }, true)
+        }
+        guard let tenant = member("tenant"), tenant.isString else { throw DispatcherError.invalidJSON("\"tenant\" (a string) is required") }
+        guard let type = member("type"), type.isString else { throw DispatcherError.invalidJSON("\"type\" (a string) is required") }
         var id: UUID?
-        if let text = object["id"] {
-            guard let string = text as? String, let uuid = UUID(uuidString: string) else { throw DispatcherError.invalidEventID("\(text)") }
+        if let given = member("id") {
+            guard given.isString, let uuid = UUID(uuidString: given.text) else { throw DispatcherError.invalidEventID(given.text) }
             id = uuid
         }
-        guard object["data"] is [String: Any], let range = JSONSpan.valueRange(of: "data", in: line) else {
+        var orderingKey: String?
+        if let given = member("ordering_key") {
+            guard given.isString else { throw DispatcherError.invalidJSON("\"ordering_key\" must be a string") }
+            orderingKey = given.text
+        }
+        guard let data = values["data"], line[data.lowerBound] == UInt8(ascii: "{") else {
             throw DispatcherError.invalidJSON("\"data\" (a JSON object) is required")
         }
-        return NewEvent(tenantID: tenant, type: type, body: Array(line[range]), id: id, orderingKey: object["ordering_key"] as? String)
+        return NewEvent(tenantID: tenant.text, type: type.text, body: Array(line[data]), id: id, orderingKey: orderingKey)
     }
 }
