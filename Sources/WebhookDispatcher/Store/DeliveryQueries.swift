@@ -39,17 +39,44 @@ enum DeliveryQueries {
            FOR UPDATE SKIP LOCKED
         """
 
-    /// One endpoint's oldest due deliveries: an index probe, so a claim costs one probe per
-    /// eligible endpoint however large the backlog, and one endpoint's backlog cannot hide
-    /// another's work.
-    /// On PostgreSQL the rows are locked as they are read, skipping rows another process's
-    /// claim holds (`FOR UPDATE SKIP LOCKED`): concurrent claimers never wait on each other.
-    static let dueOfEndpoint = DialectSQL { dialect in
-        """
-        SELECT id, next_attempt_at, ordering_key FROM deliveries
-         WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
-         ORDER BY next_attempt_at, id LIMIT ?3
-        """ + (dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : "")
+    /// Endpoints' oldest due deliveries, each endpoint's up to its own limit: an index probe
+    /// per endpoint, so a claim's cost does not grow with the backlog, and one endpoint's
+    /// backlog cannot hide another's work. Rows are (endpoint, id, due, ordering key).
+    ///
+    /// SQLite: one endpoint per statement (?1 endpoint, ?2 now, ?3 limit): no round trips.
+    /// PostgreSQL: every endpoint in one statement (?1 a JSON array of `{"id", "limit"}`, ?2
+    /// now), since a round trip each would cost more than the probes; the rows are locked as
+    /// they are read, skipping rows another process's claim holds (`FOR UPDATE SKIP LOCKED`),
+    /// so concurrent claimers never wait on each other.
+    static let dueOfEndpoints = DialectSQL { dialect in
+        dialect == .sqlite ? """
+            SELECT endpoint_id, id, next_attempt_at, ordering_key FROM deliveries
+             WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+             ORDER BY next_attempt_at, id LIMIT ?3
+            """ : """
+            SELECT e.id, d.id, d.next_attempt_at, d.ordering_key
+              FROM json_to_recordset(?1::json) AS e(id text, "limit" int)
+             CROSS JOIN LATERAL (
+                   SELECT id, next_attempt_at, ordering_key FROM deliveries
+                    WHERE endpoint_id = e.id AND status = 'pending' AND next_attempt_at <= ?2
+                    ORDER BY next_attempt_at, id LIMIT e."limit"
+                      FOR UPDATE SKIP LOCKED) d
+            """
+    }
+
+    /// Runs `dueOfEndpoints` for `limits` (endpoint id and how many rows to read).
+    static func dueDeliveries(limits: [(endpointID: String, limit: Int)], now: Int64, in db: some SQLConnection)
+        throws -> [String: [(id: Int64, due: Int64, key: String)]] {
+        var due: [String: [(id: Int64, due: Int64, key: String)]] = [:]
+        func collect(_ row: some SQLRow) { due[row.string(0), default: []].append((row.int64(1), row.int64(2), row.string(3))) }
+        switch db.dialect {
+        case .sqlite:
+            for (endpointID, limit) in limits { try db.forEachRow(dueOfEndpoints[.sqlite], [endpointID, now, limit], collect) }
+        case .postgres:
+            let list = JSONValue.array(limits.map { .object([("id", .string($0.endpointID)), ("limit", .integer(Int64($0.limit)))]) })
+            try db.forEachRow(dueOfEndpoints[.postgres], [list.text, now], collect)
+        }
+        return due
     }
 
     /// On an ordered endpoint, a delivery waits while an earlier one of its key is unfinished.
@@ -62,10 +89,14 @@ enum DeliveryQueries {
     /// Leases the chosen deliveries (ids as a JSON array in ?1) in one statement; `bodies`
     /// then reads their events' bodies in one more. Two statements per claim, not two per
     /// delivery. (Not one: SQLite plans a subquery in RETURNING as a scan of `events`.)
+    /// The chosen rows were read pending in this transaction (on PostgreSQL, and locked: `FOR
+    /// UPDATE`), so only SQLite repeats the check: on PostgreSQL it would let the planner,
+    /// misled by statistics older than a bulk enqueue, scan every pending delivery instead of
+    /// probing the primary key.
     static let lease = DialectSQL { dialect in
         """
         UPDATE deliveries SET status = 'delivering', lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4
-         WHERE id IN (\(members(of: "?1", dialect, as: "bigint"))) AND status = 'pending'
+         WHERE \(isMember("id", of: "?1", dialect, as: "bigint"))\(dialect == .sqlite ? " AND status = 'pending'" : "")
         RETURNING id, event_id, event_type, tenant_id, endpoint_id, attempt_count,
                   coalesce(schedule_started_at, created_at), retry_base
         """
@@ -73,15 +104,18 @@ enum DeliveryQueries {
 
     /// The bodies of the events named in ?1 (a JSON array of ids).
     static let bodies = DialectSQL { dialect in
-        "SELECT id, body FROM events WHERE id IN (\(members(of: "?1", dialect)))"
+        "SELECT id, body FROM events WHERE \(isMember("id", of: "?1", dialect))"
     }
 
-    /// A subquery of the members of a JSON array parameter (`JSONText.integers`/`strings`):
-    /// how one prepared statement takes a list of any length on either engine.
-    static func members(of parameter: String, _ dialect: SQLDialect, as type: String = "text") -> String {
+    /// `column` is one of the members of a JSON array parameter (`JSONText.integers`/`strings`):
+    /// how one prepared statement takes a list of any length on either engine. On PostgreSQL
+    /// the list becomes an array first: `IN (SELECT … FROM json_array_elements_text(…))` is
+    /// planned as a hash join over every row the rest of the condition allows (every pending
+    /// delivery, for a lease), while `= ANY(ARRAY(…))` probes the primary key once per member.
+    static func isMember(_ column: String, of parameter: String, _ dialect: SQLDialect, as type: String = "text") -> String {
         dialect == .sqlite
-            ? "SELECT value FROM json_each(\(parameter))"
-            : "SELECT value::\(type) FROM json_array_elements_text(\(parameter)::json) AS list(value)"
+            ? "\(column) IN (SELECT value FROM json_each(\(parameter)))"
+            : "\(column) = ANY (ARRAY(SELECT value::\(type) FROM json_array_elements_text(\(parameter)::json)))"
     }
 
     /// A claim on a half-open endpoint is its one probe: the next waits a cool-down.
@@ -104,7 +138,7 @@ enum DeliveryQueries {
     static let endpointsSucceeded = DialectSQL { dialect in
         """
         UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL
-         WHERE id IN (\(members(of: "?1", dialect))) AND (consecutive_failures > 0 OR circuit_open_until IS NOT NULL)
+         WHERE \(isMember("id", of: "?1", dialect)) AND (consecutive_failures > 0 OR circuit_open_until IS NOT NULL)
         """
     }
 
@@ -137,7 +171,7 @@ enum DeliveryQueries {
         """
         UPDATE deliveries
            SET status = 'pending', next_attempt_at = ?1, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
-         WHERE id IN (\(members(of: "?2", dialect, as: "bigint"))) AND lease_owner = ?3 AND status = 'delivering'
+         WHERE \(isMember("id", of: "?2", dialect, as: "bigint")) AND lease_owner = ?3 AND status = 'delivering'
         """
     }
 
@@ -161,15 +195,14 @@ enum DeliveryQueries {
                  room: row.int(2) - max(everywhere[row.string(0)] ?? 0, inFlight[row.string(0)] ?? 0),
                  revision: row.int(3), halfOpen: row.int(4) != 0)
             }.filter { $0.room > 0 && claimable?.contains($0.id) != false }
+            // An ordered endpoint looks further: the oldest rows may all wait on one key.
+            let due = try dueDeliveries(limits: endpoints.map { ($0.id, $0.ordered ? limit * scanFactor : min($0.room, limit)) },
+                                        now: now, in: db)
             var candidates: [(id: Int64, due: Int64)] = []
             for endpoint in endpoints {
                 let room = min(endpoint.room, limit)
-                // An ordered endpoint looks further: the oldest rows may all wait on one key.
-                let due = try db.query(dueOfEndpoint[db.dialect], [endpoint.id, now, endpoint.ordered ? limit * scanFactor : room]) { row in
-                    (id: row.int64(0), due: row.int64(1), key: row.string(2))
-                }
                 var taken = 0
-                for row in due where taken < room {
+                for row in due[endpoint.id] ?? [] where taken < room {
                     if endpoint.ordered, try !db.query(earlierUnfinished, [endpoint.id, row.key, row.id], map: { _ in true }).isEmpty {
                         continue
                     }

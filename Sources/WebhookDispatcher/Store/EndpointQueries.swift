@@ -166,7 +166,7 @@ enum JSONText {
         try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
     }
 
-    /// A JSON array of ids: a list parameter (`DeliveryQueries.members(of:)`).
+    /// A JSON array of ids: a list parameter (`DeliveryQueries.isMember`).
     static func integers(_ values: some Sequence<Int64>) -> String {
         "[" + values.map(String.init).joined(separator: ",") + "]"
     }
