@@ -286,6 +286,40 @@ final class DeliveryTests: DispatcherTestCase {
         XCTAssertEqual(receiver.requests.count, 1)
     }
 
+    func testAnAttemptWhoseWriteFailsIsKeptAndRecordedOnceTheDatabaseIsBack() throws {
+        try requireSQLite("another connection holds SQLite's write lock")
+        let answer = DispatchSemaphore(value: 0)
+        let receiver = try makeReceiver { _, _ in
+            _ = answer.wait(timeout: .now() + 10)
+            return .respond(status: 200)
+        }
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        let event = try enqueue()
+        let messages = Locked<[String]>([])
+        let impatient = try openStore(options: StoreOptions(busyTimeoutMilliseconds: 20))
+        let service = DeliveryService(store: impatient, configuration: DeliveryServiceConfiguration(
+            workers: 2, pollInterval: 0.02, destinationPolicy: DestinationPolicy(allowPrivateAddresses: true),
+            urlPolicy: URLPolicy(requireHTTPS: false),
+            logger: DispatcherLogger { _, message in messages.withLock { $0.append(message) } }))
+        service.start()
+        defer { service.stop() }
+        waitUntil("the attempt is in flight") { receiver.requests.count == 1 }
+
+        // Another process takes the write lock before the receiver answers: recording fails.
+        let blocker = try Database(path: databaseLocation)
+        try blocker.execute("BEGIN IMMEDIATE")
+        answer.signal()
+        waitUntil("a write failed and was logged") { messages.withLock { $0.contains { $0.contains("recording 1 attempt(s) and claiming failed") } } }
+        XCTAssertEqual(try store.eventRecord(eventID: event.eventID)?.deliveries.first?.attempts.count, 0, "nothing recorded while locked")
+        try blocker.execute("COMMIT")
+
+        let record = try waitForFinalDeliveries(of: event.eventID)
+        XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
+        XCTAssertEqual(record.deliveries.first?.attempts.count, 1, "the kept result was written once, not attempted again")
+        XCTAssertEqual(receiver.requests.count, 1)
+        XCTAssertTrue(messages.withLock { $0.contains { $0.contains("work again after") } })
+    }
+
     func testFailedClaimsBackOffToFiveSeconds() {
         XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 0), 0.1)
         XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 1), 0.2, accuracy: 1e-9)

@@ -30,7 +30,7 @@ public final class PostgresStore: SQLStore, @unchecked Sendable {
 
     /// `url`: `postgres://` or `postgresql://`, as libpq reads it (user, password, host, port,
     /// database, and `?sslmode=...` and other parameters). `connections`: how many this
-    /// process opens at most; a serve process uses two or three (claimer, recorder, stats).
+    /// process opens at most; a serve process uses two or three (the store loop, stats, the dashboard).
     public init(url: String, options: StoreOptions = StoreOptions(), connections: Int = 4) throws {
         self.url = url
         pool = ConnectionPool(url: url, size: max(1, connections))

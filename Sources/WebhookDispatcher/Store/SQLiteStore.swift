@@ -25,8 +25,9 @@ public struct StoreOptions: Sendable, Equatable {
 /// ```
 ///
 /// `@unchecked Sendable`: `database` is used only inside `withDatabase`, under `lock`. (A plain
-/// pthread mutex: the claimer and the recorder contend for it constantly, and Synchronization's
-/// `Mutex`, a priority-inheritance futex on Linux, spends that contention spinning in the kernel.)
+/// pthread mutex: the worker pool's store loop takes it for every cycle while producers and the
+/// stats line take it too, and Synchronization's `Mutex`, a priority-inheritance futex on Linux,
+/// spends such contention spinning in the kernel.)
 public final class SQLiteStore: SQLStore, @unchecked Sendable {
     public let path: String
     private let database: Database
