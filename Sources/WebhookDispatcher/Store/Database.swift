@@ -80,7 +80,6 @@ public final class Database: SQLConnection {
         return Int(sqlite3_changes(handle))
     }
 
-    /// Runs a query and maps each row; the row reader is valid only inside `map`.
     /// Runs a query and hands each row to `body` without collecting them: for scans whose
     /// rows are folded into a summary.
     func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (Statement) throws -> Void) throws {
