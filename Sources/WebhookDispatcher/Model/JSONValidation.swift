@@ -123,8 +123,8 @@ struct JSONReader {
 
     private mutating func value() throws(Failure) {
         switch peek {
-        case UInt8(ascii: "{"): try object()
-        case UInt8(ascii: "["): try array()
+        case UInt8(ascii: "{"): try container(ofMembers: true)
+        case UInt8(ascii: "["): try container(ofMembers: false)
         case UInt8(ascii: "\""): try string()
         case UInt8(ascii: "t"): try literal("true")
         case UInt8(ascii: "f"): try literal("false")
@@ -138,61 +138,44 @@ struct JSONReader {
         index += 1
     }
 
-    private mutating func object() throws(Failure) {
+    /// `{…}` or `[…]`: members (`"key": value`) or values, separated by commas.
+    private mutating func container(ofMembers: Bool) throws(Failure) {
         depth += 1
         guard depth <= JSONValidation.maxDepth else { throw .tooDeep }
+        let close = ofMembers ? UInt8(ascii: "}") : UInt8(ascii: "]")
         index += 1
         skipWhitespace()
-        if peek == UInt8(ascii: "}") {
+        if peek == close {
             index += 1
             depth -= 1
             return
         }
         while true {
             skipWhitespace()
-            guard peek == UInt8(ascii: "\"") else { throw .unexpected(at: index) }
-            let keyStart = index
-            try string()
-            let key = keyStart..<index
-            skipWhitespace()
-            try expect(UInt8(ascii: ":"))
-            skipWhitespace()
-            let valueStart = index
-            try value()
-            if depth == 1 { topLevelMembers?.append((key, valueStart..<index)) }
+            if ofMembers { try member() } else { try value() }
             skipWhitespace()
             if peek == UInt8(ascii: ",") {
                 index += 1
                 continue
             }
-            try expect(UInt8(ascii: "}"))
+            try expect(close)
             depth -= 1
             return
         }
     }
 
-    private mutating func array() throws(Failure) {
-        depth += 1
-        guard depth <= JSONValidation.maxDepth else { throw .tooDeep }
-        index += 1
+    /// `"key": value`; the top-level object's are kept.
+    private mutating func member() throws(Failure) {
+        guard peek == UInt8(ascii: "\"") else { throw .unexpected(at: index) }
+        let keyStart = index
+        try string()
+        let key = keyStart..<index
         skipWhitespace()
-        if peek == UInt8(ascii: "]") {
-            index += 1
-            depth -= 1
-            return
-        }
-        while true {
-            skipWhitespace()
-            try value()
-            skipWhitespace()
-            if peek == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            try expect(UInt8(ascii: "]"))
-            depth -= 1
-            return
-        }
+        try expect(UInt8(ascii: ":"))
+        skipWhitespace()
+        let valueStart = index
+        try value()
+        if depth == 1 { topLevelMembers?.append((key, valueStart..<index)) }
     }
 
     private mutating func string() throws(Failure) {
