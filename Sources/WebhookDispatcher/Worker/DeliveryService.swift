@@ -146,6 +146,12 @@ public final class DeliveryService: Sendable {
             lastChange = token
             return true
         }
+        /// Until results arrive, the poll interval passes (retries coming due) or another
+        /// connection commits.
+        func waitForWork() {
+            board.waitForActivity(until: Date().addingTimeInterval(configuration.pollInterval),
+                                  checkInterval: Self.changeCheckInterval, externalChange: externalChange)
+        }
         var failures = 0
         var retryAt = Date.distantPast
         while true {
@@ -157,20 +163,19 @@ public final class DeliveryService: Sendable {
             }
             let (results, closed) = board.takeResults(limit: Self.maxResultsPerCycle)
             if results.isEmpty && closed { return }
+            // The endpoints whose deliveries these results release (an interim 401 keeps its lease).
+            let finishing = results.filter { !$0.keepsLease }.map(\.endpointID)
             if closed && failures >= Self.writeAttemptsAtStop {
                 configuration.logger.log(.error, "giving up on \(results.count) attempt record(s); their deliveries will be retried when the lease expires")
-                board.finish(endpointIDs: results.filter { !$0.keepsLease }.map(\.endpointID))
+                board.finish(endpointIDs: finishing)
                 continue
             }
             var held = board.held
-            for result in results where !result.keepsLease {
-                held.total -= 1
-                held.byEndpoint[result.endpointID, default: 1] -= 1
-            }
+            held.total -= finishing.count
+            for endpointID in finishing { held.byEndpoint[endpointID, default: 1] -= 1 }
             let claimLimit = board.isStopping || (failures > 0 && !results.isEmpty) ? 0 : capacity - held.total
             if results.isEmpty && claimLimit <= 0 {
-                board.waitForActivity(until: Date().addingTimeInterval(configuration.pollInterval),
-                                      checkInterval: Self.changeCheckInterval, externalChange: externalChange)
+                waitForWork()
                 continue
             }
             do {
@@ -181,7 +186,7 @@ public final class DeliveryService: Sendable {
                 for endpoint in cycle.disabled {
                     configuration.logger.log(.warning, "endpoint \(endpoint.endpointID) disabled: \(endpoint.reason)")
                 }
-                board.finish(endpointIDs: results.filter { !$0.keepsLease }.map(\.endpointID))
+                board.finish(endpointIDs: finishing)
                 release(board.add(cycle.claimed))
             } catch {
                 failures += 1
@@ -193,12 +198,8 @@ public final class DeliveryService: Sendable {
                 retryAt = Date().addingTimeInterval(Self.claimDelay(poll: configuration.pollInterval, failures: failures))
                 continue
             }
-            // Straight on while results wait; otherwise until some arrive, the poll interval
-            // passes (retries coming due) or another connection commits.
-            if !board.hasResults {
-                board.waitForActivity(until: Date().addingTimeInterval(configuration.pollInterval),
-                                      checkInterval: Self.changeCheckInterval, externalChange: externalChange)
-            }
+            // Straight on while results wait.
+            if !board.hasResults { waitForWork() }
         }
     }
 

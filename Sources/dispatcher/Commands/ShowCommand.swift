@@ -17,18 +17,23 @@ struct ShowCommand: DispatcherCommand {
     init(_ arguments: ParsedArguments) throws {
         guard arguments.positionals.count == 1 else { throw UsageError("give exactly one delivery or event id") }
         id = arguments.positionals[0]
-        guard Int64(id) != nil || (id.count >= 8 && id.allSatisfy({ $0.isHexDigit || $0 == "-" })) else {
+        guard Int64(id) != nil || Self.isEventIDPrefix(id) else {
             throw UsageError("'\(id)' is neither a delivery id (a number) nor an event id (a UUID or its first 8+ characters)")
         }
         json = arguments.flag("json")
         selection = try StoreSelection(arguments)
     }
 
+    /// An event id or its first eight or more characters (hex digits and dashes).
+    static func isEventIDPrefix(_ id: String) -> Bool {
+        id.count >= 8 && id.allSatisfy { $0.isHexDigit || $0 == "-" }
+    }
+
     func run() throws {
         let store = try selection.openStore()
         // Eight or more digits may be either: a delivery id, else the start of an event id.
         var record = try Int64(id).flatMap { try store.eventRecord(deliveryID: $0) }
-        if record == nil && id.count >= 8 && id.allSatisfy({ $0.isHexDigit || $0 == "-" }) {
+        if record == nil && Self.isEventIDPrefix(id) {
             let matches = try store.eventIDs(withPrefix: id, limit: 2)
             guard matches.count < 2 else { throw UsageError("'\(id)' matches more than one event; give more characters") }
             record = try matches.first.flatMap { try store.eventRecord(eventID: $0) }
