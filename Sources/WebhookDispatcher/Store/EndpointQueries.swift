@@ -180,7 +180,8 @@ enum JSONText {
         var output: [UInt8] = [UInt8(ascii: "[")]
         output.reserveCapacity(headers.reduce(2) { $0 + $1.name.utf8.count + $1.value.utf8.count + 8 })
         for (index, header) in headers.enumerated() {
-            output.append(contentsOf: index == 0 ? [UInt8(ascii: "[")] : [UInt8(ascii: ","), UInt8(ascii: "[")])
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            output.append(UInt8(ascii: "["))
             JSONValue.writeString(header.name, to: &output)
             output.append(UInt8(ascii: ","))
             JSONValue.writeString(header.value, to: &output)
