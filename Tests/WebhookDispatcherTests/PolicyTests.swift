@@ -55,6 +55,14 @@ final class PolicyTests: XCTestCase {
             HeaderField("X-Client-Secret", "s"), HeaderField("Content-Type", "application/json"), HeaderField("X-Clinic", "a"),
         ])
         XCTAssertEqual(redacted.map(\.value), ["***", "***", "***", "***", "application/json", "a"])
+        // Any case, whole names and fragments anywhere in the name; near misses stay visible.
+        for name in ["COOKIE", "Set-Cookie", "x-SESSION-id", "X-Upstream-PassWord", "token"] {
+            XCTAssertTrue(HeaderRedaction.isSecret(name), name)
+        }
+        for name in ["Cookies-Allowed", "X-Tok", "Content-Length", ""] {
+            XCTAssertFalse(HeaderRedaction.isSecret(name), name)
+        }
+        XCTAssertEqual(HeaderRedaction.redact([HeaderField("X-Clinic", "a")], alsoSecret: ["x-clinic"]).map(\.value), ["***"])
     }
 
     func testEventTypePatterns() {

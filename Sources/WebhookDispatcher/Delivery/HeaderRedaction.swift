@@ -3,21 +3,31 @@
 enum HeaderRedaction {
     static let placeholder = "***"
 
-    private static let secretNames: Set<String> = [
+    private static let secretNames = [
         "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "apikey",
     ]
     private static let secretFragments = ["token", "secret", "password", "passwd", "api-key", "apikey", "auth", "session", "credential"]
 
-    /// Runs for every header of every attempt, so it works on bytes, without Foundation.
+    /// Runs for every header of every attempt, so it compares bytes in place: no lowercased
+    /// copy, no hashing.
     static func isSecret(_ name: String) -> Bool {
-        let lowered = Array(name.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 })
-        if secretNames.contains(String(decoding: lowered, as: UTF8.self)) { return true }
-        return secretFragmentBytes.contains { fragment in
-            lowered.count >= fragment.count
-                && (0...(lowered.count - fragment.count)).contains { lowered[$0..<($0 + fragment.count)].elementsEqual(fragment) }
+        var name = name
+        return name.withUTF8 { name in
+            func matches(_ word: [UInt8], at offset: Int) -> Bool {
+                for index in word.indices {
+                    let byte = name[offset + index]
+                    if (byte >= 65 && byte <= 90 ? byte + 32 : byte) != word[index] { return false }
+                }
+                return true
+            }
+            if secretNameBytes.contains(where: { $0.count == name.count && matches($0, at: 0) }) { return true }
+            return secretFragmentBytes.contains { fragment in
+                fragment.count <= name.count && (0...(name.count - fragment.count)).contains { matches(fragment, at: $0) }
+            }
         }
     }
 
+    private static let secretNameBytes = secretNames.map { Array($0.utf8) }
     private static let secretFragmentBytes = secretFragments.map { Array($0.utf8) }
 
     /// Header names (lowercased) an endpoint makes secret beyond the usual credential names:
@@ -29,6 +39,9 @@ enum HeaderRedaction {
 
     /// Replaces credential values with `***`; `alsoSecret` adds names (any case) to redact.
     static func redact(_ headers: [HeaderField], alsoSecret: Set<String> = []) -> [HeaderField] {
-        headers.map { isSecret($0.name) || alsoSecret.contains($0.name.lowercased()) ? HeaderField($0.name, placeholder) : $0 }
+        headers.map { header in
+            isSecret(header.name) || (!alsoSecret.isEmpty && alsoSecret.contains(header.name.lowercased()))
+                ? HeaderField(header.name, placeholder) : header
+        }
     }
 }
