@@ -335,6 +335,34 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(endpointID: "a", status: .failed)).count, 0)
     }
 
+    func testOrderingCoversDeliveriesCreatedOrRedeliveredWhileTheEndpointIsOrdered() throws {
+        var endpoint = endpoint(url: "http://127.0.0.1:9/hook")
+        try addTenant(endpoints: [endpoint])
+        func enqueue(_ n: Int) throws -> String {
+            try store.enqueue(NewEvent(tenantID: "tenant-a", type: "visit.ended", json: #"{"n":\#(n)}"#, orderingKey: "K")).eventID
+        }
+        let before = try enqueue(1)
+        endpoint.ordered = true
+        try addTenant(endpoints: [endpoint])
+        let first = try enqueue(2)
+        let second = try enqueue(3)
+
+        // The backlog from before does not hold the ordered ones back; they go one at a time.
+        let claimed = try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(Set(claimed.map(\.eventID)), [before, first])
+
+        // Redelivered while ordered, the old delivery joins the order: it is earlier than `second`.
+        let finished = claimed.map { delivery in
+            AttemptResult(deliveryID: delivery.deliveryID, endpointID: delivery.endpointID, leaseOwner: "w", attempt: Attempt(
+                number: delivery.attemptNumber, startedAt: Date(), durationMicroseconds: 1, url: endpoint.url, requestHeaders: [],
+                responseStatus: 200, responseHeaders: [], responseBody: [], responseTruncated: false,
+                errorKind: nil, errorMessage: nil, verdict: .succeeded))
+        }
+        _ = try store.record(finished)
+        XCTAssertEqual(try store.redeliver(deliveryIDs: [], eventIDs: [before]), 1)
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).map(\.eventID), [before])
+    }
+
     func testAnOrderedEndpointDeliversEachKeyInEnqueueOrder() throws {
         // A's first status fails once; everything else succeeds.
         let failedOnce = Locked(false)

@@ -29,6 +29,30 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(endpoint.retry, .oneRetry(delaySeconds: 5))
     }
 
+    func testUnfinishedDeliveriesOfOrderedEndpointsAreFlaggedOrderedOnUpgrade() throws {
+        try requireSQLite("the only store with released earlier schema versions")
+        let path = directory.file("old.sqlite")
+        let old = try Database(path: path)
+        XCTAssertEqual(try Migrator(migrations: Array(EmbeddedMigrations.sqlite.prefix(5))).migrate(old), [1, 2, 3, 4, 5])
+        try old.execute("""
+            INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('t', 't', 0, 0);
+            INSERT INTO endpoints (id, tenant_id, url, timeout_ms, connect_timeout_ms, max_concurrency, retry, success_rule, ordered, created_at, updated_at)
+            VALUES ('in-order', 't', 'https://example.com/a', 10000, 5000, 4, '{"policy":"one_retry","delay_seconds":5}', '2xx', 1, 0, 0),
+                   ('any-order', 't', 'https://example.com/b', 10000, 5000, 4, '{"policy":"one_retry","delay_seconds":5}', '2xx', 0, 0, 0);
+            INSERT INTO events (id, tenant_id, type, body, created_at) VALUES ('ev', 't', 'visit.ended', '{}', 0);
+            INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, created_at, updated_at)
+            VALUES ('ev', 'in-order', 't', 'visit.ended', 'pending', 0, 0), ('ev', 'any-order', 't', 'visit.ended', 'pending', 0, 0);
+            INSERT INTO events (id, tenant_id, type, body, created_at) VALUES ('done', 't', 'visit.ended', '{}', 0);
+            INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, created_at, updated_at)
+            VALUES ('done', 'in-order', 't', 'visit.ended', 'succeeded', 0, 0);
+            """)
+        let upgraded = try SQLiteStore(path: path)
+        let flags = try upgraded.withDatabase {
+            try $0.query("SELECT event_id, endpoint_id, ordered FROM deliveries ORDER BY id") { "\($0.string(0)) \($0.string(1)) \($0.int(2))" }
+        }
+        XCTAssertEqual(flags, ["ev in-order 1", "ev any-order 0", "done in-order 0"])
+    }
+
     func testEmbeddedMigrationsAreTheFilesInMigrations() throws {
         // The plugin generates them at build time; this proves the build used the current files.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../migrations").standardized

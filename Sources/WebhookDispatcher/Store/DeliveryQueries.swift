@@ -79,10 +79,12 @@ enum DeliveryQueries {
         return due
     }
 
-    /// On an ordered endpoint, a delivery waits while an earlier one of its key is unfinished.
+    /// On an ordered endpoint, a delivery waits while an earlier one of its key is unfinished:
+    /// one created (or redelivered) while the endpoint was ordered, which is what the partial
+    /// index of unfinished deliveries by key holds.
     static let earlierUnfinished = """
         SELECT 1 FROM deliveries
-         WHERE endpoint_id = ?1 AND ordering_key = ?2 AND id < ?3 AND status IN ('pending', 'delivering')
+         WHERE endpoint_id = ?1 AND ordering_key = ?2 AND id < ?3 AND status IN ('pending', 'delivering') AND ordered = 1
          LIMIT 1
         """
 

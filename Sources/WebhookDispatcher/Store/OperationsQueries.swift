@@ -4,10 +4,12 @@ import Foundation
 /// set-based statements, whatever the number of rows.
 enum OperationsQueries {
     /// Re-queues as a new run of the same delivery: history and event id kept, the retry
-    /// policy starting over. In-flight deliveries are left alone.
+    /// policy starting over, ordered if its endpoint is ordered now. In-flight deliveries are
+    /// left alone.
     static let requeueColumns = """
         status = 'pending', next_attempt_at = ?1, retry_base = attempt_count, schedule_started_at = ?1,
-        lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1,
+        ordered = coalesce((SELECT e.ordered FROM endpoints e WHERE e.id = deliveries.endpoint_id), 0)
         """
 
     static let redeliverDelivery = "UPDATE deliveries SET \(requeueColumns) WHERE id = ?2 AND status != 'delivering'"

@@ -29,8 +29,8 @@ enum OutboxQueries {
             : "SELECT 1 FROM json_array_elements_text(e.event_filters::json) f WHERE glob(f, ?2)"
         return """
             INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status,
-                                    next_attempt_at, created_at, updated_at, ordering_key)
-            SELECT ?1, e.id, e.tenant_id, ?2, 'pending', ?3, ?3, ?3, coalesce(?5, e.tenant_id)
+                                    next_attempt_at, created_at, updated_at, ordering_key, ordered)
+            SELECT ?1, e.id, e.tenant_id, ?2, 'pending', ?3, ?3, ?3, coalesce(?5, e.tenant_id), e.ordered
               FROM \(source)
              WHERE e.tenant_id = ?4
                AND e.enabled = 1 AND e.removed_at IS NULL
