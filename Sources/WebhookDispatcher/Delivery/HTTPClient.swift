@@ -40,9 +40,10 @@ struct HTTPClientConfiguration: Sendable {
 /// Each worker owns one client and uses it from its own queue only (so it is not `Sendable`);
 /// the handle keeps connections alive between requests to the same host.
 final class HTTPClient {
-    private let handle: UnsafeMutableRawPointer
+    let handle: UnsafeMutableRawPointer
     private let configuration: HTTPClientConfiguration
-    private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    /// libcurl writes its message here while a transfer runs, so it lives as long as the handle.
+    private let errorBuffer: UnsafeMutablePointer<CChar>
 
     static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
@@ -51,24 +52,57 @@ final class HTTPClient {
         guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
         self.handle = handle
         self.configuration = configuration
+        errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     }
 
-    deinit { curl_easy_cleanup(handle) }
+    deinit {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
 
     var userAgent: String { configuration.userAgent }
 
+    /// A request set up on this client's handle, not yet finished.
+    final class Transfer {
+        fileprivate let context: TransferContext
+        fileprivate let headerList: UnsafeMutablePointer<curl_slist>?
+        fileprivate let start: UInt64
+
+        fileprivate init(context: TransferContext, headerList: UnsafeMutablePointer<curl_slist>?, start: UInt64) {
+            self.context = context
+            self.headerList = headerList
+            self.start = start
+        }
+    }
+
+    /// What `begin` did: a transfer ready to perform, or the answer for a request never sent.
+    enum Start {
+        case ready(Transfer)
+        case refused(HTTPExchange)
+    }
+
     func post(_ request: HTTPRequest) -> HTTPExchange {
+        switch begin(request) {
+        case .refused(let exchange): return exchange
+        case .ready(let transfer): return finish(transfer, code: curl_easy_perform(handle))
+        }
+    }
+
+    /// Sets the handle up for `request`: performed by `curl_easy_perform` (`post`) or by a multi
+    /// handle, then handed to `finish`. The body is copied into the handle, so the caller's
+    /// buffer need not outlive this call.
+    func begin(_ request: HTTPRequest) -> Start {
         // The config refuses such URLs already; this holds for endpoints stored by other means.
         // (A scheme check, not a URL parse: it runs for every request. libcurl's protocol list
         // below enforces the same.)
         if configuration.urlPolicy.requireHTTPS && !request.url.utf8.starts(with: "https://".utf8) {
-            return HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
-                                errorMessage: "'\(request.url)' is not https; set require_https to false to allow plain http (tests and local development only)",
-                                durationMicroseconds: 0)
+            return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
+                                         errorMessage: "'\(request.url)' is not https; set require_https to false to allow plain http (tests and local development only)",
+                                         durationMicroseconds: 0))
         }
         let context = TransferContext(bodyCap: configuration.responseBodyCap, policy: configuration.destinationPolicy)
-        let unmanaged = Unmanaged.passRetained(context)
-        defer { unmanaged.release() }
+        let opaque = Unmanaged.passUnretained(context).toOpaque()
 
         curl_easy_reset(handle)
         var headerList: UnsafeMutablePointer<curl_slist>?
@@ -77,35 +111,39 @@ final class HTTPClient {
         }
         // libcurl would otherwise send `Expect: 100-continue` for larger bodies and wait for it.
         headerList = curl_slist_append(headerList, "Expect:")
-        defer { curl_slist_free_all(headerList) }
 
-        let start = DispatchTime.now().uptimeNanoseconds
-        let code: CURLcode = request.body.withUnsafeBufferPointer { body in
-            errorBuffer.withUnsafeMutableBufferPointer { errorBuffer in
-                errorBuffer[0] = 0
-                dispatcher_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer.baseAddress)
-                dispatcher_curl_set_string(handle, CURLOPT_URL, request.url)
-                dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, configuration.urlPolicy.requireHTTPS ? "https" : "http,https")
-                dispatcher_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
-                dispatcher_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0)
-                dispatcher_curl_set_long(handle, CURLOPT_POST, 1)
-                dispatcher_curl_set_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafePointer(bitPattern: 1)))
-                dispatcher_curl_set_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
-                dispatcher_curl_set_slist(handle, CURLOPT_HTTPHEADER, headerList)
-                dispatcher_curl_set_string(handle, CURLOPT_USERAGENT, configuration.userAgent)
-                dispatcher_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000))
-                dispatcher_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeoutSeconds * 1000))
-                dispatcher_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
-                dispatcher_curl_set_data_callback(handle, CURLOPT_WRITEFUNCTION, receiveBody)
-                dispatcher_curl_set_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
-                dispatcher_curl_set_data_callback(handle, CURLOPT_HEADERFUNCTION, receiveHeader)
-                dispatcher_curl_set_pointer(handle, CURLOPT_HEADERDATA, unmanaged.toOpaque())
-                dispatcher_curl_set_opensocket_callback(handle, openCheckedSocket)
-                dispatcher_curl_set_pointer(handle, CURLOPT_OPENSOCKETDATA, unmanaged.toOpaque())
-                return curl_easy_perform(handle)
-            }
+        errorBuffer[0] = 0
+        dispatcher_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        dispatcher_curl_set_string(handle, CURLOPT_URL, request.url)
+        dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, configuration.urlPolicy.requireHTTPS ? "https" : "http,https")
+        dispatcher_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
+        dispatcher_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        dispatcher_curl_set_long(handle, CURLOPT_POST, 1)
+        // The size first: COPYPOSTFIELDS copies that many bytes.
+        dispatcher_curl_set_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
+        request.body.withUnsafeBufferPointer { body in
+            var empty: UInt8 = 0
+            _ = dispatcher_curl_set_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress) ?? UnsafeMutableRawPointer(&empty))
         }
-        let duration = Int64((DispatchTime.now().uptimeNanoseconds - start) / 1_000)
+        dispatcher_curl_set_slist(handle, CURLOPT_HTTPHEADER, headerList)
+        dispatcher_curl_set_string(handle, CURLOPT_USERAGENT, configuration.userAgent)
+        dispatcher_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000))
+        dispatcher_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeoutSeconds * 1000))
+        dispatcher_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
+        dispatcher_curl_set_data_callback(handle, CURLOPT_WRITEFUNCTION, receiveBody)
+        dispatcher_curl_set_pointer(handle, CURLOPT_WRITEDATA, opaque)
+        dispatcher_curl_set_data_callback(handle, CURLOPT_HEADERFUNCTION, receiveHeader)
+        dispatcher_curl_set_pointer(handle, CURLOPT_HEADERDATA, opaque)
+        dispatcher_curl_set_opensocket_callback(handle, openCheckedSocket)
+        dispatcher_curl_set_pointer(handle, CURLOPT_OPENSOCKETDATA, opaque)
+        return .ready(Transfer(context: context, headerList: headerList, start: DispatchTime.now().uptimeNanoseconds))
+    }
+
+    /// The exchange of a transfer `begin` set up, once libcurl finished it with `code`.
+    func finish(_ transfer: Transfer, code: CURLcode) -> HTTPExchange {
+        curl_slist_free_all(transfer.headerList)
+        let context = transfer.context
+        let duration = Int64((DispatchTime.now().uptimeNanoseconds - transfer.start) / 1_000)
 
         var status = 0
         dispatcher_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -115,7 +153,7 @@ final class HTTPClient {
 
         // Stopping at the body cap is ours, not a failure: the status and headers are complete.
         if code != CURLE_OK && !(code == CURLE_WRITE_ERROR && context.truncated) {
-            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let detail = String(cString: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             if let blocked = context.blockedReason {
                 exchange.errorKind = .blocked
@@ -151,7 +189,7 @@ final class HTTPClient {
 }
 
 /// Per-transfer state the C callbacks write into.
-private final class TransferContext {
+final class TransferContext {
     let bodyCap: Int
     let policy: DestinationPolicy
     var headers: [HeaderField] = []
