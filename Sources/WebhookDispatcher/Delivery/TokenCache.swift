@@ -64,6 +64,15 @@ final class TokenCache: @unchecked Sendable {
         }
     }
 
+    /// The token for `credentials` if one is held and not due for renewal; never fetches.
+    func cachedToken(for credentials: OAuth2ClientCredentials) -> String? {
+        let key = Key(tokenURL: credentials.tokenURL, clientID: credentials.clientID)
+        condition.lock()
+        defer { condition.unlock() }
+        if case .valid(let token, let renewAt) = entries[key], renewAt > Date() { return token }
+        return nil
+    }
+
     /// Forgets `token` (the receiver answered 401), unless another worker already replaced it.
     func invalidate(_ token: String, for credentials: OAuth2ClientCredentials) {
         let key = Key(tokenURL: credentials.tokenURL, clientID: credentials.clientID)

@@ -57,42 +57,96 @@ struct AttemptRunner {
     /// request is repeated at once with a fresh token.
     func attempts(_ delivery: ClaimedDelivery, endpoint: Endpoint) -> [AttemptResult] {
         let first = attempt(delivery, endpoint: endpoint, number: delivery.attemptNumber)
+        guard let interim = interimAfterRejectedToken(first, endpoint: endpoint) else { return [first.result] }
+        return [interim, retryWithFreshToken(delivery, endpoint: endpoint)]
+    }
+
+    /// When an OAuth endpoint answered 401 to a token from the cache: the attempt as an interim
+    /// one (its lease kept, a retry at once), and the token forgotten so the retry fetches anew.
+    func interimAfterRejectedToken(_ first: Finished, endpoint: Endpoint) -> AttemptResult? {
         guard first.status == 401, case .oauth2ClientCredentials(let credentials) = endpoint.auth, let token = first.token else {
-            return [first.result]
+            return nil
         }
         tokens.invalidate(token, for: credentials)
         var interim = first.result
         interim.keepsLease = true
         interim.attempt.verdict = .retryScheduled(at: Date())
         interim.attempt.errorMessage = (interim.attempt.errorMessage ?? "") + "; retrying at once with a fresh token"
-        return [interim, attempt(delivery, endpoint: endpoint, number: delivery.attemptNumber + 1).result]
+        return interim
     }
 
-    private func attempt(_ delivery: ClaimedDelivery, endpoint: Endpoint, number: Int) -> (result: AttemptResult, status: Int?, token: String?) {
-        let startedAt = Date()
+    /// The attempt after `interimAfterRejectedToken`: fetches a token (blocking) and sends.
+    func retryWithFreshToken(_ delivery: ClaimedDelivery, endpoint: Endpoint) -> AttemptResult {
+        attempt(delivery, endpoint: endpoint, number: delivery.attemptNumber + 1).result
+    }
+
+    /// A finished attempt, with what the 401 rule needs.
+    struct Finished {
+        var result: AttemptResult
+        let status: Int?
+        let token: String?
+    }
+
+    /// An attempt's request, built (or why none can be sent), before it goes out.
+    struct Prepared {
+        let delivery: ClaimedDelivery
+        let endpoint: Endpoint
+        let number: Int
+        let startedAt: Date
+        let headers: [HeaderField]
+        let token: String?
+        let request: Result<HTTPRequest, Unsendable>
+    }
+
+    /// The token an endpoint's requests carry: nil without OAuth; fetched (blocking, on this
+    /// thread) when the cache holds none.
+    func token(for endpoint: Endpoint) -> Result<String?, Unsendable> {
+        guard case .oauth2ClientCredentials(let credentials) = endpoint.auth else { return .success(nil) }
+        do {
+            return .success(try tokens.token(for: credentials) { () throws(TokenError) in
+                try TokenRequest.fetch(credentials, with: client, timeoutSeconds: endpoint.timeoutSeconds)
+            })
+        } catch {
+            return .failure(Unsendable(kind: .auth, description: "no access token: \(error.description); nothing was sent"))
+        }
+    }
+
+    /// Builds attempt `number`'s request with `token` (from `token(for:)` or the cache).
+    func prepare(_ delivery: ClaimedDelivery, endpoint: Endpoint, number: Int, startedAt: Date,
+                 token: Result<String?, Unsendable>) -> Prepared {
         // one_retry promises an identical retry, so the timestamp (and signature) repeat.
         let timestampDate = endpoint.retry.repeatsRequestExactly ? (delivery.firstAttemptAt ?? startedAt) : startedAt
         let timestamp = Int(timestampDate.timeIntervalSince1970)
         var headers: [HeaderField] = []
-        var token: String?
+        let request = Result { () throws(Unsendable) -> HTTPRequest in
+            let bearer = try token.get()
+            headers = try Self.requestHeaders(for: delivery, endpoint: endpoint, userAgent: client.userAgent, timestamp: timestamp, bearerToken: bearer)
+            return HTTPRequest(url: endpoint.url, headers: headers, body: delivery.body,
+                               timeoutSeconds: endpoint.timeoutSeconds, connectTimeoutSeconds: endpoint.connectTimeoutSeconds)
+        }
+        return Prepared(delivery: delivery, endpoint: endpoint, number: number, startedAt: startedAt, headers: headers,
+                        token: try? token.get(), request: request)
+    }
+
+    private func attempt(_ delivery: ClaimedDelivery, endpoint: Endpoint, number: Int) -> Finished {
+        let startedAt = Date()
+        let prepared = prepare(delivery, endpoint: endpoint, number: number, startedAt: startedAt, token: token(for: endpoint))
+        return finish(prepared, exchange: (try? prepared.request.get()).map(client.post))
+    }
+
+    /// Judges the exchange by the endpoint's success rule and retry policy; `exchange` is nil
+    /// when the request could not be built.
+    func finish(_ prepared: Prepared, exchange sent: HTTPExchange?) -> Finished {
+        let endpoint = prepared.endpoint, delivery = prepared.delivery, number = prepared.number
         let exchange: HTTPExchange
-        do throws(Unsendable) {
-            if case .oauth2ClientCredentials(let credentials) = endpoint.auth {
-                do {
-                    token = try tokens.token(for: credentials) { () throws(TokenError) in
-                        try TokenRequest.fetch(credentials, with: client, timeoutSeconds: endpoint.timeoutSeconds)
-                    }
-                } catch {
-                    throw Unsendable(kind: .auth, description: "no access token: \(error.description); nothing was sent")
-                }
-            }
-            headers = try Self.requestHeaders(for: delivery, endpoint: endpoint, userAgent: client.userAgent, timestamp: timestamp, bearerToken: token)
-            exchange = client.post(HTTPRequest(
-                url: endpoint.url, headers: headers, body: delivery.body,
-                timeoutSeconds: endpoint.timeoutSeconds, connectTimeoutSeconds: endpoint.connectTimeoutSeconds))
-        } catch {
+        switch (sent, prepared.request) {
+        case (let sent?, _):
+            exchange = sent
+        case (nil, .failure(let error)):
             exchange = HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: error.kind,
-                                    errorMessage: error.description, durationMicroseconds: Int64(Date().timeIntervalSince(startedAt) * 1_000_000))
+                                    errorMessage: error.description, durationMicroseconds: Int64(Date().timeIntervalSince(prepared.startedAt) * 1_000_000))
+        case (nil, .success):
+            preconditionFailure("a built request finishes with its exchange")
         }
 
         var errorKind = exchange.errorKind
@@ -117,14 +171,14 @@ struct AttemptRunner {
         }
 
         let attempt = Attempt(
-            number: number, startedAt: startedAt, durationMicroseconds: exchange.durationMicroseconds,
-            url: endpoint.url, requestHeaders: HeaderRedaction.redact(headers, alsoSecret: HeaderRedaction.secretNames(of: endpoint)),
+            number: number, startedAt: prepared.startedAt, durationMicroseconds: exchange.durationMicroseconds,
+            url: endpoint.url, requestHeaders: HeaderRedaction.redact(prepared.headers, alsoSecret: HeaderRedaction.secretNames(of: endpoint)),
             responseStatus: exchange.status, responseHeaders: exchange.status == nil ? nil : HeaderRedaction.redact(exchange.headers),
             responseBody: exchange.status == nil ? nil : exchange.body, responseTruncated: exchange.bodyTruncated,
             errorKind: errorKind, errorMessage: errorMessage, verdict: verdict)
         var result = AttemptResult(deliveryID: delivery.deliveryID, endpointID: delivery.endpointID, leaseOwner: leaseOwner, attempt: attempt)
         result.encodeHeadersForRecording()
-        return (result, exchange.status, token)
+        return Finished(result: result, status: exchange.status, token: prepared.token)
     }
 
     /// An attempt that could not be made because its endpoint was removed after the claim.

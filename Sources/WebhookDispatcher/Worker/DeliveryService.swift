@@ -80,13 +80,13 @@ public final class DeliveryService: Sendable {
             return true
         }
         guard shouldStart else { return }
-        let clientConfiguration = configuration.clientConfiguration
-        for index in 0..<max(1, configuration.workers) {
-            workersRunning.enter()
-            DispatchQueue(label: "dispatcher.worker.\(index)").async {
-                self.work(client: HTTPClient(configuration: clientConfiguration))
-                self.workersRunning.leave()
-            }
+        workersRunning.enter()
+        DispatchQueue(label: "dispatcher.transfers").async {
+            TransferLoop(board: self.board, endpoints: self.endpoints, tokens: self.tokens, leaseOwner: self.leaseOwner,
+                         slots: self.configuration.workers, clientConfiguration: self.configuration.clientConfiguration,
+                         logger: self.configuration.logger, running: self.workersRunning,
+                         release: { self.release($0) }).run()
+            self.workersRunning.leave()
         }
         storeLoopRunning.enter()
         DispatchQueue(label: "dispatcher.store").async {
@@ -221,30 +221,6 @@ public final class DeliveryService: Sendable {
 
     /// How often an idle store loop asks the store whether another connection committed.
     static let changeCheckInterval = 0.005
-
-    private func work(client: HTTPClient) {
-        let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, tokens: tokens)
-        while let job = board.take() {
-            let endpoint: Endpoint?
-            do {
-                endpoint = try endpoints.endpoint(id: job.endpointID, revision: job.endpointRevision)
-            } catch {
-                configuration.logger.log(.error, "loading endpoint \(job.endpointID) failed: \(error); delivery \(job.deliveryID) handed back")
-                release([job])
-                board.finish(endpointIDs: [job.endpointID])
-                continue
-            }
-            let results = endpoint.map { runner.attempts(job, endpoint: $0) } ?? [runner.endpointMissing(job)]
-            for result in results {
-                let attempt = result.attempt
-                configuration.logger.log(.debug, "delivery \(job.deliveryID) to \(job.endpointID) attempt \(attempt.number): \(attempt.responseStatus.map { "HTTP \($0)" } ?? attempt.errorKind?.rawValue ?? "")")
-                if case .failed = attempt.verdict {
-                    configuration.logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(attempt.number) attempt(s): \(attempt.errorMessage ?? "")")
-                }
-                board.submit(result)
-            }
-        }
-    }
 
     private func release(_ jobs: [ClaimedDelivery]) {
         guard !jobs.isEmpty else { return }

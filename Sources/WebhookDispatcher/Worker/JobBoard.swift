@@ -24,13 +24,44 @@ final class JobBoard: @unchecked Sendable {
     /// Adds claimed jobs; returns those refused because the board is stopping (to be released).
     func add(_ jobs: [ClaimedDelivery]) -> [ClaimedDelivery] {
         condition.lock()
-        defer { condition.unlock() }
-        guard !stopping else { return jobs }
+        guard !stopping else {
+            condition.unlock()
+            return jobs
+        }
         waiting.append(contentsOf: jobs)
         for job in jobs { heldByEndpoint[job.endpointID, default: 0] += 1 }
         heldTotal += jobs.count
         for _ in jobs { condition.signal() }
+        let wake = jobs.isEmpty ? nil : onChange
+        condition.unlock()
+        wake?()
         return []
+    }
+
+    /// What `poll` found: a job, nothing yet, or the board stopping.
+    enum Poll {
+        case job(ClaimedDelivery)
+        case empty
+        case stopping
+    }
+
+    /// The next job if one waits; never blocks.
+    func poll() -> Poll {
+        condition.lock()
+        defer { condition.unlock() }
+        if stopping { return .stopping }
+        guard waitingStart < waiting.count else { return .empty }
+        return .job(next())
+    }
+
+    /// Called (on the adding or stopping thread) after jobs are added and when the board stops,
+    /// for a taker that waits elsewhere than in `take`: the transfer loop, in `curl_multi_poll`.
+    private var onChange: (@Sendable () -> Void)?
+
+    func setOnChange(_ wake: (@Sendable () -> Void)?) {
+        condition.lock()
+        onChange = wake
+        condition.unlock()
     }
 
     /// The next job, waiting for one; nil once the board stops.
@@ -39,6 +70,11 @@ final class JobBoard: @unchecked Sendable {
         defer { condition.unlock() }
         while waitingStart == waiting.count && !stopping { condition.wait() }
         guard !stopping else { return nil }
+        return next()
+    }
+
+    /// Removes and returns the first waiting job; `condition` is locked and one waits.
+    private func next() -> ClaimedDelivery {
         let job = waiting[waitingStart]
         waitingStart += 1
         if waitingStart == waiting.count {
@@ -145,8 +181,10 @@ final class JobBoard: @unchecked Sendable {
             heldTotal -= 1
         }
         condition.broadcast()
+        let wake = onChange
         condition.unlock()
         activity.signal()
+        wake?()
         return unstarted
     }
 }
