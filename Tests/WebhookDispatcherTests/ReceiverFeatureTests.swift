@@ -47,6 +47,25 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertFalse(auditLog.contains("s3cr3t"), "the client secret is not in the audit log")
     }
 
+    func testASlowTokenEndpointHoldsBackOnlyItsOwnDeliveries() throws {
+        // Requests run on one event loop; a token fetch must not stall it.
+        let slow = try receiverWithTokens(tokenDelay: 3)
+        var withToken = endpoint(url: slow.url())
+        withToken.auth = oauth(slow)
+        try addTenant(endpoints: [withToken])
+        let other = try makeReceiver()
+        try addTenant("tenant-b", endpoints: [endpoint("ep-b", tenant: "tenant-b", url: other.url())])
+        let waiting = try enqueue().eventID
+        let others = try (0..<20).map { _ in try enqueue(tenant: "tenant-b").eventID }
+        startService(workers: 4)
+
+        for id in others { try waitForFinalDeliveries(of: id) }
+        XCTAssertEqual(try store.eventRecord(eventID: waiting)?.deliveries.first?.delivery.status, .delivering,
+                       "the other tenant's 20 deliveries finished while the token was still being fetched")
+        XCTAssertEqual(try waitForFinalDeliveries(of: waiting).deliveries.first?.delivery.status, .succeeded)
+        XCTAssertEqual(slow.requests(on: "/hook").first?.header("Authorization"), "Bearer token-0")
+    }
+
     func testTheClientSecretMayComeFromTheEnvironment() throws {
         setenv("DISPATCHER_TEST_CLIENT_SECRET", "from-the-environment", 1)
         defer { unsetenv("DISPATCHER_TEST_CLIENT_SECRET") }

@@ -3,8 +3,8 @@ import Synchronization
 
 /// How a `DeliveryService` runs.
 public struct DeliveryServiceConfiguration: Sendable {
-    /// Concurrent HTTP requests: one worker and one libcurl handle (with its kept-alive
-    /// connections) each.
+    /// Concurrent HTTP requests: slots in the transfer loop, each a libcurl handle with its
+    /// kept-alive connections.
     public var workers: Int
     /// How often an idle pool claims anyway (retries coming due). Commits by other connections
     /// (producers) are noticed within `changeCheckInterval` whatever this is.
@@ -47,8 +47,9 @@ public struct DeliveryServiceConfiguration: Sendable {
 /// service.stop() // stops claiming, finishes in-flight attempts, releases the rest
 /// ```
 ///
-/// Threads: one store loop (the only one that records and claims) and `workers` serial
-/// queues, each worker owning one `HTTPClient` that no other queue touches.
+/// Threads: one store loop (the only one that records and claims) and one transfer loop that
+/// runs up to `workers` requests at once (`TransferLoop`), plus a helper for the attempts that
+/// must first fetch an OAuth token.
 public final class DeliveryService: Sendable {
     public let configuration: DeliveryServiceConfiguration
     /// Identifies this process's leases: host, pid and a random suffix.
@@ -72,7 +73,7 @@ public final class DeliveryService: Sendable {
         self.leaseOwner = "\(host):\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    /// Starts the store loop and the workers, and returns at once.
+    /// Starts the store loop and the transfer loop, and returns at once.
     public func start() {
         let shouldStart = state.withLock { state -> Bool in
             guard case .idle = state else { return false }
