@@ -47,6 +47,9 @@ final class HTTPClient {
 
     static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
+    /// Where an empty body "is": libcurl copies zero bytes from it.
+    nonisolated(unsafe) private static let noBytes = UnsafePointer<UInt8>(UnsafeMutablePointer<UInt8>.allocate(capacity: 1))
+
     init(configuration: HTTPClientConfiguration) {
         _ = HTTPClient.globalInit
         guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
@@ -122,8 +125,7 @@ final class HTTPClient {
         // The size first: COPYPOSTFIELDS copies that many bytes.
         dispatcher_curl_set_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
         request.body.withUnsafeBufferPointer { body in
-            var empty: UInt8 = 0
-            _ = dispatcher_curl_set_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress) ?? UnsafeMutableRawPointer(&empty))
+            _ = dispatcher_curl_set_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? Self.noBytes))
         }
         dispatcher_curl_set_slist(handle, CURLOPT_HTTPHEADER, headerList)
         dispatcher_curl_set_string(handle, CURLOPT_USERAGENT, configuration.userAgent)

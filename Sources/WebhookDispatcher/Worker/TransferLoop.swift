@@ -52,10 +52,11 @@ final class TransferLoop {
     /// Runs until the board stops and the requests in flight have finished.
     func run() {
         guard let multi = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
-        let wakeable = MultiHandle(pointer: multi)
-        board.setOnChange { curl_multi_wakeup(wakeable.pointer) }
+        let wakeup = Wakeup(multi)
+        board.setOnChange { wakeup.wake() }
         defer {
             board.setOnChange(nil)
+            wakeup.close()
             curl_multi_cleanup(multi)
         }
 
@@ -76,11 +77,13 @@ final class TransferLoop {
                     case .stopping: stopping = true; break fill
                     }
                 }
-                if let transfer = start(job, on: client) {
-                    idle.removeLast()
-                    curl_multi_add_handle(multi, client.handle)
-                    active[client.handle] = transfer
+                guard let transfer = start(job, on: client) else { continue }
+                guard curl_multi_add_handle(multi, client.handle) == CURLM_OK else {
+                    complete(transfer.prepared, exchange: client.finish(transfer.transfer, code: CURLE_FAILED_INIT), client: client)
+                    continue
                 }
+                idle.removeLast()
+                active[client.handle] = transfer
             }
             if stopping && active.isEmpty { return }
 
@@ -178,8 +181,25 @@ final class TransferLoop {
     }
 }
 
-/// The multi handle, for `curl_multi_wakeup`: the one libcurl call that may come from another
-/// thread while the loop runs.
-private struct MultiHandle: @unchecked Sendable {
-    let pointer: UnsafeMutableRawPointer
+/// Wakes the loop from another thread (`curl_multi_wakeup`, the one libcurl call allowed there)
+/// until the loop closes it: a wake-up racing the loop's exit must not reach a freed handle.
+///
+/// `@unchecked Sendable`: `multi` is read and cleared only with `lock` held.
+private final class Wakeup: @unchecked Sendable {
+    private let lock = NSLock()
+    private var multi: UnsafeMutableRawPointer?
+
+    init(_ multi: UnsafeMutableRawPointer) { self.multi = multi }
+
+    func wake() {
+        lock.lock()
+        defer { lock.unlock() }
+        if let multi { curl_multi_wakeup(multi) }
+    }
+
+    func close() {
+        lock.lock()
+        multi = nil
+        lock.unlock()
+    }
 }
