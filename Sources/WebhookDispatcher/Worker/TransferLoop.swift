@@ -90,6 +90,7 @@ final class TransferLoop {
             var stillRunning: Int32 = 0
             curl_multi_perform(multi, &stillRunning)
             var queued: Int32 = 0
+            var freed = false
             while let message = curl_multi_info_read(multi, &queued) {
                 guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle,
                       let done = active.removeValue(forKey: handle) else { continue }
@@ -97,7 +98,11 @@ final class TransferLoop {
                 curl_multi_remove_handle(multi, handle)
                 complete(done.prepared, exchange: done.client.finish(done.transfer, code: code), client: done.client)
                 idle.append(done.client)
+                freed = true
             }
+            // Freed slots take the jobs already waiting before the loop waits again: the board
+            // wakes the loop only when jobs are added.
+            if freed { continue }
             // Until a socket is ready, a transfer times out, jobs arrive or the board stops.
             if !active.isEmpty { curl_multi_poll(multi, nil, 0, 1000, nil) }
         }
