@@ -35,10 +35,11 @@ struct HTTPClientConfiguration: Sendable {
     var urlPolicy: URLPolicy = URLPolicy()
 }
 
-/// One libcurl easy handle: the only place that calls `curl_*`.
+/// One libcurl easy handle: the only place that sets up and reads `curl_easy_*` transfers
+/// (`TransferLoop` drives them through a multi handle; `post` performs one directly).
 ///
-/// Each worker owns one client and uses it from its own queue only (so it is not `Sendable`);
-/// the handle keeps connections alive between requests to the same host.
+/// One thread uses a client at a time (so it is not `Sendable`); the handle keeps connections
+/// alive between requests to the same host.
 final class HTTPClient {
     let handle: UnsafeMutableRawPointer
     private let configuration: HTTPClientConfiguration

@@ -30,7 +30,7 @@ public struct DeliveryServiceConfiguration: Sendable {
         self.logger = logger
     }
 
-    /// The settings each worker's HTTP client gets.
+    /// The settings every HTTP client of the service gets.
     var clientConfiguration: HTTPClientConfiguration {
         HTTPClientConfiguration(responseBodyCap: responseBodyCap, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy)
     }

@@ -1,13 +1,13 @@
 import Foundation
 
-/// What passes between the store loop and the workers of one process: claimed deliveries out,
+/// What passes between the store loop and the transfer loop of one process: claimed deliveries out,
 /// finished attempts back, and the count of deliveries each endpoint holds here (waiting,
 /// running or not yet recorded), which a claim weighs with every process's leases against
 /// `max_concurrency`. It holds only leased rows and unwritten results: the store keeps the truth.
 ///
-/// Workers wait on `condition` for jobs and are woken one per job; the store loop waits on
-/// `activity`, signalled when results arrive, so a finished job never wakes every idle worker
-/// and several finishes coalesce into one wake-up.
+/// An idle transfer loop waits on `condition` for jobs (a busy one is woken through `onChange`
+/// in `curl_multi_poll`); the store loop waits on `activity`, signalled when results arrive, so
+/// several finishes coalesce into one wake-up.
 ///
 /// `@unchecked Sendable`: every stored property is read and written only with `condition` locked.
 final class JobBoard: @unchecked Sendable {
