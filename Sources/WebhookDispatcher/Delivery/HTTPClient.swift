@@ -192,7 +192,7 @@ final class HTTPClient {
 }
 
 /// Per-transfer state the C callbacks write into.
-final class TransferContext {
+private final class TransferContext {
     let bodyCap: Int
     let policy: DestinationPolicy
     var headers: [HeaderField] = []

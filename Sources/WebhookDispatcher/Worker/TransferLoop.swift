@@ -6,7 +6,8 @@ import Foundation
 ///
 /// One thread waiting in `curl_multi_poll` for every socket costs far less than a thread per
 /// request waiting in its own `poll`: no wake-up and context switch per request, and one poll
-/// call per batch of ready sockets. Measured with the benchmark: about +24% deliveries/s.
+/// call per batch of ready sockets. Measured against worker threads in alternating runs of the
+/// benchmark's throughput phase: +16% deliveries/s (README "Performance").
 ///
 /// What may block stays off this thread: an OAuth token that is not cached is fetched, and that
 /// attempt made, by the classic synchronous `AttemptRunner` on a helper queue (as is the retry
