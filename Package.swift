@@ -1,6 +1,14 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The module graph is the architecture (README, "Development"): arrows point only down, and a
+// wrong-way import does not compile.
+//
+//   dispatcher (CLI) ─▶ WebhookDispatcher (re-exports the producer API) ─▶ Config, Worker, Store, Events, Model
+//   DispatcherDashboard ─▶ DispatcherConfig, DispatcherServer, DispatcherWorker
+//   DispatcherConfig ─▶ DispatcherWorker ─▶ DispatcherStore ─▶ DispatcherModel
+//                                       └─▶ DispatcherDelivery ─▶ DispatcherModel
+//   DispatcherEvents ─▶ DispatcherModel · DispatcherServer ─▶ DispatcherModel
 let package = Package(
     name: "dispatcher",
     products: [
@@ -23,20 +31,50 @@ let package = Package(
             dependencies: ["EmbedMigrationsTool"]
         ),
 
+        // The nouns and their rules: tenants, endpoints (and their one validator), events,
+        // deliveries, attempts, retry and success rules, URL and destination policy, errors, JSON.
+        .target(name: "DispatcherModel"),
+        // Typed builders and validators for the seed documents' event families.
+        .target(name: "DispatcherEvents", dependencies: ["DispatcherModel"]),
+        // SQL and nothing about HTTP: connections, SQLite and PostgreSQL, migrations, queries.
         .target(
-            name: "WebhookDispatcher",
-            dependencies: ["CSQLite", "CCurl", "CCrypto", "CPostgres"],
-            // The dashboard's stylesheet and script, compiled in (no files beside the binary).
-            resources: [
-                .embedInCode("Dashboard/Assets/dashboard.css"),
-                .embedInCode("Dashboard/Assets/dashboard.js"),
-            ],
+            name: "DispatcherStore",
+            dependencies: ["DispatcherModel", "CSQLite", "CPostgres"],
             plugins: ["EmbedMigrations"]
         ),
-        .executableTarget(name: "dispatcher", dependencies: ["WebhookDispatcher"]),
+        // HTTP and nothing about SQL: libcurl, the destination guard at connect time, signing, OAuth tokens.
+        .target(name: "DispatcherDelivery", dependencies: ["DispatcherModel", "CCurl", "CCrypto"]),
+        // Joins the two: the delivery service, its store loop and transfer loop, housekeeping.
+        .target(name: "DispatcherWorker", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery"]),
+        // The config file `serve`, `dashboard` and the other commands read.
+        .target(name: "DispatcherConfig", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherWorker"]),
+        // A small HTTP/1.1 server for the dashboard.
+        .target(name: "DispatcherServer", dependencies: ["DispatcherModel"]),
+        .target(
+            name: "DispatcherDashboard",
+            dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery", "DispatcherWorker",
+                           "DispatcherConfig", "DispatcherServer"],
+            // The dashboard's stylesheet and script, compiled in (no files beside the binary).
+            resources: [
+                .embedInCode("Assets/dashboard.css"),
+                .embedInCode("Assets/dashboard.js"),
+            ]
+        ),
+        // The product producers and embedders import: re-exports their API and nothing else.
+        .target(
+            name: "WebhookDispatcher",
+            dependencies: ["DispatcherModel", "DispatcherEvents", "DispatcherStore", "DispatcherWorker", "DispatcherConfig"]
+        ),
+        .executableTarget(
+            name: "dispatcher",
+            dependencies: ["WebhookDispatcher", "DispatcherModel", "DispatcherEvents", "DispatcherStore",
+                           "DispatcherDelivery", "DispatcherWorker", "DispatcherConfig", "DispatcherServer", "DispatcherDashboard"]
+        ),
         .testTarget(
             name: "WebhookDispatcherTests",
-            dependencies: ["WebhookDispatcher", "dispatcher"]
+            dependencies: ["WebhookDispatcher", "DispatcherModel", "DispatcherEvents", "DispatcherStore",
+                           "DispatcherDelivery", "DispatcherWorker", "DispatcherConfig", "DispatcherServer",
+                           "DispatcherDashboard", "dispatcher"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,11 @@
 import Foundation
+import DispatcherConfig
+import DispatcherDashboard
+import DispatcherDelivery
+import DispatcherEvents
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
 import WebhookDispatcher
 
 // Entry point: picks the subcommand, prints help, and maps errors to exit statuses

@@ -1,7 +1,15 @@
 import Foundation
 import Glibc
 import XCTest
-@testable import WebhookDispatcher
+@testable import DispatcherConfig
+@testable import DispatcherDashboard
+@testable import DispatcherDelivery
+@testable import DispatcherEvents
+@testable import DispatcherModel
+@testable import DispatcherServer
+@testable import DispatcherStore
+@testable import DispatcherWorker
+import WebhookDispatcher
 
 /// The dashboard through its real server: the JSON API, actions and their CSRF token, the
 /// token gate, escaping, and every page in headless Chromium.

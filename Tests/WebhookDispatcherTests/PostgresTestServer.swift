@@ -1,6 +1,14 @@
 import Foundation
 import XCTest
-@testable import WebhookDispatcher
+@testable import DispatcherConfig
+@testable import DispatcherDashboard
+@testable import DispatcherDelivery
+@testable import DispatcherEvents
+@testable import DispatcherModel
+@testable import DispatcherServer
+@testable import DispatcherStore
+@testable import DispatcherWorker
+import WebhookDispatcher
 
 /// The PostgreSQL server the tests use: `$DISPATCHER_TEST_POSTGRES_URL` when given, else a
 /// throwaway cluster that `scripts/pg-cluster` starts on 127.0.0.1 (once per test process,

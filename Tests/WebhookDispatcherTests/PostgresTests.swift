@@ -1,6 +1,14 @@
 import Foundation
 import XCTest
-@testable import WebhookDispatcher
+@testable import DispatcherConfig
+@testable import DispatcherDashboard
+@testable import DispatcherDelivery
+@testable import DispatcherEvents
+@testable import DispatcherModel
+@testable import DispatcherServer
+@testable import DispatcherStore
+@testable import DispatcherWorker
+import WebhookDispatcher
 
 /// What only the PostgreSQL store does: migrations under an advisory lock, claims that skip
 /// each other's locked rows, `NOTIFY` wake-ups, libpq's errors. The rest of its behaviour is

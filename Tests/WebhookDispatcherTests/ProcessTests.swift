@@ -1,6 +1,14 @@
 import Foundation
 import XCTest
-@testable import WebhookDispatcher
+@testable import DispatcherConfig
+@testable import DispatcherDashboard
+@testable import DispatcherDelivery
+@testable import DispatcherEvents
+@testable import DispatcherModel
+@testable import DispatcherServer
+@testable import DispatcherStore
+@testable import DispatcherWorker
+import WebhookDispatcher
 
 /// `dispatcher serve` as real processes: killed mid-flight, stopped gracefully, and several at
 /// once on one database (a file, or one PostgreSQL server in the conformance pass).

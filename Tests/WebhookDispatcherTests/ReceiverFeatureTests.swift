@@ -1,6 +1,14 @@
 import Foundation
 import XCTest
-@testable import WebhookDispatcher
+@testable import DispatcherConfig
+@testable import DispatcherDashboard
+@testable import DispatcherDelivery
+@testable import DispatcherEvents
+@testable import DispatcherModel
+@testable import DispatcherServer
+@testable import DispatcherStore
+@testable import DispatcherWorker
+import WebhookDispatcher
 
 /// What receivers ask of the sender: OAuth tokens, signatures, retry schedules, endpoint
 /// health, fair sharing and ordering.
@@ -160,8 +168,8 @@ final class ReceiverFeatureTests: DispatcherTestCase {
                                           secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_" + Data(repeating: 7, count: 32).base64EncodedString()])
         XCTAssertEqual(two.split(separator: " ").count, 2)
         XCTAssertTrue(two.hasPrefix("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1,"))
-        XCTAssertNotNil(WebhookSigner.problem(withSecret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
-        XCTAssertNotNil(WebhookSigner.problem(withSecret: "whsec_***"))
+        XCTAssertNotNil(SigningSecret.problem(with: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        XCTAssertNotNil(SigningSecret.problem(with: "whsec_***"))
     }
 
     func testRetriesCarryTheSameIDWithAFreshTimestampAndSignature() throws {

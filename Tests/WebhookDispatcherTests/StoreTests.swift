@@ -1,6 +1,14 @@
 import Foundation
 import XCTest
-@testable import WebhookDispatcher
+@testable import DispatcherConfig
+@testable import DispatcherDashboard
+@testable import DispatcherDelivery
+@testable import DispatcherEvents
+@testable import DispatcherModel
+@testable import DispatcherServer
+@testable import DispatcherStore
+@testable import DispatcherWorker
+import WebhookDispatcher
 
 /// Migrations, leases and the log queries of the store (SQLite, or PostgreSQL in the conformance pass).
 final class StoreTests: DispatcherTestCase {

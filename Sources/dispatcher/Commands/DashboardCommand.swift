@@ -1,6 +1,13 @@
 import Dispatch
 import Foundation
 import Glibc
+import DispatcherConfig
+import DispatcherDashboard
+import DispatcherDelivery
+import DispatcherEvents
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
 import WebhookDispatcher
 
 /// `dispatcher dashboard`: serves the web dashboard over the store until SIGINT or SIGTERM.

@@ -1,5 +1,13 @@
 import Foundation
 import Glibc
+import DispatcherConfig
+import DispatcherDashboard
+import DispatcherDelivery
+import DispatcherEvents
+import DispatcherModel
+import DispatcherServer
+import DispatcherStore
+import DispatcherWorker
 import WebhookDispatcher
 
 /// `dispatcher receive`: a development receiver on loopback that prints what it gets, so the

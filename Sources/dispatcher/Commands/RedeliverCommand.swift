@@ -1,4 +1,11 @@
 import Foundation
+import DispatcherConfig
+import DispatcherDashboard
+import DispatcherDelivery
+import DispatcherEvents
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
 import WebhookDispatcher
 
 /// Delivery ids (numbers) and event ids (UUIDs) given on the command line.

@@ -1,6 +1,13 @@
 import Dispatch
 import Foundation
 import Glibc
+import DispatcherConfig
+import DispatcherDashboard
+import DispatcherDelivery
+import DispatcherEvents
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
 import WebhookDispatcher
 
 /// `dispatcher serve`: syncs the config's endpoints into the store and runs the worker pool

@@ -1,4 +1,11 @@
 import Foundation
+import DispatcherConfig
+import DispatcherDashboard
+import DispatcherDelivery
+import DispatcherEvents
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
 import WebhookDispatcher
 
 /// `dispatcher show ID`: an event with every delivery and every attempt, as recorded.

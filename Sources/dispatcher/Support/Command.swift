@@ -1,4 +1,11 @@
 import Foundation
+import DispatcherConfig
+import DispatcherDashboard
+import DispatcherDelivery
+import DispatcherEvents
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
 import WebhookDispatcher
 
 /// A subcommand: its declaration, validation in `init` (usage errors before any work), and `run`.

@@ -1,4 +1,11 @@
 import Foundation
+import DispatcherConfig
+import DispatcherDashboard
+import DispatcherDelivery
+import DispatcherEvents
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
 import WebhookDispatcher
 
 /// How times and durations are written and read on the command line: ISO-8601 UTC in JSON,

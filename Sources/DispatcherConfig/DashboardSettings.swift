@@ -1,0 +1,65 @@
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
+import Foundation
+
+/// Where the dashboard listens and who may use it.
+public struct DashboardSettings: Sendable, Equatable {
+    public static let defaultListen = "127.0.0.1:8089"
+
+    public var host: String
+    public var port: Int
+    /// When set, every request must carry it (a bearer header, or the cookie the login form
+    /// sets). Required to listen anywhere but loopback. `env:NAME` reads it from the
+    /// environment when the dashboard starts, so other commands never need the variable.
+    public var token: String?
+
+    public init(host: String = "127.0.0.1", port: Int = 8089, token: String? = nil) {
+        self.host = host
+        self.port = port
+        self.token = token
+    }
+
+    /// `127.0.0.1:8089`, `[::1]:8089` or `0.0.0.0:8089` (port 0: the kernel picks one).
+    public init(listen: String, token: String?) throws {
+        let host: Substring, portText: Substring
+        if listen.hasPrefix("["), let close = listen.firstIndex(of: "]") {
+            host = listen[listen.index(after: listen.startIndex)..<close]
+            portText = listen[close...].dropFirst().drop { $0 == ":" }
+        } else if let colon = listen.lastIndex(of: ":") {
+            host = listen[..<colon]
+            portText = listen[listen.index(after: colon)...]
+        } else {
+            throw DispatcherError.invalidConfiguration(path: "dashboard.listen", message: "'\(listen)' is not HOST:PORT, such as 127.0.0.1:8089")
+        }
+        guard IPAddress(String(host)) != nil else {
+            throw DispatcherError.invalidConfiguration(path: "dashboard.listen", message: "'\(host)' is not an IP address (such as 127.0.0.1 or [::1])")
+        }
+        guard let port = Int(portText), (0...65_535).contains(port) else {
+            throw DispatcherError.invalidConfiguration(path: "dashboard.listen", message: "'\(portText)' is not a port number")
+        }
+        self.init(host: String(host), port: port, token: token)
+        if let token, EnvironmentReference(token) == nil, token.count < 16 {
+            throw DispatcherError.invalidConfiguration(path: "dashboard.token", message: "must be at least 16 characters")
+        }
+        guard token != nil || isLoopback else {
+            throw DispatcherError.invalidConfiguration(
+                path: "dashboard", message: "listening on \(host) (not loopback) needs dashboard.token, so only people holding it see the log")
+        }
+    }
+
+    /// The token itself, with an `env:NAME` reference read now.
+    public func resolvedToken() throws -> String? {
+        guard let token else { return nil }
+        guard let reference = EnvironmentReference(token) else { return token }
+        guard let value = reference.value, value.count >= 16 else {
+            throw DispatcherError.invalidConfiguration(
+                path: "dashboard.token", message: "environment variable \(reference.name) must be set to a token of at least 16 characters")
+        }
+        return value
+    }
+
+    public var isLoopback: Bool { IPAddress(host)?.isLoopback ?? false }
+
+    public var listen: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

@@ -1,0 +1,154 @@
+import DispatcherModel
+import DispatcherStore
+import DispatcherWorker
+import Foundation
+
+/// The config file (`config.example.json`): where the store is, how the worker pool runs,
+/// and every tenant's endpoints. Keys are snake_case in JSON; unknown keys are errors.
+public struct DispatcherConfiguration: Sendable {
+    /// The SQLite file (relative paths are resolved against the config file's folder), or a
+    /// `postgres://` URL.
+    public var database: String
+    public var workers: Int
+    public var pollIntervalMilliseconds: Int
+    public var leaseSeconds: Double
+    public var maxPayloadBytes: Int
+    public var responseBodyCapBytes: Int
+    public var urlPolicy: URLPolicy
+    public var destinationPolicy: DestinationPolicy
+    public var tenants: [Tenant]
+    public var endpoints: [Endpoint]
+    /// How often `serve` logs the stats summary line; 0 turns it off.
+    public var statsIntervalSeconds: Double = 60
+    /// When set, `serve` prunes finished deliveries older than this many days, hourly.
+    public var retentionDays: Double?
+    /// When set, `serve` also hosts the dashboard; `dispatcher dashboard` reads its listen
+    /// address and token from here.
+    public var dashboard: DashboardSettings?
+
+    public init(database: String, workers: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
+                maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
+                urlPolicy: URLPolicy = URLPolicy(), destinationPolicy: DestinationPolicy = DestinationPolicy(),
+                tenants: [Tenant] = [], endpoints: [Endpoint] = []) {
+        self.database = database
+        self.workers = workers
+        self.pollIntervalMilliseconds = pollIntervalMilliseconds
+        self.leaseSeconds = leaseSeconds
+        self.maxPayloadBytes = maxPayloadBytes
+        self.responseBodyCapBytes = responseBodyCapBytes
+        self.urlPolicy = urlPolicy
+        self.destinationPolicy = destinationPolicy
+        self.tenants = tenants
+        self.endpoints = endpoints
+    }
+
+    /// Reads and validates a config file.
+    public static func load(path: String) throws -> DispatcherConfiguration {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw DispatcherError.invalidConfiguration(path: "", message: "cannot read \(path): \((error as NSError).localizedDescription)")
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try parse(data, baseDirectory: folder)
+    }
+
+    /// Validates config JSON; `baseDirectory` anchors a relative `database` path.
+    public static func parse(_ data: Data, baseDirectory: String? = nil) throws -> DispatcherConfiguration {
+        let json: Any
+        do {
+            json = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            let detail = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"
+            throw DispatcherError.invalidConfiguration(path: "", message: "the file is not valid JSON (\(detail))")
+        }
+        let root = try JSONObjectReader(json, path: "")
+        var database = try root.string("database") ?? "dispatcher.sqlite"
+        if let baseDirectory, !database.hasPrefix("/"), database != ":memory:", !PostgresStore.isURL(database) {
+            database = URL(fileURLWithPath: baseDirectory).appendingPathComponent(database).standardizedFileURL.path
+        }
+        let workers = try root.integer("workers", default: 8, in: 1...512)
+        let pollInterval = try root.integer("poll_interval_ms", default: 100, in: 1...60_000)
+        let leaseSeconds = try root.number("lease_seconds", default: 60, in: 1...86_400)
+        let maxPayload = try root.integer("max_payload_bytes", default: 256 * 1024, in: 2...(16 * 1024 * 1024))
+        let bodyCap = try root.integer("response_body_cap_bytes", default: 64 * 1024, in: 0...(16 * 1024 * 1024))
+        let statsInterval = try root.number("stats_interval_seconds", default: 60, in: 0...86_400)
+        let retentionDays = try root.has("retention_days") ? root.number("retention_days", default: 30, in: 0.01...36_500) : nil
+        let urlPolicy = URLPolicy(requireHTTPS: try root.bool("require_https", default: true))
+        let allowPrivate = try root.bool("allow_private_addresses", default: false)
+        let networks = try (root.stringArray("allowed_networks") ?? []).enumerated().map { index, text in
+            guard let network = IPNetwork(text) else {
+                throw DispatcherError.invalidConfiguration(path: "allowed_networks[\(index)]", message: "'\(text)' is not a CIDR block such as 127.0.0.0/8 or ::1/128")
+            }
+            return network
+        }
+
+        var tenants: [Tenant] = []
+        var endpoints: [Endpoint] = []
+        for (tenantIndex, tenantJSON) in (try root.array("tenants") ?? []).enumerated() {
+            let tenantReader = try JSONObjectReader(tenantJSON, path: "tenants[\(tenantIndex)]")
+            let id = try tenantReader.requiredString("id")
+            guard EventType.isValid(id) else { throw tenantReader.fail("id", "'\(id)' must be 1-200 letters, digits, '.', '_' or '-'") }
+            guard !tenants.contains(where: { $0.id == id }) else { throw tenantReader.fail("id", "tenant '\(id)' is defined twice") }
+            let name = try tenantReader.string("name") ?? id
+            for (endpointIndex, endpointJSON) in (try tenantReader.array("endpoints") ?? []).enumerated() {
+                let reader = try JSONObjectReader(endpointJSON, path: "\(tenantReader.keyPath("endpoints"))[\(endpointIndex)]")
+                let endpoint = try Endpoint.decode(reader, tenantID: id, urlPolicy: urlPolicy)
+                guard !endpoints.contains(where: { $0.id == endpoint.id }) else {
+                    throw reader.fail("id", "endpoint '\(endpoint.id)' is defined twice; endpoint ids are unique across tenants")
+                }
+                guard endpoint.timeoutSeconds < leaseSeconds else {
+                    throw reader.fail("timeout_seconds", "must be shorter than lease_seconds (\(JSONObjectReader.format(leaseSeconds))), or a slow attempt's delivery could be retaken while it is still in flight")
+                }
+                endpoints.append(endpoint)
+            }
+            try tenantReader.rejectUnknownKeys()
+            tenants.append(Tenant(id: id, name: name))
+        }
+        var dashboard: DashboardSettings?
+        if let reader = try root.object("dashboard") {
+            let listen = try reader.string("listen") ?? DashboardSettings.defaultListen
+            let token = try reader.string("token")
+            try reader.rejectUnknownKeys()
+            dashboard = try DashboardSettings(listen: listen, token: token)
+        }
+        try root.rejectUnknownKeys()
+
+        var configuration = DispatcherConfiguration(
+            database: database, workers: workers, pollIntervalMilliseconds: pollInterval, leaseSeconds: leaseSeconds,
+            maxPayloadBytes: maxPayload, responseBodyCapBytes: bodyCap, urlPolicy: urlPolicy,
+            destinationPolicy: DestinationPolicy(allowPrivateAddresses: allowPrivate, allowedNetworks: networks),
+            tenants: tenants, endpoints: endpoints)
+        configuration.statsIntervalSeconds = statsInterval
+        configuration.retentionDays = retentionDays
+        configuration.dashboard = dashboard
+        return configuration
+    }
+
+    /// Fails when a header written `env:NAME` names a variable this process does not have: run
+    /// by `serve`, so reading the log never needs the secrets.
+    public func checkEnvironment() throws {
+        for endpoint in endpoints {
+            var references = endpoint.headers.sorted(by: { $0.key < $1.key }).map { ("headers.\($0.key)", $0.value) }
+            references += endpoint.signingSecrets.map { ("signing.secret", $0) }
+            if case .oauth2ClientCredentials(let credentials) = endpoint.auth {
+                references.append(("auth.client_secret", credentials.clientSecret))
+            }
+            for (key, value) in references {
+                if let reference = EnvironmentReference(value), reference.value == nil {
+                    throw DispatcherError.invalidConfiguration(
+                        path: "endpoint \(endpoint.id) \(key)", message: "environment variable \(reference.name) is not set")
+                }
+            }
+        }
+    }
+
+    public var storeOptions: StoreOptions { StoreOptions(maxPayloadBytes: maxPayloadBytes) }
+
+    public func serviceConfiguration(logger: DispatcherLogger) -> DeliveryServiceConfiguration {
+        DeliveryServiceConfiguration(
+            workers: workers, pollInterval: Double(pollIntervalMilliseconds) / 1000, leaseSeconds: leaseSeconds,
+            responseBodyCap: responseBodyCapBytes, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy, logger: logger)
+    }
+}

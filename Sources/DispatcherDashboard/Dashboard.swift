@@ -1,0 +1,224 @@
+import DispatcherConfig
+import DispatcherDelivery
+import DispatcherModel
+import DispatcherServer
+import DispatcherStore
+import DispatcherWorker
+import Foundation
+
+/// The web dashboard: the delivery log, each delivery's detail, endpoint health and an
+/// overview, served by the binary itself (no external assets) over our own `HTTPServer`.
+///
+/// ```swift
+/// let dashboard = try Dashboard(store: store, settings: DashboardSettings(port: 0))
+/// print("http://127.0.0.1:\(dashboard.port)/")
+/// ```
+public final class Dashboard: Sendable {
+    private let server: HTTPServer
+    private let app: DashboardApp
+    public var port: Int { server.port }
+    public var url: String { "http://\(DashboardSettings(host: server.host, port: server.port).listen)/" }
+    /// The per-process token every POST carries (forms embed it; API clients read `/api/session`).
+    public var csrfToken: String { app.csrfToken }
+
+    public init(store: any OutboxStore, settings: DashboardSettings) throws {
+        let app = DashboardApp(store: store, token: try settings.resolvedToken())
+        self.app = app
+        server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024) { request in
+            .respond(app.respond(to: request))
+        }
+    }
+
+    public func stop() { server.stop() }
+}
+
+/// Routing, authentication and CSRF around the pages and the JSON API.
+struct DashboardApp: Sendable {
+    let store: any OutboxStore
+    let token: String?
+    let csrfToken: String
+    /// What the login cookie holds: derived from the token, so the token itself never sits in a cookie.
+    let sessionValue: String?
+
+    static let sessionCookie = "dispatcher_session"
+
+    init(store: any OutboxStore, token: String?) {
+        self.store = store
+        self.token = token
+        csrfToken = Self.randomHex(bytes: 32)
+        sessionValue = token.map { Self.hex(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
+    }
+
+    /// Every response, whatever the route, leaves with the security headers.
+    func respond(to request: HTTPServerRequest) -> HTTPServerResponse {
+        var response = route(request)
+        response.headers += Self.securityHeaders
+        return response
+    }
+
+    static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        + "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    static let securityHeaders = [
+        HeaderField("Content-Security-Policy", contentSecurityPolicy),
+        HeaderField("X-Content-Type-Options", "nosniff"),
+        HeaderField("X-Frame-Options", "DENY"),
+        HeaderField("Referrer-Policy", "no-referrer"),
+        HeaderField("Cache-Control", "no-store"),
+    ]
+
+    private func route(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        let path = request.path
+        let segments = path.split(separator: "/").map(String.init)
+        let isAPI = segments.first == "api"
+        let query = FormData(query: request.target)
+
+        // Assets and the login form are open; everything else needs the token when one is set.
+        if request.method == "GET", segments.count == 2, segments[0] == "assets" { return DashboardAssets.response(for: segments[1]) }
+        if segments == ["login"] { return login(request) }
+        guard isAuthorized(request) else {
+            if isAPI {
+                var response = Self.jsonError(401, "unauthorized: send Authorization: Bearer <dashboard token>")
+                response.headers.append(HeaderField("WWW-Authenticate", "Bearer"))
+                return response
+            }
+            return Self.redirect("/login")
+        }
+
+        do {
+            let method = request.method
+            let route = Route(segments)
+            if method == "POST" { return try post(request, segments: segments, isAPI: isAPI) }
+            guard method == "GET" else {
+                return isAPI ? Self.jsonError(405, "method not allowed") : .text(405, "method not allowed\n")
+            }
+            if route.matches("") { return html(try pages.overview(query: query)) }
+            if route.matches("deliveries") { return html(try pages.deliveries(query: query)) }
+            if let id = route.capture("deliveries/*") { return html(try pages.delivery(id: try Self.deliveryID(id), query: query)) }
+            if route.matches("endpoints") { return html(try pages.endpoints(query: query)) }
+            if route.matches("api/session") { return Self.json(["csrf_token": csrfToken]) }
+            if route.matches("api/overview") { return Self.json(try api.overview()) }
+            if route.matches("api/deliveries") { return Self.json(try api.deliveries(query: query)) }
+            if let id = route.capture("api/deliveries/*") { return Self.json(try api.delivery(id: try Self.deliveryID(id))) }
+            if route.matches("api/endpoints") { return Self.json(try api.endpoints()) }
+            return isAPI ? Self.jsonError(404, "no such API route: \(path)") : html(pages.notFound(path), status: 404)
+        } catch let error as DashboardError {
+            return isAPI ? Self.jsonError(error.status, error.message) : html(pages.error(error), status: error.status)
+        } catch {
+            let problem = DashboardError(status: 500, message: "\(error)")
+            return isAPI ? Self.jsonError(500, problem.message) : html(pages.error(problem), status: 500)
+        }
+    }
+
+    private var pages: DashboardPages { DashboardPages(store: store, csrfToken: csrfToken) }
+    private var api: DashboardAPI { DashboardAPI(store: store) }
+
+    /// Mutations: a form post (redirects back with a notice) or an API call (JSON). Both
+    /// must carry the CSRF token, in the `csrf` field or the `X-CSRF-Token` header.
+    private func post(_ request: HTTPServerRequest, segments: [String], isAPI: Bool) throws -> HTTPServerResponse {
+        let form = FormData(String(decoding: request.body, as: UTF8.self))
+        let presented = request.header("X-CSRF-Token") ?? form["csrf"] ?? ""
+        guard Self.constantTimeEquals(presented, csrfToken) else {
+            throw DashboardError(status: 403, message: "missing or stale CSRF token: reload the page and try again")
+        }
+        let actionSegments = isAPI ? Array(segments.dropFirst()) : segments
+        let action = try DashboardAction(segments: actionSegments, form: isAPI ? FormData(query: request.target) : form)
+        let outcome = try action.perform(on: store)
+        if isAPI { return Self.json(outcome.json) }
+        return Self.redirect(outcome.redirect)
+    }
+
+    private func login(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        guard let token, let sessionValue else { return Self.redirect("/") }
+        if request.method == "POST" {
+            let form = FormData(String(decoding: request.body, as: UTF8.self))
+            if Self.constantTimeEquals(form["token"] ?? "", token) {
+                var response = Self.redirect("/")
+                response.headers.append(HeaderField("Set-Cookie", "\(Self.sessionCookie)=\(sessionValue); Path=/; HttpOnly; SameSite=Strict"))
+                return response
+            }
+            return html(pages.login(failed: true), status: 401)
+        }
+        return html(pages.login(failed: false))
+    }
+
+    private func isAuthorized(_ request: HTTPServerRequest) -> Bool {
+        guard let token, let sessionValue else { return true }
+        if let authorization = request.header("Authorization"), authorization.lowercased().hasPrefix("bearer ") {
+            return Self.constantTimeEquals(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), token)
+        }
+        let cookies = request.headers.filter { $0.hasName("Cookie") }.flatMap { $0.value.split(separator: ";") }
+        return cookies.contains { cookie in
+            let parts = cookie.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            return parts.count == 2 && parts[0] == Self.sessionCookie && Self.constantTimeEquals(String(parts[1]), sessionValue)
+        }
+    }
+
+    // MARK: - Responses
+
+    private func html(_ page: HTML, status: Int = 200) -> HTTPServerResponse {
+        .text(status, page.rendered, contentType: "text/html; charset=utf-8")
+    }
+
+    static func json(_ object: [String: Any], status: Int = 200) -> HTTPServerResponse {
+        .json(status, JSONRepresentation.line(object))
+    }
+
+    static func jsonError(_ status: Int, _ message: String) -> HTTPServerResponse {
+        json(["error": message], status: status)
+    }
+
+    static func redirect(_ location: String) -> HTTPServerResponse {
+        HTTPServerResponse(status: 303, headers: [HeaderField("Location", location)])
+    }
+
+    static func deliveryID(_ text: String) throws -> Int64 {
+        guard let id = Int64(text), id > 0 else { throw DashboardError(status: 404, message: "'\(text)' is not a delivery id") }
+        return id
+    }
+
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let left = Array(a.utf8), right = Array(b.utf8)
+        guard left.count == right.count else { return false }
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
+    }
+
+    static func randomHex(bytes count: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return hex((0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// A request path split into segments, matched against patterns where `*` is one segment.
+struct Route {
+    let segments: [String]
+
+    init(_ segments: [String]) { self.segments = segments }
+
+    func matches(_ pattern: String) -> Bool { captures(pattern) != nil }
+
+    /// The segment under the pattern's one `*`.
+    func capture(_ pattern: String) -> String? { captures(pattern)?.first }
+
+    func captures(_ pattern: String) -> [String]? {
+        let parts = pattern.split(separator: "/").map(String.init)
+        guard parts.count == segments.count else { return nil }
+        var captured: [String] = []
+        for (part, segment) in zip(parts, segments) {
+            if part == "*" { captured.append(segment) } else if part != segment { return nil }
+        }
+        return captured
+    }
+}
+
+/// A request the dashboard refuses, with the status to answer and why.
+struct DashboardError: Error {
+    var status: Int
+    var message: String
+}

@@ -1,0 +1,285 @@
+import CCurl
+import Glibc
+import DispatcherModel
+import Foundation
+
+/// One POST as the worker sends it.
+package struct HTTPRequest: Sendable {
+    var url: String
+    var headers: [HeaderField]
+    var body: [UInt8]
+    var timeoutSeconds: Double
+    var connectTimeoutSeconds: Double
+
+    package init(url: String, headers: [HeaderField], body: [UInt8], timeoutSeconds: Double, connectTimeoutSeconds: Double) {
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeoutSeconds = timeoutSeconds
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+    }
+}
+
+/// What came back, or why nothing acceptable did.
+package struct HTTPExchange: Sendable {
+    package var status: Int?
+    package var headers: [HeaderField]
+    package var body: [UInt8]
+    package var bodyTruncated: Bool
+    package var errorKind: AttemptErrorKind?
+    package var errorMessage: String?
+    package var durationMicroseconds: Int64
+
+    package func header(_ name: String) -> String? {
+        headers.last { $0.hasName(name) }?.value
+    }
+
+    package init(status: Int? = nil, headers: [HeaderField], body: [UInt8], bodyTruncated: Bool, errorKind: AttemptErrorKind? = nil, errorMessage: String? = nil, durationMicroseconds: Int64) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.bodyTruncated = bodyTruncated
+        self.errorKind = errorKind
+        self.errorMessage = errorMessage
+        self.durationMicroseconds = durationMicroseconds
+    }
+}
+
+/// Client settings shared by every worker.
+package struct HTTPClientConfiguration: Sendable {
+    /// Response bodies beyond this many bytes are not read; the attempt records the prefix.
+    var responseBodyCap: Int = 64 * 1024
+    var userAgent: String = "dispatcher/\(DispatcherVersion.current)"
+    var destinationPolicy: DestinationPolicy = DestinationPolicy()
+    var urlPolicy: URLPolicy = URLPolicy()
+
+    package init(responseBodyCap: Int = 64 * 1024, userAgent: String = "dispatcher/\(DispatcherVersion.current)", destinationPolicy: DestinationPolicy = DestinationPolicy(), urlPolicy: URLPolicy = URLPolicy()) {
+        self.responseBodyCap = responseBodyCap
+        self.userAgent = userAgent
+        self.destinationPolicy = destinationPolicy
+        self.urlPolicy = urlPolicy
+    }
+}
+
+/// One libcurl easy handle: the only place that sets up and reads `curl_easy_*` transfers
+/// (`TransferLoop` drives them through a multi handle; `post` performs one directly).
+///
+/// One thread uses a client at a time (so it is not `Sendable`); the handle keeps connections
+/// alive between requests to the same host.
+package final class HTTPClient {
+    package let handle: UnsafeMutableRawPointer
+    private let configuration: HTTPClientConfiguration
+    /// libcurl writes its message here while a transfer runs, so it lives as long as the handle.
+    private let errorBuffer: UnsafeMutablePointer<CChar>
+
+    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    /// Where an empty body "is": libcurl copies zero bytes from it.
+    nonisolated(unsafe) private static let noBytes = UnsafePointer<UInt8>(UnsafeMutablePointer<UInt8>.allocate(capacity: 1))
+
+    package init(configuration: HTTPClientConfiguration) {
+        _ = HTTPClient.globalInit
+        guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
+        self.handle = handle
+        self.configuration = configuration
+        errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
+
+    package var userAgent: String { configuration.userAgent }
+
+    /// A request set up on this client's handle, not yet finished.
+    package final class Transfer {
+        fileprivate let context: TransferContext
+        fileprivate let headerList: UnsafeMutablePointer<curl_slist>?
+        fileprivate let start: UInt64
+
+        fileprivate init(context: TransferContext, headerList: UnsafeMutablePointer<curl_slist>?, start: UInt64) {
+            self.context = context
+            self.headerList = headerList
+            self.start = start
+        }
+    }
+
+    /// What `begin` did: a transfer ready to perform, or the answer for a request never sent.
+    package enum Start {
+        case ready(Transfer)
+        case refused(HTTPExchange)
+    }
+
+    package func post(_ request: HTTPRequest) -> HTTPExchange {
+        switch begin(request) {
+        case .refused(let exchange): return exchange
+        case .ready(let transfer): return finish(transfer, code: curl_easy_perform(handle))
+        }
+    }
+
+    /// Sets the handle up for `request`: performed by `curl_easy_perform` (`post`) or by a multi
+    /// handle, then handed to `finish`. The body is copied into the handle, so the caller's
+    /// buffer need not outlive this call.
+    package func begin(_ request: HTTPRequest) -> Start {
+        // The config refuses such URLs already; this holds for endpoints stored by other means.
+        // (A scheme check, not a URL parse: it runs for every request. libcurl's protocol list
+        // below enforces the same.)
+        if configuration.urlPolicy.requireHTTPS && !request.url.utf8.starts(with: "https://".utf8) {
+            return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
+                                         errorMessage: "'\(request.url)' is not https; set require_https to false to allow plain http (tests and local development only)",
+                                         durationMicroseconds: 0))
+        }
+        let context = TransferContext(bodyCap: configuration.responseBodyCap, policy: configuration.destinationPolicy)
+        let opaque = Unmanaged.passUnretained(context).toOpaque()
+
+        curl_easy_reset(handle)
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        for header in request.headers {
+            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+        }
+        // libcurl would otherwise send `Expect: 100-continue` for larger bodies and wait for it.
+        headerList = curl_slist_append(headerList, "Expect:")
+
+        errorBuffer[0] = 0
+        dispatcher_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        dispatcher_curl_set_string(handle, CURLOPT_URL, request.url)
+        dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, configuration.urlPolicy.requireHTTPS ? "https" : "http,https")
+        dispatcher_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
+        dispatcher_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        dispatcher_curl_set_long(handle, CURLOPT_POST, 1)
+        // The size first: COPYPOSTFIELDS copies that many bytes.
+        dispatcher_curl_set_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
+        request.body.withUnsafeBufferPointer { body in
+            _ = dispatcher_curl_set_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? Self.noBytes))
+        }
+        dispatcher_curl_set_slist(handle, CURLOPT_HTTPHEADER, headerList)
+        dispatcher_curl_set_string(handle, CURLOPT_USERAGENT, configuration.userAgent)
+        dispatcher_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000))
+        dispatcher_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeoutSeconds * 1000))
+        dispatcher_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
+        dispatcher_curl_set_data_callback(handle, CURLOPT_WRITEFUNCTION, receiveBody)
+        dispatcher_curl_set_pointer(handle, CURLOPT_WRITEDATA, opaque)
+        dispatcher_curl_set_data_callback(handle, CURLOPT_HEADERFUNCTION, receiveHeader)
+        dispatcher_curl_set_pointer(handle, CURLOPT_HEADERDATA, opaque)
+        dispatcher_curl_set_opensocket_callback(handle, openCheckedSocket)
+        dispatcher_curl_set_pointer(handle, CURLOPT_OPENSOCKETDATA, opaque)
+        return .ready(Transfer(context: context, headerList: headerList, start: DispatchTime.now().uptimeNanoseconds))
+    }
+
+    /// The exchange of a transfer `begin` set up, once libcurl finished it with `code`.
+    package func finish(_ transfer: Transfer, code: CURLcode) -> HTTPExchange {
+        curl_slist_free_all(transfer.headerList)
+        let context = transfer.context
+        let duration = Int64((DispatchTime.now().uptimeNanoseconds - transfer.start) / 1_000)
+
+        var status = 0
+        dispatcher_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        var exchange = HTTPExchange(
+            status: status > 0 ? status : nil, headers: context.headers, body: context.body,
+            bodyTruncated: context.truncated, errorKind: nil, errorMessage: nil, durationMicroseconds: duration)
+
+        // Stopping at the body cap is ours, not a failure: the status and headers are complete.
+        if code != CURLE_OK && !(code == CURLE_WRITE_ERROR && context.truncated) {
+            let detail = String(cString: errorBuffer)
+            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            if let blocked = context.blockedReason {
+                exchange.errorKind = .blocked
+                exchange.errorMessage = blocked
+            } else {
+                exchange.errorKind = Self.kind(of: code)
+                exchange.errorMessage = message
+            }
+            if exchange.errorKind != .http && exchange.status != nil && context.headersComplete == false {
+                exchange.status = nil
+            }
+        }
+        return exchange
+    }
+
+    static func kind(of code: CURLcode) -> AttemptErrorKind {
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT: return .timeout
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: return .dns
+        case CURLE_COULDNT_CONNECT: return .connect
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
+             CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ISSUER_ERROR,
+             CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CRL_BADFILE, CURLE_SSL_SHUTDOWN_FAILED:
+            return .tls
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE:
+            return .network
+        case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_BAD_CONTENT_ENCODING:
+            return .protocol
+        default:
+            return .other
+        }
+    }
+}
+
+/// Per-transfer state the C callbacks write into.
+private final class TransferContext {
+    let bodyCap: Int
+    let policy: DestinationPolicy
+    var headers: [HeaderField] = []
+    var body: [UInt8] = []
+    var truncated = false
+    var headersComplete = false
+    var blockedReason: String?
+
+    init(bodyCap: Int, policy: DestinationPolicy) {
+        self.bodyCap = bodyCap
+        self.policy = policy
+    }
+}
+
+private let receiveBody: dispatcher_curl_data_callback = { data, size, count, context in
+    let context = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+    let length = size * count
+    let room = context.bodyCap - context.body.count
+    if length > room {
+        if room > 0, let data { context.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: room)) }
+        context.truncated = true
+        return 0 // stops the transfer: the rest of an oversized body is never read
+    }
+    if let data { context.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
+    return length
+}
+
+private let receiveHeader: dispatcher_curl_data_callback = { data, size, count, context in
+    let context = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+    let length = size * count
+    guard let data else { return length }
+    // Byte-level: this runs for every header line of every response.
+    let line = UnsafeRawBufferPointer(start: data, count: length).bindMemory(to: UInt8.self)
+    func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+    var start = 0, end = line.count
+    while start < end, isSpace(line[start]) { start += 1 }
+    while end > start, isSpace(line[end - 1]) { end -= 1 }
+    if end - start >= 5, line[start..<(start + 5)].elementsEqual("HTTP/".utf8) {
+        // A new status line (after 1xx interim responses): only the final response's headers count.
+        context.headers.removeAll()
+        context.headersComplete = false
+    } else if start == end {
+        context.headersComplete = true
+    } else if let colon = line[start..<end].firstIndex(of: UInt8(ascii: ":")) {
+        var nameEnd = colon, valueStart = colon + 1
+        while nameEnd > start, isSpace(line[nameEnd - 1]) { nameEnd -= 1 }
+        while valueStart < end, isSpace(line[valueStart]) { valueStart += 1 }
+        context.headers.append(HeaderField(String(decoding: line[start..<nameEnd], as: UTF8.self),
+                                           String(decoding: line[valueStart..<end], as: UTF8.self)))
+    }
+    return length
+}
+
+/// Opens the socket libcurl is about to connect, after checking the very address it will use,
+/// so a DNS answer that changed since any earlier check cannot reach a forbidden network.
+private let openCheckedSocket: dispatcher_curl_opensocket_callback = { context, purpose, address in
+    let context = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+    guard let address else { return CURL_SOCKET_BAD }
+    if let reason = context.policy.refusal(for: &address.pointee.addr) {
+        context.blockedReason = reason
+        return CURL_SOCKET_BAD
+    }
+    return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
+}

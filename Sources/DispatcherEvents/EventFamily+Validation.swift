@@ -1,0 +1,31 @@
+import DispatcherModel
+import Foundation
+
+extension EventFamily {
+    /// Checks a body enqueued under `type` against its family's documented format, and returns
+    /// the event id the body carries (`data.event_id` of a check-in outcome, `id` of a visit
+    /// event), which should also be the outbox id so `webhook-id` matches it. Types of no family
+    /// pass (any JSON object); an undocumented `verification.*` key needs `allowCustomKey`.
+    @discardableResult
+    public static func validate(body: [UInt8], type: String, allowCustomKey: Bool = false) throws -> UUID? {
+        switch EventFamily(type: type) {
+        case .checkin:
+            return try CheckinOutcome(body: body).eventID
+        case .visit:
+            let version = (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["version"] as? String
+            switch version {
+            case "1.0": return try VisitEventV1(body: body, type: type).id
+            case "2.0": return try VisitEventV2(body: body, type: type).id
+            default: throw DispatcherError.invalidEvent(type: type, field: "version", message: "must be \"1.0\" or \"2.0\"")
+            }
+        case .onboarding:
+            if type == OnboardingStatusChanged.type { _ = try OnboardingStatusChanged(body: body) } else { _ = try WatchlistUpdated(body: body) }
+            return nil
+        case .verification:
+            _ = try VerificationEvent(body: body, type: type, allowCustomKey: allowCustomKey)
+            return nil
+        case nil:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+
+/// A delivery a worker holds under a lease, with the event's bytes read once.
+public struct ClaimedDelivery: Sendable, Equatable {
+    public var deliveryID: Int64
+    public var eventID: String
+    public var eventType: String
+    public var tenantID: String
+    public var endpointID: String
+    public var endpointRevision: Int
+    /// The number the next attempt gets (1 for the first).
+    public var attemptNumber: Int
+    public var body: [UInt8]
+    /// When the delivery was created or last redelivered (for a policy's `max_age_seconds`).
+    public var createdAt: Date
+    /// When the first attempt of this run started, if it had one (a one_retry retry repeats its timestamp).
+    public var firstAttemptAt: Date?
+    /// Attempts made before the latest redelivery; the retry policy counts attempts after it.
+    public var retryBase: Int = 0
+
+    package init(deliveryID: Int64, eventID: String, eventType: String, tenantID: String, endpointID: String, endpointRevision: Int, attemptNumber: Int, body: [UInt8], createdAt: Date, firstAttemptAt: Date? = nil, retryBase: Int = 0) {
+        self.deliveryID = deliveryID
+        self.eventID = eventID
+        self.eventType = eventType
+        self.tenantID = tenantID
+        self.endpointID = endpointID
+        self.endpointRevision = endpointRevision
+        self.attemptNumber = attemptNumber
+        self.body = body
+        self.createdAt = createdAt
+        self.firstAttemptAt = firstAttemptAt
+        self.retryBase = retryBase
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+
+/// The numbers `dispatcher stats` and serve's summary line report.
+public struct DeliveryStats: Sendable, Equatable {
+    public var generatedAt: Date
+    public var windowSeconds: Double
+    /// Delivery counts by status, overall, per tenant and per endpoint.
+    public var byStatus: [String: Int] = [:]
+    public var byTenant: [String: [String: Int]] = [:]
+    public var byEndpoint: [String: [String: Int]] = [:]
+    public var oldestPending: Date?
+    /// Attempts started within the window, and how many succeeded.
+    public var recentAttempts = 0
+    public var recentSucceeded = 0
+    public var latencyP50Milliseconds: Double?
+    public var latencyP99Milliseconds: Double?
+    public var endpoints: [EndpointStatus] = []
+
+    public var successRate: Double? { recentAttempts == 0 ? nil : Double(recentSucceeded) / Double(recentAttempts) }
+
+    /// One line for logs and the top of `dispatcher stats`:
+    /// `pending=3 delivering=1 succeeded=120 failed=2 cancelled=0 | last 1h: 125 attempts, 97.6% ok, p50 3.1 ms, p99 40.2 ms | oldest pending 12s`.
+    public var summaryLine: String {
+        var line = DeliveryStatus.allCases.map { "\($0.rawValue)=\(byStatus[$0.rawValue] ?? 0)" }.joined(separator: " ")
+        let window = windowSeconds >= 3_600 ? "\(Int(windowSeconds / 3_600))h" : "\(Int(windowSeconds))s"
+        line += " | last \(window): \(recentAttempts) attempts"
+        if let successRate { line += String(format: ", %.1f%% ok", successRate * 100) }
+        if let p50 = latencyP50Milliseconds, let p99 = latencyP99Milliseconds { line += String(format: ", p50 %.1f ms, p99 %.1f ms", p50, p99) }
+        if let oldestPending { line += " | oldest pending \(Int(generatedAt.timeIntervalSince(oldestPending)))s" }
+        let open = endpoints.filter { $0.isCircuitOpen(at: generatedAt) }.map(\.endpoint.id)
+        if !open.isEmpty { line += " | circuit open: " + open.joined(separator: ",") }
+        let disabled = endpoints.filter { !$0.endpoint.enabled }.map(\.endpoint.id)
+        if !disabled.isEmpty { line += " | disabled: " + disabled.joined(separator: ",") }
+        return line
+    }
+
+    package init(generatedAt: Date, windowSeconds: Double, byStatus: [String: Int] = [:], byTenant: [String: [String: Int]] = [:], byEndpoint: [String: [String: Int]] = [:], oldestPending: Date? = nil, latencyP50Milliseconds: Double? = nil, latencyP99Milliseconds: Double? = nil, endpoints: [EndpointStatus] = []) {
+        self.generatedAt = generatedAt
+        self.windowSeconds = windowSeconds
+        self.byStatus = byStatus
+        self.byTenant = byTenant
+        self.byEndpoint = byEndpoint
+        self.oldestPending = oldestPending
+        self.latencyP50Milliseconds = latencyP50Milliseconds
+        self.latencyP99Milliseconds = latencyP99Milliseconds
+        self.endpoints = endpoints
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+/// One receiving URL of a tenant, with everything that shapes a delivery to it.
+public struct Endpoint: Sendable, Equatable {
+    /// Unique across tenants; names the endpoint in the log and the CLI.
+    public var id: String
+    public var tenantID: String
+    public var url: String
+    /// Event-type patterns (`checkin.*`, `visit.ended`); empty means every type.
+    public var eventFilters: [String]
+    /// Custom request headers, sent on every attempt. A value written `env:NAME` is read from
+    /// the environment variable NAME when the request is made (and never stored). Values are
+    /// redacted in the audit log when the name looks like a credential (see `HeaderRedaction`),
+    /// comes from the environment, or is listed in `secretHeaders`.
+    public var headers: [String: String]
+    /// Further header names whose values are secrets.
+    public var secretHeaders: [String]
+    public var timeoutSeconds: Double
+    public var connectTimeoutSeconds: Double
+    /// In-flight deliveries to this endpoint per `dispatcher serve` process.
+    public var maxConcurrency: Int
+    public var retry: RetryPolicy
+    public var success: SuccessRule
+    public var enabled: Bool
+    public var auth: EndpointAuth?
+    /// Standard Webhooks signing secrets (`whsec_<base64>` or `env:NAME`); two during rotation.
+    public var signingSecrets: [String]
+    /// Deliver events of one ordering key one at a time, in enqueue order.
+    public var ordered: Bool
+    public var circuit: CircuitPolicy
+
+    public init(
+        id: String,
+        tenantID: String,
+        url: String,
+        eventFilters: [String] = [],
+        headers: [String: String] = [:],
+        secretHeaders: [String] = [],
+        timeoutSeconds: Double = 10,
+        connectTimeoutSeconds: Double = 5,
+        maxConcurrency: Int = 4,
+        retry: RetryPolicy = .default,
+        success: SuccessRule = .any2xx,
+        enabled: Bool = true,
+        auth: EndpointAuth? = nil,
+        signingSecrets: [String] = [],
+        ordered: Bool = false,
+        circuit: CircuitPolicy = CircuitPolicy()
+    ) {
+        self.id = id
+        self.tenantID = tenantID
+        self.url = url
+        self.eventFilters = eventFilters
+        self.headers = headers
+        self.secretHeaders = secretHeaders
+        self.timeoutSeconds = timeoutSeconds
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.maxConcurrency = maxConcurrency
+        self.retry = retry
+        self.success = success
+        self.enabled = enabled
+        self.auth = auth
+        self.signingSecrets = signingSecrets
+        self.ordered = ordered
+        self.circuit = circuit
+    }
+
+    /// Whether an event of `type` is delivered here. Patterns are globs: `*` matches any run
+    /// of characters, so `visit.*` matches `visit.note.signed_and_sent`. The store runs the
+    /// same test in SQL (`GLOB`) when it fans an event out.
+    public func accepts(eventType type: String) -> Bool {
+        eventFilters.isEmpty || eventFilters.contains { EventType.glob($0, matches: type) }
+    }
+}
+
+/// An endpoint with its health, as `dispatcher endpoints list` shows it.
+public struct EndpointStatus: Sendable, Equatable {
+    public var endpoint: Endpoint
+    /// Failed attempts since the last success.
+    public var consecutiveFailures: Int
+    /// When the current run of failures began.
+    public var failingSince: Date?
+    /// While in the future, the circuit is open: the endpoint's deliveries wait.
+    public var circuitOpenUntil: Date?
+    /// Set when the dispatcher disabled the endpoint itself.
+    public var disabledReason: String?
+
+    public func isCircuitOpen(at now: Date = Date()) -> Bool {
+        circuitOpenUntil.map { $0 > now } ?? false
+    }
+
+    package init(endpoint: Endpoint, consecutiveFailures: Int, failingSince: Date? = nil, circuitOpenUntil: Date? = nil, disabledReason: String? = nil) {
+        self.endpoint = endpoint
+        self.consecutiveFailures = consecutiveFailures
+        self.failingSince = failingSince
+        self.circuitOpenUntil = circuitOpenUntil
+        self.disabledReason = disabledReason
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// An event a producer hands to the outbox.
+public struct NewEvent: Sendable, Equatable {
+    public var tenantID: String
+    /// `checkin.outcome`, `visit.ended`, ...: what endpoints filter on.
+    public var type: String
+    /// The exact bytes every receiver gets: a JSON object.
+    public var body: [UInt8]
+    /// The idempotency key: enqueuing the same id again stores nothing new. Generated when nil.
+    public var id: UUID?
+    /// Events of one key reach an `ordered` endpoint one at a time, in enqueue order (an
+    /// interview id, say). Nil means the tenant: all its events in one sequence.
+    public var orderingKey: String?
+
+    public init(tenantID: String, type: String, body: [UInt8], id: UUID? = nil, orderingKey: String? = nil) {
+        self.tenantID = tenantID
+        self.type = type
+        self.body = body
+        self.id = id
+        self.orderingKey = orderingKey
+    }
+
+    public init(tenantID: String, type: String, json: String, id: UUID? = nil, orderingKey: String? = nil) {
+        self.init(tenantID: tenantID, type: type, body: Array(json.utf8), id: id, orderingKey: orderingKey)
+    }
+}
+
+/// An event as stored.
+public struct Event: Sendable, Equatable {
+    /// Lowercase UUID.
+    public var id: String
+    public var tenantID: String
+    public var type: String
+    public var body: [UInt8]
+    public var createdAt: Date
+
+    package init(id: String, tenantID: String, type: String, body: [UInt8], createdAt: Date) {
+        self.id = id
+        self.tenantID = tenantID
+        self.type = type
+        self.body = body
+        self.createdAt = createdAt
+    }
+}
+
+/// What `enqueue` did with an event.
+public struct EnqueueResult: Sendable, Equatable {
+    public var eventID: String
+    /// True when an event with this id was already stored; nothing new was written.
+    public var isDuplicate: Bool
+    /// Deliveries the event fanned out to (for a duplicate: those it has).
+    public var deliveryCount: Int
+
+    package init(eventID: String, isDuplicate: Bool, deliveryCount: Int) {
+        self.eventID = eventID
+        self.isDuplicate = isDuplicate
+        self.deliveryCount = deliveryCount
+    }
+}
+
+extension UUID {
+    /// A version 4 UUID from the system generator (`getrandom`). Foundation's `UUID()` on
+    /// Linux opens, reads and closes `/dev/urandom` for each one: three system calls per
+    /// enqueued event, which a batched backfill notices.
+    package static func random() -> UUID {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            raw[6] = (raw[6] & 0x0F) | 0x40  // version 4
+            raw[8] = (raw[8] & 0x3F) | 0x80  // RFC 4122 variant
+            return UUID(uuid: raw.load(as: uuid_t.self))
+        }
+    }
+}

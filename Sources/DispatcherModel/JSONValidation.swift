@@ -1,0 +1,278 @@
+/// Checks that bytes are the JSON a receiver can parse, before they are stored.
+///
+/// A strict RFC 8259 reader over the bytes: one pass, nothing allocated, no value built.
+/// (JSONSerialization built an object graph of every body only to throw it away: a fifth of
+/// an enqueue's time.) A differential test holds it to JSONSerialization's verdicts.
+package enum JSONValidation {
+    /// Deeper nesting is refused: it is never a real webhook body, and parsers recurse on it.
+    static let maxDepth = 64
+
+    package static func requireObject(_ bytes: [UInt8]) throws {
+        _ = try topLevelMembers(bytes)
+    }
+
+    /// Validates `bytes` as `requireObject` does and returns the top-level object's members in
+    /// order: each key decoded, each value as its byte range (taken byte for byte, as an NDJSON
+    /// line's `data` becomes an event body unchanged).
+    static func topLevelMembers(_ bytes: [UInt8]) throws -> [(key: String, value: Range<Int>)] {
+        guard !bytes.isEmpty else { throw DispatcherError.invalidJSON("the body is empty") }
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw DispatcherError.invalidJSON("the body is not valid UTF-8")
+        }
+        return try bytes.withUnsafeBufferPointer { buffer in
+            var reader = JSONReader(bytes: buffer)
+            do throws(JSONReader.Failure) {
+                try reader.document()
+            } catch {
+                switch error {
+                case .tooDeep:
+                    throw DispatcherError.invalidJSON("nesting is deeper than \(maxDepth) levels")
+                case .unexpected(let offset):
+                    let found = offset < buffer.count ? "'\(Unicode.Scalar(buffer[offset]).escaped(asASCII: true))'" : "the end"
+                    throw DispatcherError.invalidJSON("it does not parse (unexpected \(found) at byte \(offset))")
+                case .outOfRange(let offset):
+                    throw DispatcherError.invalidJSON("it does not parse (the number at byte \(offset) is beyond a double's range)")
+                }
+            }
+            guard let members = reader.topLevelMembers else {
+                throw DispatcherError.invalidJSON("the top level must be an object ({...})")
+            }
+            return members.map { (key: decodeString(buffer, $0.key), value: $0.value) }
+        }
+    }
+
+    /// The text of the (valid) JSON string at `range`, quotes included, escapes resolved.
+    static func decodeString(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        let inner = UnsafeBufferPointer(rebasing: bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
+        guard inner.contains(UInt8(ascii: "\\")) else { return String(decoding: inner, as: UTF8.self) }
+        var output: [UInt8] = []
+        output.reserveCapacity(inner.count)
+        var index = 0
+        func hex(at start: Int) -> UInt32 {
+            inner[start..<(start + 4)].reduce(0) { $0 << 4 | UInt32(JSONReader.hexValue($1)!) }
+        }
+        while index < inner.count {
+            let byte = inner[index]
+            guard byte == UInt8(ascii: "\\") else {
+                output.append(byte)
+                index += 1
+                continue
+            }
+            let escape = inner[index + 1]
+            index += 2
+            switch escape {
+            case UInt8(ascii: "b"): output.append(0x08)
+            case UInt8(ascii: "f"): output.append(0x0C)
+            case UInt8(ascii: "n"): output.append(0x0A)
+            case UInt8(ascii: "r"): output.append(0x0D)
+            case UInt8(ascii: "t"): output.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = hex(at: index)
+                index += 4
+                if (0xD800...0xDBFF).contains(scalar) {
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (hex(at: index + 2) - 0xDC00)
+                    index += 6
+                }
+                output.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
+            default: output.append(escape) // \" \\ \/
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+/// The grammar of RFC 8259, read byte by byte. Also refuses what parsers commonly refuse
+/// although the grammar allows it: an unpaired UTF-16 surrogate escape (`"\ud800"`).
+struct JSONReader {
+    enum Failure: Error {
+        case unexpected(at: Int)
+        case outOfRange(at: Int)
+        case tooDeep
+    }
+
+    let bytes: UnsafeBufferPointer<UInt8>
+    var index = 0
+    var depth = 0
+    /// The top-level object's members (key range with quotes, value range), once read; nil
+    /// when the top level is not an object.
+    var topLevelMembers: [(key: Range<Int>, value: Range<Int>)]?
+
+    init(bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    /// One value, with nothing but whitespace around it.
+    mutating func document() throws(Failure) {
+        skipWhitespace()
+        if peek == UInt8(ascii: "{") { topLevelMembers = [] }
+        try value()
+        skipWhitespace()
+        guard index == bytes.count else { throw .unexpected(at: index) }
+    }
+
+    private var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    private mutating func skipWhitespace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func value() throws(Failure) {
+        switch peek {
+        case UInt8(ascii: "{"): try container(ofMembers: true)
+        case UInt8(ascii: "["): try container(ofMembers: false)
+        case UInt8(ascii: "\""): try string()
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        default: try number()
+        }
+    }
+
+    private mutating func expect(_ byte: UInt8) throws(Failure) {
+        guard peek == byte else { throw .unexpected(at: index) }
+        index += 1
+    }
+
+    /// `{…}` or `[…]`: members (`"key": value`) or values, separated by commas.
+    private mutating func container(ofMembers: Bool) throws(Failure) {
+        depth += 1
+        guard depth <= JSONValidation.maxDepth else { throw .tooDeep }
+        let close = ofMembers ? UInt8(ascii: "}") : UInt8(ascii: "]")
+        index += 1
+        skipWhitespace()
+        if peek == close {
+            index += 1
+            depth -= 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            if ofMembers { try member() } else { try value() }
+            skipWhitespace()
+            if peek == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            try expect(close)
+            depth -= 1
+            return
+        }
+    }
+
+    /// `"key": value`; the top-level object's are kept.
+    private mutating func member() throws(Failure) {
+        guard peek == UInt8(ascii: "\"") else { throw .unexpected(at: index) }
+        let keyStart = index
+        try string()
+        let key = keyStart..<index
+        skipWhitespace()
+        try expect(UInt8(ascii: ":"))
+        skipWhitespace()
+        let valueStart = index
+        try value()
+        if depth == 1 { topLevelMembers?.append((key, valueStart..<index)) }
+    }
+
+    private mutating func string() throws(Failure) {
+        index += 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                index += 1
+                return
+            case 0x00..<0x20:
+                throw .unexpected(at: index)
+            case UInt8(ascii: "\\"):
+                index += 1
+                switch peek {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 1
+                case UInt8(ascii: "u"):
+                    let unit = try hexEscape()
+                    if (0xDC00...0xDFFF).contains(unit) { throw .unexpected(at: index - 6) }
+                    if (0xD800...0xDBFF).contains(unit) {
+                        guard peek == UInt8(ascii: "\\") else { throw .unexpected(at: index) }
+                        index += 1
+                        guard peek == UInt8(ascii: "u") else { throw .unexpected(at: index) }
+                        guard (0xDC00...0xDFFF).contains(try hexEscape()) else { throw .unexpected(at: index - 6) }
+                    }
+                default:
+                    throw .unexpected(at: index)
+                }
+            default:
+                index += 1
+            }
+        }
+        throw .unexpected(at: index)
+    }
+
+    /// Reads `uXXXX` (at `u`) and returns the code unit.
+    private mutating func hexEscape() throws(Failure) -> UInt32 {
+        index += 1
+        var unit: UInt32 = 0
+        for _ in 0..<4 {
+            guard let byte = peek, let digit = Self.hexValue(byte) else { throw .unexpected(at: index) }
+            unit = unit << 4 | UInt32(digit)
+            index += 1
+        }
+        return unit
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    private mutating func literal(_ word: StaticString) throws(Failure) {
+        let text = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+        for expected in text {
+            guard peek == expected else { throw .unexpected(at: index) }
+            index += 1
+        }
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, within a double's range:
+    /// `1e999` is refused, as most parsers refuse it (digits beyond a double's precision are not).
+    private mutating func number() throws(Failure) {
+        let start = index
+        if peek == UInt8(ascii: "-") { index += 1 }
+        if peek == UInt8(ascii: "0") {
+            index += 1
+        } else {
+            try digits()
+        }
+        if peek == UInt8(ascii: ".") {
+            index += 1
+            try digits()
+        }
+        var exponent = false
+        if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+            exponent = true
+            index += 1
+            if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
+            try digits()
+        }
+        // Only an exponent or more digits than a double's 15 can leave its range: rare enough to parse.
+        if exponent || index - start > 15 {
+            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            guard Double(text)?.isFinite == true else { throw .outOfRange(at: start) }
+        }
+    }
+
+    /// One or more decimal digits.
+    private mutating func digits() throws(Failure) {
+        guard let first = peek, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { throw .unexpected(at: index) }
+        while let byte = peek, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) { index += 1 }
+    }
+}

@@ -1,0 +1,384 @@
+import DispatcherModel
+import Foundation
+
+/// The worker's side of deliveries: claiming under a lease, recording attempts, releasing.
+enum DeliveryQueries {
+    /// Leases that ran out (a crashed worker's) go back to pending first, so they pass the same
+    /// checks as any due delivery: endpoint enabled, circuit, ordering.
+    static let sweepExpiredLeases = """
+        UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
+         WHERE status = 'delivering' AND lease_expires_at <= ?1
+        """
+
+    /// Endpoints that may get work now, with how many deliveries each may have in flight:
+    /// `max_concurrency`, or 1 while the circuit is half-open (a probe). The claim subtracts
+    /// what is in flight across every serve process (`inFlightEndpoints`), or what this process
+    /// holds (results not yet recorded included) if that is more.
+    static let eligibleEndpoints = """
+        SELECT e.id, e.ordered,
+               CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
+               e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END
+          FROM endpoints e
+         WHERE \(claimableEndpoint)
+        """
+
+    /// Enabled, not removed, circuit not open (as of ?1): an endpoint a claim may serve.
+    private static let claimableEndpoint =
+        "e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)"
+
+    /// The endpoint of every live lease: at most the deliveries in flight in all processes,
+    /// read through the partial index of leases and counted in Swift (cheaper than a GROUP BY).
+    static let inFlightEndpoints = "SELECT endpoint_id FROM deliveries WHERE status = 'delivering' AND lease_expires_at > ?1"
+
+    /// PostgreSQL: a claim first locks the rows of the endpoints it will claim for, skipping
+    /// those another process is claiming for right now, so two claims never both fill the same
+    /// endpoint's room from one count. (SQLite's write lock already serialises claims.)
+    static let lockClaimableEndpoints = """
+        SELECT e.id FROM endpoints e
+         WHERE \(claimableEndpoint)
+         ORDER BY e.id
+           FOR UPDATE SKIP LOCKED
+        """
+
+    /// Endpoints' oldest due deliveries, each endpoint's up to its own limit: an index probe
+    /// per endpoint, so a claim's cost does not grow with the backlog, and one endpoint's
+    /// backlog cannot hide another's work. Rows are (endpoint, id, due, ordering key).
+    ///
+    /// SQLite: one endpoint per statement (?1 endpoint, ?2 now, ?3 limit): no round trips.
+    /// PostgreSQL: every endpoint in one statement (?1 a JSON array of `{"id", "limit"}`, ?2
+    /// now), since a round trip each would cost more than the probes; the rows are locked as
+    /// they are read, skipping rows another process's claim holds (`FOR UPDATE SKIP LOCKED`),
+    /// so concurrent claimers never wait on each other.
+    static let dueOfEndpoints = DialectSQL { dialect in
+        dialect == .sqlite ? """
+            SELECT endpoint_id, id, next_attempt_at, ordering_key FROM deliveries
+             WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+             ORDER BY next_attempt_at, id LIMIT ?3
+            """ : """
+            SELECT e.id, d.id, d.next_attempt_at, d.ordering_key
+              FROM json_to_recordset(?1::json) AS e(id text, "limit" int)
+             CROSS JOIN LATERAL (
+                   SELECT id, next_attempt_at, ordering_key FROM deliveries
+                    WHERE endpoint_id = e.id AND status = 'pending' AND next_attempt_at <= ?2
+                    ORDER BY next_attempt_at, id LIMIT e."limit"
+                      FOR UPDATE SKIP LOCKED) d
+            """
+    }
+
+    /// Runs `dueOfEndpoints` for `limits` (endpoint id and how many rows to read).
+    static func dueDeliveries(limits: [(endpointID: String, limit: Int)], now: Int64, in db: some SQLConnection)
+        throws -> [String: [(id: Int64, due: Int64, key: String)]] {
+        var due: [String: [(id: Int64, due: Int64, key: String)]] = [:]
+        func collect(_ row: some SQLRow) { due[row.string(0), default: []].append((row.int64(1), row.int64(2), row.string(3))) }
+        switch db.dialect {
+        case .sqlite:
+            for (endpointID, limit) in limits { try db.forEachRow(dueOfEndpoints[.sqlite], [endpointID, now, limit], collect) }
+        case .postgres:
+            let list = JSONValue.array(limits.map { .object([("id", .string($0.endpointID)), ("limit", .integer(Int64($0.limit)))]) })
+            try db.forEachRow(dueOfEndpoints[.postgres], [list.text, now], collect)
+        }
+        return due
+    }
+
+    /// On an ordered endpoint, a delivery waits while an earlier one of its key is unfinished:
+    /// one created (or redelivered) while the endpoint was ordered, which is what the partial
+    /// index of unfinished deliveries by key holds.
+    static let earlierUnfinished = """
+        SELECT 1 FROM deliveries
+         WHERE endpoint_id = ?1 AND ordering_key = ?2 AND id < ?3 AND status IN ('pending', 'delivering') AND ordered = 1
+         LIMIT 1
+        """
+
+    /// Leases the chosen deliveries (ids as a JSON array in ?1) in one statement; `bodies`
+    /// then reads their events' bodies in one more. Two statements per claim, not two per
+    /// delivery. (Not one: SQLite plans a subquery in RETURNING as a scan of `events`.)
+    /// The chosen rows were read pending in this transaction (on PostgreSQL, and locked: `FOR
+    /// UPDATE`), so only SQLite repeats the check: on PostgreSQL it would let the planner,
+    /// misled by statistics older than a bulk enqueue, scan every pending delivery instead of
+    /// probing the primary key.
+    static let lease = DialectSQL { dialect in
+        """
+        UPDATE deliveries SET status = 'delivering', lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4
+         WHERE \(isMember("id", of: "?1", dialect, as: "bigint"))\(dialect == .sqlite ? " AND status = 'pending'" : "")
+        RETURNING id, event_id, event_type, tenant_id, endpoint_id, attempt_count,
+                  coalesce(schedule_started_at, created_at), retry_base
+        """
+    }
+
+    /// The bodies of the events named in ?1 (a JSON array of ids).
+    static let bodies = DialectSQL { dialect in
+        "SELECT id, body FROM events WHERE \(isMember("id", of: "?1", dialect))"
+    }
+
+    /// `column` is one of the members of a JSON array parameter (`JSONText.integers`/`strings`):
+    /// how one prepared statement takes a list of any length on either engine. On PostgreSQL
+    /// the list becomes an array first: `IN (SELECT … FROM json_array_elements_text(…))` is
+    /// planned as a hash join over every row the rest of the condition allows (every pending
+    /// delivery, for a lease), while `= ANY(ARRAY(…))` probes the primary key once per member.
+    static func isMember(_ column: String, of parameter: String, _ dialect: SQLDialect, as type: String = "text") -> String {
+        dialect == .sqlite
+            ? "\(column) IN (SELECT value FROM json_each(\(parameter)))"
+            : "\(column) = ANY (ARRAY(SELECT value::\(type) FROM json_array_elements_text(\(parameter)::json)))"
+    }
+
+    /// A claim on a half-open endpoint is its one probe: the next waits a cool-down.
+    static let startProbe = """
+        UPDATE endpoints SET circuit_open_until = ?2 + circuit_cooldown_ms
+         WHERE id = ?1 AND consecutive_failures >= circuit_failure_threshold
+        """
+
+    /// The first attempt of the current run (after the latest redelivery).
+    static let firstAttemptStart = "SELECT min(started_at) FROM attempts WHERE delivery_id = ?1 AND number > ?2"
+
+    /// An attempt followed at once by another under the same lease.
+    static let countAttempt = """
+        UPDATE deliveries SET attempt_count = attempt_count + 1, last_http_status = ?1, last_error = ?2, updated_at = ?3
+         WHERE id = ?4 AND lease_owner = ?5 AND status = 'delivering'
+        """
+
+    /// A success resets each listed endpoint's failure count and closes its circuit (ids as a
+    /// JSON array in ?1); endpoints already healthy are left unwritten.
+    static let endpointsSucceeded = DialectSQL { dialect in
+        """
+        UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL
+         WHERE \(isMember("id", of: "?1", dialect)) AND (consecutive_failures > 0 OR circuit_open_until IS NOT NULL)
+        """
+    }
+
+    /// Counts the failure; at the threshold the circuit opens for a cool-down.
+    static let endpointFailed = """
+        UPDATE endpoints
+           SET consecutive_failures = consecutive_failures + 1,
+               failing_since = coalesce(failing_since, ?2),
+               circuit_open_until = CASE WHEN consecutive_failures + 1 >= circuit_failure_threshold
+                                         THEN ?2 + circuit_cooldown_ms ELSE circuit_open_until END
+         WHERE id = ?1
+        """
+
+    /// Failing without a success for longer than `disable_after_ms` disables the endpoint.
+    static let disableFailingEndpoint = DialectSQL { dialect in
+        let since = dialect == .sqlite
+            ? "strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch')"
+            : #"to_char(to_timestamp(failing_since / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"#
+        return """
+            UPDATE endpoints
+               SET enabled = 0, revision = revision + 1, updated_at = ?2,
+                   disabled_reason = 'failing without a success since ' || \(since)
+                                     || ' (' || consecutive_failures || ' failed attempts); run dispatcher endpoints enable ' || id
+             WHERE id = ?1 AND enabled = 1 AND failing_since IS NOT NULL AND ?2 - failing_since >= disable_after_ms
+            RETURNING disabled_reason
+            """
+    }
+
+    static let release = DialectSQL { dialect in
+        """
+        UPDATE deliveries
+           SET status = 'pending', next_attempt_at = ?1, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
+         WHERE \(isMember("id", of: "?2", dialect, as: "bigint")) AND lease_owner = ?3 AND status = 'delivering'
+        """
+    }
+
+    /// How many candidates a claim considers per claimed row: room to skip saturated endpoints.
+    static let scanFactor = 4
+
+    /// Claims up to `limit` due deliveries in one transaction; see `eligibleEndpoints`.
+    static func claim(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int], in db: some SQLConnection) throws -> [ClaimedDelivery] {
+        guard limit > 0 else { return [] }
+        let now = Clock.nowMilliseconds()
+        let leaseExpiry = now + Int64((leaseSeconds * 1000).rounded())
+        return try db.inTransaction {
+            try db.execute(sweepExpiredLeases, [now])
+            // Locked before the counts are read, so that they include whatever a claim that held
+            // a lock committed (each statement sees the latest commits under READ COMMITTED).
+            let claimable = db.dialect == .postgres ? Set(try db.query(lockClaimableEndpoints, [now]) { $0.string(0) }) : nil
+            var everywhere: [String: Int] = [:]
+            try db.forEachRow(inFlightEndpoints, [now]) { everywhere[$0.string(0), default: 0] += 1 }
+            let endpoints = try db.query(eligibleEndpoints, [now]) { row in
+                (id: row.string(0), ordered: row.int(1) != 0,
+                 room: row.int(2) - max(everywhere[row.string(0)] ?? 0, inFlight[row.string(0)] ?? 0),
+                 revision: row.int(3), halfOpen: row.int(4) != 0)
+            }.filter { $0.room > 0 && claimable?.contains($0.id) != false }
+            // An ordered endpoint looks further: the oldest rows may all wait on one key.
+            let due = try dueDeliveries(limits: endpoints.map { ($0.id, $0.ordered ? limit * scanFactor : min($0.room, limit)) },
+                                        now: now, in: db)
+            var candidates: [(id: Int64, due: Int64)] = []
+            for endpoint in endpoints {
+                let room = min(endpoint.room, limit)
+                var taken = 0
+                for row in due[endpoint.id] ?? [] where taken < room {
+                    if endpoint.ordered, try !db.query(earlierUnfinished, [endpoint.id, row.key, row.id], map: { _ in true }).isEmpty {
+                        continue
+                    }
+                    candidates.append((row.id, row.due))
+                    taken += 1
+                }
+            }
+            candidates.sort { ($0.due, $0.id) < ($1.due, $1.id) }
+
+            let chosen = candidates.prefix(limit).map(\.id)
+            guard !chosen.isEmpty else { return [] }
+            let position = Dictionary(uniqueKeysWithValues: chosen.enumerated().map { ($1, $0) })
+            var claimed = try db.query(lease[db.dialect],
+                                       [JSONText.integers(chosen), owner, leaseExpiry, now]) { row in
+                ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
+                                tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
+                                attemptNumber: row.int(5) + 1, body: [], createdAt: Clock.date(milliseconds: row.int64(6)),
+                                firstAttemptAt: nil, retryBase: row.int(7))
+            }
+            claimed.sort { position[$0.deliveryID, default: 0] < position[$1.deliveryID, default: 0] }
+            let eventIDs = Array(Set(claimed.map(\.eventID)))
+            let bodies = Dictionary(try db.query(bodies[db.dialect], [JSONText.strings(eventIDs)]) {
+                ($0.string(0), $0.bytes(1))
+            }, uniquingKeysWith: { first, _ in first })
+            let byID = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.id, $0) })
+            for endpoint in endpoints where endpoint.halfOpen && claimed.contains(where: { $0.endpointID == endpoint.id }) {
+                try db.execute(startProbe, [endpoint.id, now])
+            }
+            for index in claimed.indices {
+                claimed[index].body = bodies[claimed[index].eventID] ?? []
+                claimed[index].endpointRevision = byID[claimed[index].endpointID]?.revision ?? 0
+                if claimed[index].attemptNumber > claimed[index].retryBase + 1 {
+                    claimed[index].firstAttemptAt = try db.query(firstAttemptStart, [claimed[index].deliveryID, claimed[index].retryBase]) {
+                        $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0))
+                    }.first ?? nil
+                }
+            }
+            return claimed
+        }
+    }
+
+    /// Records a batch in a few statements whatever its size: attempts and delivery verdicts
+    /// go in multi-row chunks (`chunked`), and endpoint health is updated once per endpoint.
+    static func record(_ results: [AttemptResult], in db: some SQLConnection) throws -> [DisabledEndpoint] {
+        guard !results.isEmpty else { return [] }
+        let now = Clock.nowMilliseconds()
+        return try db.inTransaction {
+            for chunk in chunked(results) {
+                try db.execute(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), chunk.flatMap(attemptRow))
+            }
+            // An interim attempt (a 401 retried at once) counts under the lease its final
+            // attempt then releases, so the counts go first.
+            for result in results where result.keepsLease {
+                try db.execute(countAttempt, [result.attempt.responseStatus, lastError(of: result.attempt), now, result.deliveryID, result.leaseOwner])
+            }
+            for chunk in chunked(results.filter { !$0.keepsLease }) {
+                try db.execute(finishAttempts[chunk.count] ?? finishAttemptsSQL(rows: chunk.count), chunk.flatMap { verdictRow($0, now: now) })
+            }
+            return try updateEndpointHealth(after: results, now: now, in: db)
+        }
+    }
+
+    /// Each endpoint's health after its results in this batch: a success resets it, and the
+    /// failures after its last success count (and may open the circuit or disable it).
+    /// Endpoints in id order, so concurrent batches lock endpoint rows in one order and cannot
+    /// deadlock each other.
+    private static func updateEndpointHealth(after results: [AttemptResult], now: Int64, in db: some SQLConnection) throws -> [DisabledEndpoint] {
+        var healthy: [String] = []
+        var failuresAfterLastSuccess: [String: Int] = [:]
+        for (endpointID, ofEndpoint) in Dictionary(grouping: results, by: \.endpointID).sorted(by: { $0.key < $1.key }) {
+            let lastSuccess = ofEndpoint.lastIndex { $0.attempt.errorKind == nil }
+            if lastSuccess != nil { healthy.append(endpointID) }
+            let failures = ofEndpoint[(lastSuccess.map { $0 + 1 } ?? 0)...].count
+            if failures > 0 { failuresAfterLastSuccess[endpointID] = failures }
+        }
+        if !healthy.isEmpty {
+            try db.execute(endpointsSucceeded[db.dialect], [JSONText.strings(healthy)])
+        }
+        var disabled: [DisabledEndpoint] = []
+        for (endpointID, failures) in failuresAfterLastSuccess.sorted(by: { $0.key < $1.key }) {
+            for _ in 0..<failures { try db.execute(endpointFailed, [endpointID, now]) }
+            if let reason = try db.query(disableFailingEndpoint[db.dialect], [endpointID, now], map: { $0.string(0) }).first {
+                disabled.append(DisabledEndpoint(endpointID: endpointID, reason: reason))
+            }
+        }
+        return disabled
+    }
+
+    private static func lastError(of attempt: Attempt) -> String? {
+        attempt.errorKind.map { kind in attempt.errorMessage.map { "\(kind): \($0)" } ?? kind.rawValue }
+    }
+
+    private static func attemptRow(_ result: AttemptResult) -> [SQLiteBindable] {
+        let attempt = result.attempt
+        let headers = result.storedHeaders ?? StoredHeaders(attempt)
+        return [
+            result.deliveryID, attempt.number, Clock.milliseconds(attempt.startedAt), attempt.durationMicroseconds,
+            attempt.url, headers.request, attempt.responseStatus, headers.response,
+            attempt.responseBody, attempt.responseTruncated,
+            attempt.errorKind?.rawValue, attempt.errorMessage, attempt.verdict.storedName, nextAttempt(of: attempt),
+        ]
+    }
+
+    /// The columns of `finishAttempts`' VALUES rows, in order.
+    private static func verdictRow(_ result: AttemptResult, now: Int64) -> [SQLiteBindable] {
+        let status: DeliveryStatus
+        switch result.attempt.verdict {
+        case .succeeded: status = .succeeded
+        case .failed: status = .failed
+        case .retryScheduled: status = .pending
+        }
+        return [result.deliveryID, result.leaseOwner, status.rawValue, nextAttempt(of: result.attempt),
+                result.attempt.responseStatus, lastError(of: result.attempt), now]
+    }
+
+    private static func nextAttempt(of attempt: Attempt) -> Int64? {
+        if case .retryScheduled(let at) = attempt.verdict { return Clock.milliseconds(at) }
+        return nil
+    }
+
+    /// The largest rows per multi-row statement: 14 × 32 parameters stays far below either
+    /// engine's limit, and a batch needs at most one statement per power of two below it.
+    static let chunkSizes = [32, 16, 8, 4, 2, 1]
+
+    /// Splits a batch into chunks of `chunkSizes`, so that only six statement texts (each
+    /// prepared once per connection) ever serve any batch size.
+    static func chunked<T>(_ rows: [T]) -> [ArraySlice<T>] {
+        var chunks: [ArraySlice<T>] = []
+        var start = rows.startIndex
+        while start < rows.endIndex {
+            let size = chunkSizes.first { $0 <= rows.endIndex - start } ?? 1
+            chunks.append(rows[start..<(start + size)])
+            start += size
+        }
+        return chunks
+    }
+
+    private static func valuesRows(_ rows: Int, columns: Int) -> String {
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        return Array(repeating: row, count: rows).joined(separator: ", ")
+    }
+
+    /// The multi-row statements for each of `chunkSizes`, built once.
+    static let insertAttempts = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, insertAttemptsSQL(rows: $0)) })
+    static let finishAttempts = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, finishAttemptsSQL(rows: $0)) })
+
+    static func insertAttemptsSQL(rows: Int) -> String {
+        """
+        INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers,
+                              response_status, response_headers, response_body, response_truncated,
+                              error_kind, error_message, verdict, next_attempt_at)
+        VALUES \(valuesRows(rows, columns: 14))
+        """
+    }
+
+    /// Applied only while the lease is still this worker's: a worker whose lease expired and
+    /// was retaken still gets its attempt recorded, but no longer decides the delivery's state.
+    /// VALUES columns are `column1`... on both engines: id, owner, status, next attempt, HTTP
+    /// status, last error, now.
+    static func finishAttemptsSQL(rows: Int) -> String {
+        """
+        UPDATE deliveries
+           SET status = v.column3, attempt_count = attempt_count + 1, next_attempt_at = v.column4,
+               last_http_status = v.column5, last_error = v.column6, lease_owner = NULL, lease_expires_at = NULL,
+               updated_at = v.column7
+          FROM (VALUES \(valuesRows(rows, columns: 7))) AS v
+         WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column2 AND deliveries.status = 'delivering'
+        """
+    }
+
+    static func release(deliveryIDs: [Int64], owner: String, in db: some SQLConnection) throws {
+        guard !deliveryIDs.isEmpty else { return }
+        let now = Clock.nowMilliseconds()
+        try db.execute(release[db.dialect], [now, JSONText.integers(deliveryIDs), owner])
+    }
+}

@@ -1,0 +1,170 @@
+import DispatcherModel
+import Foundation
+
+/// Operators' writes and reports: redeliver, replay, cancel, stats, prune. Each is a handful of
+/// set-based statements, whatever the number of rows.
+enum OperationsQueries {
+    /// Re-queues as a new run of the same delivery: history and event id kept, the retry
+    /// policy starting over, ordered if its endpoint is ordered now. In-flight deliveries are
+    /// left alone.
+    static let requeueColumns = """
+        status = 'pending', next_attempt_at = ?1, retry_base = attempt_count, schedule_started_at = ?1,
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1,
+        ordered = coalesce((SELECT e.ordered FROM endpoints e WHERE e.id = deliveries.endpoint_id), 0)
+        """
+
+    static let redeliverDelivery = "UPDATE deliveries SET \(requeueColumns) WHERE id = ?2 AND status != 'delivering'"
+    static let redeliverEvent = "UPDATE deliveries SET \(requeueColumns) WHERE event_id = ?2 AND status != 'delivering'"
+
+    /// The replay filter, as one statement over every matching row.
+    static let replayFilter = """
+         WHERE status = ?2
+           AND (?3 IS NULL OR tenant_id = ?3)
+           AND (?4 IS NULL OR endpoint_id = ?4)
+           AND (?5 IS NULL OR glob(?5, event_type))
+           AND (?6 IS NULL OR created_at >= ?6)
+           AND (?7 IS NULL OR created_at < ?7)
+        """
+    static let replay = "UPDATE deliveries SET \(requeueColumns) \(replayFilter)"
+    /// Binds the same seven parameters as `replay` (SQLite counts them by the highest index).
+    static let countReplay = "SELECT count(*) FROM deliveries \(replayFilter)"
+
+    /// Cancelling, wherever it happens: why in `last_error` (?1), when (?2).
+    static let cancelColumns = "status = 'cancelled', next_attempt_at = NULL, last_error = ?1, updated_at = ?2"
+
+    static let cancelDelivery = "UPDATE deliveries SET \(cancelColumns) WHERE id = ?3 AND status = 'pending'"
+    static let cancelEvent = "UPDATE deliveries SET \(cancelColumns) WHERE event_id = ?3 AND status = 'pending'"
+    static let cancelPendingOfEndpoint = "UPDATE deliveries SET \(cancelColumns) WHERE endpoint_id = ?3 AND status = 'pending'"
+
+    static func redeliver(deliveryIDs: [Int64], eventIDs: [String], in db: some SQLConnection) throws -> Int {
+        try db.inTransaction {
+            let now = Clock.nowMilliseconds()
+            var count = 0
+            for id in deliveryIDs { count += try db.execute(redeliverDelivery, [now, id]) }
+            for id in eventIDs { count += try db.execute(redeliverEvent, [now, id.lowercased()]) }
+            return count
+        }
+    }
+
+    static func replay(_ filter: ReplayFilter, dryRun: Bool, in db: some SQLConnection) throws -> Int {
+        let bindings: [SQLiteBindable] = [Clock.nowMilliseconds(), filter.status.rawValue, filter.tenantID, filter.endpointID,
+                                          filter.typePattern, filter.since.map(Clock.milliseconds), filter.until.map(Clock.milliseconds)]
+        if dryRun { return try db.query(countReplay, bindings) { $0.int(0) }.first ?? 0 }
+        return try db.inTransaction { try db.execute(replay, bindings) }
+    }
+
+    static func cancel(deliveryIDs: [Int64], eventIDs: [String], in db: some SQLConnection) throws -> Int {
+        try db.inTransaction {
+            let now = Clock.nowMilliseconds()
+            let note = "cancelled by an operator at \(Clock.iso8601(Clock.date(milliseconds: now)))"
+            var count = 0
+            for id in deliveryIDs { count += try db.execute(cancelDelivery, [note, now, id]) }
+            for id in eventIDs { count += try db.execute(cancelEvent, [note, now, id.lowercased()]) }
+            return count
+        }
+    }
+
+    // MARK: - Pings
+
+    static let insertPingEvent = """
+        INSERT INTO events (id, tenant_id, type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+        """
+    static let insertPingDelivery = """
+        INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, lease_owner, lease_expires_at,
+                                created_at, updated_at, ordering_key)
+        VALUES (?1, ?2, ?3, ?4, 'delivering', ?5, ?6, ?7, ?7, ?3)
+        RETURNING id
+        """
+
+    /// A ping event with one delivery to `endpoint`, already leased to `owner`.
+    static func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double, in db: some SQLConnection) throws -> ClaimedDelivery {
+        try db.inTransaction {
+            let now = Clock.nowMilliseconds()
+            let id = UUID.random().uuidString.lowercased()
+            try db.execute(insertPingEvent, [id, endpoint.tenantID, EventType.ping, body, now])
+            let deliveryID = try db.query(insertPingDelivery, [id, endpoint.id, endpoint.tenantID, EventType.ping, owner,
+                                                               now + Int64(leaseSeconds * 1000), now]) { $0.int64(0) }.first ?? 0
+            return ClaimedDelivery(deliveryID: deliveryID, eventID: id, eventType: EventType.ping,
+                                   tenantID: endpoint.tenantID, endpointID: endpoint.id, endpointRevision: 0, attemptNumber: 1,
+                                   body: body, createdAt: Clock.date(milliseconds: now), firstAttemptAt: nil)
+        }
+    }
+
+    // MARK: - Stats
+
+    static let countsByStatus = """
+        SELECT tenant_id, endpoint_id, status, count(*) FROM deliveries GROUP BY tenant_id, endpoint_id, status
+        """
+    static let oldestPending = "SELECT min(created_at) FROM deliveries WHERE status = 'pending'"
+    static let recentAttempts = """
+        SELECT count(*), coalesce(sum(CASE WHEN verdict = 'succeeded' THEN 1 ELSE 0 END), 0) FROM attempts WHERE started_at >= ?1
+        """
+    static let recentLatencyAt = """
+        SELECT duration_us FROM attempts WHERE started_at >= ?1 ORDER BY duration_us LIMIT 1 OFFSET ?2
+        """
+
+    static func stats(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
+        let now = Clock.nowMilliseconds()
+        var stats = DeliveryStats(generatedAt: Clock.date(milliseconds: now), windowSeconds: window)
+        for row in try db.query(countsByStatus, [], map: { ($0.string(0), $0.string(1), $0.string(2), $0.int(3)) }) {
+            stats.byStatus[row.2, default: 0] += row.3
+            stats.byTenant[row.0, default: [:]][row.2, default: 0] += row.3
+            stats.byEndpoint[row.1, default: [:]][row.2, default: 0] += row.3
+        }
+        stats.oldestPending = try db.query(oldestPending) { $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0)) }.first ?? nil
+        let since = now - Int64(window * 1000)
+        if let (attempts, succeeded) = try db.query(recentAttempts, [since], map: { ($0.int(0), $0.int(1)) }).first {
+            stats.recentAttempts = attempts
+            stats.recentSucceeded = succeeded
+            if attempts > 0 {
+                func percentile(_ p: Double) throws -> Double? {
+                    let offset = min(attempts - 1, Int((Double(attempts) * p).rounded(.down)))
+                    return try db.query(recentLatencyAt, [since, offset]) { Double($0.int64(0)) / 1000 }.first
+                }
+                stats.latencyP50Milliseconds = try percentile(0.5)
+                stats.latencyP99Milliseconds = try percentile(0.99)
+            }
+        }
+        stats.endpoints = try EndpointQueries.endpointsWithHealth(in: db)
+        return stats
+    }
+
+    // MARK: - Retention
+
+    /// Finished deliveries last touched before the cut-off, with their attempts; then events
+    /// left with no delivery. Pending and delivering rows are never touched.
+    static let pruneAttempts = """
+        DELETE FROM attempts WHERE delivery_id IN (
+            SELECT id FROM deliveries WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1)
+        """
+    static let pruneDeliveries = "DELETE FROM deliveries WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1"
+    static let pruneEvents = """
+        DELETE FROM events WHERE created_at < ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)
+        """
+    static let countPrunableDeliveries = "SELECT count(*) FROM deliveries WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1"
+    static let countPrunableAttempts = """
+        SELECT count(*) FROM attempts WHERE delivery_id IN (
+            SELECT id FROM deliveries WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1)
+        """
+    static let countPrunableEvents = """
+        SELECT count(*) FROM events WHERE created_at < ?1 AND NOT EXISTS (
+            SELECT 1 FROM deliveries d WHERE d.event_id = events.id
+               AND NOT (d.status IN ('succeeded', 'failed', 'cancelled') AND d.updated_at < ?1))
+        """
+
+    static func prune(olderThan cutoff: Date, dryRun: Bool, in db: some SQLConnection) throws -> PruneResult {
+        let bound = Clock.milliseconds(cutoff)
+        if dryRun {
+            return PruneResult(
+                deliveries: try db.query(countPrunableDeliveries, [bound]) { $0.int(0) }.first ?? 0,
+                attempts: try db.query(countPrunableAttempts, [bound]) { $0.int(0) }.first ?? 0,
+                events: try db.query(countPrunableEvents, [bound]) { $0.int(0) }.first ?? 0)
+        }
+        return try db.inTransaction {
+            let attempts = try db.execute(pruneAttempts, [bound])
+            let deliveries = try db.execute(pruneDeliveries, [bound])
+            let events = try db.execute(pruneEvents, [bound])
+            return PruneResult(deliveries: deliveries, attempts: attempts, events: events)
+        }
+    }
+}

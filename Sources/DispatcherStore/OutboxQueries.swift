@@ -1,0 +1,104 @@
+import DispatcherModel
+import Foundation
+
+/// The outbox's write path: validating and storing events, fanning them out to deliveries.
+///
+/// An enqueue is one statement on PostgreSQL (a round trip costs more than the work) and two
+/// on SQLite (no data-modifying CTEs), and neither writes anything when the tenant is unknown
+/// or the id is taken: the event row is inserted only under those conditions, and the
+/// deliveries only from the inserted row.
+enum OutboxQueries {
+    static let tenantExists = "SELECT 1 FROM tenants WHERE id = ?"
+
+    /// ?1 id, ?2 type, ?3 now, ?4 tenant, ?5 ordering key, ?6 body.
+    static let insertEventOfKnownTenant = """
+        INSERT INTO events (id, tenant_id, type, body, created_at, ordering_key)
+        SELECT ?1, t.id, ?2, ?6, ?3, ?5 FROM tenants t WHERE t.id = ?4
+        ON CONFLICT (id) DO NOTHING
+        """
+
+    static let existingEvent = "SELECT tenant_id, type, body FROM events WHERE id = ?"
+
+    static let countDeliveries = "SELECT count(*) FROM deliveries WHERE event_id = ?"
+
+    /// One delivery per enabled endpoint of the tenant whose filter matches the type:
+    /// `[]` matches everything; otherwise any pattern that GLOBs the type. The filters are a
+    /// JSON array, which each engine unpacks with its own table function.
+    static func fanOut(_ dialect: SQLDialect, from source: String = "endpoints e") -> String {
+        let patterns = dialect == .sqlite
+            ? "SELECT 1 FROM json_each(e.event_filters) f WHERE glob(f.value, ?2)"
+            : "SELECT 1 FROM json_array_elements_text(e.event_filters::json) f WHERE glob(f, ?2)"
+        return """
+            INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status,
+                                    next_attempt_at, created_at, updated_at, ordering_key, ordered)
+            SELECT ?1, e.id, e.tenant_id, ?2, 'pending', ?3, ?3, ?3, coalesce(?5, e.tenant_id), e.ordered
+              FROM \(source)
+             WHERE e.tenant_id = ?4
+               AND e.enabled = 1 AND e.removed_at IS NULL
+               AND (e.event_filters = '[]' OR EXISTS (\(patterns)))
+            """
+    }
+    static let fanOutSQLite = fanOut(.sqlite)
+
+    /// PostgreSQL's enqueue in one statement: the event (when its tenant exists and its id is
+    /// free), its deliveries, and a `NOTIFY` for idle workers, which PostgreSQL sends at commit
+    /// and folds into one per transaction. Answers (tenant found, event inserted, deliveries).
+    static let enqueuePostgres = """
+        WITH event AS (
+            \(insertEventOfKnownTenant)
+            RETURNING id
+        ), fanned AS (
+            \(fanOut(.postgres, from: "event, endpoints e"))
+            RETURNING 1
+        ), announced AS (
+            SELECT pg_notify('\(PostgresStore.channel)', '') FROM event
+        )
+        SELECT (SELECT count(*) FROM tenants WHERE id = ?4), (SELECT count(*) FROM event),
+               (SELECT count(*) FROM fanned), (SELECT count(*) FROM announced)
+        """
+
+    /// Checks `event` and returns its canonical id; throws before anything is written.
+    static func validate(_ event: NewEvent, options: StoreOptions) throws -> String {
+        guard EventType.isValid(event.type) else { throw DispatcherError.invalidEventType(event.type) }
+        guard event.body.count <= options.maxPayloadBytes else {
+            throw DispatcherError.payloadTooLarge(bytes: event.body.count, limit: options.maxPayloadBytes)
+        }
+        try JSONValidation.requireObject(event.body)
+        return (event.id ?? UUID.random()).uuidString.lowercased()
+    }
+
+    /// Stores one event and its deliveries atomically (inside the caller's transaction when
+    /// there is one). A `DispatcherError` is thrown only when nothing was written, so a batch
+    /// can report a bad event and carry on without a savepoint.
+    static func enqueue(_ event: NewEvent, in db: some SQLConnection, options: StoreOptions) throws -> EnqueueResult {
+        let id = try validate(event, options: options)
+        let now = Clock.nowMilliseconds()
+        let bindings: [SQLiteBindable] = [id, event.type, now, event.tenantID, event.orderingKey, event.body]
+        switch db.dialect {
+        case .postgres:
+            let counts = try db.query(enqueuePostgres, bindings) { [$0.int(0), $0.int(1), $0.int(2)] }.first ?? [0, 0, 0]
+            guard counts[1] == 1 else { return try notInserted(event, id: id, tenantExists: counts[0] == 1, in: db) }
+            return EnqueueResult(eventID: id, isDuplicate: false, deliveryCount: counts[2])
+        case .sqlite:
+            return try db.inTransaction {
+                guard try db.execute(insertEventOfKnownTenant, bindings) == 1 else {
+                    return try notInserted(event, id: id, tenantExists: !db.query(tenantExists, [event.tenantID], map: { _ in true }).isEmpty, in: db)
+                }
+                let fannedOut = try db.execute(fanOutSQLite, Array(bindings.prefix(5)))
+                return EnqueueResult(eventID: id, isDuplicate: false, deliveryCount: fannedOut)
+            }
+        }
+    }
+
+    /// Why an event was not inserted: an unknown tenant, a retry of the same event (a
+    /// duplicate, answered with what the first enqueue made), or another event under its id.
+    private static func notInserted(_ event: NewEvent, id: String, tenantExists: Bool, in db: some SQLConnection) throws -> EnqueueResult {
+        guard tenantExists else { throw DispatcherError.unknownTenant(event.tenantID) }
+        let same = try db.query(existingEvent, [id]) { row in
+            row.string(0) == event.tenantID && row.string(1) == event.type && row.bytes(2) == event.body
+        }
+        guard same.first == true else { throw DispatcherError.conflictingEvent(id: id) }
+        let count = try db.query(countDeliveries, [id]) { $0.int(0) }.first ?? 0
+        return EnqueueResult(eventID: id, isDuplicate: true, deliveryCount: count)
+    }
+}

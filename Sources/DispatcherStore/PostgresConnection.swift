@@ -1,0 +1,277 @@
+import CPostgres
+import DispatcherModel
+import Foundation
+
+/// An error reported by PostgreSQL (or libpq), with its SQLSTATE and the SQL that failed.
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    /// The five-character SQLSTATE (`40P01` deadlock, `23505` unique violation), empty when
+    /// the error came from libpq itself (a lost connection).
+    public let sqlState: String
+    public let message: String
+    public let sql: String?
+
+    public var description: String {
+        var text = "PostgreSQL error\(sqlState.isEmpty ? "" : " \(sqlState)"): \(message)"
+        if let sql { text += " (while running: \(sql.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")))" }
+        return text
+    }
+
+    /// A deadlock or serialization failure: the transaction may simply be run again.
+    public var isRetryable: Bool { sqlState == "40P01" || sqlState == "40001" }
+}
+
+/// One libpq connection: the only place that talks to PostgreSQL. Statements are prepared once
+/// per connection (named `s1`, `s2`, ...) with the placeholders the query files write (`?`,
+/// `?N`) turned into PostgreSQL's `$N`; values travel as text, blobs as binary.
+///
+/// Not thread-safe: `PostgresStore` hands each connection to one caller at a time.
+final class PostgresConnection: SQLConnection {
+    var dialect: SQLDialect { .postgres }
+    private let handle: OpaquePointer
+    private var prepared: [String: String] = [:]
+
+    init(url: String) throws {
+        guard let handle = PQconnectdb(url) else { throw PostgresError(sqlState: "", message: "out of memory", sql: nil) }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(handle)
+            throw PostgresError(sqlState: "", message: "cannot connect to \(PostgresConnection.redacted(url)): \(message)", sql: nil)
+        }
+        self.handle = handle
+        // Notices (e.g. "relation already exists, skipping") are not errors; keep them off stderr.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        try execute("SET client_min_messages = warning")
+    }
+
+    deinit { PQfinish(handle) }
+
+    /// A connection URL fit for logs: the password replaced by `***`.
+    /// libpq also reads a password from the query (`?password=`), so that one goes too.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "(an unparsable PostgreSQL URL)" }
+        if components.password != nil { components.percentEncodedPassword = "***" }
+        if let items = components.queryItems, items.contains(where: { $0.name == "password" }) {
+            components.queryItems = items.map { $0.name == "password" ? URLQueryItem(name: "password", value: "***") : $0 }
+        }
+        return components.string ?? "(an unparsable PostgreSQL URL)"
+    }
+
+    // MARK: - SQLConnection
+
+    func execute(_ sql: String) throws {
+        let result = PQexec(handle, sql)
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+    }
+
+    @discardableResult
+    func execute(_ sql: String, _ bindings: [SQLiteBindable]) throws -> Int {
+        let result = try run(sql, bindings)
+        defer { PQclear(result) }
+        return Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (PostgresRow) throws -> Void) throws {
+        let result = try run(sql, bindings)
+        defer { PQclear(result) }
+        var row = PostgresRow(result: result, index: 0)
+        for index in 0..<PQntuples(result) {
+            row.index = index
+            try body(row)
+        }
+    }
+
+    var isInTransaction: Bool { PQtransactionStatus(handle) != PQTRANS_IDLE }
+
+    var beginTransaction: String { "BEGIN" }
+
+    func rows(_ sql: String, _ bindings: [SQLiteBindable]) throws -> [[SQLiteValue]] {
+        let result = try run(sql, bindings)
+        defer { PQclear(result) }
+        let columns = PQnfields(result)
+        return (0..<PQntuples(result)).map { index in
+            let row = PostgresRow(result: result, index: index)
+            return (0..<columns).map { column -> SQLiteValue in
+                if row.isNull(column) { return .null }
+                switch PQftype(result, column) {
+                case 16, 20, 21, 23: return .integer(row.int64(column))  // bool, int8, int2, int4
+                case 700, 701, 1700: return .real(row.double(column))   // float4, float8, numeric
+                case 17: return .blob(row.bytes(column))                 // bytea
+                default: return .text(row.string(column))
+                }
+            }
+        }
+    }
+
+    // MARK: - Notifications
+
+    /// Reads what arrived on the socket without blocking; returns how many notifications came.
+    func drainNotifications() throws -> Int {
+        guard PQconsumeInput(handle) == 1 else {
+            throw PostgresError(sqlState: "", message: String(cString: PQerrorMessage(handle)), sql: nil)
+        }
+        var count = 0
+        while let notification = PQnotifies(handle) {
+            PQfreemem(notification)
+            count += 1
+        }
+        return count
+    }
+
+    // MARK: - Statements
+
+    private func run(_ sql: String, _ bindings: [SQLiteBindable]) throws -> OpaquePointer? {
+        let name = try statementName(sql, bindings)
+        // Every value in one buffer (text NUL-terminated, blobs as raw bytes), pointed into below.
+        var buffer: [UInt8] = []
+        var offsets: [Int?] = []
+        var lengths: [Int32] = []
+        var formats: [Int32] = []
+        func appendText(_ text: String) {
+            offsets.append(buffer.count); lengths.append(0); formats.append(0)
+            buffer.append(contentsOf: text.utf8)
+            buffer.append(0)
+        }
+        for binding in bindings {
+            switch binding.sqliteValue {
+            case .null: offsets.append(nil); lengths.append(0); formats.append(0)
+            case .integer(let number): appendText(String(number))
+            case .real(let number): appendText("\(number)")
+            case .text(let text): appendText(text)
+            // Binary format would send no pointer for no bytes, which libpq reads as NULL.
+            case .blob(let bytes) where bytes.isEmpty: appendText("\\x")
+            case .blob(let bytes):
+                offsets.append(buffer.count); lengths.append(Int32(bytes.count)); formats.append(1)
+                buffer.append(contentsOf: bytes)
+            }
+        }
+        let result = buffer.withUnsafeBytes { storage in
+            let base = storage.baseAddress?.assumingMemoryBound(to: CChar.self)
+            let pointers = offsets.map { offset -> UnsafePointer<CChar>? in
+                guard let offset, let base else { return nil }
+                return UnsafePointer(base + offset)
+            }
+            return PQexecPrepared(handle, name, Int32(bindings.count), pointers, lengths, formats, 0)
+        }
+        do {
+            try check(result, sql: sql)
+        } catch {
+            PQclear(result)
+            throw error
+        }
+        return result
+    }
+
+    /// The prepared statement for `sql`, prepared on first use with parameter types taken from
+    /// the first call's bindings (a nil optional still has its Swift type's kind).
+    private func statementName(_ sql: String, _ bindings: [SQLiteBindable]) throws -> String {
+        if let name = prepared[sql] { return name }
+        let name = "s\(prepared.count + 1)"
+        let types: [Oid] = bindings.map { binding in
+            switch SQLiteValue.kind(of: binding) {
+            case .unknown: return 0     // left to PostgreSQL's inference
+            case .integer: return 20    // int8
+            case .real: return 701      // float8
+            case .text: return 25       // text
+            case .blob: return 17       // bytea
+            }
+        }
+        let translated = Self.numberedParameters(sql)
+        let result = PQprepare(handle, name, translated, Int32(types.count), types)
+        defer { PQclear(result) }
+        try check(result, sql: translated)
+        prepared[sql] = name
+        return name
+    }
+
+    private func check(_ result: OpaquePointer?, sql: String) throws {
+        let status = PQresultStatus(result)
+        guard status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK else { return }
+        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+        let message = (PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
+                       ?? String(cString: PQerrorMessage(handle))).trimmingCharacters(in: .whitespacesAndNewlines)
+        throw PostgresError(sqlState: state, message: message, sql: sql)
+    }
+
+    /// `?` and `?N` outside quotes become `$N` (a bare `?` takes the next number).
+    static func numberedParameters(_ sql: String) -> String {
+        var output = ""
+        output.reserveCapacity(sql.utf8.count + 16)
+        var next = 1
+        var quote: Character?
+        var characters = sql.makeIterator()
+        var pending: Character? = nil
+        while let character = pending ?? characters.next() {
+            pending = nil
+            if let open = quote {
+                output.append(character)
+                if character == open { quote = nil }
+                continue
+            }
+            if character == "'" || character == "\"" {
+                quote = character
+                output.append(character)
+                continue
+            }
+            guard character == "?" else { output.append(character); continue }
+            var digits = ""
+            while let following = characters.next() {
+                if following.isASCII && following.isNumber { digits.append(following) } else { pending = following; break }
+            }
+            if digits.isEmpty {
+                output += "$\(next)"
+                next += 1
+            } else {
+                output += "$" + digits
+            }
+        }
+        return output
+    }
+}
+
+/// One row of a PostgreSQL result in text format.
+struct PostgresRow: SQLRow {
+    let result: OpaquePointer?
+    var index: Int32
+
+    func isNull(_ column: Int32) -> Bool { PQgetisnull(result, index, column) == 1 }
+
+    private func text(_ column: Int32) -> UnsafeMutablePointer<CChar>? { PQgetvalue(result, index, column) }
+
+    /// Booleans arrive as `t`/`f` and count as 1/0, as SQLite's do.
+    func int64(_ column: Int32) -> Int64 {
+        guard let value = text(column) else { return 0 }
+        switch value.pointee {
+        case CChar(UInt8(ascii: "t")): return 1
+        case CChar(UInt8(ascii: "f")): return 0
+        default: return strtoll(value, nil, 10)
+        }
+    }
+
+    func double(_ column: Int32) -> Double { text(column).map { strtod($0, nil) } ?? 0 }
+
+    func string(_ column: Int32) -> String { text(column).map { String(cString: $0) } ?? "" }
+
+    /// `bytea` in text format is `\x` followed by hex digits.
+    func bytes(_ column: Int32) -> [UInt8] {
+        guard let value = text(column) else { return [] }
+        let length = Int(PQgetlength(result, index, column))
+        let raw = UnsafeRawBufferPointer(start: value, count: length)
+        guard length >= 2, raw[0] == UInt8(ascii: "\\"), raw[1] == UInt8(ascii: "x") else { return Array(raw) }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity((length - 2) / 2)
+        var position = 2
+        func nibble(_ byte: UInt8) -> UInt8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+            default: return byte - UInt8(ascii: "A") + 10
+            }
+        }
+        while position + 1 < length {
+            bytes.append(nibble(raw[position]) << 4 | nibble(raw[position + 1]))
+            position += 2
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,22 @@
+import CSQLite
+import DispatcherModel
+import Foundation
+
+/// An error reported by SQLite, keeping its result code, its message and the SQL that failed.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    /// The extended SQLite result code (`SQLITE_BUSY`, `SQLITE_CONSTRAINT_UNIQUE`, ...).
+    public let code: Int32
+    public let message: String
+    public let sql: String?
+
+    public var description: String {
+        var text = "SQLite error \(code): \(message)"
+        if let sql { text += " (while running: \(sql.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")))" }
+        return text
+    }
+
+    /// The primary result code, without the extended bits.
+    public var primaryCode: Int32 { code & 0xFF }
+
+    public var isConstraintViolation: Bool { primaryCode == SQLITE_CONSTRAINT }
+}

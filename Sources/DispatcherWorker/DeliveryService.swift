@@ -1,0 +1,237 @@
+import DispatcherDelivery
+import DispatcherModel
+import DispatcherStore
+import Foundation
+import Synchronization
+
+/// How a `DeliveryService` runs.
+public struct DeliveryServiceConfiguration: Sendable {
+    /// Concurrent HTTP requests: slots in the transfer loop, each a libcurl handle with its
+    /// kept-alive connections.
+    public var workers: Int
+    /// How often an idle pool claims anyway (retries coming due). Commits by other connections
+    /// (producers) are noticed within `changeCheckInterval` whatever this is.
+    public var pollInterval: Double
+    /// How long a claim is held; a crashed worker's deliveries are retaken after it runs out.
+    public var leaseSeconds: Double
+    /// Response bodies are recorded up to this many bytes.
+    public var responseBodyCap: Int
+    public var destinationPolicy: DestinationPolicy
+    /// Which URLs are attempted at all; `https` only by default.
+    public var urlPolicy: URLPolicy
+    public var logger: DispatcherLogger
+
+    public init(workers: Int = 8, pollInterval: Double = 0.1, leaseSeconds: Double = 60,
+                responseBodyCap: Int = 64 * 1024, destinationPolicy: DestinationPolicy = DestinationPolicy(),
+                urlPolicy: URLPolicy = URLPolicy(), logger: DispatcherLogger = .standardError()) {
+        self.workers = workers
+        self.pollInterval = pollInterval
+        self.leaseSeconds = leaseSeconds
+        self.responseBodyCap = responseBodyCap
+        self.destinationPolicy = destinationPolicy
+        self.urlPolicy = urlPolicy
+        self.logger = logger
+    }
+
+    /// The settings every HTTP client of the service gets.
+    var clientConfiguration: HTTPClientConfiguration {
+        HTTPClientConfiguration(responseBodyCap: responseBodyCap, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy)
+    }
+}
+
+/// The worker pool: claims due deliveries under a lease, POSTs them, records every attempt.
+///
+/// Embed it in a producer's process or run it as `dispatcher serve`:
+///
+/// ```swift
+/// let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(workers: 8))
+/// service.start()
+/// // ...
+/// service.stop() // stops claiming, finishes in-flight attempts, releases the rest
+/// ```
+///
+/// Threads: one store loop (the only one that records and claims) and one transfer loop that
+/// runs up to `workers` requests at once (`TransferLoop`), plus a helper for the attempts that
+/// must first fetch an OAuth token.
+public final class DeliveryService: Sendable {
+    public let configuration: DeliveryServiceConfiguration
+    /// Identifies this process's leases: host, pid and a random suffix.
+    public let leaseOwner: String
+    private let store: OutboxStore
+    private let board = JobBoard()
+    private let endpoints: EndpointCache
+    private let tokens = TokenCache()
+    private let state = Mutex<State>(.idle)
+    private let workersRunning = DispatchGroup()
+    private let storeLoopRunning = DispatchGroup()
+    private let stopped = DispatchSemaphore(value: 0)
+
+    private enum State { case idle, running, stopping, stopped }
+
+    public init(store: OutboxStore, configuration: DeliveryServiceConfiguration = DeliveryServiceConfiguration()) {
+        self.store = store
+        self.configuration = configuration
+        self.endpoints = EndpointCache(store: store)
+        let host = ProcessInfo.processInfo.hostName
+        self.leaseOwner = "\(host):\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// Starts the store loop and the transfer loop, and returns at once.
+    public func start() {
+        let shouldStart = state.withLock { state -> Bool in
+            guard case .idle = state else { return false }
+            state = .running
+            return true
+        }
+        guard shouldStart else { return }
+        workersRunning.enter()
+        DispatchQueue(label: "dispatcher.transfers").async {
+            TransferLoop(board: self.board, endpoints: self.endpoints, tokens: self.tokens, leaseOwner: self.leaseOwner,
+                         slots: self.configuration.workers, clientConfiguration: self.configuration.clientConfiguration,
+                         logger: self.configuration.logger, running: self.workersRunning,
+                         release: { self.release($0) }).run()
+            self.workersRunning.leave()
+        }
+        storeLoopRunning.enter()
+        DispatchQueue(label: "dispatcher.store").async {
+            self.storeLoop()
+            self.storeLoopRunning.leave()
+        }
+        configuration.logger.log(.info, "delivering with \(configuration.workers) workers as \(leaseOwner)")
+    }
+
+    /// Stops gracefully and returns when done: no new claims, attempts in flight finish and
+    /// are recorded, claimed deliveries not yet started are handed back due now.
+    public func stop() {
+        let shouldStop = state.withLock { state -> Bool in
+            guard case .running = state else { return false }
+            state = .stopping
+            return true
+        }
+        guard shouldStop else {
+            if state.withLock({ $0 }) == .stopping { stopped.wait(); stopped.signal() }
+            return
+        }
+        let unstarted = board.stop()
+        release(unstarted)
+        workersRunning.wait()
+        board.closeResults()
+        storeLoopRunning.wait()
+        state.withLock { $0 = .stopped }
+        configuration.logger.log(.info, "stopped; \(unstarted.count) unstarted deliveries handed back")
+        stopped.signal()
+    }
+
+    /// Starts, then blocks until `stop()` has finished (from a signal handler, say).
+    public func run() {
+        start()
+        stopped.wait()
+        stopped.signal()
+    }
+
+    // MARK: - Loops
+
+    /// The one thread that writes: each cycle records the results workers finished since the
+    /// last one and, in the same transaction, claims so that every worker has a job and a few
+    /// waiting (results not yet recorded still count). One commit per cycle, not one for the
+    /// results and one for the claim: the rows just finished and just leased sit on the same
+    /// pages, and nothing contends for the store's connection.
+    ///
+    /// With nothing to record it waits for results, the poll interval (retries coming due),
+    /// or, checked every few milliseconds, a commit by another connection (a producer's
+    /// enqueue), so new events leave quickly without busy polling. A failed cycle keeps its
+    /// results and writes them, without claiming, after a back-off: a claim that keeps failing
+    /// never holds results back, and a database that is down is not hammered.
+    private func storeLoop() {
+        let capacity = max(1, configuration.workers) * 4
+        var lastChange = (try? store.externalChangeToken()) ?? 0
+        func externalChange() -> Bool {
+            guard let token = try? store.externalChangeToken(), token != lastChange else { return false }
+            lastChange = token
+            return true
+        }
+        /// Until results arrive, the poll interval passes (retries coming due) or another
+        /// connection commits.
+        func waitForWork() {
+            board.waitForActivity(until: Date().addingTimeInterval(configuration.pollInterval),
+                                  checkInterval: Self.changeCheckInterval, externalChange: externalChange)
+        }
+        var failures = 0
+        var retryAt = Date.distantPast
+        while true {
+            if failures > 0 && Date() < retryAt {
+                // Backing off; once stopping, only briefly: the last results are tried a few times.
+                board.waitForActivity(until: board.resultsClosed ? min(retryAt, Date().addingTimeInterval(0.1)) : retryAt,
+                                      checkInterval: Self.changeCheckInterval) { false }
+                if !board.resultsClosed { continue }
+            }
+            let (results, closed) = board.takeResults(limit: Self.maxResultsPerCycle)
+            if results.isEmpty && closed { return }
+            // The endpoints whose deliveries these results release (an interim 401 keeps its lease).
+            let finishing = results.filter { !$0.keepsLease }.map(\.endpointID)
+            if closed && failures >= Self.writeAttemptsAtStop {
+                configuration.logger.log(.error, "giving up on \(results.count) attempt record(s); their deliveries will be retried when the lease expires")
+                board.finish(endpointIDs: finishing)
+                continue
+            }
+            var held = board.held
+            held.total -= finishing.count
+            for endpointID in finishing { held.byEndpoint[endpointID, default: 1] -= 1 }
+            let claimLimit = board.isStopping || (failures > 0 && !results.isEmpty) ? 0 : capacity - held.total
+            if results.isEmpty && claimLimit <= 0 {
+                waitForWork()
+                continue
+            }
+            do {
+                let cycle = try store.recordAndClaim(results, claimLimit: max(0, claimLimit), owner: leaseOwner,
+                                                     leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
+                if failures > 0 { configuration.logger.log(.info, "recording and claiming work again after \(failures) failure(s)") }
+                failures = 0
+                for endpoint in cycle.disabled {
+                    configuration.logger.log(.warning, "endpoint \(endpoint.endpointID) disabled: \(endpoint.reason)")
+                }
+                board.finish(endpointIDs: finishing)
+                release(board.add(cycle.claimed))
+            } catch {
+                failures += 1
+                board.putBack(results)
+                // Logged at the 1st, 2nd, 4th, 8th... failure in a row, not every poll.
+                if failures & (failures - 1) == 0 {
+                    configuration.logger.log(.error, "recording \(results.count) attempt(s) and claiming failed (\(failures) in a row): \(error)")
+                }
+                retryAt = Date().addingTimeInterval(Self.claimDelay(poll: configuration.pollInterval, failures: failures))
+                continue
+            }
+            // Straight on while results wait.
+            if !board.hasResults { waitForWork() }
+        }
+    }
+
+    /// Upper bound on the results one transaction records.
+    static let maxResultsPerCycle = 500
+
+    /// Once stopping, a write of the last results is tried this many times before their leases
+    /// are left to expire (the deliveries are then attempted again).
+    static let writeAttemptsAtStop = 3
+
+    /// The poll interval, doubled for each failed cycle in a row up to `maxClaimBackoff`: an
+    /// unreachable database is retried without a storm of connection attempts.
+    static func claimDelay(poll: Double, failures: Int) -> Double {
+        guard failures > 0 else { return poll }
+        return min(maxClaimBackoff, poll * pow(2, Double(min(failures, 16))))
+    }
+
+    static let maxClaimBackoff = 5.0
+
+    /// How often an idle store loop asks the store whether another connection committed.
+    static let changeCheckInterval = 0.005
+
+    private func release(_ jobs: [ClaimedDelivery]) {
+        guard !jobs.isEmpty else { return }
+        do {
+            try store.releaseLeases(deliveryIDs: jobs.map(\.deliveryID), owner: leaseOwner)
+        } catch {
+            configuration.logger.log(.error, "handing back \(jobs.count) deliveries failed (their leases will expire): \(error)")
+        }
+    }
+}

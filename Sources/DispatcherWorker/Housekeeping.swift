@@ -1,0 +1,85 @@
+import DispatcherDelivery
+import DispatcherModel
+import DispatcherStore
+import Foundation
+
+/// The periodic jobs of a long-running `serve`: the stats summary line, a progress line while a
+/// large backlog (a replay, a backfill) drains, and pruning by `retention_days`.
+///
+/// `@unchecked Sendable`: the timer is a Dispatch source (safe to cancel from any thread), and
+/// `state` is touched only by the timer's handler, which runs on one serial queue.
+public final class Housekeeping: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var statsIntervalSeconds: Double
+        public var retentionDays: Double?
+        /// While more than this many deliveries are pending, a progress line every few seconds.
+        public var progressBacklog: Int = 1_000
+        public var progressIntervalSeconds: Double = 5
+
+        public init(statsIntervalSeconds: Double = 60, retentionDays: Double? = nil) {
+            self.statsIntervalSeconds = statsIntervalSeconds
+            self.retentionDays = retentionDays
+        }
+    }
+
+    private let store: OutboxStore
+    private let settings: Settings
+    private let logger: DispatcherLogger
+    private let timer: DispatchSourceTimer
+    private let state = State()
+
+    /// When each job last ran; only the timer's serial queue reads or writes it.
+    private final class State {
+        var lastStats = Date()
+        var lastPrune = Date.distantPast
+        var lastPending: (count: Int, at: Date)?
+    }
+
+    public init(store: OutboxStore, settings: Settings, logger: DispatcherLogger) {
+        self.store = store
+        self.settings = settings
+        self.logger = logger
+        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dispatcher.housekeeping"))
+    }
+
+    public func start() {
+        let tick = min(settings.progressIntervalSeconds, settings.statsIntervalSeconds > 0 ? settings.statsIntervalSeconds : .infinity)
+        timer.schedule(deadline: .now() + tick, repeating: tick)
+        timer.setEventHandler { [self] in
+            let now = Date()
+            do {
+                if let days = settings.retentionDays, now.timeIntervalSince(state.lastPrune) >= 3_600 {
+                    state.lastPrune = now
+                    let pruned = try store.prune(olderThan: now.addingTimeInterval(-days * 86_400), dryRun: false)
+                    if pruned.deliveries + pruned.events > 0 {
+                        logger.log(.info, "retention: deleted \(pruned.deliveries) deliveries, \(pruned.attempts) attempts, \(pruned.events) events older than \(days) days")
+                    }
+                }
+                // The full stats only when a line is due; the progress check needs one count.
+                if settings.statsIntervalSeconds > 0 && now.timeIntervalSince(state.lastStats) >= settings.statsIntervalSeconds - 0.001 {
+                    state.lastStats = now
+                    let stats = try store.stats(windowSeconds: max(settings.statsIntervalSeconds, 60))
+                    logger.log(.info, "stats: " + stats.summaryLine)
+                }
+                let pending = try store.pendingCount()
+                if pending > settings.progressBacklog {
+                    var line = "progress: \(pending) pending"
+                    if let last = state.lastPending, now > last.at {
+                        let rate = Double(last.count - pending) / now.timeIntervalSince(last.at)
+                        line += String(format: ", draining at %.0f/s", rate)
+                        if rate > 0 { line += ", about \(Int(Double(pending) / rate))s left" }
+                    }
+                    logger.log(.info, line)
+                    state.lastPending = (pending, now)
+                } else {
+                    state.lastPending = nil
+                }
+            } catch {
+                logger.log(.error, "housekeeping failed: \(error)")
+            }
+        }
+        timer.resume()
+    }
+
+    public func stop() { timer.cancel() }
+}

@@ -1,0 +1,193 @@
+import DispatcherDelivery
+import DispatcherModel
+import DispatcherStore
+import Foundation
+
+/// What passes between the store loop and the transfer loop of one process: claimed deliveries out,
+/// finished attempts back, and the count of deliveries each endpoint holds here (waiting,
+/// running or not yet recorded), which a claim weighs with every process's leases against
+/// `max_concurrency`. It holds only leased rows and unwritten results: the store keeps the truth.
+///
+/// An idle transfer loop waits on `condition` for jobs (a busy one is woken through `onChange`
+/// in `curl_multi_poll`); the store loop waits on `activity`, signalled when results arrive, so
+/// several finishes coalesce into one wake-up.
+///
+/// `@unchecked Sendable`: every stored property is read and written only with `condition` locked.
+final class JobBoard: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let activity = DispatchSemaphore(value: 0)
+    private var waiting: [ClaimedDelivery] = []
+    private var waitingStart = 0
+    private var results: [AttemptResult] = []
+    private var heldByEndpoint: [String: Int] = [:]
+    private var heldTotal = 0
+    private var stopping = false
+    private var closed = false
+
+    /// Adds claimed jobs; returns those refused because the board is stopping (to be released).
+    func add(_ jobs: [ClaimedDelivery]) -> [ClaimedDelivery] {
+        condition.lock()
+        guard !stopping else {
+            condition.unlock()
+            return jobs
+        }
+        waiting.append(contentsOf: jobs)
+        for job in jobs { heldByEndpoint[job.endpointID, default: 0] += 1 }
+        heldTotal += jobs.count
+        for _ in jobs { condition.signal() }
+        let wake = jobs.isEmpty ? nil : onChange
+        condition.unlock()
+        wake?()
+        return []
+    }
+
+    /// What `poll` found: a job, nothing yet, or the board stopping.
+    enum Poll {
+        case job(ClaimedDelivery)
+        case empty
+        case stopping
+    }
+
+    /// The next job if one waits; never blocks.
+    func poll() -> Poll {
+        condition.lock()
+        defer { condition.unlock() }
+        if stopping { return .stopping }
+        guard waitingStart < waiting.count else { return .empty }
+        return .job(next())
+    }
+
+    /// Called (on the adding or stopping thread) after jobs are added and when the board stops,
+    /// for a taker that waits elsewhere than in `take`: the transfer loop, in `curl_multi_poll`.
+    private var onChange: (@Sendable () -> Void)?
+
+    func setOnChange(_ wake: (@Sendable () -> Void)?) {
+        condition.lock()
+        onChange = wake
+        condition.unlock()
+    }
+
+    /// The next job, waiting for one; nil once the board stops.
+    func take() -> ClaimedDelivery? {
+        condition.lock()
+        defer { condition.unlock() }
+        while waitingStart == waiting.count && !stopping { condition.wait() }
+        guard !stopping else { return nil }
+        return next()
+    }
+
+    /// Removes and returns the first waiting job; `condition` is locked and one waits.
+    private func next() -> ClaimedDelivery {
+        let job = waiting[waitingStart]
+        waitingStart += 1
+        if waitingStart == waiting.count {
+            waiting.removeAll(keepingCapacity: true)
+            waitingStart = 0
+        }
+        return job
+    }
+
+    /// A worker's finished attempt, for the store loop to write.
+    func submit(_ result: AttemptResult) {
+        condition.lock()
+        results.append(result)
+        condition.unlock()
+        activity.signal()
+    }
+
+    /// Up to `limit` submitted results, oldest first, without waiting; `closed` once no worker
+    /// will submit again (after `closeResults`).
+    func takeResults(limit: Int) -> (results: [AttemptResult], closed: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        let taken = Array(results.prefix(limit))
+        results.removeFirst(taken.count)
+        return (taken, closed)
+    }
+
+    var hasResults: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !results.isEmpty
+    }
+
+    /// True once every worker has stopped (see `closeResults`).
+    var resultsClosed: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return closed
+    }
+
+    /// Results whose write failed go back to the front, to be written first next time.
+    func putBack(_ unwritten: [AttemptResult]) {
+        condition.lock()
+        results.insert(contentsOf: unwritten, at: 0)
+        condition.unlock()
+    }
+
+    /// Every worker has stopped: no more results will come.
+    func closeResults() {
+        condition.lock()
+        closed = true
+        condition.unlock()
+        activity.signal()
+    }
+
+    /// Jobs' results are recorded (or they were released): their endpoints have room again.
+    func finish(endpointIDs: [String]) {
+        guard !endpointIDs.isEmpty else { return }
+        condition.lock()
+        for endpointID in endpointIDs {
+            heldByEndpoint[endpointID, default: 1] -= 1
+            if heldByEndpoint[endpointID] == 0 { heldByEndpoint[endpointID] = nil }
+        }
+        heldTotal -= endpointIDs.count
+        condition.unlock()
+        activity.signal()
+    }
+
+    var held: (total: Int, byEndpoint: [String: Int]) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (heldTotal, heldByEndpoint)
+    }
+
+    /// Waits until results arrive or jobs are released, `externalChange()` turns true (checked
+    /// every `checkInterval`), the board stops, or `deadline` passes.
+    func waitForActivity(until deadline: Date, checkInterval: Double, externalChange: () -> Bool) {
+        while true {
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { return }
+            if activity.wait(timeout: .now() + min(remaining, checkInterval)) == .success {
+                while activity.wait(timeout: .now()) == .success {}
+                return
+            }
+            if externalChange() { return }
+        }
+    }
+
+    var isStopping: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopping
+    }
+
+    /// Stops handing out jobs; returns the ones never started, for release.
+    func stop() -> [ClaimedDelivery] {
+        condition.lock()
+        stopping = true
+        let unstarted = Array(waiting[waitingStart...])
+        waiting.removeAll()
+        waitingStart = 0
+        for job in unstarted {
+            heldByEndpoint[job.endpointID, default: 1] -= 1
+            heldTotal -= 1
+        }
+        condition.broadcast()
+        let wake = onChange
+        condition.unlock()
+        activity.signal()
+        wake?()
+        return unstarted
+    }
+}
