@@ -65,7 +65,7 @@ public struct DispatcherConfiguration: Sendable {
         }
         let root = try JSONObjectReader(json, path: "")
         var database = try root.string("database") ?? "dispatcher.sqlite"
-        if let baseDirectory, !database.hasPrefix("/"), database != ":memory:", !PostgresStore.isURL(database) {
+        if let baseDirectory, !database.hasPrefix("/"), database != ":memory:", !OutboxStore.isPostgresURL(database) {
             database = URL(fileURLWithPath: baseDirectory).appendingPathComponent(database).standardizedFileURL.path
         }
         let workers = try root.integer("workers", default: 8, in: 1...512)

@@ -6,6 +6,9 @@ import DispatcherStore
 import DispatcherWorker
 import Foundation
 
+/// What the dashboard reads and changes: the log, endpoints, and the operator's actions.
+package typealias DashboardStore = DeliveryLog & EndpointDirectory & OutboxAdministration
+
 /// The web dashboard: the delivery log, each delivery's detail, endpoint health and an
 /// overview, served by the binary itself (no external assets) over our own `HTTPServer`.
 ///
@@ -13,15 +16,15 @@ import Foundation
 /// let dashboard = try Dashboard(store: store, settings: DashboardSettings(port: 0))
 /// print("http://127.0.0.1:\(dashboard.port)/")
 /// ```
-public final class Dashboard: Sendable {
+package final class Dashboard: Sendable {
     private let server: HTTPServer
     private let app: DashboardApp
-    public var port: Int { server.port }
-    public var url: String { "http://\(DashboardSettings(host: server.host, port: server.port).listen)/" }
+    package var port: Int { server.port }
+    package var url: String { "http://\(DashboardSettings(host: server.host, port: server.port).listen)/" }
     /// The per-process token every POST carries (forms embed it; API clients read `/api/session`).
-    public var csrfToken: String { app.csrfToken }
+    package var csrfToken: String { app.csrfToken }
 
-    public init(store: any OutboxStore, settings: DashboardSettings) throws {
+    package init(store: any DashboardStore, settings: DashboardSettings) throws {
         let app = DashboardApp(store: store, token: try settings.resolvedToken())
         self.app = app
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024) { request in
@@ -29,12 +32,12 @@ public final class Dashboard: Sendable {
         }
     }
 
-    public func stop() { server.stop() }
+    package func stop() { server.stop() }
 }
 
 /// Routing, authentication and CSRF around the pages and the JSON API.
 struct DashboardApp: Sendable {
-    let store: any OutboxStore
+    let store: any DashboardStore
     let token: String?
     let csrfToken: String
     /// What the login cookie holds: derived from the token, so the token itself never sits in a cookie.
@@ -42,7 +45,7 @@ struct DashboardApp: Sendable {
 
     static let sessionCookie = "dispatcher_session"
 
-    init(store: any OutboxStore, token: String?) {
+    init(store: any DashboardStore, token: String?) {
         self.store = store
         self.token = token
         csrfToken = Self.randomHex(bytes: 32)

@@ -106,7 +106,7 @@ struct DashboardAction {
         var redirect: String
     }
 
-    func perform(on store: any OutboxStore) throws -> Outcome {
+    func perform(on store: any DashboardStore) throws -> Outcome {
         switch kind {
         case .redeliver(let id):
             let count = try store.redeliver(deliveryIDs: [id], eventIDs: [])
@@ -136,7 +136,7 @@ struct DashboardAction {
 
 /// The JSON API under `/api/`: the same snake_case shapes as the CLI's `--json`.
 struct DashboardAPI {
-    let store: any OutboxStore
+    let store: any DashboardStore
 
     func overview(now: Date = Date()) throws -> [String: Any] {
         var object = JSONRepresentation.stats(try store.stats(windowSeconds: 3_600))

@@ -9,11 +9,11 @@ import Foundation
 /// The dashboard's HTML, rendered on the server: every page works without JavaScript, which
 /// only turns times into the viewer's local time and asks before an action.
 struct DashboardPages {
-    let store: any OutboxStore
+    let store: any DashboardStore
     let csrfToken: String
     var now = Date()
 
-    init(store: any OutboxStore, csrfToken: String) {
+    init(store: any DashboardStore, csrfToken: String) {
         self.store = store
         self.csrfToken = csrfToken
     }

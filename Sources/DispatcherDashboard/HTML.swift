@@ -14,27 +14,27 @@ import Foundation
 /// let row: HTML = "<td>\(delivery.endpointID)</td>"   // escaped
 /// let page: HTML = "<tr>\(row)</tr>"                   // nested as markup
 /// ```
-public struct HTML: ExpressibleByStringInterpolation, Sendable, Equatable {
-    public private(set) var rendered: String
+package struct HTML: ExpressibleByStringInterpolation, Sendable, Equatable {
+    package private(set) var rendered: String
 
-    public init(stringLiteral literal: String) { rendered = literal }
+    package init(stringLiteral literal: String) { rendered = literal }
 
-    public init(stringInterpolation: StringInterpolation) { rendered = stringInterpolation.output }
+    package init(stringInterpolation: StringInterpolation) { rendered = stringInterpolation.output }
 
-    public struct StringInterpolation: StringInterpolationProtocol {
+    package struct StringInterpolation: StringInterpolationProtocol {
         var output = ""
 
-        public init(literalCapacity: Int, interpolationCount: Int) { output.reserveCapacity(literalCapacity * 2) }
+        package init(literalCapacity: Int, interpolationCount: Int) { output.reserveCapacity(literalCapacity * 2) }
 
-        public mutating func appendLiteral(_ literal: String) { output += literal }
-        public mutating func appendInterpolation(_ text: String) { output += HTML.escape(text) }
-        public mutating func appendInterpolation(_ html: HTML) { output += html.rendered }
-        public mutating func appendInterpolation(_ parts: [HTML]) { for part in parts { output += part.rendered } }
-        public mutating func appendInterpolation<Number: BinaryInteger>(_ number: Number) { output += String(number) }
+        package mutating func appendLiteral(_ literal: String) { output += literal }
+        package mutating func appendInterpolation(_ text: String) { output += HTML.escape(text) }
+        package mutating func appendInterpolation(_ html: HTML) { output += html.rendered }
+        package mutating func appendInterpolation(_ parts: [HTML]) { for part in parts { output += part.rendered } }
+        package mutating func appendInterpolation<Number: BinaryInteger>(_ number: Number) { output += String(number) }
     }
 
     /// `&`, `<`, `>`, `"` and `'` as entities: safe in text and in quoted attribute values.
-    public static func escape(_ text: String) -> String {
+    package static func escape(_ text: String) -> String {
         var escaped = ""
         escaped.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
         for scalar in text.unicodeScalars {
@@ -51,7 +51,7 @@ public struct HTML: ExpressibleByStringInterpolation, Sendable, Equatable {
     }
 
     /// Joins fragments (table rows, options).
-    public static func join(_ parts: [HTML], separator: HTML = "") -> HTML {
+    package static func join(_ parts: [HTML], separator: HTML = "") -> HTML {
         HTML(rendered: parts.map(\.rendered).joined(separator: separator.rendered))
     }
 

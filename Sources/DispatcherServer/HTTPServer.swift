@@ -4,46 +4,46 @@ import Glibc
 import Synchronization
 
 /// A request as the server read it.
-public struct HTTPServerRequest: Sendable {
-    public var method: String
+package struct HTTPServerRequest: Sendable {
+    package var method: String
     /// The request target: path and query (`/hooks?x=1`).
-    public var target: String
-    public var version: String
-    public var headers: [HeaderField]
-    public var body: [UInt8]
+    package var target: String
+    package var version: String
+    package var headers: [HeaderField]
+    package var body: [UInt8]
     /// The peer's address, for logs.
-    public var remoteAddress: String
+    package var remoteAddress: String
 
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         headers.first { $0.hasName(name) }?.value
     }
 
-    public var path: String { String(target.prefix { $0 != "?" }) }
+    package var path: String { String(target.prefix { $0 != "?" }) }
 }
 
 /// A response to send.
-public struct HTTPServerResponse: Sendable {
-    public var status: Int
-    public var headers: [HeaderField]
-    public var body: [UInt8]
+package struct HTTPServerResponse: Sendable {
+    package var status: Int
+    package var headers: [HeaderField]
+    package var body: [UInt8]
 
-    public init(status: Int, headers: [HeaderField] = [], body: [UInt8] = []) {
+    package init(status: Int, headers: [HeaderField] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
     }
 
-    public static func json(_ status: Int = 200, _ text: String) -> HTTPServerResponse {
+    package static func json(_ status: Int = 200, _ text: String) -> HTTPServerResponse {
         HTTPServerResponse(status: status, headers: [HeaderField("Content-Type", "application/json")], body: Array(text.utf8))
     }
 
-    public static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> HTTPServerResponse {
+    package static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> HTTPServerResponse {
         HTTPServerResponse(status: status, headers: [HeaderField("Content-Type", contentType)], body: Array(text.utf8))
     }
 }
 
 /// What the server does with a request.
-public enum HTTPServerReply: Sendable {
+package enum HTTPServerReply: Sendable {
     case respond(HTTPServerResponse)
     /// Close the connection without a response (a receiver that drops the request).
     case close
@@ -56,17 +56,17 @@ public enum HTTPServerReply: Sendable {
 }
 
 /// The connection a `.stream` reply writes to.
-public struct HTTPServerStream: Sendable {
+package struct HTTPServerStream: Sendable {
     let descriptor: Int32
     let server: HTTPServer
 
     /// Writes all of `bytes`; false once the peer or the server has gone.
-    public func write(_ bytes: [UInt8]) -> Bool {
+    package func write(_ bytes: [UInt8]) -> Bool {
         !server.isStopping && server.write(descriptor, bytes)
     }
 
     /// True once `stop()` was called: an endless writer should return.
-    public var isServerStopping: Bool { server.isStopping }
+    package var isServerStopping: Bool { server.isStopping }
 }
 
 /// A small HTTP/1.1 server over POSIX sockets, with keep-alive and a thread per connection.
@@ -78,15 +78,15 @@ public struct HTTPServerStream: Sendable {
 /// print(server.port)
 /// server.stop()
 /// ```
-public final class HTTPServer: Sendable {
-    public typealias Handler = @Sendable (HTTPServerRequest) -> HTTPServerReply
+package final class HTTPServer: Sendable {
+    package typealias Handler = @Sendable (HTTPServerRequest) -> HTTPServerReply
 
-    public let host: String
+    package let host: String
     /// The bound port (the kernel's choice when 0 was asked for).
-    public let port: Int
+    package let port: Int
     /// Requests whose head or body exceeds these are answered 431/413 and the connection closed.
-    public static let maxHeadBytes = 64 * 1024
-    public let maxBodyBytes: Int
+    package static let maxHeadBytes = 64 * 1024
+    package let maxBodyBytes: Int
 
     private let listener: Int32
     private let handler: Handler
@@ -96,7 +96,7 @@ public final class HTTPServer: Sendable {
     private let acceptLoopDone = DispatchSemaphore(value: 0)
 
     /// Binds and starts accepting at once. `host` is an IPv4 or IPv6 literal.
-    public init(host: String = "127.0.0.1", port: Int = 0, maxBodyBytes: Int = 16 * 1024 * 1024, handler: @escaping Handler) throws {
+    package init(host: String = "127.0.0.1", port: Int = 0, maxBodyBytes: Int = 16 * 1024 * 1024, handler: @escaping Handler) throws {
         self.host = host
         self.handler = handler
         self.maxBodyBytes = maxBodyBytes
@@ -112,11 +112,11 @@ public final class HTTPServer: Sendable {
     deinit { stop() }
 
     /// Connections accepted so far: with keep-alive, far fewer than requests.
-    public var connectionsAccepted: Int { accepted.load(ordering: .relaxed) }
+    package var connectionsAccepted: Int { accepted.load(ordering: .relaxed) }
 
     /// Stops accepting and closes every open connection. Handlers still running finish on
     /// their own; what they write goes nowhere.
-    public func stop() {
+    package func stop() {
         guard !isStopped.exchange(true, ordering: .sequentiallyConsistent) else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         acceptLoopDone.wait()
@@ -332,7 +332,7 @@ public final class HTTPServer: Sendable {
 }
 
 /// A server that could not start.
-public struct ServerError: Error, CustomStringConvertible {
-    public let description: String
+package struct ServerError: Error, CustomStringConvertible {
+    package let description: String
     init(_ description: String) { self.description = description }
 }

@@ -5,9 +5,9 @@ import Foundation
 
 /// One SQLite connection: the only place that opens, configures and talks to `sqlite3`.
 ///
-/// A `Database` is not thread-safe; its owner (`SQLiteStore`) hands it out only while holding
+/// A `Database` is not thread-safe; its owner (`SQLiteConnectionProvider`) hands it out only while holding
 /// its lock, which is why the type is not `Sendable`. Producers meet it inside
-/// `SQLiteStore.write { db in ... }`, where they may run their own SQL and enqueue events in
+/// `OutboxStore.write { tx in ... }`, where they may run their own SQL and enqueue events in
 /// the same transaction.
 public final class Database: SQLConnection {
     var dialect: SQLDialect { .sqlite }

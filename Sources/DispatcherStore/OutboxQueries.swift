@@ -51,7 +51,7 @@ enum OutboxQueries {
             \(fanOut(.postgres, from: "event, endpoints e"))
             RETURNING 1
         ), announced AS (
-            SELECT pg_notify('\(PostgresStore.channel)', '') FROM event
+            SELECT pg_notify('\(PostgresConnectionProvider.channel)', '') FROM event
         )
         SELECT (SELECT count(*) FROM tenants WHERE id = ?4), (SELECT count(*) FROM event),
                (SELECT count(*) FROM fanned), (SELECT count(*) FROM announced)

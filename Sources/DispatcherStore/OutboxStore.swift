@@ -1,80 +1,109 @@
 import DispatcherModel
 import Foundation
 
-/// Everything the worker pool and the CLI need from storage. SQLite (`SQLiteStore`) is the
-/// embedded default; the protocol is the seam for a PostgreSQL store (`FOR UPDATE SKIP LOCKED`).
-public protocol OutboxStore: AnyObject, Sendable {
-    /// Stores the event and fans it out to one delivery per matching enabled endpoint.
-    func enqueue(_ event: NewEvent) throws -> EnqueueResult
+/// The outbox: events, their deliveries to each matching endpoint, and the audit log of every
+/// attempt, in SQLite (the embedded default, one file) or PostgreSQL (several hosts).
+///
+/// Opening applies pending migrations. A store may be shared across threads; several
+/// processes may open the same database.
+///
+/// ```swift
+/// let store = try OutboxStore.open("dispatcher.sqlite")
+/// let result = try store.enqueue(NewEvent(tenantID: "clinic-a", type: "visit.ended", json: #"{"id":"1"}"#))
+/// ```
+///
+/// It plays every role a caller may need: `EventOutbox` (producers), `EndpointDirectory`,
+/// `DeliveryLog`, and the worker's and operator's package-level roles.
+public final class OutboxStore: EventOutbox, Sendable {
+    /// Limits on what producers enqueue.
+    public let options: StoreOptions
+    let provider: any ConnectionProvider
 
-    /// Creates or updates tenants and their endpoints (config at `serve` start). Endpoints the
-    /// list does not name are left as they are.
-    func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws
+    init(provider: any ConnectionProvider, options: StoreOptions) {
+        self.provider = provider
+        self.options = options
+    }
 
-    func endpoint(id: String) throws -> Endpoint?
-    func tenants() throws -> [Tenant]
-    /// Every endpoint with its health, by tenant.
-    func endpointStatuses() throws -> [EndpointStatus]
-    /// Enables or disables an endpoint by hand; enabling clears a failure run and its circuit.
-    func setEndpointEnabled(id: String, enabled: Bool) throws
-    /// The endpoint's revision, which grows on every change; workers cache parsed endpoints by it.
-    func endpointRevision(id: String) throws -> Int?
+    /// Opens the store `location` names: a `postgres://` or `postgresql://` URL, else a SQLite
+    /// file path (created when missing). What `database` in the config and `--db` accept.
+    public static func open(_ location: String, options: StoreOptions = StoreOptions()) throws -> OutboxStore {
+        if isPostgresURL(location) { return try postgres(url: location, options: options) }
+        return try sqlite(path: location, options: options)
+    }
 
-    /// Claims up to `limit` due deliveries (pending and due, or delivering with an expired
-    /// lease) for `owner` until `leaseSeconds` from now, taking at most
-    /// `maxConcurrency - inFlight[endpoint]` per endpoint.
-    func claimDueDeliveries(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int]) throws -> [ClaimedDelivery]
+    /// The SQLite outbox in the file at `path`, created (mode 0600) when missing.
+    public static func sqlite(path: String, options: StoreOptions = StoreOptions()) throws -> OutboxStore {
+        OutboxStore(provider: try SQLiteConnectionProvider(path: path, options: options), options: options)
+    }
 
-    /// Records attempts and their verdicts in one transaction, and keeps endpoint health:
-    /// returns the endpoints these results disabled (failing for longer than allowed).
+    /// The outbox on PostgreSQL. `url`: `postgres://` or `postgresql://`, as libpq reads it
+    /// (user, password, host, port, database, `?sslmode=...`). `connections`: how many this
+    /// process opens at most; a serve process uses two or three (the store loop, stats, the dashboard).
+    ///
+    /// ```swift
+    /// let store = try OutboxStore.postgres(url: "postgresql://dispatcher@db.internal/dispatcher")
+    /// ```
+    public static func postgres(url: String, options: StoreOptions = StoreOptions(), connections: Int = 4) throws -> OutboxStore {
+        OutboxStore(provider: try PostgresConnectionProvider(url: url, connections: connections), options: options)
+    }
+
+    /// Whether `location` names a PostgreSQL database rather than a SQLite file.
+    public static func isPostgresURL(_ location: String) -> Bool {
+        PostgresConnectionProvider.isURL(location)
+    }
+
+    /// Where the data lives, fit for logs: a file path, or a PostgreSQL URL without its password.
+    public var location: String { provider.location }
+
+    /// Runs `body` with a connection no other caller uses meanwhile (tests, `doctor`-style checks).
     @discardableResult
-    func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint]
+    func withConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try provider.withConnection(body)
+    }
 
-    /// The worker pool's one write per cycle: records `results` as `record` does, then claims
-    /// up to `claimLimit` as `claimDueDeliveries` does (`inFlight` counted after these results),
-    /// in one transaction, so the rows just finished and the rows just leased share one commit.
-    func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
-                        inFlight: [String: Int]) throws -> (disabled: [DisabledEndpoint], claimed: [ClaimedDelivery])
+    /// Runs `body` in one write transaction: a producer's own SQL and its `enqueue` calls
+    /// commit together or not at all (the transactional outbox). Throwing rolls back.
+    ///
+    /// ```swift
+    /// try store.write { tx in
+    ///     try tx.execute("INSERT INTO visits (id, status) VALUES (?, ?)", [28540, "ended"])
+    ///     try tx.enqueue(NewEvent(tenantID: "clinic-a", type: "visit.ended", json: body))
+    /// }
+    /// ```
+    @discardableResult
+    public func write<T>(_ body: (OutboxTransaction) throws -> T) throws -> T {
+        try withConnection { db in
+            try db.inTransaction { try body(OutboxTransaction(db: db, options: options)) }
+        }
+    }
 
-    /// Hands claimed deliveries back unattempted (graceful stop), due now.
-    func releaseLeases(deliveryIDs: [Int64], owner: String) throws
+    /// One event in a transaction of its own: on PostgreSQL a single statement (event,
+    /// deliveries and wake-up), so one round trip.
+    @discardableResult
+    public func enqueue(_ event: NewEvent) throws -> EnqueueResult {
+        try withConnection { db in try OutboxQueries.enqueue(event, in: db, options: options) }
+    }
 
-    /// The log: deliveries newest first.
-    func deliveries(matching filter: DeliveryFilter) throws -> [Delivery]
+    /// Enqueues many events in one transaction: the same validation and idempotency as
+    /// `enqueue`, all or nothing (one invalid event stores none).
+    @discardableResult
+    public func enqueue(contentsOf events: [NewEvent]) throws -> [EnqueueResult] {
+        try write { tx in try events.map { try tx.enqueue($0) } }
+    }
 
-    /// An event with all its deliveries and attempts, by event id or delivery id.
-    func eventRecord(eventID: String) throws -> EventRecord?
-    func eventRecord(deliveryID: Int64) throws -> EventRecord?
+    /// Enqueues many events in one transaction, each on its own: a rejected event (its error
+    /// returned in its place) does not stop the others. For backfills (`enqueue --ndjson`).
+    public func enqueueEach(_ events: [NewEvent]) throws -> [Result<EnqueueResult, DispatcherError>] {
+        try write { tx in try events.map { event in try tx.enqueueIsolated(event) } }
+    }
 
-    /// Removes an endpoint (its history stays) and cancels its pending deliveries; returns how many.
-    func removeEndpoint(id: String) throws -> Int
+    package func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double) throws -> ClaimedDelivery {
+        try withConnection { db in
+            try OperationsQueries.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: leaseSeconds, in: db)
+        }
+    }
 
-    /// Re-queues deliveries (by delivery id, or every delivery of an event id) as a new run of
-    /// attempts: history and event id kept. Returns how many were re-queued.
-    func redeliver(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int
-    /// Re-queues every delivery matching `filter` in one statement; `dryRun` only counts.
-    func replay(_ filter: ReplayFilter, dryRun: Bool) throws -> Int
-    /// Cancels pending deliveries; returns how many.
-    func cancel(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int
-    /// Counts, the oldest pending delivery, attempts and latency over the last `windowSeconds`.
-    func stats(windowSeconds: Double) throws -> DeliveryStats
-    /// Deletes finished deliveries, their attempts and orphaned events older than `cutoff`.
-    func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult
-
-    /// Attempts since `since` folded into a timeline of `bucketSeconds` buckets and each
-    /// endpoint's last-hour and last-day health (the dashboard's overview and endpoints pages).
-    func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport
-
-    /// A value that changes when another connection commits (SQLite's `data_version`): a cheap
-    /// way for an idle worker pool to notice new events without claiming.
-    func externalChangeToken() throws -> Int64
-
-    /// Deliveries waiting for an attempt, due or not.
-    func pendingCount() throws -> Int
-
-    /// True while any delivery is pending (due or not) or in flight.
-    func hasUnfinishedDeliveries() throws -> Bool
-
-    /// Event ids starting with `prefix` (at most `limit`), so people can type a short id.
-    func eventIDs(withPrefix prefix: String, limit: Int) throws -> [String]
+    package func externalChangeToken() throws -> Int64 {
+        try provider.externalChangeToken()
+    }
 }

@@ -24,7 +24,7 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
 /// per connection (named `s1`, `s2`, ...) with the placeholders the query files write (`?`,
 /// `?N`) turned into PostgreSQL's `$N`; values travel as text, blobs as binary.
 ///
-/// Not thread-safe: `PostgresStore` hands each connection to one caller at a time.
+/// Not thread-safe: `ConnectionPool` hands each connection to one caller at a time.
 final class PostgresConnection: SQLConnection {
     var dialect: SQLDialect { .postgres }
     private let handle: OpaquePointer

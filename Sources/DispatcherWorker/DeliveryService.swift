@@ -57,7 +57,7 @@ public final class DeliveryService: Sendable {
     public let configuration: DeliveryServiceConfiguration
     /// Identifies this process's leases: host, pid and a random suffix.
     public let leaseOwner: String
-    private let store: OutboxStore
+    private let store: any DeliveryQueue & EndpointDirectory
     private let board = JobBoard()
     private let endpoints: EndpointCache
     private let tokens = TokenCache()

@@ -5,10 +5,10 @@ import Synchronization
 
 /// Parsed endpoints shared by the workers, reloaded when the store's revision moves on.
 final class EndpointCache: Sendable {
-    private let store: OutboxStore
+    private let store: any EndpointDirectory
     private let entries = Mutex<[String: (revision: Int, endpoint: Endpoint)]>([:])
 
-    init(store: OutboxStore) { self.store = store }
+    init(store: any EndpointDirectory) { self.store = store }
 
     /// The endpoint as of `revision` (the one the claim saw), or nil if it no longer exists.
     func endpoint(id: String, revision: Int) throws -> Endpoint? {

@@ -10,10 +10,10 @@ import Foundation
 /// The ping is an event of type `dispatcher.ping` whose body is
 /// `{"type":"dispatcher.ping","endpoint_id":"<id>","sent_at":"<ISO-8601>"}`. It is not retried.
 public struct EndpointTester {
-    let store: SQLStore
+    let store: any DeliveryQueue & EndpointDirectory & DeliveryLog
     let configuration: DeliveryServiceConfiguration
 
-    public init(store: SQLStore, configuration: DeliveryServiceConfiguration) {
+    package init(store: any DeliveryQueue & EndpointDirectory & DeliveryLog, configuration: DeliveryServiceConfiguration) {
         self.store = store
         self.configuration = configuration
     }

@@ -22,7 +22,7 @@ public final class Housekeeping: @unchecked Sendable {
         }
     }
 
-    private let store: OutboxStore
+    private let store: any OutboxAdministration & DeliveryQueue
     private let settings: Settings
     private let logger: DispatcherLogger
     private let timer: DispatchSourceTimer
@@ -35,7 +35,7 @@ public final class Housekeeping: @unchecked Sendable {
         var lastPending: (count: Int, at: Date)?
     }
 
-    public init(store: OutboxStore, settings: Settings, logger: DispatcherLogger) {
+    package init(store: any OutboxAdministration & DeliveryQueue, settings: Settings, logger: DispatcherLogger) {
         self.store = store
         self.settings = settings
         self.logger = logger

@@ -122,8 +122,8 @@ final class BadInputTests: DispatcherTestCase {
                 guard case .invalidJSON = error else { return XCTFail("unexpected \(error) for \(body)") }
             }
         }
-        let events = try store.withDatabase { try $0.query("SELECT count(*) FROM events") { $0.int(0) } }.first
-        let deliveries = try store.withDatabase { try $0.query("SELECT count(*) FROM deliveries") { $0.int(0) } }.first
+        let events = try store.withConnection { try $0.query("SELECT count(*) FROM events") { $0.int(0) } }.first
+        let deliveries = try store.withConnection { try $0.query("SELECT count(*) FROM deliveries") { $0.int(0) } }.first
         XCTAssertEqual(events, accepted, "every accepted body was stored, no rejected one was")
         XCTAssertEqual(deliveries, accepted, "each stored event has its delivery: nothing half-written")
         XCTAssertGreaterThan(accepted, 0)
@@ -185,6 +185,6 @@ final class BadInputTests: DispatcherTestCase {
             XCTAssertTrue([1, 2].contains(result.status), "\(arguments): exit \(result.status)")
             XCTAssertTrue(result.stderr.hasPrefix("error: "), "\(arguments): \(result.stderr)")
         }
-        XCTAssertEqual(try store.withDatabase { try $0.query("SELECT count(*) FROM events") { $0.int(0) } }, [0])
+        XCTAssertEqual(try store.withConnection { try $0.query("SELECT count(*) FROM events") { $0.int(0) } }, [0])
     }
 }

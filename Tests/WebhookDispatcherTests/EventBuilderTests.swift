@@ -269,7 +269,7 @@ final class EventBuilderTests: XCTestCase {
     func testBuiltEventsGoThroughTheOutbox() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let store = try SQLiteStore(path: directory.file("o.sqlite"))
+        let store = try OutboxStore.sqlite(path: directory.file("o.sqlite"))
         try store.upsert(tenants: [Tenant(id: "t", name: "t")], endpoints: [
             Endpoint(id: "onboarding", tenantID: "t", url: "https://x.example/o", eventFilters: ["onboarding.*"]),
         ])

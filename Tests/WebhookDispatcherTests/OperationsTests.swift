@@ -14,7 +14,7 @@ import WebhookDispatcher
 /// redeliver, replay, cancel, stats, prune, retention and the development receiver.
 final class OperationsTests: DispatcherTestCase {
     func sql(_ text: String, _ bindings: [SQLiteBindable] = []) throws {
-        try store.withDatabase { try $0.execute(text, bindings) }
+        try store.withConnection { try $0.execute(text, bindings) }
     }
 
     func testEndpointsAddUpdateListAndRemoveWithConfigValidation() throws {

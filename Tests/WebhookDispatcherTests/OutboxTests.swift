@@ -71,7 +71,7 @@ final class OutboxTests: DispatcherTestCase {
             }
         }
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter()).count, 0)
-        XCTAssertEqual(try store.withDatabase { try $0.query("SELECT count(*) FROM events") { $0.int(0) } }, [0])
+        XCTAssertEqual(try store.withConnection { try $0.query("SELECT count(*) FROM events") { $0.int(0) } }, [0])
     }
 
     func testBodyOverTheConfiguredLimitIsRejected() throws {

@@ -28,11 +28,11 @@ final class PostgresTests: DispatcherTestCase {
         let failures = Locked<[String]>([])
         let location = fresh.location
         DispatchQueue.concurrentPerform(iterations: 6) { _ in
-            do { _ = try PostgresStore(url: location, connections: 1) } catch { failures.withLock { $0.append("\(error)") } }
+            do { _ = try OutboxStore.postgres(url: location, connections: 1) } catch { failures.withLock { $0.append("\(error)") } }
         }
         XCTAssertEqual(failures.value, [])
-        let store = try PostgresStore(url: fresh.location, connections: 1)
-        let versions = try store.withDatabase { try $0.query("SELECT version FROM schema_migrations ORDER BY version") { $0.int(0) } }
+        let store = try OutboxStore.postgres(url: fresh.location, connections: 1)
+        let versions = try store.withConnection { try $0.query("SELECT version FROM schema_migrations ORDER BY version") { $0.int(0) } }
         XCTAssertEqual(versions, EmbeddedMigrations.postgres.map(\.version))
     }
 
@@ -66,7 +66,7 @@ final class PostgresTests: DispatcherTestCase {
         let all = claimed.value.values.flatMap { $0 }
         XCTAssertEqual(all.count, 1_200, "4 endpoints × 300 events")
         XCTAssertEqual(Set(all).count, all.count, "no delivery was claimed by two workers")
-        let owners = try store.withDatabase {
+        let owners = try store.withConnection {
             try $0.query("SELECT lease_owner, count(*) FROM deliveries GROUP BY lease_owner ORDER BY lease_owner") { "\($0.string(0)) \($0.int(1))" }
         }
         XCTAssertEqual(owners, claimed.value.keys.sorted().map { "\($0) \(claimed.value[$0]!.count)" }, "each lease is the claimer's")
@@ -121,7 +121,7 @@ final class PostgresTests: DispatcherTestCase {
         // A cluster of this test's own, since it crashes it.
         let cluster = try PostgresTestServer.dedicatedCluster()
         addTeardownBlock { try? PostgresTestServer.cluster("stop", cluster.directory) }
-        store = try PostgresStore(url: cluster.url)
+        store = try OutboxStore.postgres(url: cluster.url)
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url())])
         startService()
@@ -147,7 +147,7 @@ final class PostgresTests: DispatcherTestCase {
         closed.stop()
 
         let url = "postgresql://dispatcher:hunter2@127.0.0.1:\(port)/outbox?connect_timeout=5"
-        XCTAssertThrowsError(try PostgresStore(url: url)) { error in
+        XCTAssertThrowsError(try OutboxStore.postgres(url: url)) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("127.0.0.1"), text)
             XCTAssertFalse(text.contains("hunter2"), text)
@@ -164,8 +164,8 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertEqual(PostgresConnection.redacted("postgres://db.internal/outbox"), "postgres://db.internal/outbox")
         XCTAssertEqual(PostgresConnection.redacted("postgres://app@db.internal/outbox?password=s3cret&sslmode=verify-full"),
                        "postgres://app@db.internal/outbox?password=***&sslmode=verify-full")
-        XCTAssertTrue(PostgresStore.isURL("postgres://x/y"))
-        XCTAssertTrue(PostgresStore.isURL("postgresql://x/y"))
-        XCTAssertFalse(PostgresStore.isURL("/var/lib/dispatcher/outbox.sqlite"))
+        XCTAssertTrue(OutboxStore.isPostgresURL("postgres://x/y"))
+        XCTAssertTrue(OutboxStore.isPostgresURL("postgresql://x/y"))
+        XCTAssertFalse(OutboxStore.isPostgresURL("/var/lib/dispatcher/outbox.sqlite"))
     }
 }

@@ -38,7 +38,7 @@ final class ProcessTests: DispatcherTestCase {
     }
 
     func finalCount() throws -> Int {
-        try store.withDatabase { try $0.query("SELECT count(*) FROM deliveries WHERE status IN ('succeeded', 'failed', 'cancelled')") { $0.int(0) } }.first ?? 0
+        try store.withConnection { try $0.query("SELECT count(*) FROM deliveries WHERE status IN ('succeeded', 'failed', 'cancelled')") { $0.int(0) } }.first ?? 0
     }
 
     func testSIGKILLMidFlightLosesNothingAndDuplicatesStayWithinTheInFlightBound() throws {
@@ -108,7 +108,7 @@ final class ProcessTests: DispatcherTestCase {
         let received = receiver.requests.compactMap { $0.header("webhook-id") }
         XCTAssertEqual(received.count, ids.count, "no delivery was attempted twice")
         XCTAssertEqual(Set(received), Set(ids))
-        let attempts = try store.withDatabase { try $0.query("SELECT count(*) FROM attempts") { $0.int(0) } }
+        let attempts = try store.withConnection { try $0.query("SELECT count(*) FROM attempts") { $0.int(0) } }
         XCTAssertEqual(attempts, [ids.count])
         var owners: Set<String> = []
         for index in 0..<3 {

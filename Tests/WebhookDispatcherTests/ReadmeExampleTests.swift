@@ -16,7 +16,7 @@ final class ReadmeExampleTests: XCTestCase {
     func testProducingTheSeedEventFamilies() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let store = try SQLiteStore(path: directory.file("app.sqlite"))
+        let store = try OutboxStore.sqlite(path: directory.file("app.sqlite"))
         try store.upsert(
             tenants: ["acme", "hmo-1", "clinic-a", "idv-client", "kyc-client"].map { Tenant(id: $0, name: $0) },
             endpoints: [Endpoint(id: "all", tenantID: "hmo-1", url: "https://hmo.example/hooks")])

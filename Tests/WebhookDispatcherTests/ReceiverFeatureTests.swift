@@ -50,7 +50,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertEqual(String(decoding: request.body, as: UTF8.self), "grant_type=client_credentials&scope=webhooks")
         XCTAssertEqual(Set(receiver.requests(on: "/hook").map { $0.header("Authorization") }), ["Bearer token-0"])
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 100)).count, 50)
-        let auditLog = try store.withDatabase { db in try db.rows("SELECT * FROM attempts").map { "\($0)" }.joined() }
+        let auditLog = try store.withConnection { db in try db.rows("SELECT * FROM attempts").map { "\($0)" }.joined() }
         XCTAssertFalse(auditLog.contains("token-0"), "the token is not in the audit log")
         XCTAssertFalse(auditLog.contains("s3cr3t"), "the client secret is not in the audit log")
     }

@@ -45,10 +45,10 @@ final class SecretsTests: DispatcherTestCase {
             XCTAssertEqual(output.status, 0, output.stderr)
             places[name] = output.stdout + output.stderr
         }
-        places["attempts table"] = try store.withDatabase { db in
+        places["attempts table"] = try store.withConnection { db in
             try db.rows("SELECT * FROM attempts").map { row in row.map { "\($0)" }.joined(separator: " ") }.joined(separator: "\n")
         }
-        places["deliveries table"] = try store.withDatabase { db in
+        places["deliveries table"] = try store.withConnection { db in
             try db.rows("SELECT * FROM deliveries").map { "\($0)" }.joined(separator: "\n")
         }
         XCTAssertTrue(places["show"]!.contains("X-Plain: visible"), "a control: ordinary headers are shown")
@@ -59,7 +59,7 @@ final class SecretsTests: DispatcherTestCase {
             }
         }
         // The endpoints table keeps the reference, not the environment's value.
-        let endpoints = try store.withDatabase { db in try db.rows("SELECT headers FROM endpoints").map { "\($0)" }.joined() }
+        let endpoints = try store.withConnection { db in try db.rows("SELECT headers FROM endpoints").map { "\($0)" }.joined() }
         XCTAssertTrue(endpoints.contains("env:DISPATCHER_TEST_SECRET"))
         XCTAssertFalse(endpoints.contains("env-secret-000"))
     }

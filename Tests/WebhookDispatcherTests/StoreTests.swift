@@ -15,7 +15,7 @@ final class StoreTests: DispatcherTestCase {
     func testMigrationsAreAppliedOnceAndRecorded() throws {
         _ = try openStore()
         _ = try openStore()
-        let versions = try store.withDatabase { try $0.query("SELECT version, name FROM schema_migrations") { "\($0.int(0)) \($0.string(1))" } }
+        let versions = try store.withConnection { try $0.query("SELECT version, name FROM schema_migrations") { "\($0.int(0)) \($0.string(1))" } }
         let expected = TestDatabase.backend == .sqlite ? EmbeddedMigrations.sqlite : EmbeddedMigrations.postgres
         XCTAssertEqual(versions, expected.map { "\($0.version) \($0.name)" })
         XCTAssertEqual(versions.first, "1 0001_init")
@@ -31,7 +31,7 @@ final class StoreTests: DispatcherTestCase {
             INSERT INTO endpoints (id, tenant_id, url, timeout_ms, connect_timeout_ms, max_concurrency, retry, success_rule, created_at, updated_at)
             VALUES ('e', 't', 'https://example.com/h', 10000, 5000, 4, '{"policy":"one_retry","delay_seconds":5}', '2xx', 0, 0);
             """)
-        let upgraded = try SQLiteStore(path: path)
+        let upgraded = try OutboxStore.sqlite(path: path)
         let endpoint = try XCTUnwrap(upgraded.endpoint(id: "e"))
         XCTAssertEqual(endpoint.secretHeaders, [])
         XCTAssertEqual(endpoint.retry, .oneRetry(delaySeconds: 5))
@@ -54,8 +54,8 @@ final class StoreTests: DispatcherTestCase {
             INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, created_at, updated_at)
             VALUES ('done', 'in-order', 't', 'visit.ended', 'succeeded', 0, 0);
             """)
-        let upgraded = try SQLiteStore(path: path)
-        let flags = try upgraded.withDatabase {
+        let upgraded = try OutboxStore.sqlite(path: path)
+        let flags = try upgraded.withConnection {
             try $0.query("SELECT event_id, endpoint_id, ordered FROM deliveries ORDER BY id") { "\($0.string(0)) \($0.string(1)) \($0.int(2))" }
         }
         XCTAssertEqual(flags, ["ev in-order 1", "ev any-order 0", "done in-order 0"])
@@ -78,7 +78,7 @@ final class StoreTests: DispatcherTestCase {
         try requireSQLite("a database file and its journal mode")
         let attributes = try FileManager.default.attributesOfItem(atPath: databaseLocation)
         XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
-        XCTAssertEqual(try store.withDatabase { try $0.query("PRAGMA journal_mode") { $0.string(0) } }, ["wal"])
+        XCTAssertEqual(try store.withConnection { try $0.query("PRAGMA journal_mode") { $0.string(0) } }, ["wal"])
     }
 
     func testALiveLeaseIsNotClaimedTwiceButAnExpiredOneIs() throws {
@@ -92,7 +92,7 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "worker-b", leaseSeconds: 60, inFlight: [:]), [])
 
         // Worker b's lease already ran out when it was taken: a crashed worker's claim.
-        try store.withDatabase { try $0.execute("UPDATE deliveries SET lease_owner = 'crashed', lease_expires_at = 0", []) }
+        try store.withConnection { try $0.execute("UPDATE deliveries SET lease_owner = 'crashed', lease_expires_at = 0", []) }
         let reclaimed = try store.claimDueDeliveries(limit: 10, owner: "worker-c", leaseSeconds: 60, inFlight: [:])
         XCTAssertEqual(reclaimed.map(\.deliveryID), first.map(\.deliveryID))
         XCTAssertEqual(reclaimed.first?.attemptNumber, 1, "no attempt was recorded, so the number is unchanged")
@@ -104,7 +104,7 @@ final class StoreTests: DispatcherTestCase {
         try addTenant(endpoints: [narrow])
         for _ in 0..<5 { try enqueue() }
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 2)
-        try store.withDatabase { try $0.execute("UPDATE deliveries SET status = 'pending', lease_owner = NULL", []) }
+        try store.withConnection { try $0.execute("UPDATE deliveries SET status = 'pending', lease_owner = NULL", []) }
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 1]).count, 1)
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 2]).count, 0)
     }
@@ -127,17 +127,17 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try other.claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: [:]).count, 1)
 
         // A crashed process's leases stop counting when they expire.
-        try store.withDatabase { try $0.execute("UPDATE deliveries SET lease_expires_at = 0 WHERE lease_owner = 'a'", []) }
+        try store.withConnection { try $0.execute("UPDATE deliveries SET lease_expires_at = 0 WHERE lease_owner = 'a'", []) }
         XCTAssertEqual(try other.claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: ["narrow": 1]).count, 2)
     }
 
     func testClaimSkipsDisabledEndpointsAndFutureRetries() throws {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         try enqueue()
-        try store.withDatabase { try $0.execute("UPDATE deliveries SET next_attempt_at = ?", [Clock.nowMilliseconds() + 60_000]) }
+        try store.withConnection { try $0.execute("UPDATE deliveries SET next_attempt_at = ?", [Clock.nowMilliseconds() + 60_000]) }
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]), [])
-        try store.withDatabase { try $0.execute("UPDATE deliveries SET next_attempt_at = 0", []) }
-        try store.withDatabase { try $0.execute("UPDATE endpoints SET enabled = 0", []) }
+        try store.withConnection { try $0.execute("UPDATE deliveries SET next_attempt_at = 0", []) }
+        try store.withConnection { try $0.execute("UPDATE endpoints SET enabled = 0", []) }
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]), [])
     }
 
@@ -145,7 +145,7 @@ final class StoreTests: DispatcherTestCase {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         try enqueue()
         let claim = try XCTUnwrap(store.claimDueDeliveries(limit: 1, owner: "slow", leaseSeconds: 60, inFlight: [:]).first)
-        try store.withDatabase { try $0.execute("UPDATE deliveries SET lease_owner = 'other'", []) }
+        try store.withConnection { try $0.execute("UPDATE deliveries SET lease_owner = 'other'", []) }
         let attempt = Attempt(number: 1, startedAt: Date(), durationMicroseconds: 10, url: "https://example.com/hook",
                               requestHeaders: [], responseStatus: 200, responseHeaders: [], responseBody: [],
                               responseTruncated: false, errorKind: nil, errorMessage: nil, verdict: .succeeded)

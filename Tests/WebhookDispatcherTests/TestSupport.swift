@@ -146,7 +146,7 @@ struct TestDatabase {
 /// the service, and bounded waits.
 class DispatcherTestCase: XCTestCase {
     var directory: TemporaryDirectory!
-    var store: SQLStore!
+    var store: OutboxStore!
     /// The test's database: a SQLite file, or a PostgreSQL URL naming this test's own schema
     /// when the suite runs with `DISPATCHER_TEST_STORE=postgres` (see `TestDatabase`).
     var databaseLocation: String { database.location }
@@ -162,8 +162,8 @@ class DispatcherTestCase: XCTestCase {
     }
 
     /// Another store on the test's database (another process's view, or other options).
-    func openStore(options: StoreOptions = StoreOptions()) throws -> SQLStore {
-        try SQLStore.open(databaseLocation, options: options)
+    func openStore(options: StoreOptions = StoreOptions()) throws -> OutboxStore {
+        try OutboxStore.open(databaseLocation, options: options)
     }
 
     /// Skips a test of something only SQLite has (a file, its pragmas).

@@ -169,7 +169,7 @@ struct EndpointsCommand: DispatcherCommand {
         return value
     }
 
-    func list(_ store: SQLStore) throws {
+    func list(_ store: OutboxStore) throws {
         let statuses = try store.endpointStatuses()
         if json {
             Console.out(statuses.map { JSONRepresentation.line(JSONRepresentation.endpointStatus($0)) + "\n" }.joined())

@@ -39,12 +39,12 @@ struct StoreSelection {
         databaseLocation = arguments.value("db") ?? configuration?.database ?? "dispatcher.sqlite"
     }
 
-    func openStore() throws -> SQLStore {
-        try SQLStore.open(databaseLocation, options: configuration?.storeOptions ?? StoreOptions())
+    func openStore() throws -> OutboxStore {
+        try OutboxStore.open(databaseLocation, options: configuration?.storeOptions ?? StoreOptions())
     }
 
     /// Writes the config's tenants and endpoints into the store (idempotent).
-    func syncConfiguration(into store: SQLStore) throws {
+    func syncConfiguration(into store: OutboxStore) throws {
         guard let configuration else { return }
         try store.upsert(tenants: configuration.tenants, endpoints: configuration.endpoints)
     }

@@ -1,0 +1,125 @@
+import DispatcherModel
+import Foundation
+
+extension OutboxStore: EndpointDirectory {
+    public func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws {
+        try withConnection { db in
+            try EndpointQueries.upsert(tenants: tenants, endpoints: endpoints, in: db)
+            try provider.announceWork(on: db)
+        }
+    }
+
+    public func endpoint(id: String) throws -> Endpoint? {
+        try withConnection { db in try EndpointQueries.endpoint(id: id, in: db) }
+    }
+
+    public func tenants() throws -> [Tenant] {
+        try withConnection { db in try db.query(EndpointQueries.selectTenants) { Tenant(id: $0.string(0), name: $0.string(1)) } }
+    }
+
+    public func setEndpointEnabled(id: String, enabled: Bool) throws {
+        try withConnection { db in
+            try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", in: db)
+            try provider.announceWork(on: db)
+        }
+    }
+
+    public func removeEndpoint(id: String) throws -> Int {
+        try withConnection { db in try EndpointQueries.remove(id: id, in: db) }
+    }
+}
+
+extension OutboxStore: DeliveryLog {
+    public func deliveries(matching filter: DeliveryFilter) throws -> [Delivery] {
+        try withConnection { db in try LogQueries.deliveries(matching: filter, in: db) }
+    }
+
+    public func eventRecord(eventID: String) throws -> EventRecord? {
+        try withConnection { db in try LogQueries.eventRecord(eventID: eventID, in: db) }
+    }
+
+    public func eventRecord(deliveryID: Int64) throws -> EventRecord? {
+        try withConnection { db in try LogQueries.eventRecord(deliveryID: deliveryID, in: db) }
+    }
+
+    public func eventIDs(withPrefix prefix: String, limit: Int) throws -> [String] {
+        try withConnection { db in try LogQueries.eventIDs(withPrefix: prefix, limit: limit, in: db) }
+    }
+}
+
+extension OutboxStore: DeliveryQueue {
+    package func endpointRevision(id: String) throws -> Int? {
+        try withConnection { db in try EndpointQueries.revision(id: id, in: db) }
+    }
+
+    package func claimDueDeliveries(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int]) throws -> [ClaimedDelivery] {
+        try provider.withRetryingTransaction { db in
+            try DeliveryQueries.claim(limit: limit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
+        }
+    }
+
+    @discardableResult
+    package func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint] {
+        try provider.withRetryingTransaction { db in try DeliveryQueries.record(results, in: db) }
+    }
+
+    package func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
+                               inFlight: [String: Int]) throws -> (disabled: [DisabledEndpoint], claimed: [ClaimedDelivery]) {
+        try provider.withRetryingTransaction { db in
+            let disabled = try DeliveryQueries.record(results, in: db)
+            let claimed = try DeliveryQueries.claim(limit: claimLimit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
+            return (disabled, claimed)
+        }
+    }
+
+    package func releaseLeases(deliveryIDs: [Int64], owner: String) throws {
+        try withConnection { db in
+            try DeliveryQueries.release(deliveryIDs: deliveryIDs, owner: owner, in: db)
+            try provider.announceWork(on: db)
+        }
+    }
+
+    package func hasUnfinishedDeliveries() throws -> Bool {
+        try withConnection { db in try db.query(LogQueries.anyUnfinished) { $0.int(0) != 0 }.first ?? false }
+    }
+
+    package func pendingCount() throws -> Int {
+        try withConnection { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first ?? 0 }
+    }
+}
+
+extension OutboxStore: OutboxAdministration {
+    package func endpointStatuses() throws -> [EndpointStatus] {
+        try withConnection { db in try EndpointQueries.endpointsWithHealth(in: db) }
+    }
+
+    package func redeliver(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int {
+        try withConnection { db in
+            defer { try? provider.announceWork(on: db) }
+            return try OperationsQueries.redeliver(deliveryIDs: deliveryIDs, eventIDs: eventIDs, in: db)
+        }
+    }
+
+    package func replay(_ filter: ReplayFilter, dryRun: Bool) throws -> Int {
+        try withConnection { db in
+            defer { if !dryRun { try? provider.announceWork(on: db) } }
+            return try OperationsQueries.replay(filter, dryRun: dryRun, in: db)
+        }
+    }
+
+    package func cancel(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int {
+        try withConnection { db in try OperationsQueries.cancel(deliveryIDs: deliveryIDs, eventIDs: eventIDs, in: db) }
+    }
+
+    package func stats(windowSeconds: Double) throws -> DeliveryStats {
+        try withConnection { db in try OperationsQueries.stats(window: windowSeconds, in: db) }
+    }
+
+    package func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult {
+        try withConnection { db in try OperationsQueries.prune(olderThan: cutoff, dryRun: dryRun, in: db) }
+    }
+
+    package func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport {
+        try withConnection { db in try LogQueries.activity(since: since, bucketSeconds: bucketSeconds, now: now, in: db) }
+    }
+}

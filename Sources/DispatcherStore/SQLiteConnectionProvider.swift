@@ -1,0 +1,33 @@
+import DispatcherModel
+import Foundation
+
+/// The embedded default: one SQLite connection to one database file, serialised with a mutex,
+/// so the store may be shared across threads; several processes may open the same file (WAL
+/// mode; writers wait up to the busy timeout).
+///
+/// `@unchecked Sendable`: `database` is used only inside `withConnection`, under `lock`. (A plain
+/// pthread mutex: the worker pool's store loop takes it for every cycle while producers and the
+/// stats line take it too, and Synchronization's `Mutex`, a priority-inheritance futex on Linux,
+/// spends such contention spinning in the kernel.)
+final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
+    let location: String
+    private let database: Database
+    private let lock = NSLock()
+
+    /// Opens the file and applies pending migrations.
+    init(path: String, options: StoreOptions) throws {
+        location = path
+        let db = try Database(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+        try Migrator().migrate(db)
+        database = db
+    }
+
+    func withConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try lock.withLock { try body(database) }
+    }
+
+    /// SQLite's `data_version`: changes whenever another connection commits.
+    func externalChangeToken() throws -> Int64 {
+        try lock.withLock { try database.query(LogQueries.dataVersion) { $0.int64(0) }.first ?? 0 }
+    }
+}
