@@ -63,7 +63,7 @@ let package = Package(
         // The product producers and embedders import: re-exports their API and nothing else.
         .target(
             name: "WebhookDispatcher",
-            dependencies: ["DispatcherModel", "DispatcherEvents", "DispatcherStore", "DispatcherWorker", "DispatcherConfig"]
+            dependencies: ["DispatcherModel", "DispatcherEvents", "DispatcherStore", "DispatcherDelivery", "DispatcherWorker", "DispatcherConfig"]
         ),
         .executableTarget(
             name: "dispatcher",

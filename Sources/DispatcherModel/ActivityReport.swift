@@ -3,48 +3,48 @@ import Foundation
 /// What the attempts of a recent period say: a timeline of successes and failures, and each
 /// endpoint's success rate and latency over the last hour and the last day. The dashboard's
 /// overview chart and endpoint health both read it.
-public struct ActivityReport: Sendable, Equatable {
-    public var generatedAt: Date
+package struct ActivityReport: Sendable, Equatable {
+    package var generatedAt: Date
     /// The timeline's first bucket starts here; it covers up to `generatedAt`.
-    public var since: Date
-    public var bucketSeconds: Double
-    public var buckets: [ActivityBucket]
+    package var since: Date
+    package var bucketSeconds: Double
+    package var buckets: [ActivityBucket]
     /// By endpoint id; endpoints without attempts in the period are absent.
-    public var endpoints: [String: EndpointActivity]
+    package var endpoints: [String: EndpointActivity]
 }
 
 /// Attempts that started within one bucket of the timeline.
-public struct ActivityBucket: Sendable, Equatable {
-    public var start: Date
-    public var succeeded = 0
+package struct ActivityBucket: Sendable, Equatable {
+    package var start: Date
+    package var succeeded = 0
     /// Failed attempts, whether a retry followed or not.
-    public var failed = 0
+    package var failed = 0
 }
 
 /// One endpoint's attempts over the last hour and the last day.
-public struct EndpointActivity: Sendable, Equatable {
-    public var lastHour = AttemptWindow()
-    public var lastDay = AttemptWindow()
+package struct EndpointActivity: Sendable, Equatable {
+    package var lastHour = AttemptWindow()
+    package var lastDay = AttemptWindow()
     /// The newest failed attempt in the period, if any.
-    public var lastFailure: AttemptFailure?
+    package var lastFailure: AttemptFailure?
 
     package init(lastFailure: AttemptFailure? = nil) {
         self.lastFailure = lastFailure
     }
 }
 
-public struct AttemptFailure: Sendable, Equatable {
-    public var at: Date
-    public var summary: String
+package struct AttemptFailure: Sendable, Equatable {
+    package var at: Date
+    package var summary: String
 }
 
 /// Counts and a latency histogram for one endpoint over one window.
-public struct AttemptWindow: Sendable, Equatable {
-    public var attempts = 0
-    public var succeeded = 0
-    public var latency = LatencyHistogram()
+package struct AttemptWindow: Sendable, Equatable {
+    package var attempts = 0
+    package var succeeded = 0
+    package var latency = LatencyHistogram()
 
-    public var successRate: Double? { attempts == 0 ? nil : Double(succeeded) / Double(attempts) }
+    package var successRate: Double? { attempts == 0 ? nil : Double(succeeded) / Double(attempts) }
 
     mutating func add(succeeded: Bool, durationMicroseconds: Int64) {
         attempts += 1
@@ -55,13 +55,13 @@ public struct AttemptWindow: Sendable, Equatable {
 
 /// Latencies in logarithmic buckets, 16 per doubling (each about 4.4 % wide), from 1 µs to
 /// about 70 minutes: percentiles of millions of attempts in a few kilobytes, to within 4.4 %.
-public struct LatencyHistogram: Sendable, Equatable {
+package struct LatencyHistogram: Sendable, Equatable {
     static let bucketsPerDoubling = 16.0
     static let bucketCount = 32 * 16
-    public private(set) var count = 0
+    package private(set) var count = 0
     private var counts: [Int] = []
 
-    public init() {}
+    package init() {}
 
     mutating func record(microseconds: Int64) {
         if counts.isEmpty { counts = Array(repeating: 0, count: Self.bucketCount) }
@@ -71,7 +71,7 @@ public struct LatencyHistogram: Sendable, Equatable {
     }
 
     /// The upper edge of the bucket holding the `fraction` quantile (0.5, 0.99), in milliseconds.
-    public func percentileMilliseconds(_ fraction: Double) -> Double? {
+    package func percentileMilliseconds(_ fraction: Double) -> Double? {
         guard count > 0 else { return nil }
         let rank = max(1, Int((Double(count) * fraction).rounded(.up)))
         var seen = 0
@@ -86,7 +86,7 @@ public struct LatencyHistogram: Sendable, Equatable {
 extension ActivityReport {
     /// The start of a 24-bucket hourly timeline ending with the current hour, on hour
     /// boundaries so each bar is one clock hour.
-    public static func hourlyTimelineStart(now: Date) -> Date {
+    package static func hourlyTimelineStart(now: Date) -> Date {
         let hour = (now.timeIntervalSince1970 / 3_600).rounded(.down) * 3_600
         return Date(timeIntervalSince1970: hour - 23 * 3_600)
     }

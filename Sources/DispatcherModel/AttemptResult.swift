@@ -1,14 +1,14 @@
 import Foundation
 
 /// A finished attempt, ready to be written to the audit log and the delivery row.
-public struct AttemptResult: Sendable, Equatable {
-    public var deliveryID: Int64
-    public var endpointID: String
-    public var leaseOwner: String
-    public var attempt: Attempt
+package struct AttemptResult: Sendable, Equatable {
+    package var deliveryID: Int64
+    package var endpointID: String
+    package var leaseOwner: String
+    package var attempt: Attempt
     /// True for an attempt followed at once by another under the same claim (a 401 answered
     /// with a fresh token): the delivery stays leased.
-    public var keepsLease: Bool = false
+    package var keepsLease: Bool = false
     /// The headers as the audit log stores them, encoded by the worker that made the attempt
     /// (`encodeHeadersForRecording`): every result passes through the one store loop, which
     /// then only binds them. Nil: encoded when recorded.

@@ -1,22 +1,22 @@
 import Foundation
 
 /// A delivery a worker holds under a lease, with the event's bytes read once.
-public struct ClaimedDelivery: Sendable, Equatable {
-    public var deliveryID: Int64
-    public var eventID: String
-    public var eventType: String
-    public var tenantID: String
-    public var endpointID: String
-    public var endpointRevision: Int
+package struct ClaimedDelivery: Sendable, Equatable {
+    package var deliveryID: Int64
+    package var eventID: String
+    package var eventType: String
+    package var tenantID: String
+    package var endpointID: String
+    package var endpointRevision: Int
     /// The number the next attempt gets (1 for the first).
-    public var attemptNumber: Int
-    public var body: [UInt8]
+    package var attemptNumber: Int
+    package var body: [UInt8]
     /// When the delivery was created or last redelivered (for a policy's `max_age_seconds`).
-    public var createdAt: Date
+    package var createdAt: Date
     /// When the first attempt of this run started, if it had one (a one_retry retry repeats its timestamp).
-    public var firstAttemptAt: Date?
+    package var firstAttemptAt: Date?
     /// Attempts made before the latest redelivery; the retry policy counts attempts after it.
-    public var retryBase: Int = 0
+    package var retryBase: Int = 0
 
     package init(deliveryID: Int64, eventID: String, eventType: String, tenantID: String, endpointID: String, endpointRevision: Int, attemptNumber: Int, body: [UInt8], createdAt: Date, firstAttemptAt: Date? = nil, retryBase: Int = 0) {
         self.deliveryID = deliveryID

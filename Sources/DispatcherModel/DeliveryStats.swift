@@ -1,26 +1,26 @@
 import Foundation
 
 /// The numbers `dispatcher stats` and serve's summary line report.
-public struct DeliveryStats: Sendable, Equatable {
-    public var generatedAt: Date
-    public var windowSeconds: Double
+package struct DeliveryStats: Sendable, Equatable {
+    package var generatedAt: Date
+    package var windowSeconds: Double
     /// Delivery counts by status, overall, per tenant and per endpoint.
-    public var byStatus: [String: Int] = [:]
-    public var byTenant: [String: [String: Int]] = [:]
-    public var byEndpoint: [String: [String: Int]] = [:]
-    public var oldestPending: Date?
+    package var byStatus: [String: Int] = [:]
+    package var byTenant: [String: [String: Int]] = [:]
+    package var byEndpoint: [String: [String: Int]] = [:]
+    package var oldestPending: Date?
     /// Attempts started within the window, and how many succeeded.
-    public var recentAttempts = 0
-    public var recentSucceeded = 0
-    public var latencyP50Milliseconds: Double?
-    public var latencyP99Milliseconds: Double?
-    public var endpoints: [EndpointStatus] = []
+    package var recentAttempts = 0
+    package var recentSucceeded = 0
+    package var latencyP50Milliseconds: Double?
+    package var latencyP99Milliseconds: Double?
+    package var endpoints: [EndpointStatus] = []
 
-    public var successRate: Double? { recentAttempts == 0 ? nil : Double(recentSucceeded) / Double(recentAttempts) }
+    package var successRate: Double? { recentAttempts == 0 ? nil : Double(recentSucceeded) / Double(recentAttempts) }
 
     /// One line for logs and the top of `dispatcher stats`:
     /// `pending=3 delivering=1 succeeded=120 failed=2 cancelled=0 | last 1h: 125 attempts, 97.6% ok, p50 3.1 ms, p99 40.2 ms | oldest pending 12s`.
-    public var summaryLine: String {
+    package var summaryLine: String {
         var line = DeliveryStatus.allCases.map { "\($0.rawValue)=\(byStatus[$0.rawValue] ?? 0)" }.joined(separator: " ")
         let window = windowSeconds >= 3_600 ? "\(Int(windowSeconds / 3_600))h" : "\(Int(windowSeconds))s"
         line += " | last \(window): \(recentAttempts) attempts"

@@ -24,7 +24,7 @@ public struct DestinationPolicy: Sendable, Equatable {
         return refusal(for: ip)
     }
 
-    public func refusal(for ip: IPAddress) -> String? {
+    package func refusal(for ip: IPAddress) -> String? {
         if allowPrivateAddresses || allowedNetworks.contains(where: { $0.contains(ip) }) { return nil }
         guard let range = IPNetwork.forbidden.first(where: { $0.network.contains(ip.unmappedIPv4 ?? ip) }) else { return nil }
         return "destination \(ip) is a \(range.name) address; set allow_private_addresses or allowed_networks to permit it"
@@ -32,10 +32,10 @@ public struct DestinationPolicy: Sendable, Equatable {
 }
 
 /// An IPv4 or IPv6 address as bytes (4 or 16).
-public struct IPAddress: Sendable, Equatable, CustomStringConvertible {
-    public let bytes: [UInt8]
+package struct IPAddress: Sendable, Equatable, CustomStringConvertible {
+    package let bytes: [UInt8]
 
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         var v4 = in_addr()
         var v6 = in6_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
@@ -65,7 +65,7 @@ public struct IPAddress: Sendable, Equatable, CustomStringConvertible {
     init(bytes: [UInt8]) { self.bytes = bytes }
 
     /// 127.0.0.0/8, ::1, or either mapped into IPv6.
-    public var isLoopback: Bool {
+    package var isLoopback: Bool {
         let ip = unmappedIPv4 ?? self
         return ip.bytes.count == 4 ? ip.bytes[0] == 127 : ip.bytes == Array(repeating: 0, count: 15) + [1]
     }
@@ -76,7 +76,7 @@ public struct IPAddress: Sendable, Equatable, CustomStringConvertible {
         return IPAddress(bytes: Array(bytes[12...]))
     }
 
-    public var description: String {
+    package var description: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         var copy = bytes
         inet_ntop(bytes.count == 4 ? AF_INET : AF_INET6, &copy, &buffer, socklen_t(buffer.count))
@@ -86,7 +86,7 @@ public struct IPAddress: Sendable, Equatable, CustomStringConvertible {
 
 /// A CIDR block: `127.0.0.0/8`, `fc00::/7`.
 public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
-    public let address: IPAddress
+    package let address: IPAddress
     public let prefixLength: Int
 
     public init?(_ text: String) {
@@ -99,7 +99,7 @@ public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
         self.prefixLength = length
     }
 
-    public func contains(_ ip: IPAddress) -> Bool {
+    package func contains(_ ip: IPAddress) -> Bool {
         guard ip.bytes.count == address.bytes.count else { return false }
         var remaining = prefixLength
         for index in address.bytes.indices where remaining > 0 {

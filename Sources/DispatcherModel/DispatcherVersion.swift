@@ -1,4 +1,4 @@
 /// The version `--version` prints and the `User-Agent` carries.
-public enum DispatcherVersion {
-    public static let current = "0.1.0"
+package enum DispatcherVersion {
+    package static let current = "0.1.0"
 }

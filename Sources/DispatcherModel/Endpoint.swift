@@ -74,18 +74,18 @@ public struct Endpoint: Sendable, Equatable {
 }
 
 /// An endpoint with its health, as `dispatcher endpoints list` shows it.
-public struct EndpointStatus: Sendable, Equatable {
-    public var endpoint: Endpoint
+package struct EndpointStatus: Sendable, Equatable {
+    package var endpoint: Endpoint
     /// Failed attempts since the last success.
-    public var consecutiveFailures: Int
+    package var consecutiveFailures: Int
     /// When the current run of failures began.
-    public var failingSince: Date?
+    package var failingSince: Date?
     /// While in the future, the circuit is open: the endpoint's deliveries wait.
-    public var circuitOpenUntil: Date?
+    package var circuitOpenUntil: Date?
     /// Set when the dispatcher disabled the endpoint itself.
-    public var disabledReason: String?
+    package var disabledReason: String?
 
-    public func isCircuitOpen(at now: Date = Date()) -> Bool {
+    package func isCircuitOpen(at now: Date = Date()) -> Bool {
         circuitOpenUntil.map { $0 > now } ?? false
     }
 

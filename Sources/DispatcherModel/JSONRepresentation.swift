@@ -2,16 +2,16 @@ import Foundation
 
 /// The snake_case JSON shapes of the log, shared by `dispatcher log --json`, `show --json`
 /// and anything else that prints deliveries (one definition, so they cannot drift apart).
-public enum JSONRepresentation {
+package enum JSONRepresentation {
     /// One compact line with sorted keys.
-    public static func line(_ object: [String: Any]) -> String {
+    package static func line(_ object: [String: Any]) -> String {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
             return "{}"
         }
         return String(decoding: data, as: UTF8.self)
     }
 
-    public static func delivery(_ delivery: Delivery) -> [String: Any] {
+    package static func delivery(_ delivery: Delivery) -> [String: Any] {
         [
             "id": delivery.id,
             "event_id": delivery.eventID,
@@ -28,7 +28,7 @@ public enum JSONRepresentation {
         ]
     }
 
-    public static func attempt(_ attempt: Attempt) -> [String: Any] {
+    package static func attempt(_ attempt: Attempt) -> [String: Any] {
         var object: [String: Any] = [
             "number": attempt.number,
             "started_at": Clock.iso8601(attempt.startedAt),
@@ -61,7 +61,7 @@ public enum JSONRepresentation {
     }
 
     /// The event, its exact body as a string, and every delivery with every attempt.
-    public static func eventRecord(_ record: EventRecord) -> [String: Any] {
+    package static func eventRecord(_ record: EventRecord) -> [String: Any] {
         [
             "event": [
                 "id": record.event.id,
@@ -79,7 +79,7 @@ public enum JSONRepresentation {
     }
 
     /// An endpoint as configured, with every secret shown as `***`, and its health.
-    public static func endpointStatus(_ status: EndpointStatus, now: Date = Date()) -> [String: Any] {
+    package static func endpointStatus(_ status: EndpointStatus, now: Date = Date()) -> [String: Any] {
         let endpoint = status.endpoint
         let secretNames = HeaderRedaction.secretNames(of: endpoint)
         var headers: [String: String] = [:]
@@ -120,7 +120,7 @@ public enum JSONRepresentation {
         return object
     }
 
-    public static func stats(_ stats: DeliveryStats) -> [String: Any] {
+    package static func stats(_ stats: DeliveryStats) -> [String: Any] {
         [
             "generated_at": Clock.iso8601(stats.generatedAt),
             "window_seconds": stats.windowSeconds,
@@ -140,7 +140,7 @@ public enum JSONRepresentation {
     }
 
     /// An endpoint's success rate and latency over the last hour and day, and its last failure.
-    public static func endpointActivity(_ activity: EndpointActivity) -> [String: Any] {
+    package static func endpointActivity(_ activity: EndpointActivity) -> [String: Any] {
         func window(_ window: AttemptWindow) -> [String: Any] {
             ["attempts": window.attempts, "succeeded": window.succeeded, "success_rate": window.successRate ?? NSNull(),
              "latency_p50_ms": window.latency.percentileMilliseconds(0.5) ?? NSNull(),
@@ -154,7 +154,7 @@ public enum JSONRepresentation {
     }
 
     /// `closed`, `open` (deliveries wait), or `half_open` (the next claim is a probe).
-    public static func circuitState(_ status: EndpointStatus, now: Date = Date()) -> String {
+    package static func circuitState(_ status: EndpointStatus, now: Date = Date()) -> String {
         if status.isCircuitOpen(at: now) { return "open" }
         return status.consecutiveFailures >= status.endpoint.circuit.failureThreshold ? "half_open" : "closed"
     }

@@ -2,13 +2,13 @@ import Foundation
 
 /// One NDJSON line of `dispatcher enqueue --ndjson`:
 /// `{"tenant": "...", "type": "...", "id": "<uuid>"?, "ordering_key": "..."?, "data": {...}}`.
-public enum NDJSONEvent {
+package enum NDJSONEvent {
     static let keys: Set<String> = ["tenant", "type", "id", "ordering_key", "data"]
 
     /// Parses a line; the event body is the line's `data` value, byte for byte. The line is read
     /// once, by the byte-level validator; a later member of the same name wins, as in most
     /// parsers.
-    public static func parse(_ line: [UInt8]) throws -> NewEvent {
+    package static func parse(_ line: [UInt8]) throws -> NewEvent {
         let members: [(key: String, value: Range<Int>)]
         do {
             members = try JSONValidation.topLevelMembers(line)

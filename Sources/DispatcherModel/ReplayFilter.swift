@@ -1,15 +1,15 @@
 import Foundation
 
 /// Which finished deliveries `replay` re-queues.
-public struct ReplayFilter: Sendable, Equatable {
-    public var status: DeliveryStatus
-    public var tenantID: String?
-    public var endpointID: String?
-    public var typePattern: String?
-    public var since: Date?
-    public var until: Date?
+package struct ReplayFilter: Sendable, Equatable {
+    package var status: DeliveryStatus
+    package var tenantID: String?
+    package var endpointID: String?
+    package var typePattern: String?
+    package var since: Date?
+    package var until: Date?
 
-    public init(status: DeliveryStatus = .failed, tenantID: String? = nil, endpointID: String? = nil,
+    package init(status: DeliveryStatus = .failed, tenantID: String? = nil, endpointID: String? = nil,
                 typePattern: String? = nil, since: Date? = nil, until: Date? = nil) {
         self.status = status
         self.tenantID = tenantID

@@ -9,10 +9,10 @@ import Foundation
 /// its lock, which is why the type is not `Sendable`. Producers meet it inside
 /// `OutboxStore.write { tx in ... }`, where they may run their own SQL and enqueue events in
 /// the same transaction.
-public final class Database: SQLConnection {
+package final class Database: SQLConnection {
     var dialect: SQLDialect { .sqlite }
     let handle: OpaquePointer
-    public let path: String
+    package let path: String
     private var statements: [String: Statement] = [:]
 
     /// Opens (creating when missing, with mode 0600: the file holds endpoint secrets) the
@@ -67,7 +67,7 @@ public final class Database: SQLConnection {
     }
 
     /// Runs one or more statements that take no parameters.
-    public func execute(_ sql: String) throws {
+    package func execute(_ sql: String) throws {
         var errorMessage: UnsafeMutablePointer<CChar>?
         let code = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
         if code != SQLITE_OK {
@@ -79,7 +79,7 @@ public final class Database: SQLConnection {
 
     /// Runs one statement with `bindings`, returning the number of rows it changed.
     @discardableResult
-    public func execute(_ sql: String, _ bindings: [SQLiteBindable]) throws -> Int {
+    package func execute(_ sql: String, _ bindings: [SQLBindable]) throws -> Int {
         let statement = try cachedStatement(sql)
         try statement.bind(bindings)
         while try statement.step() {}
@@ -88,16 +88,16 @@ public final class Database: SQLConnection {
 
     /// Runs a query and hands each row to `body` without collecting them: for scans whose
     /// rows are folded into a summary.
-    func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (Statement) throws -> Void) throws {
+    func forEachRow(_ sql: String, _ bindings: [SQLBindable], _ body: (Statement) throws -> Void) throws {
         let statement = try cachedStatement(sql)
         try statement.bind(bindings)
         while try statement.step() { try body(statement) }
     }
 
     /// A public, read-only convenience for producers' own tables: each row as column values.
-    public func rows(_ sql: String, _ bindings: [SQLiteBindable] = []) throws -> [[SQLiteValue]] {
+    package func rows(_ sql: String, _ bindings: [SQLBindable] = []) throws -> [[SQLValue]] {
         try query(sql, bindings) { row in
-            (0..<sqlite3_column_count(row.handle)).map { column -> SQLiteValue in
+            (0..<sqlite3_column_count(row.handle)).map { column -> SQLValue in
                 switch sqlite3_column_type(row.handle, column) {
                 case SQLITE_INTEGER: return .integer(row.int64(column))
                 case SQLITE_FLOAT: return .real(row.double(column))

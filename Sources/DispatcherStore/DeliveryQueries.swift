@@ -298,7 +298,7 @@ enum DeliveryQueries {
         attempt.errorKind.map { kind in attempt.errorMessage.map { "\(kind): \($0)" } ?? kind.rawValue }
     }
 
-    private static func attemptRow(_ result: AttemptResult) -> [SQLiteBindable] {
+    private static func attemptRow(_ result: AttemptResult) -> [SQLBindable] {
         let attempt = result.attempt
         let headers = result.storedHeaders ?? StoredHeaders(attempt)
         return [
@@ -310,7 +310,7 @@ enum DeliveryQueries {
     }
 
     /// The columns of `finishAttempts`' VALUES rows, in order.
-    private static func verdictRow(_ result: AttemptResult, now: Int64) -> [SQLiteBindable] {
+    private static func verdictRow(_ result: AttemptResult, now: Int64) -> [SQLBindable] {
         let status: DeliveryStatus
         switch result.attempt.verdict {
         case .succeeded: status = .succeeded

@@ -85,7 +85,7 @@ enum EndpointQueries {
                         path: "endpoint \(endpoint.id)",
                         message: "already belongs to tenant '\(owner)'; endpoint ids are unique across tenants")
                 }
-                let values: [any SQLiteBindable] = [
+                let values: [any SQLBindable] = [
                     endpoint.id, endpoint.tenantID, endpoint.url,
                     try JSONText.encode(endpoint.eventFilters), try JSONText.encode(endpoint.headers),
                     Int64((endpoint.timeoutSeconds * 1000).rounded()), Int64((endpoint.connectTimeoutSeconds * 1000).rounded()),

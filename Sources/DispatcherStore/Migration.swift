@@ -3,10 +3,10 @@ import Foundation
 
 /// One numbered schema change from `migrations/NNNN_name.sql`, embedded in the binary at
 /// build time by the EmbedMigrations plugin.
-public struct Migration: Sendable, Equatable {
-    public let version: Int
-    public let name: String
-    public let sql: String
+package struct Migration: Sendable, Equatable {
+    package let version: Int
+    package let name: String
+    package let sql: String
 }
 
 /// Applies the migrations a database has not seen yet, each in its own transaction, and

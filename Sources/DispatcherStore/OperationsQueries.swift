@@ -47,7 +47,7 @@ enum OperationsQueries {
     }
 
     static func replay(_ filter: ReplayFilter, dryRun: Bool, in db: some SQLConnection) throws -> Int {
-        let bindings: [SQLiteBindable] = [Clock.nowMilliseconds(), filter.status.rawValue, filter.tenantID, filter.endpointID,
+        let bindings: [SQLBindable] = [Clock.nowMilliseconds(), filter.status.rawValue, filter.tenantID, filter.endpointID,
                                           filter.typePattern, filter.since.map(Clock.milliseconds), filter.until.map(Clock.milliseconds)]
         if dryRun { return try db.query(countReplay, bindings) { $0.int(0) }.first ?? 0 }
         return try db.inTransaction { try db.execute(replay, bindings) }

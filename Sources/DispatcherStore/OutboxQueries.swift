@@ -73,7 +73,7 @@ enum OutboxQueries {
     static func enqueue(_ event: NewEvent, in db: some SQLConnection, options: StoreOptions) throws -> EnqueueResult {
         let id = try validate(event, options: options)
         let now = Clock.nowMilliseconds()
-        let bindings: [SQLiteBindable] = [id, event.type, now, event.tenantID, event.orderingKey, event.body]
+        let bindings: [SQLBindable] = [id, event.type, now, event.tenantID, event.orderingKey, event.body]
         switch db.dialect {
         case .postgres:
             let counts = try db.query(enqueuePostgres, bindings) { [$0.int(0), $0.int(1), $0.int(2)] }.first ?? [0, 0, 0]

@@ -14,12 +14,12 @@ public struct OutboxTransaction {
 
     /// Runs one statement of the producer's own, with bound parameters; returns rows changed.
     @discardableResult
-    public func execute(_ sql: String, _ bindings: [SQLiteBindable] = []) throws -> Int {
+    public func execute(_ sql: String, _ bindings: [SQLBindable] = []) throws -> Int {
         try db.execute(sql, bindings)
     }
 
     /// Reads rows of the producer's own tables.
-    public func rows(_ sql: String, _ bindings: [SQLiteBindable] = []) throws -> [[SQLiteValue]] {
+    public func rows(_ sql: String, _ bindings: [SQLBindable] = []) throws -> [[SQLValue]] {
         try db.rows(sql, bindings)
     }
 

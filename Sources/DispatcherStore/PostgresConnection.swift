@@ -65,13 +65,13 @@ final class PostgresConnection: SQLConnection {
     }
 
     @discardableResult
-    func execute(_ sql: String, _ bindings: [SQLiteBindable]) throws -> Int {
+    func execute(_ sql: String, _ bindings: [SQLBindable]) throws -> Int {
         let result = try run(sql, bindings)
         defer { PQclear(result) }
         return Int(String(cString: PQcmdTuples(result))) ?? 0
     }
 
-    func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (PostgresRow) throws -> Void) throws {
+    func forEachRow(_ sql: String, _ bindings: [SQLBindable], _ body: (PostgresRow) throws -> Void) throws {
         let result = try run(sql, bindings)
         defer { PQclear(result) }
         var row = PostgresRow(result: result, index: 0)
@@ -85,13 +85,13 @@ final class PostgresConnection: SQLConnection {
 
     var beginTransaction: String { "BEGIN" }
 
-    func rows(_ sql: String, _ bindings: [SQLiteBindable]) throws -> [[SQLiteValue]] {
+    func rows(_ sql: String, _ bindings: [SQLBindable]) throws -> [[SQLValue]] {
         let result = try run(sql, bindings)
         defer { PQclear(result) }
         let columns = PQnfields(result)
         return (0..<PQntuples(result)).map { index in
             let row = PostgresRow(result: result, index: index)
-            return (0..<columns).map { column -> SQLiteValue in
+            return (0..<columns).map { column -> SQLValue in
                 if row.isNull(column) { return .null }
                 switch PQftype(result, column) {
                 case 16, 20, 21, 23: return .integer(row.int64(column))  // bool, int8, int2, int4
@@ -120,7 +120,7 @@ final class PostgresConnection: SQLConnection {
 
     // MARK: - Statements
 
-    private func run(_ sql: String, _ bindings: [SQLiteBindable]) throws -> OpaquePointer? {
+    private func run(_ sql: String, _ bindings: [SQLBindable]) throws -> OpaquePointer? {
         let name = try statementName(sql, bindings)
         // Every value in one buffer (text NUL-terminated, blobs as raw bytes), pointed into below.
         var buffer: [UInt8] = []
@@ -133,7 +133,7 @@ final class PostgresConnection: SQLConnection {
             buffer.append(0)
         }
         for binding in bindings {
-            switch binding.sqliteValue {
+            switch binding.sqlValue {
             case .null: offsets.append(nil); lengths.append(0); formats.append(0)
             case .integer(let number): appendText(String(number))
             case .real(let number): appendText("\(number)")
@@ -164,11 +164,11 @@ final class PostgresConnection: SQLConnection {
 
     /// The prepared statement for `sql`, prepared on first use with parameter types taken from
     /// the first call's bindings (a nil optional still has its Swift type's kind).
-    private func statementName(_ sql: String, _ bindings: [SQLiteBindable]) throws -> String {
+    private func statementName(_ sql: String, _ bindings: [SQLBindable]) throws -> String {
         if let name = prepared[sql] { return name }
         let name = "s\(prepared.count + 1)"
         let types: [Oid] = bindings.map { binding in
-            switch SQLiteValue.kind(of: binding) {
+            switch SQLValue.kind(of: binding) {
             case .unknown: return 0     // left to PostgreSQL's inference
             case .integer: return 20    // int8
             case .real: return 701      // float8

@@ -52,10 +52,10 @@ protocol SQLConnection: AnyObject {
 
     /// Runs one statement; returns the number of rows it changed.
     @discardableResult
-    func execute(_ sql: String, _ bindings: [SQLiteBindable]) throws -> Int
+    func execute(_ sql: String, _ bindings: [SQLBindable]) throws -> Int
 
     /// Runs a query and hands each row to `body` without collecting them.
-    func forEachRow(_ sql: String, _ bindings: [SQLiteBindable], _ body: (Row) throws -> Void) throws
+    func forEachRow(_ sql: String, _ bindings: [SQLBindable], _ body: (Row) throws -> Void) throws
 
     /// Whether a transaction is open on this connection (its own, or a producer's).
     var isInTransaction: Bool { get }
@@ -64,7 +64,7 @@ protocol SQLConnection: AnyObject {
     var beginTransaction: String { get }
 
     /// Each row as column values, for producers' own tables.
-    func rows(_ sql: String, _ bindings: [SQLiteBindable]) throws -> [[SQLiteValue]]
+    func rows(_ sql: String, _ bindings: [SQLBindable]) throws -> [[SQLValue]]
 }
 
 extension SQLConnection {
@@ -83,12 +83,12 @@ extension SQLConnection {
     }
 
     /// Runs a query and maps each row; the row is valid only inside `map`.
-    func query<T>(_ sql: String, _ bindings: [SQLiteBindable], map: (Row) throws -> T) throws -> [T] {
+    func query<T>(_ sql: String, _ bindings: [SQLBindable], map: (Row) throws -> T) throws -> [T] {
         var rows: [T] = []
         try forEachRow(sql, bindings) { rows.append(try map($0)) }
         return rows
     }
 
     func query<T>(_ sql: String, map: (Row) throws -> T) throws -> [T] { try query(sql, [], map: map) }
-    func rows(_ sql: String) throws -> [[SQLiteValue]] { try rows(sql, []) }
+    func rows(_ sql: String) throws -> [[SQLValue]] { try rows(sql, []) }
 }

@@ -9,7 +9,7 @@ import Foundation
 ///
 /// The ping is an event of type `dispatcher.ping` whose body is
 /// `{"type":"dispatcher.ping","endpoint_id":"<id>","sent_at":"<ISO-8601>"}`. It is not retried.
-public struct EndpointTester {
+package struct EndpointTester {
     let store: any DeliveryQueue & EndpointDirectory & DeliveryLog
     let configuration: DeliveryServiceConfiguration
 
@@ -19,7 +19,7 @@ public struct EndpointTester {
     }
 
     /// Sends the ping and returns the recorded record (one delivery, one attempt or two after a 401).
-    public func ping(endpointID: String) throws -> EventRecord {
+    package func ping(endpointID: String) throws -> EventRecord {
         guard let endpoint = try store.endpoint(id: endpointID) else { throw DispatcherError.notFound("endpoint '\(endpointID)'") }
         let owner = "ping:\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
         let body = JSONValue.object([

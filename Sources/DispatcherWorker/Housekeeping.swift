@@ -8,15 +8,15 @@ import Foundation
 ///
 /// `@unchecked Sendable`: the timer is a Dispatch source (safe to cancel from any thread), and
 /// `state` is touched only by the timer's handler, which runs on one serial queue.
-public final class Housekeeping: @unchecked Sendable {
-    public struct Settings: Sendable {
-        public var statsIntervalSeconds: Double
-        public var retentionDays: Double?
+package final class Housekeeping: @unchecked Sendable {
+    package struct Settings: Sendable {
+        package var statsIntervalSeconds: Double
+        package var retentionDays: Double?
         /// While more than this many deliveries are pending, a progress line every few seconds.
-        public var progressBacklog: Int = 1_000
-        public var progressIntervalSeconds: Double = 5
+        package var progressBacklog: Int = 1_000
+        package var progressIntervalSeconds: Double = 5
 
-        public init(statsIntervalSeconds: Double = 60, retentionDays: Double? = nil) {
+        package init(statsIntervalSeconds: Double = 60, retentionDays: Double? = nil) {
             self.statsIntervalSeconds = statsIntervalSeconds
             self.retentionDays = retentionDays
         }
@@ -42,7 +42,7 @@ public final class Housekeeping: @unchecked Sendable {
         timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dispatcher.housekeeping"))
     }
 
-    public func start() {
+    package func start() {
         let tick = min(settings.progressIntervalSeconds, settings.statsIntervalSeconds > 0 ? settings.statsIntervalSeconds : .infinity)
         timer.schedule(deadline: .now() + tick, repeating: tick)
         timer.setEventHandler { [self] in
@@ -81,5 +81,5 @@ public final class Housekeeping: @unchecked Sendable {
         timer.resume()
     }
 
-    public func stop() { timer.cancel() }
+    package func stop() { timer.cancel() }
 }

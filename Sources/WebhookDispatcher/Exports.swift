@@ -2,6 +2,7 @@
 // these modules (opening a store, enqueueing, the event builders, endpoints, the delivery
 // service, the log). What only the CLI and the dashboard use is `package` and stays out of it.
 @_exported import DispatcherConfig
+@_exported import DispatcherDelivery
 @_exported import DispatcherEvents
 @_exported import DispatcherModel
 @_exported import DispatcherStore

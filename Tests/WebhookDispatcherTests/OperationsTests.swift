@@ -13,7 +13,7 @@ import WebhookDispatcher
 /// The operator's commands, through the real executable: endpoints management, test pings,
 /// redeliver, replay, cancel, stats, prune, retention and the development receiver.
 final class OperationsTests: DispatcherTestCase {
-    func sql(_ text: String, _ bindings: [SQLiteBindable] = []) throws {
+    func sql(_ text: String, _ bindings: [SQLBindable] = []) throws {
         try store.withConnection { try $0.execute(text, bindings) }
     }
 
