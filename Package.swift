@@ -74,7 +74,7 @@ let package = Package(
             name: "WebhookDispatcherTests",
             dependencies: ["WebhookDispatcher", "DispatcherModel", "DispatcherEvents", "DispatcherStore",
                            "DispatcherDelivery", "DispatcherWorker", "DispatcherConfig", "DispatcherServer",
-                           "DispatcherDashboard", "dispatcher"]
+                           "DispatcherDashboard", "dispatcher", "CSQLite"]
         ),
     ],
     swiftLanguageModes: [.v6]

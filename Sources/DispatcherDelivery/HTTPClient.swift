@@ -45,6 +45,12 @@ package struct HTTPExchange: Sendable {
     }
 }
 
+/// Why an HTTP client could not be made: libcurl failed to start or lacks a feature we rely on.
+package struct HTTPClientError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
+}
+
 /// Client settings shared by every worker.
 package struct HTTPClientConfiguration: Sendable {
     /// Response bodies beyond this many bytes are not read; the attempt records the prefix.
@@ -72,14 +78,25 @@ package final class HTTPClient {
     /// libcurl writes its message here while a transfer runs, so it lives as long as the handle.
     private let errorBuffer: UnsafeMutablePointer<CChar>
 
-    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    /// `curl_global_init`'s result, once per process.
+    private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 
     /// Where an empty body "is": libcurl copies zero bytes from it.
     nonisolated(unsafe) private static let noBytes = UnsafePointer<UInt8>(UnsafeMutablePointer<UInt8>.allocate(capacity: 1))
 
-    package init(configuration: HTTPClientConfiguration) {
-        _ = HTTPClient.globalInit
-        guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
+    /// Fails when libcurl cannot be set up, or cannot enforce the rules every request relies on:
+    /// a libcurl older than 7.85 does not know `CURLOPT_PROTOCOLS_STR`, and without it the
+    /// https-only rule would hold for the first URL only, not for anything libcurl connects to next.
+    package init(configuration: HTTPClientConfiguration) throws(HTTPClientError) {
+        guard HTTPClient.globalInit == CURLE_OK else {
+            throw HTTPClientError("libcurl could not be initialised: \(String(cString: curl_easy_strerror(HTTPClient.globalInit)))")
+        }
+        guard let handle = curl_easy_init() else { throw HTTPClientError("libcurl could not create a handle (out of memory)") }
+        let protocols = dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, "https")
+        guard protocols == CURLE_OK else {
+            curl_easy_cleanup(handle)
+            throw HTTPClientError("this libcurl cannot restrict protocols (CURLOPT_PROTOCOLS_STR: \(String(cString: curl_easy_strerror(protocols)))); libcurl 7.85 or newer is required")
+        }
         self.handle = handle
         self.configuration = configuration
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
@@ -136,35 +153,54 @@ package final class HTTPClient {
 
         curl_easy_reset(handle)
         var headerList: UnsafeMutablePointer<curl_slist>?
-        for header in request.headers {
-            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
-        }
         // libcurl would otherwise send `Expect: 100-continue` for larger bodies and wait for it.
-        headerList = curl_slist_append(headerList, "Expect:")
+        for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:"] {
+            // A failed append returns nil and keeps the list: sending without, say, the
+            // signature header is not an option.
+            guard let appended = curl_slist_append(headerList, line) else {
+                curl_slist_free_all(headerList)
+                return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .other,
+                                             errorMessage: "libcurl could not add a request header (out of memory)", durationMicroseconds: 0))
+            }
+            headerList = appended
+        }
 
         errorBuffer[0] = 0
-        dispatcher_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
-        dispatcher_curl_set_string(handle, CURLOPT_URL, request.url)
-        dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, configuration.urlPolicy.requireHTTPS ? "https" : "http,https")
-        dispatcher_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
-        dispatcher_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0)
-        dispatcher_curl_set_long(handle, CURLOPT_POST, 1)
-        // The size first: COPYPOSTFIELDS copies that many bytes.
-        dispatcher_curl_set_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
-        request.body.withUnsafeBufferPointer { body in
-            _ = dispatcher_curl_set_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? Self.noBytes))
+        // Every option is checked: one libcurl refuses (an old build, memory) must not leave a
+        // request that ignores the protocol list, the timeouts or the destination guard.
+        var refusal: (option: StaticString, code: CURLcode)?
+        func check(_ code: CURLcode, _ option: StaticString) {
+            if code != CURLE_OK && refusal == nil { refusal = (option, code) }
         }
-        dispatcher_curl_set_slist(handle, CURLOPT_HTTPHEADER, headerList)
-        dispatcher_curl_set_string(handle, CURLOPT_USERAGENT, configuration.userAgent)
-        dispatcher_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000))
-        dispatcher_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeoutSeconds * 1000))
-        dispatcher_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
-        dispatcher_curl_set_data_callback(handle, CURLOPT_WRITEFUNCTION, receiveBody)
-        dispatcher_curl_set_pointer(handle, CURLOPT_WRITEDATA, opaque)
-        dispatcher_curl_set_data_callback(handle, CURLOPT_HEADERFUNCTION, receiveHeader)
-        dispatcher_curl_set_pointer(handle, CURLOPT_HEADERDATA, opaque)
-        dispatcher_curl_set_opensocket_callback(handle, openCheckedSocket)
-        dispatcher_curl_set_pointer(handle, CURLOPT_OPENSOCKETDATA, opaque)
+        check(dispatcher_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
+        check(dispatcher_curl_set_string(handle, CURLOPT_URL, request.url), "CURLOPT_URL")
+        check(dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, configuration.urlPolicy.requireHTTPS ? "https" : "http,https"),
+              "CURLOPT_PROTOCOLS_STR")
+        check(dispatcher_curl_set_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+        check(dispatcher_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0), "CURLOPT_FOLLOWLOCATION")
+        check(dispatcher_curl_set_long(handle, CURLOPT_POST, 1), "CURLOPT_POST")
+        // The size first: COPYPOSTFIELDS copies that many bytes.
+        check(dispatcher_curl_set_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)), "CURLOPT_POSTFIELDSIZE_LARGE")
+        check(request.body.withUnsafeBufferPointer { body in
+            dispatcher_curl_set_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? Self.noBytes))
+        }, "CURLOPT_COPYPOSTFIELDS")
+        check(dispatcher_curl_set_slist(handle, CURLOPT_HTTPHEADER, headerList), "CURLOPT_HTTPHEADER")
+        check(dispatcher_curl_set_string(handle, CURLOPT_USERAGENT, configuration.userAgent), "CURLOPT_USERAGENT")
+        check(dispatcher_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000)), "CURLOPT_TIMEOUT_MS")
+        check(dispatcher_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeoutSeconds * 1000)), "CURLOPT_CONNECTTIMEOUT_MS")
+        check(dispatcher_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
+        check(dispatcher_curl_set_data_callback(handle, CURLOPT_WRITEFUNCTION, receiveBody), "CURLOPT_WRITEFUNCTION")
+        check(dispatcher_curl_set_pointer(handle, CURLOPT_WRITEDATA, opaque), "CURLOPT_WRITEDATA")
+        check(dispatcher_curl_set_data_callback(handle, CURLOPT_HEADERFUNCTION, receiveHeader), "CURLOPT_HEADERFUNCTION")
+        check(dispatcher_curl_set_pointer(handle, CURLOPT_HEADERDATA, opaque), "CURLOPT_HEADERDATA")
+        check(dispatcher_curl_set_opensocket_callback(handle, openCheckedSocket), "CURLOPT_OPENSOCKETFUNCTION")
+        check(dispatcher_curl_set_pointer(handle, CURLOPT_OPENSOCKETDATA, opaque), "CURLOPT_OPENSOCKETDATA")
+        if let refusal {
+            curl_slist_free_all(headerList)
+            return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .other,
+                                         errorMessage: "libcurl refused \(refusal.option): \(String(cString: curl_easy_strerror(refusal.code)))",
+                                         durationMicroseconds: 0))
+        }
         return .ready(Transfer(context: context, headerList: headerList, start: DispatchTime.now().uptimeNanoseconds))
     }
 

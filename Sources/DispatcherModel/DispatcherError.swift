@@ -15,6 +15,9 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
     /// A typed event builder (or `enqueue` of a known type) found a field that breaks the
     /// receiver's documented format.
     case invalidEvent(type: String, field: String, message: String)
+    /// The delivery service could not start: libcurl failed to set up, or lacks a feature the
+    /// delivery rules rely on.
+    case cannotStart(String)
 
     public var description: String {
         switch self {
@@ -36,6 +39,8 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
             return "not found: \(what)"
         case .invalidEvent(let type, let field, let message):
             return "invalid \(type) event: \(field) \(message)"
+        case .cannotStart(let reason):
+            return "cannot start delivering: \(reason)"
         }
     }
 

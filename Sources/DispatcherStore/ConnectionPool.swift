@@ -14,6 +14,7 @@ final class ConnectionPool: @unchecked Sendable {
         self.size = size
     }
 
+    @discardableResult
     func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         let connection = try checkOut()
         var healthy = true

@@ -14,11 +14,14 @@ package final class Database: SQLConnection {
     let handle: OpaquePointer
     package let path: String
     private var statements: [String: Statement] = [:]
+    /// False for a connection a producer opened (`borrowing`): it is theirs to configure and close.
+    private let ownsHandle: Bool
 
     /// Opens (creating when missing, with mode 0600: the file holds endpoint secrets) the
     /// database at `path`, in WAL mode with a busy timeout and foreign keys on.
     init(path: String, busyTimeoutMilliseconds: Int32 = 5_000) throws {
         self.path = path
+        ownsHandle = true
         if path != ":memory:" && !FileManager.default.fileExists(atPath: path) {
             let descriptor = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
             if descriptor >= 0 { close(descriptor) }
@@ -57,9 +60,17 @@ package final class Database: SQLConnection {
     /// first use in the process; if a host application got there first, nothing changes.
     private static let configureLibrary: Void = { _ = dispatcher_sqlite_disable_memstatus() }()
 
+    /// Wraps a connection the producer opened and keeps: nothing is configured, and it is not
+    /// closed here. Statements prepared on it live only as long as this wrapper.
+    init(borrowing handle: OpaquePointer) {
+        self.handle = handle
+        path = sqlite3_db_filename(handle, "main").map { String(cString: $0) } ?? ""
+        ownsHandle = false
+    }
+
     deinit {
         statements.removeAll()
-        sqlite3_close_v2(handle)
+        if ownsHandle { sqlite3_close_v2(handle) }
     }
 
     func error(code: Int32, sql: String?) -> SQLiteError {
@@ -109,13 +120,22 @@ package final class Database: SQLConnection {
         }
     }
 
-    /// The statement for `sql`, prepared once per connection and reused.
+    /// The statement for `sql`, prepared once per connection and reused. The dispatcher's own
+    /// statements number about a hundred; a producer that builds SQL text per call (values
+    /// written into it) would grow the cache without end, so past `statementCacheLimit` it
+    /// starts over. A statement in use stays alive with its user.
     func cachedStatement(_ sql: String) throws -> Statement {
         if let statement = statements[sql] { return statement }
         let statement = try Statement(database: self, sql: sql, persistent: true)
+        if statements.count >= Self.statementCacheLimit { statements.removeAll(keepingCapacity: true) }
         statements[sql] = statement
         return statement
     }
+
+    static let statementCacheLimit = 512
+
+    /// How many prepared statements the cache holds (tests).
+    var cachedStatementCount: Int { statements.count }
 
     var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 

@@ -97,6 +97,38 @@ public final class OutboxStore: EventOutbox, Sendable {
         try write { tx in try events.map { event in try tx.enqueueIsolated(event) } }
     }
 
+    /// Enqueues `event` on a SQLite connection the producer opened itself, inside whatever
+    /// transaction is open on it, so an app that already uses GRDB or another SQLite wrapper
+    /// keeps one transaction for its rows and its events:
+    ///
+    /// ```swift
+    /// try dbQueue.write { db in                      // GRDB
+    ///     try db.execute(sql: "UPDATE visits SET status = 'ended' WHERE id = 28540")
+    ///     try store.enqueue(event, on: db.sqliteConnection!)
+    /// }
+    /// ```
+    ///
+    /// The connection must be to this store's database file (opening the store applied the
+    /// migrations). Outside a transaction the enqueue runs in one of its own. A thrown
+    /// `DispatcherError` means nothing was written; the producer's transaction goes on.
+    @discardableResult
+    public func enqueue(_ event: NewEvent, on connection: OpaquePointer) throws -> EnqueueResult {
+        guard let sqlite = provider as? SQLiteConnectionProvider else {
+            throw DispatcherError.invalidConfiguration(path: "", message: "enqueue(_:on:) takes a SQLite connection, and this store is on PostgreSQL")
+        }
+        let db = Database(borrowing: connection)
+        guard Self.sameFile(db.path, sqlite.location) else {
+            throw DispatcherError.invalidConfiguration(
+                path: "", message: "the connection is to '\(db.path)', not to this store's database '\(sqlite.location)'")
+        }
+        return try OutboxQueries.enqueue(event, in: db, options: options)
+    }
+
+    private static func sameFile(_ a: String, _ b: String) -> Bool {
+        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
+        return !a.isEmpty && resolved(a) == resolved(b)
+    }
+
     package func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double) throws -> ClaimedDelivery {
         try withConnection { db in
             try OperationsQueries.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: leaseSeconds, in: db)

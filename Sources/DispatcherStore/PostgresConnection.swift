@@ -193,8 +193,11 @@ final class PostgresConnection: SQLConnection {
         throw PostgresError(sqlState: state, message: message, sql: sql)
     }
 
-    /// `?` and `?N` outside quotes become `$N` (a bare `?` takes the next number).
+    /// `?` and `?N` outside quotes become `$N` (a bare `?` takes the next number). SQL that
+    /// already numbers its parameters natively (`$1`) is left as written, so a producer's
+    /// PostgreSQL keeps its `?` operators (`jsonb ? 'key'`).
     static func numberedParameters(_ sql: String) -> String {
+        if usesNativeParameters(sql) { return sql }
         var output = ""
         output.reserveCapacity(sql.utf8.count + 16)
         var next = 1
@@ -226,6 +229,25 @@ final class PostgresConnection: SQLConnection {
             }
         }
         return output
+    }
+}
+
+extension PostgresConnection {
+    /// Whether `sql` has a `$N` parameter outside quotes.
+    static func usesNativeParameters(_ sql: String) -> Bool {
+        var quote: UInt8?
+        var previous: UInt8 = 0
+        for byte in sql.utf8 {
+            if let open = quote {
+                if byte == open { quote = nil }
+            } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") {
+                quote = byte
+            } else if previous == UInt8(ascii: "$") && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                return true
+            }
+            previous = quote == nil ? byte : 0
+        }
+        return false
     }
 }
 

@@ -23,8 +23,9 @@ struct DialectSQL: Sendable {
     subscript(dialect: SQLDialect) -> String { dialect == .sqlite ? sqlite : postgres }
 }
 
-/// A result row, read by column index.
-protocol SQLRow {
+/// A result row, read by column index. Its metatype is sendable: the row readers are generic
+/// functions passed as closures, which capture it.
+protocol SQLRow: SendableMetatype {
     func isNull(_ column: Int32) -> Bool
     func int64(_ column: Int32) -> Int64
     func double(_ column: Int32) -> Double

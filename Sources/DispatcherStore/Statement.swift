@@ -31,7 +31,9 @@ package final class Statement: SQLRow {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
         let expected = Int(sqlite3_bind_parameter_count(handle))
-        precondition(values.count == expected, "\(values.count) bindings for \(expected) parameters in: \(sql)")
+        guard values.count == expected else {
+            throw SQLiteError(code: SQLITE_RANGE, message: "\(values.count) bindings for \(expected) parameters", sql: sql)
+        }
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)
             let code: Int32

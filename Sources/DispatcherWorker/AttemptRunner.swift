@@ -145,11 +145,15 @@ struct AttemptRunner {
         switch (sent, prepared.request) {
         case (let sent?, _):
             exchange = sent
-        case (nil, .failure(let error)):
+        case (nil, let request):
+            // A request that could not be built; a built one always comes back with its exchange.
+            let error: Unsendable
+            switch request {
+            case .failure(let failure): error = failure
+            case .success: error = Unsendable(kind: .other, description: "the request was built but never sent")
+            }
             exchange = HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: error.kind,
                                     errorMessage: error.description, durationMicroseconds: Int64(Date().timeIntervalSince(prepared.startedAt) * 1_000_000))
-        case (nil, .success):
-            preconditionFailure("a built request finishes with its exchange")
         }
 
         var errorKind = exchange.errorKind

@@ -45,7 +45,7 @@ public struct DeliveryServiceConfiguration: Sendable {
 ///
 /// ```swift
 /// let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(workers: 8))
-/// service.start()
+/// try service.start()
 /// // ...
 /// service.stop() // stops claiming, finishes in-flight attempts, releases the rest
 /// ```
@@ -76,20 +76,30 @@ public final class DeliveryService: Sendable {
         self.leaseOwner = "\(host):\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    /// Starts the store loop and the transfer loop, and returns at once.
-    public func start() {
+    /// Starts the store loop and the transfer loop, and returns at once. Throws, having started
+    /// nothing, when libcurl cannot make the transfer loop's handles or lacks a feature the
+    /// delivery rules rely on (see `HTTPClient.init`).
+    public func start() throws {
         let shouldStart = state.withLock { state -> Bool in
             guard case .idle = state else { return false }
             state = .running
             return true
         }
         guard shouldStart else { return }
+        let transfers: TransferLoop
+        do {
+            transfers = try TransferLoop(
+                board: board, endpoints: endpoints, tokens: tokens, leaseOwner: leaseOwner, slots: configuration.workers,
+                clientConfiguration: configuration.clientConfiguration, logger: configuration.logger, running: workersRunning,
+                release: { self.release($0) })
+        } catch {
+            state.withLock { $0 = .idle }
+            throw DispatcherError.cannotStart(error.description)
+        }
         workersRunning.enter()
+        let handoff = Handoff(transfers)
         DispatchQueue(label: "dispatcher.transfers").async {
-            TransferLoop(board: self.board, endpoints: self.endpoints, tokens: self.tokens, leaseOwner: self.leaseOwner,
-                         slots: self.configuration.workers, clientConfiguration: self.configuration.clientConfiguration,
-                         logger: self.configuration.logger, running: self.workersRunning,
-                         release: { self.release($0) }).run()
+            handoff.value.run()
             self.workersRunning.leave()
         }
         storeLoopRunning.enter()
@@ -103,13 +113,29 @@ public final class DeliveryService: Sendable {
     /// Stops gracefully and returns when done: no new claims, attempts in flight finish and
     /// are recorded, claimed deliveries not yet started are handed back due now.
     public func stop() {
-        let shouldStop = state.withLock { state -> Bool in
-            guard case .running = state else { return false }
-            state = .stopping
-            return true
+        // A stop that comes before the start (a signal, or `--exit-when-idle` finding nothing to
+        // do, racing `run()`) stops the service for good: the start that follows does nothing
+        // and `run()` returns, instead of delivering with no one left to stop it.
+        let previous = state.withLock { state -> State in
+            let previous = state
+            switch state {
+            case .idle: state = .stopped
+            case .running: state = .stopping
+            case .stopping, .stopped: break
+            }
+            return previous
         }
-        guard shouldStop else {
-            if state.withLock({ $0 }) == .stopping { stopped.wait(); stopped.signal() }
+        switch previous {
+        case .running: break
+        case .idle:
+            configuration.logger.log(.info, "stopped before starting")
+            stopped.signal()
+            return
+        case .stopping:
+            stopped.wait()
+            stopped.signal()
+            return
+        case .stopped:
             return
         }
         let unstarted = board.stop()
@@ -123,8 +149,8 @@ public final class DeliveryService: Sendable {
     }
 
     /// Starts, then blocks until `stop()` has finished (from a signal handler, say).
-    public func run() {
-        start()
+    public func run() throws {
+        try start()
         stopped.wait()
         stopped.signal()
     }
@@ -234,4 +260,12 @@ public final class DeliveryService: Sendable {
             configuration.logger.log(.error, "handing back \(jobs.count) deliveries failed (their leases will expire): \(error)")
         }
     }
+}
+
+/// Moves a value that is not `Sendable` to the one thread that owns it from then on.
+///
+/// `@unchecked Sendable`: the sender gives the value up; only the receiving closure touches it.
+private struct Handoff<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -26,7 +26,7 @@ package struct EndpointTester {
             ("type", .string(EventType.ping)), ("endpoint_id", .string(endpointID)), ("sent_at", .string(Clock.iso8601(Date()))),
         ]).serialized
         let claimed = try store.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: configuration.leaseSeconds)
-        let runner = AttemptRunner(client: HTTPClient(configuration: configuration.clientConfiguration), leaseOwner: owner, tokens: TokenCache())
+        let runner = AttemptRunner(client: try HTTPClient(configuration: configuration.clientConfiguration), leaseOwner: owner, tokens: TokenCache())
         var results = runner.attempts(claimed, endpoint: endpoint)
         if case .retryScheduled = results[results.count - 1].attempt.verdict {
             results[results.count - 1].attempt.verdict = .failed

@@ -24,7 +24,11 @@ final class TransferLoop {
     private let endpoints: EndpointCache
     private let tokens: TokenCache
     private let leaseOwner: String
-    private let slots: Int
+    /// The multi handle every transfer runs on; freed when the loop is.
+    private let multi: UnsafeMutableRawPointer
+    /// One client per slot, made up front so a libcurl that cannot make them fails `start()`;
+    /// `run()` takes them.
+    private var clients: [HTTPClient]
     private let clientConfiguration: HTTPClientConfiguration
     private let logger: DispatcherLogger
     /// Jobs to hand back (their endpoint could not be loaded).
@@ -41,30 +45,39 @@ final class TransferLoop {
 
     init(board: JobBoard, endpoints: EndpointCache, tokens: TokenCache, leaseOwner: String, slots: Int,
          clientConfiguration: HTTPClientConfiguration, logger: DispatcherLogger, running: DispatchGroup,
-         release: @escaping @Sendable ([ClaimedDelivery]) -> Void) {
+         release: @escaping @Sendable ([ClaimedDelivery]) -> Void) throws(HTTPClientError) {
+        guard let multi = curl_multi_init() else { throw HTTPClientError("libcurl could not create a multi handle (out of memory)") }
+        do {
+            clients = try (0..<max(1, slots)).map { _ throws(HTTPClientError) in try HTTPClient(configuration: clientConfiguration) }
+        } catch {
+            curl_multi_cleanup(multi)
+            throw error
+        }
+        self.multi = multi
         self.board = board
         self.endpoints = endpoints
         self.tokens = tokens
         self.leaseOwner = leaseOwner
-        self.slots = max(1, slots)
         self.clientConfiguration = clientConfiguration
         self.logger = logger
         self.running = running
         self.release = release
     }
 
+    deinit { curl_multi_cleanup(multi) }
+
     /// Runs until the board stops and the requests in flight have finished.
     func run() {
-        guard let multi = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
+        let multi = multi
         let wakeup = Wakeup(multi)
         board.setOnChange { wakeup.wake() }
         defer {
             board.setOnChange(nil)
             wakeup.close()
-            curl_multi_cleanup(multi)
         }
 
-        var idle = (0..<slots).map { _ in HTTPClient(configuration: clientConfiguration) }
+        var idle = clients
+        clients = []
         var active: [UnsafeMutableRawPointer: Active] = [:]
         var stopping = false
         while true {
@@ -167,13 +180,22 @@ final class TransferLoop {
 
     /// Runs attempts that may block (a token fetch first) with a client of their own, off the loop.
     private func onHelper(_ job: ClaimedDelivery, _ attempts: @escaping @Sendable (AttemptRunner) -> [AttemptResult]) {
-        let board = board, logger = logger, tokens = tokens, leaseOwner = leaseOwner
+        let board = board, logger = logger, tokens = tokens, leaseOwner = leaseOwner, release = release
         let clientConfiguration = clientConfiguration, running = running
         running.enter()
         helpers.async {
-            let runner = AttemptRunner(client: HTTPClient(configuration: clientConfiguration), leaseOwner: leaseOwner, tokens: tokens)
+            defer { running.leave() }
+            let client: HTTPClient
+            do {
+                client = try HTTPClient(configuration: clientConfiguration)
+            } catch {
+                logger.log(.error, "delivery \(job.deliveryID): \(error); handed back")
+                release([job])
+                board.finish(endpointIDs: [job.endpointID])
+                return
+            }
+            let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, tokens: tokens)
             Self.submit(attempts(runner), of: job, to: board, logger: logger)
-            running.leave()
         }
     }
 

@@ -128,7 +128,7 @@ final class CommandLineTests: DispatcherTestCase {
         let body = #"{"event":"order.created","data":{"n":1}}"#
         let enqueued = try run(["enqueue", "--config", config, "--tenant", "tenant-a", "--type", "order.created", "--data", body])
         let eventID = enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        startService()
+        try startService()
         try waitForFinalDeliveries(of: eventID)
 
         let log = try run(["log", "--config", config, "--json"])

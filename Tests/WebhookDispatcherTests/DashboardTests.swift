@@ -42,7 +42,7 @@ final class DashboardTests: DispatcherTestCase {
         }
         var failed: [EnqueueResult] = []
         for index in 0..<5 { failed.append(try store.enqueue(NewEvent(tenantID: "clinic-b", type: "verification.completed", json: #"{"n":\#(index)}"#))) }
-        let service = startService()
+        let service = try startService()
         waitUntil("all 65 deliveries are final", timeout: 20) {
             (try? store.hasUnfinishedDeliveries()) == false
         }

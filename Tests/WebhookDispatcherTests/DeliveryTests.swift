@@ -16,7 +16,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testDeliversTheExactBodyWithTheWebhookHeaders() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url(), headers: ["X-Clinic": "a", "X-Api-Key": "s3cret-value"])])
-        startService()
+        try startService()
         let body = "{\"status\":\"succeeded\", \"n\": 1.50,\n\"s\":\"\\u00e9\"}"
         let event = try enqueue(body)
         let record = try waitForFinalDeliveries(of: event.eventID)
@@ -43,7 +43,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testAWorkerKeepsItsConnectionAliveBetweenDeliveries() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService(workers: 1)
+        try startService(workers: 1)
         var last: EnqueueResult?
         for _ in 0..<5 {
             last = try enqueue()
@@ -60,7 +60,7 @@ final class DeliveryTests: DispatcherTestCase {
             endpoint("two", url: receiver.url("/two"), events: ["checkin.*"]),
             endpoint("three", url: receiver.url("/three"), events: ["visit.*"]),
         ])
-        startService()
+        try startService()
         let event = try enqueue(type: "checkin.outcome")
         let record = try waitForFinalDeliveries(of: event.eventID)
         XCTAssertEqual(record.deliveries.map(\.delivery.status), [.succeeded, .succeeded])
@@ -70,7 +70,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testOneRetryMakesExactlyTwoAttemptsOn503() throws {
         let receiver = try makeReceiver { _, _ in .respond(status: 503, body: #"{"error":"busy"}"#) }
         try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0.05))])
-        startService()
+        try startService()
         let event = try enqueue()
         let record = try waitForFinalDeliveries(of: event.eventID)
         let delivery = try XCTUnwrap(record.deliveries.first)
@@ -88,7 +88,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testOneRetryMakesOneAttemptOn204() throws {
         let receiver = try makeReceiver { _, _ in .respond(status: 204, contentType: nil, body: "") }
         try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0), success: .json200Or204)])
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
         XCTAssertEqual(record.deliveries.first?.attempts.count, 1)
@@ -98,7 +98,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testOneRetryRetriesOnceAfterAFailureThenSucceeds() throws {
         let receiver = try makeReceiver { _, index in index == 0 ? .respond(status: 500) : .respond(status: 200) }
         try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0))])
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
         XCTAssertEqual(record.deliveries.first?.attempts.map(\.responseStatus), [500, 200])
@@ -112,7 +112,7 @@ final class DeliveryTests: DispatcherTestCase {
             endpoint("text", url: receiver.url("/text"), retry: .oneRetry(delaySeconds: 0), success: .json200Or204),
             endpoint("json", url: receiver.url("/json"), retry: .oneRetry(delaySeconds: 0), success: .json200Or204),
         ])
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         let byEndpoint = Dictionary(uniqueKeysWithValues: record.deliveries.map { ($0.delivery.endpointID, $0) })
         XCTAssertEqual(byEndpoint["text"]?.delivery.status, .failed)
@@ -127,7 +127,7 @@ final class DeliveryTests: DispatcherTestCase {
         let receiver = try makeReceiver { _, _ in .respond(status: 500) }
         let policy = RetryPolicy.exponential(.init(initialSeconds: 0.02, factor: 2, maxSeconds: 0.1, maxAttempts: 4))
         try addTenant(endpoints: [endpoint(url: receiver.url(), retry: policy)])
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         let delivery = try XCTUnwrap(record.deliveries.first)
         XCTAssertEqual(delivery.delivery.status, .failed)
@@ -140,7 +140,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testAReceiverTimeoutIsRecordedAsTimeout() throws {
         let receiver = try makeReceiver { _, _ in .delay(seconds: 10, then: .init(status: 200)) }
         try addTenant(endpoints: [endpoint(url: receiver.url(), timeout: 0.3)])
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         let attempt = try XCTUnwrap(record.deliveries.first?.attempts.first)
         XCTAssertEqual(attempt.errorKind, .timeout)
@@ -156,7 +156,7 @@ final class DeliveryTests: DispatcherTestCase {
         let deadURL = closedPort.url()
         closedPort.stop()
         try addTenant(endpoints: [endpoint("drops", url: receiver.url()), endpoint("refuses", url: deadURL)])
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         let kinds = Dictionary(uniqueKeysWithValues: record.deliveries.map { ($0.delivery.endpointID, $0.attempts.first?.errorKind) })
         XCTAssertEqual(kinds["drops"], .network)
@@ -170,7 +170,7 @@ final class DeliveryTests: DispatcherTestCase {
                 : .respond(status: 200, body: #"{"success":true}"#)
         }
         try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0))])
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         let attempts = try XCTUnwrap(record.deliveries.first?.attempts)
         XCTAssertEqual(attempts.count, 2)
@@ -196,7 +196,7 @@ final class DeliveryTests: DispatcherTestCase {
         let big = String(repeating: "x", count: 200_000)
         let receiver = try makeReceiver { _, _ in .respond(status: 200, contentType: "text/plain", body: big) }
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService(responseBodyCap: 1_000)
+        try startService(responseBodyCap: 1_000)
         let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
         XCTAssertEqual(attempt.responseStatus, 200)
         XCTAssertEqual(attempt.responseBody?.count, 1_000)
@@ -209,7 +209,7 @@ final class DeliveryTests: DispatcherTestCase {
             path == "/hook" ? .respond(status: 302, contentType: nil, body: "", headers: [HeaderField("Location", "/elsewhere")]) : .ok
         }
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService()
+        try startService()
         let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
         XCTAssertEqual(attempt.responseStatus, 302)
         XCTAssertEqual(attempt.errorKind, .http)
@@ -220,7 +220,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testLoopbackIsRefusedByDefaultWithoutConnecting() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService(policy: DestinationPolicy())
+        try startService(policy: DestinationPolicy())
         let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
         XCTAssertEqual(attempt.errorKind, .blocked)
         XCTAssertTrue(attempt.errorMessage?.contains("loopback") ?? false, attempt.errorMessage ?? "")
@@ -235,7 +235,7 @@ final class DeliveryTests: DispatcherTestCase {
         let crashed = try store.claimDueDeliveries(limit: 10, owner: "crashed-worker", leaseSeconds: -1, inFlight: [:])
         XCTAssertEqual(crashed.count, 1)
 
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: event.eventID)
         XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
         XCTAssertEqual(record.deliveries.first?.attempts.map(\.number), [1])
@@ -247,7 +247,7 @@ final class DeliveryTests: DispatcherTestCase {
         try addTenant(endpoints: [endpoint(url: receiver.url())])
         let held = try enqueue()
         _ = try store.claimDueDeliveries(limit: 10, owner: "busy-worker", leaseSeconds: 60, inFlight: [:])
-        startService()
+        try startService()
         let later = try enqueue()
         try waitForFinalDeliveries(of: later.eventID)
         XCTAssertEqual(receiver.requests.map { $0.header("webhook-id") }, [later.eventID])
@@ -257,7 +257,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testManyEventsAreEachDeliveredExactlyOnce() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint("a", url: receiver.url("/a")), endpoint("b", url: receiver.url("/b"))])
-        startService(workers: 8)
+        try startService(workers: 8)
         let ids = try (0..<200).map { try enqueue(#"{"n":\#($0)}"#).eventID }
         try waitUntil("400 deliveries succeeded") {
             try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 1_000)).count == 400
@@ -273,7 +273,7 @@ final class DeliveryTests: DispatcherTestCase {
         slow.maxConcurrency = 1
         try addTenant(endpoints: [slow])
         for _ in 0..<5 { try enqueue() }
-        let service = startService(workers: 2)
+        let service = try startService(workers: 2)
         waitUntil("the first request arrived") { !receiver.requests.isEmpty }
         service.stop()
 
@@ -286,7 +286,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testANewEventIsPickedUpWithinThePollInterval() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService()
+        try startService()
         // Another connection, as a producer process would have.
         let producer = try openStore()
         let event = try producer.enqueue(NewEvent(tenantID: "tenant-a", type: "t", json: "{}"))
@@ -309,7 +309,7 @@ final class DeliveryTests: DispatcherTestCase {
             workers: 2, pollInterval: 0.02, destinationPolicy: DestinationPolicy(allowPrivateAddresses: true),
             urlPolicy: URLPolicy(requireHTTPS: false),
             logger: DispatcherLogger { _, message in messages.withLock { $0.append(message) } }))
-        service.start()
+        try service.start()
         defer { service.stop() }
         waitUntil("the attempt is in flight") { receiver.requests.count == 1 }
 
@@ -335,4 +335,21 @@ final class DeliveryTests: DispatcherTestCase {
         XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 10), 5)
         XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 1_000_000), 5)
     }
+
+    /// `serve --exit-when-idle` stops the service from another thread as soon as the store is
+    /// empty, which may come before `run()` has started it: `run()` must return, not deliver forever.
+    func testAStopThatComesBeforeTheStartEndsRun() throws {
+        let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(logger: .silent))
+        service.stop()
+        let returned = DispatchSemaphore(value: 0)
+        let failure = Locked<String?>(nil)
+        DispatchQueue.global().async {
+            do { try service.run() } catch { failure.withLock { $0 = "\(error)" } }
+            returned.signal()
+        }
+        XCTAssertEqual(returned.wait(timeout: .now() + 10), .success, "run() after stop() did not return")
+        XCTAssertNil(failure.value)
+        service.stop()
+    }
 }
+

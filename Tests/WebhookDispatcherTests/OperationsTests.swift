@@ -107,7 +107,7 @@ final class OperationsTests: DispatcherTestCase {
         let healthy = Locked(false)
         let receiver = try makeReceiver { _, _ in healthy.value ? .ok : .respond(status: 500) }
         try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 0))])
-        startService()
+        try startService()
         let event = try enqueue()
         let failed = try XCTUnwrap(waitForFinalDeliveries(of: event.eventID).deliveries.first)
         XCTAssertEqual(failed.delivery.status, .failed)
@@ -174,7 +174,7 @@ final class OperationsTests: DispatcherTestCase {
         var broken = endpoint("broken", tenant: "tenant-b", url: "https://c.example/h")
         broken.enabled = false
         try addTenant("tenant-b", endpoints: [broken])
-        let service = startService()
+        let service = try startService()
         let ids = try (0..<8).map { _ in try enqueue().eventID }
         for id in ids { try waitForFinalDeliveries(of: id) }
         service.stop() // the pending delivery below must stay pending (and never leave this machine)
@@ -268,7 +268,7 @@ final class OperationsTests: DispatcherTestCase {
         var wrong = endpoint("wrong", url: "http://127.0.0.1:\(port)/bad")
         wrong.signingSecrets = ["whsec_" + Data(repeating: 1, count: 32).base64EncodedString()]
         try addTenant(endpoints: [signed, wrong])
-        startService()
+        try startService()
         try waitForFinalDeliveries(of: enqueue(#"{"hello":"receiver"}"#).eventID)
         waitUntil("both requests are printed") {
             (try? String(contentsOfFile: output, encoding: .utf8))?.components(separatedBy: "\n  signature: ").count == 3

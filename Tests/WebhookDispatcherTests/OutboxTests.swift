@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import XCTest
 @testable import DispatcherConfig
@@ -155,7 +156,7 @@ final class OutboxTests: DispatcherTestCase {
         XCTAssertEqual(try store.write { try $0.rows("SELECT count(*) FROM visits") }, [[.integer(0)]])
 
         // A later event on the same store is delivered; the rolled-back one never is.
-        startService()
+        try startService()
         let later = try enqueue(type: "visit.ended")
         try waitForFinalDeliveries(of: later.eventID)
         XCTAssertEqual(receiver.requests.map { $0.header("webhook-id") }, [later.eventID])
@@ -189,5 +190,69 @@ final class OutboxTests: DispatcherTestCase {
         XCTAssertThrowsError(try NDJSONEvent.parse(Array(#"{"tenant":"t","type":"x","data":[1]}"#.utf8)))
         XCTAssertThrowsError(try NDJSONEvent.parse(Array(#"{"tenant":"t","type":"x","data":{},"extra":1}"#.utf8)))
         XCTAssertThrowsError(try NDJSONEvent.parse(Array(#"{"tenant":"t","type":"x","id":"nope","data":{}}"#.utf8)))
+    }
+
+    /// A producer's own SQLite connection (here a raw `sqlite3 *`, as GRDB's `sqliteConnection`
+    /// hands out): its row and its event commit together, or roll back together.
+    func testEnqueueOnTheProducersOwnConnectionCommitsAndRollsBackWithItsTransaction() throws {
+        try requireSQLite("a SQLite connection the producer opened")
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        var opened: OpaquePointer?
+        XCTAssertEqual(sqlite3_open_v2(databaseLocation, &opened, SQLITE_OPEN_READWRITE, nil), SQLITE_OK)
+        let connection = try XCTUnwrap(opened)
+        defer { sqlite3_close_v2(connection) }
+        func exec(_ sql: String) { XCTAssertEqual(sqlite3_exec(connection, sql, nil, nil, nil), SQLITE_OK, sql) }
+        exec("CREATE TABLE visits (id INTEGER PRIMARY KEY, status TEXT NOT NULL)")
+
+        exec("BEGIN IMMEDIATE")
+        exec("INSERT INTO visits VALUES (1, 'ended')")
+        let kept = try store.enqueue(NewEvent(tenantID: "tenant-a", type: "visit.ended", json: #"{"id":"1"}"#), on: connection)
+        XCTAssertThrowsError(try store.enqueue(NewEvent(tenantID: "nobody", type: "visit.ended", json: "{}"), on: connection)) {
+            XCTAssertEqual($0 as? DispatcherError, .unknownTenant("nobody"))
+        }
+        exec("COMMIT")
+
+        exec("BEGIN IMMEDIATE")
+        exec("INSERT INTO visits VALUES (2, 'ended')")
+        let dropped = try store.enqueue(NewEvent(tenantID: "tenant-a", type: "visit.ended", json: #"{"id":"2"}"#), on: connection)
+        exec("ROLLBACK")
+
+        XCTAssertEqual(kept.deliveryCount, 1)
+        XCTAssertNotNil(try store.eventRecord(eventID: kept.eventID))
+        XCTAssertNil(try store.eventRecord(eventID: dropped.eventID))
+        XCTAssertEqual(try store.withConnection { try $0.query("SELECT id FROM visits") { $0.int(0) } }, [1])
+        XCTAssertEqual(try store.pendingCount(), 1)
+    }
+
+    func testEnqueueOnAConnectionToAnotherDatabaseIsRefused() throws {
+        try requireSQLite("a SQLite connection the producer opened")
+        try addTenant(endpoints: [])
+        var opened: OpaquePointer?
+        XCTAssertEqual(sqlite3_open_v2(directory.file("other.sqlite"), &opened, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil), SQLITE_OK)
+        let connection = try XCTUnwrap(opened)
+        defer { sqlite3_close_v2(connection) }
+        XCTAssertThrowsError(try store.enqueue(NewEvent(tenantID: "tenant-a", type: "visit.ended", json: "{}"), on: connection)) {
+            XCTAssertTrue("\($0)".contains("not to this store's database"), "\($0)")
+        }
+    }
+
+    func testAWrongNumberOfBindingsInTheProducersSQLThrows() throws {
+        // (On PostgreSQL the failed statement also aborts its transaction, so the next write is a new one.)
+        XCTAssertThrowsError(try store.write { tx in try tx.execute("SELECT ?, ?", [1]) })
+        XCTAssertEqual(try store.write { tx in try tx.rows("SELECT ?", [7]) }, [[.integer(7)]])
+    }
+
+    /// A producer that writes values into its SQL text makes a new statement each call; the
+    /// cache of prepared statements must not keep them all.
+    func testThePreparedStatementCacheIsBounded() throws {
+        try requireSQLite("the SQLite connection's statement cache")
+        let limit = Database.statementCacheLimit
+        try store.write { tx in
+            for value in 0..<(limit + 50) { try tx.execute("SELECT \(value)") }
+        }
+        let cached = try store.withConnection { ($0 as? Database)?.cachedStatementCount }
+        XCTAssertLessThanOrEqual(try XCTUnwrap(cached), limit)
+        // Still usable after starting over.
+        XCTAssertEqual(try store.write { tx in try tx.rows("SELECT 1 + 1") }, [[.integer(2)]])
     }
 }

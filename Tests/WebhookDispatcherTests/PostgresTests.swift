@@ -124,7 +124,7 @@ final class PostgresTests: DispatcherTestCase {
         store = try OutboxStore.postgres(url: cluster.url)
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService()
+        try startService()
         let before = try enqueue()
         try waitForFinalDeliveries(of: before.eventID)
 
@@ -168,4 +168,17 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertTrue(OutboxStore.isPostgresURL("postgresql://x/y"))
         XCTAssertFalse(OutboxStore.isPostgresURL("/var/lib/dispatcher/outbox.sqlite"))
     }
+
+    /// A producer's PostgreSQL numbered natively keeps its own `?` (a jsonb operator) intact.
+    func testNativeNumberedParametersAreLeftAsWritten() throws {
+        try store.write { tx in
+            try tx.execute("CREATE TABLE notes (id integer PRIMARY KEY, doc jsonb NOT NULL)")
+            try tx.execute("INSERT INTO notes VALUES ($1, $2::jsonb), ($3, $4::jsonb)", [1, #"{"k":1}"#, 2, #"{"j":1}"#])
+            XCTAssertEqual(try tx.rows("SELECT id FROM notes WHERE doc ? 'k' AND id >= $1", [1]), [[.integer(1)]])
+            XCTAssertEqual(try tx.rows("SELECT count(*) FROM notes WHERE id = ? OR id = ?2", [1, 2]), [[.integer(2)]])
+        }
+        XCTAssertFalse(PostgresConnection.usesNativeParameters("SELECT '$1', ?"))
+        XCTAssertTrue(PostgresConnection.usesNativeParameters("SELECT $12"))
+    }
 }
+

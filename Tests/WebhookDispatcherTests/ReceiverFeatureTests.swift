@@ -39,7 +39,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         target.maxConcurrency = 50
         try addTenant(endpoints: [target])
         let ids = try (0..<50).map { _ in try enqueue().eventID }
-        startService(workers: 25)
+        try startService(workers: 25)
         for id in ids { try waitForFinalDeliveries(of: id) }
 
         let tokenRequests = receiver.requests(on: "/token")
@@ -65,7 +65,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         try addTenant("tenant-b", endpoints: [endpoint("ep-b", tenant: "tenant-b", url: other.url())])
         let waiting = try enqueue().eventID
         let others = try (0..<20).map { _ in try enqueue(tenant: "tenant-b").eventID }
-        startService(workers: 4)
+        try startService(workers: 4)
 
         for id in others { try waitForFinalDeliveries(of: id) }
         XCTAssertEqual(try store.eventRecord(eventID: waiting)?.deliveries.first?.delivery.status, .delivering,
@@ -82,7 +82,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         target.auth = .oauth2ClientCredentials(.init(tokenURL: receiver.url("/token"), clientID: "client-1",
                                                      clientSecret: "env:DISPATCHER_TEST_CLIENT_SECRET"))
         try addTenant(endpoints: [target])
-        startService()
+        try startService()
         try waitForFinalDeliveries(of: enqueue().eventID)
         XCTAssertEqual(receiver.requests(on: "/token").first?.header("Authorization"),
                        "Basic " + Data("client-1:from-the-environment".utf8).base64EncodedString())
@@ -94,7 +94,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         var target = endpoint(url: receiver.url())
         target.auth = oauth(receiver)
         try addTenant(endpoints: [target])
-        startService()
+        try startService()
         try waitForFinalDeliveries(of: enqueue().eventID)
         XCTAssertEqual(receiver.requests(on: "/token").count, 1)
         // Keep delivering until the one-second token has been renewed (bounded).
@@ -110,7 +110,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         var target = endpoint(url: receiver.url(), retry: .oneRetry(delaySeconds: 60))
         target.auth = oauth(receiver)
         try addTenant(endpoints: [target])
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         let delivery = try XCTUnwrap(record.deliveries.first)
         XCTAssertEqual(delivery.delivery.status, .succeeded)
@@ -133,7 +133,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
             target.auth = oauth(receiver, path: path)
             return target
         })
-        startService()
+        try startService()
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         for (path, _, message) in cases {
             let delivery = try XCTUnwrap(record.deliveries.first { $0.delivery.endpointID == String(path.dropFirst()) })
@@ -151,7 +151,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         var target = endpoint(url: "https://hooks.example.invalid/x")
         target.auth = oauth(receiver)
         try addTenant(endpoints: [target])
-        startService(policy: DestinationPolicy(), urlPolicy: URLPolicy(requireHTTPS: false))
+        try startService(policy: DestinationPolicy(), urlPolicy: URLPolicy(requireHTTPS: false))
         let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
         XCTAssertEqual(attempt.errorKind, .auth)
         XCTAssertTrue(attempt.errorMessage?.contains("blocked") ?? false, attempt.errorMessage ?? "")
@@ -180,7 +180,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         var exact = endpoint("exact", url: receiver.url("/exact"), retry: .oneRetry(delaySeconds: 1.2))
         exact.signingSecrets = [secret]
         try addTenant(endpoints: [signed, exact])
-        startService()
+        try startService()
         let event = try enqueue()
         try waitForFinalDeliveries(of: event.eventID)
 
@@ -231,7 +231,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
             index == 0 ? .respond(status: 503, headers: [HeaderField("Retry-After", "30")]) : .ok
         }
         try addTenant(endpoints: [endpoint(url: receiver.url(), retry: .schedule(.init(delaysSeconds: [0.1, 3_600])))])
-        startService()
+        try startService()
         let event = try enqueue()
         try waitUntil("the first attempt is recorded") { try store.eventRecord(eventID: event.eventID)?.deliveries.first?.attempts.count == 1 }
         let attempt = try XCTUnwrap(store.eventRecord(eventID: event.eventID)?.deliveries.first?.attempts.first)
@@ -274,7 +274,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         flaky.circuit = CircuitPolicy(failureThreshold: 3, cooldownSeconds: 0.4, disableAfterSeconds: 3_600)
         try addTenant(endpoints: [flaky])
         let ids = try (0..<10).map { _ in try enqueue().eventID }
-        startService()
+        try startService()
 
         try waitUntil("the circuit opens") { try store.endpointStatuses().first?.isCircuitOpen() == true }
         let requestsWhenOpened = receiver.requests.count
@@ -354,7 +354,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         // A's backlog is older than every one of B's deliveries.
         for _ in 0..<50 { try enqueue(tenant: "slow") }
         let ids = try (0..<100).map { _ in try enqueue(tenant: "fast").eventID }
-        startService(workers: 8)
+        try startService(workers: 8)
         for id in ids { try waitForFinalDeliveries(of: id, timeout: 3.5) }
         XCTAssertEqual(healthy.requests.count, 100)
         let inFlight = try store.deliveries(matching: DeliveryFilter(endpointID: "a", status: .delivering))
@@ -379,15 +379,20 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertEqual(Set(claimed.map(\.eventID)), [before, first])
 
         // Redelivered while ordered, the old delivery joins the order: it is earlier than `second`.
-        let finished = claimed.map { delivery in
-            AttemptResult(deliveryID: delivery.deliveryID, endpointID: delivery.endpointID, leaseOwner: "w", attempt: Attempt(
-                number: delivery.attemptNumber, startedAt: Date(), durationMicroseconds: 1, url: endpoint.url, requestHeaders: [],
-                responseStatus: 200, responseHeaders: [], responseBody: [], responseTruncated: false,
-                errorKind: nil, errorMessage: nil, verdict: .succeeded))
+        func succeeded(_ deliveries: [ClaimedDelivery]) -> [AttemptResult] {
+            deliveries.map { delivery in
+                AttemptResult(deliveryID: delivery.deliveryID, endpointID: delivery.endpointID, leaseOwner: "w", attempt: Attempt(
+                    number: delivery.attemptNumber, startedAt: Date(), durationMicroseconds: 1, url: endpoint.url, requestHeaders: [],
+                    responseStatus: 200, responseHeaders: [], responseBody: [], responseTruncated: false,
+                    errorKind: nil, errorMessage: nil, verdict: .succeeded))
+            }
         }
-        _ = try store.record(finished)
+        _ = try store.record(succeeded(claimed))
         XCTAssertEqual(try store.redeliver(deliveryIDs: [], eventIDs: [before]), 1)
-        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).map(\.eventID), [before])
+        let redelivered = try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(redelivered.map(\.eventID), [before])
+        _ = try store.record(succeeded(redelivered))
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).map(\.eventID), [second])
     }
 
     func testAnOrderedEndpointDeliversEachKeyInEnqueueOrder() throws {
@@ -411,7 +416,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
             keyB.append(try store.enqueue(NewEvent(tenantID: "tenant-a", type: "onboarding.status_changed",
                                                    json: #"{"interviewId":"B","onboardingStatus":"\#(status)"}"#, orderingKey: "B")).eventID)
         }
-        startService(workers: 8)
+        try startService(workers: 8)
         for id in keyA + keyB { try waitForFinalDeliveries(of: id) }
 
         let arrivals = receiver.requests.compactMap { $0.header("webhook-id") }

@@ -22,7 +22,7 @@ final class SafetyTests: DispatcherTestCase {
             "http://0177.0.0.1:\(v4.port)/g", "http://[::ffff:127.0.0.1]:\(v4.port)/h", "http://0.0.0.0:\(v4.port)/i",
         ]
         try addTenant(endpoints: urls.enumerated().map { index, url in endpoint("e\(index)", url: url) })
-        startService(policy: DestinationPolicy(), urlPolicy: URLPolicy(requireHTTPS: false))
+        try startService(policy: DestinationPolicy(), urlPolicy: URLPolicy(requireHTTPS: false))
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
 
         XCTAssertEqual(record.deliveries.count, urls.count)
@@ -38,7 +38,7 @@ final class SafetyTests: DispatcherTestCase {
     func testAnAllowedNetworkIsReachable() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService(policy: DestinationPolicy(allowedNetworks: [IPNetwork("127.0.0.0/8")!]), urlPolicy: URLPolicy(requireHTTPS: false))
+        try startService(policy: DestinationPolicy(allowedNetworks: [IPNetwork("127.0.0.0/8")!]), urlPolicy: URLPolicy(requireHTTPS: false))
         let record = try waitForFinalDeliveries(of: enqueue().eventID)
         XCTAssertEqual(record.deliveries.first?.delivery.status, .succeeded)
     }
@@ -46,7 +46,7 @@ final class SafetyTests: DispatcherTestCase {
     func testPlainHTTPIsRefusedByDefaultEvenForAStoredEndpoint() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService(urlPolicy: URLPolicy())
+        try startService(urlPolicy: URLPolicy())
         let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
         XCTAssertEqual(attempt.errorKind, .blocked)
         XCTAssertTrue(attempt.errorMessage?.contains("not https") ?? false, attempt.errorMessage ?? "")
@@ -59,7 +59,7 @@ final class SafetyTests: DispatcherTestCase {
             .respond(status: 307, contentType: nil, body: "", headers: [HeaderField("Location", metadata.url("/latest/meta-data"))])
         }
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        startService()
+        try startService()
         let attempt = try XCTUnwrap(waitForFinalDeliveries(of: enqueue().eventID).deliveries.first?.attempts.first)
         XCTAssertEqual(attempt.responseStatus, 307)
         XCTAssertEqual(attempt.errorKind, .http)
@@ -106,7 +106,7 @@ final class SafetyTests: DispatcherTestCase {
             endpoint(String(path.dropFirst()), tenant: "hostile", url: hostile.url(path), timeout: path == "/silent" ? 5 : 1.5)
         })
         try addTenant("friendly", endpoints: [endpoint("good", tenant: "friendly", url: good.url())])
-        startService(workers: 8)
+        try startService(workers: 8)
 
         let hostileEvent = try enqueue(tenant: "hostile")
         let goodEvents = try (0..<20).map { _ in try enqueue(tenant: "friendly").eventID }

@@ -212,12 +212,12 @@ class DispatcherTestCase: XCTestCase {
     func startService(workers: Int = 4, leaseSeconds: Double = 30,
                       policy: DestinationPolicy = DestinationPolicy(allowPrivateAddresses: true),
                       urlPolicy: URLPolicy = URLPolicy(requireHTTPS: false),
-                      responseBodyCap: Int = 64 * 1024) -> DeliveryService {
+                      responseBodyCap: Int = 64 * 1024) throws -> DeliveryService {
         let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(
             workers: workers, pollInterval: 0.02, leaseSeconds: leaseSeconds, responseBodyCap: responseBodyCap,
             destinationPolicy: policy, urlPolicy: urlPolicy, logger: .silent))
         services.append(service)
-        service.start()
+        try service.start()
         return service
     }
 

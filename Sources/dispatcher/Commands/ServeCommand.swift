@@ -78,7 +78,7 @@ struct ServeCommand: DispatcherCommand {
                 service.stop()
             }
         }
-        service.run()
+        try service.run()
         dashboard?.stop()
         housekeeping.stop()
         sources.forEach { $0.cancel() }
