@@ -13,12 +13,14 @@ import WebhookDispatcher
 /// What receivers ask of the sender: OAuth tokens, signatures, retry schedules, endpoint
 /// health, fair sharing and ordering.
 final class ReceiverFeatureTests: DispatcherTestCase {
-    /// A receiver whose `/token` issues `token-<n>` valid for `expiresIn` seconds (after `tokenDelay`).
-    func receiverWithTokens(expiresIn: Double = 60, tokenDelay: Double = 0,
+    /// A receiver whose `/token` issues `token-<n>` valid for `expiresIn` seconds (after
+    /// `tokenDelay`, or once `tokenGate` opens).
+    func receiverWithTokens(expiresIn: Double = 60, tokenDelay: Double = 0, tokenGate: Gate? = nil,
                             hook: @escaping @Sendable (Int) -> ReceiverAction = { _ in .ok }) throws -> TestReceiver {
         try makeReceiver { path, index in
             if path == "/token" {
                 let body = #"{"access_token":"token-\#(index)","token_type":"Bearer","expires_in":\#(expiresIn)}"#
+                if let tokenGate { return .wait(for: tokenGate, then: .init(status: 200, body: body)) }
                 return tokenDelay > 0 ? .delay(seconds: tokenDelay, then: .init(status: 200, body: body)) : .respond(status: 200, body: body)
             }
             return hook(index)
@@ -56,8 +58,11 @@ final class ReceiverFeatureTests: DispatcherTestCase {
     }
 
     func testASlowTokenEndpointHoldsBackOnlyItsOwnDeliveries() throws {
-        // Requests run on one event loop; a token fetch must not stall it.
-        let slow = try receiverWithTokens(tokenDelay: 3)
+        // Requests run on one event loop; a token fetch must not stall it. The token is held
+        // back until the other tenant's deliveries are done, however long that takes.
+        let tokenGate = Gate()
+        defer { tokenGate.open() }
+        let slow = try receiverWithTokens(tokenGate: tokenGate)
         var withToken = endpoint(url: slow.url())
         withToken.auth = oauth(slow)
         try addTenant(endpoints: [withToken])
@@ -70,6 +75,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         for id in others { try waitForFinalDeliveries(of: id) }
         XCTAssertEqual(try store.eventRecord(eventID: waiting)?.deliveries.first?.delivery.status, .delivering,
                        "the other tenant's 20 deliveries finished while the token was still being fetched")
+        tokenGate.open()
         XCTAssertEqual(try waitForFinalDeliveries(of: waiting).deliveries.first?.delivery.status, .succeeded)
         XCTAssertEqual(slow.requests(on: "/hook").first?.header("Authorization"), "Bearer token-0")
     }
@@ -347,16 +353,21 @@ final class ReceiverFeatureTests: DispatcherTestCase {
     // MARK: - Fairness and ordering
 
     func testAHangingEndpointDoesNotHoldUpAnotherTenant() throws {
-        let hanging = try makeReceiver { _, _ in .delay(seconds: 30, then: .init(status: 200)) }
+        // A answers nothing until the test is done with it; its timeout is far beyond the test.
+        let release = Gate()
+        defer { release.open() }
+        let hanging = try makeReceiver { _, _ in .wait(for: release, then: .init(status: 200)) }
         let healthy = try makeReceiver()
-        try addTenant("slow", endpoints: [endpoint("a", tenant: "slow", url: hanging.url(), timeout: 4)])
+        try addTenant("slow", endpoints: [endpoint("a", tenant: "slow", url: hanging.url(), timeout: 25)])
         try addTenant("fast", endpoints: [endpoint("b", tenant: "fast", url: healthy.url())])
         // A's backlog is older than every one of B's deliveries.
         for _ in 0..<50 { try enqueue(tenant: "slow") }
         let ids = try (0..<100).map { _ in try enqueue(tenant: "fast").eventID }
         try startService(workers: 8)
-        for id in ids { try waitForFinalDeliveries(of: id, timeout: 3.5) }
+        for id in ids { try waitForFinalDeliveries(of: id) }
         XCTAssertEqual(healthy.requests.count, 100)
+        waitUntil("A's four attempts reach its receiver") { hanging.requests.count >= 4 }
+        XCTAssertEqual(hanging.requests.count, 4, "no more than max_concurrency attempts at A")
         let inFlight = try store.deliveries(matching: DeliveryFilter(endpointID: "a", status: .delivering))
         XCTAssertEqual(inFlight.count, 4, "A still holds its four (max_concurrency) attempts")
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(endpointID: "a", status: .failed)).count, 0)

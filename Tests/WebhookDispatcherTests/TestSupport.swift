@@ -15,6 +15,9 @@ enum ReceiverAction: Sendable {
     case respond(status: Int, contentType: String? = "application/json", body: String = "{}", headers: [HeaderField] = [])
     /// Waits (cancelled when the receiver stops), then responds.
     case delay(seconds: Double, then: Response)
+    /// Holds the request until the test opens `gate` (or the receiver stops), then responds:
+    /// a receiver or token endpoint that is slow for exactly as long as the test needs.
+    case wait(for: Gate, then: Response)
     /// Closes the connection without answering.
     case close
     /// Any reply the server supports (reset, raw bytes, a streamed response).
@@ -26,6 +29,29 @@ enum ReceiverAction: Sendable {
     }
 
     static let ok = ReceiverAction.respond(status: 200)
+}
+
+/// A condition a test opens once; receivers scripted with `.wait(for:then:)` answer after it.
+final class Gate: @unchecked Sendable {
+    // `@unchecked Sendable`: `isOpen` is read and written only with `condition` locked.
+    private let condition = NSCondition()
+    private var isOpen = false
+
+    func open() {
+        condition.lock()
+        isOpen = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits up to `seconds` for the gate to open; returns whether it is open.
+    func wait(seconds: Double) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date().addingTimeInterval(seconds)
+        while !isOpen && condition.wait(until: deadline) {}
+        return isOpen
+    }
 }
 
 /// A real HTTP/1.1 receiver on 127.0.0.1 (ephemeral port) that records every request and
@@ -60,6 +86,11 @@ final class TestReceiver: Sendable {
                 return .respond(HTTPServerResponse(status: status, headers: all, body: Array(body.utf8)))
             case .delay(let seconds, let response):
                 if stopSignal.wait(timeout: .now() + seconds) == .success { stopSignal.signal() }
+                return .respond(.json(response.status, response.body))
+            case .wait(let gate, let response):
+                while !gate.wait(seconds: 0.05) {
+                    if stopSignal.wait(timeout: .now()) == .success { stopSignal.signal(); break }
+                }
                 return .respond(.json(response.status, response.body))
             case .close:
                 return .close
