@@ -51,4 +51,73 @@ final class ReadmeExampleTests: XCTestCase {
 
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter()).map(\.eventType), ["checkin.outcome"])
     }
+
+    /// Every ```swift block of the README type-checks against the product as a producer sees
+    /// it: `import WebhookDispatcher`, nothing `package` or `@testable`. Each block becomes a
+    /// function whose parameters are the names the README's prose gives them (`store`, `body`, ...).
+    func testEverySwiftSnippetOfTheReadmeCompiles() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        var snippets: [String] = []
+        var current: [String]?
+        for line in readme.split(separator: "\n", omittingEmptySubsequences: false) {
+            if current == nil, line == "```swift" {
+                current = []
+            } else if let lines = current, line.hasPrefix("```") {
+                snippets.append(lines.filter { !$0.hasPrefix("import ") }.joined(separator: "\n"))
+                current = nil
+            } else {
+                current?.append(String(line))
+            }
+        }
+        XCTAssertGreaterThanOrEqual(snippets.count, 6)
+        let assumed = "store: OutboxStore, body: String, event: NewEvent, confirmedAt: Date, verificationJSON: String"
+        let source = "import Foundation\nimport WebhookDispatcher\n\n" + snippets.enumerated().map { index, snippet in
+            "func readmeSnippet\(index + 1)(\(assumed)) throws {\n\(snippet)\n}\n"
+        }.joined(separator: "\n")
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let file = directory.file("ReadmeSnippets.swift")
+        try source.write(toFile: file, atomically: true, encoding: .utf8)
+
+        // The modules this test was built with sit beside it (and beside the `dispatcher` it runs).
+        let modules = DispatcherTestCase.executable.deletingLastPathComponent().appendingPathComponent("Modules").path
+        let moduleMaps = ["CSQLite", "CCurl", "CCrypto", "CPostgres"].flatMap {
+            ["-Xcc", "-fmodule-map-file=" + root.appendingPathComponent("Sources/\($0)/module.modulemap").path]
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["swiftc", "-typecheck", "-I", modules] + moduleMaps + [file]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "README snippets do not compile:\n\(output)\n\(source)")
+    }
+
+    /// The README's public API list names every public type of the product, and nothing
+    /// public is left out of it.
+    func testTheReadmeListsThePublicAPI() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try XCTUnwrap(readme.range(of: "### The public API").map { readme[$0.upperBound...] })
+        let list = String(section).components(separatedBy: "\n#").first ?? ""
+        let declaration = try NSRegularExpression(pattern: #"^public (?:final |indirect )?(?:struct|class|enum|protocol) (\w+)"#, options: .anchorsMatchLines)
+        var missing: [String] = [], found = 0
+        let sources = root.appendingPathComponent("Sources")
+        let files = try XCTUnwrap(FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil))
+        for case let url as URL in files where url.pathExtension == "swift" {
+            let text = try String(contentsOf: url, encoding: .utf8)
+            for match in declaration.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                let name = (text as NSString).substring(with: match.range(at: 1))
+                found += 1
+                if !list.contains("`\(name)`") { missing.append(name) }
+            }
+        }
+        XCTAssertGreaterThan(found, 40, "the scan found the public declarations")
+        XCTAssertEqual(missing, [], "public types the README's API list does not name")
+    }
 }
+
