@@ -9,7 +9,8 @@ public struct DispatcherConfiguration: Sendable {
     /// The SQLite file (relative paths are resolved against the config file's folder), or a
     /// `postgres://` URL.
     public var database: String
-    public var workers: Int
+    /// Concurrent HTTP requests (the transfer loop's slots); the config key is `workers`.
+    public var concurrentRequests: Int
     public var pollIntervalMilliseconds: Int
     public var leaseSeconds: Double
     public var maxPayloadBytes: Int
@@ -26,12 +27,12 @@ public struct DispatcherConfiguration: Sendable {
     /// address and token from here.
     public var dashboard: DashboardSettings?
 
-    public init(database: String, workers: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
+    public init(database: String, concurrentRequests: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
                 maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
                 urlPolicy: URLPolicy = URLPolicy(), destinationPolicy: DestinationPolicy = DestinationPolicy(),
                 tenants: [Tenant] = [], endpoints: [Endpoint] = []) {
         self.database = database
-        self.workers = workers
+        self.concurrentRequests = concurrentRequests
         self.pollIntervalMilliseconds = pollIntervalMilliseconds
         self.leaseSeconds = leaseSeconds
         self.maxPayloadBytes = maxPayloadBytes
@@ -68,6 +69,7 @@ public struct DispatcherConfiguration: Sendable {
         if let baseDirectory, !database.hasPrefix("/"), database != ":memory:", !OutboxStore.isPostgresURL(database) {
             database = URL(fileURLWithPath: baseDirectory).appendingPathComponent(database).standardizedFileURL.path
         }
+        // `workers` names the transfer loop's slots, as it named threads before; kept for configs.
         let workers = try root.integer("workers", default: 8, in: 1...512)
         let pollInterval = try root.integer("poll_interval_ms", default: 100, in: 1...60_000)
         let leaseSeconds = try root.number("lease_seconds", default: 60, in: 1...86_400)
@@ -116,7 +118,7 @@ public struct DispatcherConfiguration: Sendable {
         try root.rejectUnknownKeys()
 
         var configuration = DispatcherConfiguration(
-            database: database, workers: workers, pollIntervalMilliseconds: pollInterval, leaseSeconds: leaseSeconds,
+            database: database, concurrentRequests: workers, pollIntervalMilliseconds: pollInterval, leaseSeconds: leaseSeconds,
             maxPayloadBytes: maxPayload, responseBodyCapBytes: bodyCap, urlPolicy: urlPolicy,
             destinationPolicy: DestinationPolicy(allowPrivateAddresses: allowPrivate, allowedNetworks: networks),
             tenants: tenants, endpoints: endpoints)
@@ -148,7 +150,7 @@ public struct DispatcherConfiguration: Sendable {
 
     public func serviceConfiguration(logger: DispatcherLogger) -> DeliveryServiceConfiguration {
         DeliveryServiceConfiguration(
-            workers: workers, pollInterval: Double(pollIntervalMilliseconds) / 1000, leaseSeconds: leaseSeconds,
+            concurrentRequests: concurrentRequests, pollInterval: Double(pollIntervalMilliseconds) / 1000, leaseSeconds: leaseSeconds,
             responseBodyCap: responseBodyCapBytes, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy, logger: logger)
     }
 }

@@ -8,7 +8,7 @@ import Synchronization
 public struct DeliveryServiceConfiguration: Sendable {
     /// Concurrent HTTP requests: slots in the transfer loop, each a libcurl handle with its
     /// kept-alive connections.
-    public var workers: Int
+    public var concurrentRequests: Int
     /// How often an idle pool claims anyway (retries coming due). Commits by other connections
     /// (producers) are noticed within `changeCheckInterval` whatever this is.
     public var pollInterval: Double
@@ -21,10 +21,10 @@ public struct DeliveryServiceConfiguration: Sendable {
     public var urlPolicy: URLPolicy
     public var logger: DispatcherLogger
 
-    public init(workers: Int = 8, pollInterval: Double = 0.1, leaseSeconds: Double = 60,
+    public init(concurrentRequests: Int = 8, pollInterval: Double = 0.1, leaseSeconds: Double = 60,
                 responseBodyCap: Int = 64 * 1024, destinationPolicy: DestinationPolicy = DestinationPolicy(),
                 urlPolicy: URLPolicy = URLPolicy(), logger: DispatcherLogger = .standardError()) {
-        self.workers = workers
+        self.concurrentRequests = concurrentRequests
         self.pollInterval = pollInterval
         self.leaseSeconds = leaseSeconds
         self.responseBodyCap = responseBodyCap
@@ -44,14 +44,14 @@ public struct DeliveryServiceConfiguration: Sendable {
 /// Embed it in a producer's process or run it as `dispatcher serve`:
 ///
 /// ```swift
-/// let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(workers: 8))
+/// let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(concurrentRequests: 8))
 /// try service.start()
 /// // ...
 /// service.stop() // stops claiming, finishes in-flight attempts, releases the rest
 /// ```
 ///
 /// Threads: one store loop (the only one that records and claims) and one transfer loop that
-/// runs up to `workers` requests at once (`TransferLoop`), plus a helper for the attempts that
+/// runs up to `concurrentRequests` requests at once (`TransferLoop`), plus a helper for the attempts that
 /// must first fetch an OAuth token.
 public final class DeliveryService: Sendable {
     public let configuration: DeliveryServiceConfiguration
@@ -62,7 +62,7 @@ public final class DeliveryService: Sendable {
     private let endpoints: EndpointCache
     private let tokens = TokenCache()
     private let state = Mutex<State>(.idle)
-    private let workersRunning = DispatchGroup()
+    private let transfersRunning = DispatchGroup()
     private let storeLoopRunning = DispatchGroup()
     private let stopped = DispatchSemaphore(value: 0)
 
@@ -89,25 +89,25 @@ public final class DeliveryService: Sendable {
         let transfers: TransferLoop
         do {
             transfers = try TransferLoop(
-                board: board, endpoints: endpoints, tokens: tokens, leaseOwner: leaseOwner, slots: configuration.workers,
-                clientConfiguration: configuration.clientConfiguration, logger: configuration.logger, running: workersRunning,
+                board: board, endpoints: endpoints, tokens: tokens, leaseOwner: leaseOwner, slots: configuration.concurrentRequests,
+                clientConfiguration: configuration.clientConfiguration, logger: configuration.logger, running: transfersRunning,
                 release: { self.release($0) })
         } catch {
             state.withLock { $0 = .idle }
             throw DispatcherError.cannotStart(error.description)
         }
-        workersRunning.enter()
+        transfersRunning.enter()
         let handoff = Handoff(transfers)
         DispatchQueue(label: "dispatcher.transfers").async {
             handoff.value.run()
-            self.workersRunning.leave()
+            self.transfersRunning.leave()
         }
         storeLoopRunning.enter()
         DispatchQueue(label: "dispatcher.store").async {
             self.storeLoop()
             self.storeLoopRunning.leave()
         }
-        configuration.logger.log(.info, "delivering with \(configuration.workers) workers as \(leaseOwner)")
+        configuration.logger.log(.info, "delivering with \(configuration.concurrentRequests) transfer slots as \(leaseOwner)")
     }
 
     /// Stops gracefully and returns when done: no new claims, attempts in flight finish and
@@ -140,7 +140,7 @@ public final class DeliveryService: Sendable {
         }
         let unstarted = board.stop()
         release(unstarted)
-        workersRunning.wait()
+        transfersRunning.wait()
         board.closeResults()
         storeLoopRunning.wait()
         state.withLock { $0 = .stopped }
@@ -157,7 +157,7 @@ public final class DeliveryService: Sendable {
 
     // MARK: - Loops
 
-    /// The one thread that writes: each cycle records the results workers finished since the
+    /// The one thread that writes: each cycle records the results transfers finished since the
     /// last one and, in the same transaction, claims so that every worker has a job and a few
     /// waiting (results not yet recorded still count). One commit per cycle, not one for the
     /// results and one for the claim: the rows just finished and just leased sit on the same
@@ -169,7 +169,7 @@ public final class DeliveryService: Sendable {
     /// results and writes them, without claiming, after a back-off: a claim that keeps failing
     /// never holds results back, and a database that is down is not hammered.
     private func storeLoop() {
-        let capacity = max(1, configuration.workers) * 4
+        let capacity = max(1, configuration.concurrentRequests) * 4
         var lastChange = (try? store.externalChangeToken()) ?? 0
         func externalChange() -> Bool {
             guard let token = try? store.externalChangeToken(), token != lastChange else { return false }

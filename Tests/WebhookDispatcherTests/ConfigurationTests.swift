@@ -38,7 +38,7 @@ final class ConfigurationTests: XCTestCase {
     func testDefaults() throws {
         let configuration = try parse(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://example.com/h"}]}]}"#)
         XCTAssertEqual(configuration.database, "/srv/dispatcher/dispatcher.sqlite")
-        XCTAssertEqual(configuration.workers, 8)
+        XCTAssertEqual(configuration.concurrentRequests, 8)
         XCTAssertEqual(configuration.pollIntervalMilliseconds, 100)
         XCTAssertEqual(configuration.leaseSeconds, 60)
         XCTAssertEqual(configuration.maxPayloadBytes, 262_144)

@@ -43,7 +43,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testAWorkerKeepsItsConnectionAliveBetweenDeliveries() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        try startService(workers: 1)
+        try startService(concurrentRequests: 1)
         var last: EnqueueResult?
         for _ in 0..<5 {
             last = try enqueue()
@@ -257,7 +257,7 @@ final class DeliveryTests: DispatcherTestCase {
     func testManyEventsAreEachDeliveredExactlyOnce() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint("a", url: receiver.url("/a")), endpoint("b", url: receiver.url("/b"))])
-        try startService(workers: 8)
+        try startService(concurrentRequests: 8)
         let ids = try (0..<200).map { try enqueue(#"{"n":\#($0)}"#).eventID }
         try waitUntil("400 deliveries succeeded") {
             try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 1_000)).count == 400
@@ -273,7 +273,7 @@ final class DeliveryTests: DispatcherTestCase {
         slow.maxConcurrency = 1
         try addTenant(endpoints: [slow])
         for _ in 0..<5 { try enqueue() }
-        let service = try startService(workers: 2)
+        let service = try startService(concurrentRequests: 2)
         waitUntil("the first request arrived") { !receiver.requests.isEmpty }
         service.stop()
 
@@ -306,7 +306,7 @@ final class DeliveryTests: DispatcherTestCase {
         let messages = Locked<[String]>([])
         let impatient = try openStore(options: StoreOptions(busyTimeoutMilliseconds: 20))
         let service = DeliveryService(store: impatient, configuration: DeliveryServiceConfiguration(
-            workers: 2, pollInterval: 0.02, destinationPolicy: DestinationPolicy(allowPrivateAddresses: true),
+            concurrentRequests: 2, pollInterval: 0.02, destinationPolicy: DestinationPolicy(allowPrivateAddresses: true),
             urlPolicy: URLPolicy(requireHTTPS: false),
             logger: DispatcherLogger { _, message in messages.withLock { $0.append(message) } }))
         try service.start()

@@ -41,7 +41,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         target.maxConcurrency = 50
         try addTenant(endpoints: [target])
         let ids = try (0..<50).map { _ in try enqueue().eventID }
-        try startService(workers: 25)
+        try startService(concurrentRequests: 25)
         for id in ids { try waitForFinalDeliveries(of: id) }
 
         let tokenRequests = receiver.requests(on: "/token")
@@ -70,7 +70,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         try addTenant("tenant-b", endpoints: [endpoint("ep-b", tenant: "tenant-b", url: other.url())])
         let waiting = try enqueue().eventID
         let others = try (0..<20).map { _ in try enqueue(tenant: "tenant-b").eventID }
-        try startService(workers: 4)
+        try startService(concurrentRequests: 4)
 
         for id in others { try waitForFinalDeliveries(of: id) }
         XCTAssertEqual(try store.eventRecord(eventID: waiting)?.deliveries.first?.delivery.status, .delivering,
@@ -363,7 +363,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         // A's backlog is older than every one of B's deliveries.
         for _ in 0..<50 { try enqueue(tenant: "slow") }
         let ids = try (0..<100).map { _ in try enqueue(tenant: "fast").eventID }
-        try startService(workers: 8)
+        try startService(concurrentRequests: 8)
         for id in ids { try waitForFinalDeliveries(of: id) }
         XCTAssertEqual(healthy.requests.count, 100)
         waitUntil("A's four attempts reach its receiver") { hanging.requests.count >= 4 }
@@ -427,7 +427,7 @@ final class ReceiverFeatureTests: DispatcherTestCase {
             keyB.append(try store.enqueue(NewEvent(tenantID: "tenant-a", type: "onboarding.status_changed",
                                                    json: #"{"interviewId":"B","onboardingStatus":"\#(status)"}"#, orderingKey: "B")).eventID)
         }
-        try startService(workers: 8)
+        try startService(concurrentRequests: 8)
         for id in keyA + keyB { try waitForFinalDeliveries(of: id) }
 
         let arrivals = receiver.requests.compactMap { $0.header("webhook-id") }

@@ -106,7 +106,7 @@ final class SafetyTests: DispatcherTestCase {
             endpoint(String(path.dropFirst()), tenant: "hostile", url: hostile.url(path), timeout: path == "/silent" ? 5 : 1.5)
         })
         try addTenant("friendly", endpoints: [endpoint("good", tenant: "friendly", url: good.url())])
-        try startService(workers: 8)
+        try startService(concurrentRequests: 8)
 
         let hostileEvent = try enqueue(tenant: "hostile")
         let goodEvents = try (0..<20).map { _ in try enqueue(tenant: "friendly").eventID }

@@ -240,12 +240,12 @@ class DispatcherTestCase: XCTestCase {
     }
 
     @discardableResult
-    func startService(workers: Int = 4, leaseSeconds: Double = 30,
+    func startService(concurrentRequests: Int = 4, leaseSeconds: Double = 30,
                       policy: DestinationPolicy = DestinationPolicy(allowPrivateAddresses: true),
                       urlPolicy: URLPolicy = URLPolicy(requireHTTPS: false),
                       responseBodyCap: Int = 64 * 1024) throws -> DeliveryService {
         let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(
-            workers: workers, pollInterval: 0.02, leaseSeconds: leaseSeconds, responseBodyCap: responseBodyCap,
+            concurrentRequests: concurrentRequests, pollInterval: 0.02, leaseSeconds: leaseSeconds, responseBodyCap: responseBodyCap,
             destinationPolicy: policy, urlPolicy: urlPolicy, logger: .silent))
         services.append(service)
         try service.start()

@@ -45,7 +45,7 @@ struct ServeCommand: DispatcherCommand {
         let logger = DispatcherLogger.standardError(minimumLevel: verbose ? .debug : .info)
         var configuration = selection.configuration?.serviceConfiguration(logger: logger)
             ?? DeliveryServiceConfiguration(logger: logger)
-        if let workers { configuration.workers = workers }
+        if let workers { configuration.concurrentRequests = workers }
         let service = DeliveryService(store: store, configuration: configuration)
         let housekeeping = Housekeeping(store: store, settings: Housekeeping.Settings(
             statsIntervalSeconds: selection.configuration?.statsIntervalSeconds ?? 60,
