@@ -64,7 +64,7 @@ public struct DispatcherConfiguration: Sendable {
             let detail = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"
             throw DispatcherError.invalidConfiguration(path: "", message: "the file is not valid JSON (\(detail))")
         }
-        let root = try JSONObjectReader(json, path: "")
+        let root = try JSONReader(configuration: json, path: "")
         var database = try root.string("database") ?? "dispatcher.sqlite"
         if let baseDirectory, !database.hasPrefix("/"), database != ":memory:", !OutboxStore.isPostgresURL(database) {
             database = URL(fileURLWithPath: baseDirectory).appendingPathComponent(database).standardizedFileURL.path
@@ -89,19 +89,19 @@ public struct DispatcherConfiguration: Sendable {
         var tenants: [Tenant] = []
         var endpoints: [Endpoint] = []
         for (tenantIndex, tenantJSON) in (try root.array("tenants") ?? []).enumerated() {
-            let tenantReader = try JSONObjectReader(tenantJSON, path: "tenants[\(tenantIndex)]")
+            let tenantReader = try JSONReader(tenantJSON, path: "tenants[\(tenantIndex)]")
             let id = try tenantReader.requiredString("id")
             guard EventType.isValid(id) else { throw tenantReader.fail("id", "'\(id)' must be 1-200 letters, digits, '.', '_' or '-'") }
             guard !tenants.contains(where: { $0.id == id }) else { throw tenantReader.fail("id", "tenant '\(id)' is defined twice") }
             let name = try tenantReader.string("name") ?? id
             for (endpointIndex, endpointJSON) in (try tenantReader.array("endpoints") ?? []).enumerated() {
-                let reader = try JSONObjectReader(endpointJSON, path: "\(tenantReader.keyPath("endpoints"))[\(endpointIndex)]")
+                let reader = try JSONReader(endpointJSON, path: "\(tenantReader.keyPath("endpoints"))[\(endpointIndex)]")
                 let endpoint = try Endpoint.decode(reader, tenantID: id, urlPolicy: urlPolicy)
                 guard !endpoints.contains(where: { $0.id == endpoint.id }) else {
                     throw reader.fail("id", "endpoint '\(endpoint.id)' is defined twice; endpoint ids are unique across tenants")
                 }
                 guard endpoint.timeoutSeconds < leaseSeconds else {
-                    throw reader.fail("timeout_seconds", "must be shorter than lease_seconds (\(JSONObjectReader.format(leaseSeconds))), or a slow attempt's delivery could be retaken while it is still in flight")
+                    throw reader.fail("timeout_seconds", "must be shorter than lease_seconds (\(JSONReader.format(leaseSeconds))), or a slow attempt's delivery could be retaken while it is still in flight")
                 }
                 endpoints.append(endpoint)
             }

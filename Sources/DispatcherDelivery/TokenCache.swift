@@ -114,14 +114,17 @@ package enum TokenRequest {
         guard let status = exchange.status, (200...299).contains(status) else {
             throw TokenError(description: "\(endpoint) answered HTTP \(exchange.status ?? 0)")
         }
-        guard let json = try? JSONSerialization.jsonObject(with: Data(exchange.body)) as? [String: Any] else {
+        guard case .object(let members)? = JSONValue(parsing: exchange.body) else {
             throw TokenError(description: "\(endpoint) did not answer a JSON object")
         }
-        guard let token = json["access_token"] as? String, !token.isEmpty else {
+        let fields = Dictionary(members, uniquingKeysWith: { _, last in last })
+        guard case .string(let token)? = fields["access_token"], !token.isEmpty else {
             throw TokenError(description: "\(endpoint) answered without an access_token")
         }
-        guard let expiresIn = (json["expires_in"] as? NSNumber)?.doubleValue ?? (json["expires_in"] as? String).flatMap(Double.init),
-              expiresIn > 0 else {
+        // A number, or a numeric string as some servers send; never a boolean.
+        let expiresIn: Double?
+        if case .string(let text)? = fields["expires_in"] { expiresIn = Double(text) } else { expiresIn = fields["expires_in"]?.doubleValue }
+        guard let expiresIn, expiresIn > 0 else {
             throw TokenError(description: "\(endpoint) answered without a positive expires_in")
         }
         return (token, expiresIn)

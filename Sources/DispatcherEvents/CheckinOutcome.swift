@@ -99,19 +99,19 @@ public struct CheckinOutcome: Sendable, Equatable {
 
     /// Reads a body in the wire shape, enforcing every rule of the seed.
     public init(body: [UInt8]) throws {
-        let root = try EventFieldReader(type: Self.type, body: body)
+        let root = try JSONReader(event: Self.type, body: body)
         try root.rejectKeys(otherThan: ["event", "name", "data"])
-        for key in ["event", "name"] where try root.string(key) != Self.type {
+        for key in ["event", "name"] where try root.presentString(key) != Self.type {
             throw root.fail(key, "must be \"\(Self.type)\"")
         }
-        let data = try root.object("data")
+        let data = try root.presentObject("data")
         try data.rejectKeys(otherThan: ["event_id", "status", "auth_type", "hmo_id", "provider_id", "enrollee_id", "checkin_id",
                                         "confirmed_at", "reason_code", "message", "http_status", "occurred_at"])
-        let idText = try data.string("event_id")
+        let idText = try data.presentString("event_id")
         guard let eventID = UUID(uuidString: idText), idText == idText.lowercased() else {
             throw data.fail("event_id", "must be a lowercase UUID, got \"\(idText)\"")
         }
-        let authText = try data.string("auth_type")
+        let authText = try data.presentString("auth_type")
         guard let authType = AuthType(rawValue: authText) else {
             throw data.fail("auth_type", "must be one of \(AuthType.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(authText)\"")
         }
@@ -121,15 +121,15 @@ public struct CheckinOutcome: Sendable, Equatable {
             }
             return date
         }
-        let occurredAt = try timestamp("occurred_at", try data.string("occurred_at"))
-        let checkinID = try data.optionalInteger("checkin_id")
-        let confirmedAt = try data.optionalString("confirmed_at")
-        let reasonCode = try data.optionalString("reason_code")
-        let message = try data.optionalString("message")
-        let httpStatus = try data.optionalInteger("http_status")
+        let occurredAt = try timestamp("occurred_at", try data.presentString("occurred_at"))
+        let checkinID = try data.presentNullableInteger("checkin_id")
+        let confirmedAt = try data.presentNullableString("confirmed_at")
+        let reasonCode = try data.presentNullableString("reason_code")
+        let message = try data.presentNullableString("message")
+        let httpStatus = try data.presentNullableInteger("http_status")
 
         let result: Result
-        switch try data.string("status") {
+        switch try data.presentString("status") {
         case "succeeded":
             guard let checkinID else { throw data.fail("checkin_id", "must be an integer when status is succeeded") }
             guard let confirmedAt else { throw data.fail("confirmed_at", "must be a time when status is succeeded") }
@@ -147,7 +147,7 @@ public struct CheckinOutcome: Sendable, Equatable {
         case let other:
             throw data.fail("status", "must be succeeded or failed, got \"\(other)\"")
         }
-        try self.init(eventID: eventID, authType: authType, hmoID: try data.integer("hmo_id"), providerID: try data.integer("provider_id"),
-                      enrolleeID: try data.integer("enrollee_id"), result: result, occurredAt: occurredAt)
+        try self.init(eventID: eventID, authType: authType, hmoID: try data.presentInteger("hmo_id"), providerID: try data.presentInteger("provider_id"),
+                      enrolleeID: try data.presentInteger("enrollee_id"), result: result, occurredAt: occurredAt)
     }
 }

@@ -58,13 +58,13 @@ public struct OnboardingStatusChanged: Sendable, Equatable {
     }
 
     public init(body: [UInt8]) throws {
-        let root = try EventFieldReader(type: Self.type, body: body)
+        let root = try JSONReader(event: Self.type, body: body)
         try root.rejectKeys(otherThan: ["interviewId", "externalId", "externalCustomerId", "onboardingStatus"])
-        let statusText = try root.string("onboardingStatus")
+        let statusText = try root.presentString("onboardingStatus")
         guard let status = Status(rawValue: statusText) else {
             throw root.fail("onboardingStatus", "must be one of \(Status.allCases.dropFirst().map(\.rawValue).joined(separator: ", ")), got \"\(statusText)\"")
         }
-        try self.init(interviewID: try root.string("interviewId"), status: status,
+        try self.init(interviewID: try root.presentString("interviewId"), status: status,
                       externalID: try root.absentOrString("externalId"), externalCustomerID: try root.absentOrString("externalCustomerId"))
     }
 }
@@ -95,8 +95,8 @@ public struct WatchlistUpdated: Sendable, Equatable {
     }
 
     public init(body: [UInt8]) throws {
-        let root = try EventFieldReader(type: Self.type, body: body)
+        let root = try JSONReader(event: Self.type, body: body)
         try root.rejectKeys(otherThan: ["interviewId", "ref", "search_id"])
-        try self.init(interviewID: try root.string("interviewId"), ref: try root.string("ref"), searchID: try root.string("search_id"))
+        try self.init(interviewID: try root.presentString("interviewId"), ref: try root.presentString("ref"), searchID: try root.presentString("search_id"))
     }
 }

@@ -56,8 +56,8 @@ public struct VerificationEvent: Sendable, Equatable {
     public init(key: Key, dataJSON: [UInt8]) throws {
         self.key = key
         self.data = dataJSON
-        let reader = try EventFieldReader(type: key.rawValue, path: "data", try? JSONSerialization.jsonObject(with: Data(dataJSON)))
-        let id = try reader.string("id")
+        let reader = try JSONReader(JSONValue(parsing: dataJSON), path: "data", subject: .event(type: key.rawValue))
+        let id = try reader.presentString("id")
         guard UUID(uuidString: id) != nil else { throw reader.fail("id", "must be the verification's UUID, got \"\(id)\"") }
     }
 
@@ -77,12 +77,12 @@ public struct VerificationEvent: Sendable, Equatable {
 
     /// Reads a body enqueued as `type`; `allowCustomKey` accepts an undocumented key.
     public init(body: [UInt8], type: String, allowCustomKey: Bool = false) throws {
-        let root = try EventFieldReader(type: type, body: body)
+        let root = try JSONReader(event: type, body: body)
         try root.rejectKeys(otherThan: ["key", "data"])
-        let keyText = try root.string("key")
+        let keyText = try root.presentString("key")
         guard keyText == type else { throw root.fail("key", "is \"\(keyText)\" but the event is enqueued as \(type)") }
         let key = allowCustomKey && !Self.documentedKeys.contains(keyText) ? try Key.custom(keyText) : try Key.documented(keyText)
-        let data = try JSONSerialization.data(withJSONObject: try root.requirePresent("data"), options: [.fragmentsAllowed])
+        let data = try JSONSerialization.data(withJSONObject: try root.presentValue("data").foundationObject, options: [.fragmentsAllowed])
         try self.init(key: key, dataJSON: Array(data))
     }
 }

@@ -73,10 +73,10 @@ public struct VisitEventV1: Sendable, Equatable {
     }
 
     public init(body: [UInt8], type: String) throws {
-        let root = try EventFieldReader(type: type, body: body)
+        let root = try JSONReader(event: type, body: body)
         try root.rejectKeys(otherThan: ["version", "id", "type", "created", "account_code", "data"])
         let (id, kind, created) = try VisitValidation.envelope(root, version: "1.0", type: type)
-        let data = try root.object("data")
+        let data = try root.presentObject("data")
         try data.rejectKeys(otherThan: ["id", "member_id", "provider_id", "start", "end", "actual_start", "actual_end", "status", "completed_by"])
         func numeric(_ key: String, _ text: String?) throws -> Int? {
             guard let text else { return nil }
@@ -84,12 +84,12 @@ public struct VisitEventV1: Sendable, Equatable {
             return value
         }
         let visit = VisitDetails(
-            id: try data.string("id"), memberID: try data.string("member_id"), providerID: try data.optionalString("provider_id"),
-            start: try numeric("start", try data.string("start"))!, end: try numeric("end", try data.string("end"))!,
-            actualStart: try numeric("actual_start", try data.optionalString("actual_start")),
-            actualEnd: try numeric("actual_end", try data.optionalString("actual_end")))
-        try self.init(id: id, kind: kind, created: created, accountCode: try root.string("account_code"), visit: visit,
-                      statusCode: try numeric("status", try data.string("status"))!, completedBy: try data.optionalString("completed_by"))
+            id: try data.presentString("id"), memberID: try data.presentString("member_id"), providerID: try data.presentNullableString("provider_id"),
+            start: try numeric("start", try data.presentString("start"))!, end: try numeric("end", try data.presentString("end"))!,
+            actualStart: try numeric("actual_start", try data.presentNullableString("actual_start")),
+            actualEnd: try numeric("actual_end", try data.presentNullableString("actual_end")))
+        try self.init(id: id, kind: kind, created: created, accountCode: try root.presentString("account_code"), visit: visit,
+                      statusCode: try numeric("status", try data.presentString("status"))!, completedBy: try data.presentNullableString("completed_by"))
     }
 }
 
@@ -199,39 +199,39 @@ public struct VisitEventV2: Sendable, Equatable {
     }
 
     public init(body: [UInt8], type: String) throws {
-        let root = try EventFieldReader(type: type, body: body)
+        let root = try JSONReader(event: type, body: body)
         try root.rejectKeys(otherThan: ["version", "id", "type", "created", "clinic_code", "data"])
         let (id, kind, created) = try VisitValidation.envelope(root, version: "2.0", type: type)
-        let data = try root.object("data")
+        let data = try root.presentObject("data")
         try data.rejectKeys(otherThan: ["id", "member_id", "provider_id", "start", "end", "actual_start", "actual_end", "status",
                                         "status_updated_by", "note", "invoice"])
         let visit = VisitDetails(
-            id: try data.string("id"), memberID: try data.string("member_id"), providerID: try data.optionalString("provider_id"),
-            start: try data.integer("start"), end: try data.integer("end"),
-            actualStart: try data.optionalInteger("actual_start"), actualEnd: try data.optionalInteger("actual_end"))
+            id: try data.presentString("id"), memberID: try data.presentString("member_id"), providerID: try data.presentNullableString("provider_id"),
+            start: try data.presentInteger("start"), end: try data.presentInteger("end"),
+            actualStart: try data.presentNullableInteger("actual_start"), actualEnd: try data.presentNullableInteger("actual_end"))
         var note: Note?
-        if data.object["note"] != nil {
-            let reader = try data.object("note")
+        if data.contains("note") {
+            let reader = try data.presentObject("note")
             try reader.rejectKeys(otherThan: ["id", "status"])
-            let status = try reader.string("status")
+            let status = try reader.presentString("status")
             guard let parsed = Note.Status(rawValue: status) else {
                 throw reader.fail("status", "must be one of \(Note.Status.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(status)\"")
             }
-            note = Note(id: try reader.integer("id"), status: parsed)
+            note = Note(id: try reader.presentInteger("id"), status: parsed)
         }
         var invoice: Invoice?
-        if data.object["invoice"] != nil {
-            let reader = try data.object("invoice")
+        if data.contains("invoice") {
+            let reader = try data.presentObject("invoice")
             try reader.rejectKeys(otherThan: ["id", "status", "amount_due", "amount_paid", "currency"])
-            let status = try reader.string("status")
+            let status = try reader.presentString("status")
             guard let parsed = Invoice.Status(rawValue: status) else {
                 throw reader.fail("status", "must be one of \(Invoice.Status.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(status)\"")
             }
-            invoice = Invoice(id: try reader.string("id"), status: parsed, amountDue: try reader.integer("amount_due"),
-                              amountPaid: try reader.integer("amount_paid"), currency: try reader.string("currency"))
+            invoice = Invoice(id: try reader.presentString("id"), status: parsed, amountDue: try reader.presentInteger("amount_due"),
+                              amountPaid: try reader.presentInteger("amount_paid"), currency: try reader.presentString("currency"))
         }
-        try self.init(id: id, kind: kind, created: created, clinicCode: try root.string("clinic_code"), visit: visit,
-                      status: try data.string("status"), statusUpdatedBy: try data.optionalString("status_updated_by"),
+        try self.init(id: id, kind: kind, created: created, clinicCode: try root.presentString("clinic_code"), visit: visit,
+                      status: try data.presentString("status"), statusUpdatedBy: try data.presentNullableString("status_updated_by"),
                       note: note, invoice: invoice)
     }
 }
@@ -259,15 +259,15 @@ enum VisitValidation {
     }
 
     /// Reads `version`, `id`, `type` and `created`, checking them against the event type.
-    static func envelope(_ root: EventFieldReader, version: String, type: String) throws -> (UUID, VisitEventKind, Int) {
-        guard try root.string("version") == version else { throw root.fail("version", "must be \"\(version)\"") }
-        let idText = try root.string("id")
+    static func envelope(_ root: JSONReader, version: String, type: String) throws -> (UUID, VisitEventKind, Int) {
+        guard try root.presentString("version") == version else { throw root.fail("version", "must be \"\(version)\"") }
+        let idText = try root.presentString("id")
         guard let id = UUID(uuidString: idText) else { throw root.fail("id", "must be a UUID, got \"\(idText)\"") }
-        let typeText = try root.string("type")
+        let typeText = try root.presentString("type")
         guard let kind = VisitEventKind(rawValue: typeText) else {
             throw root.fail("type", "must be one of \(VisitEventKind.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(typeText)\"")
         }
         guard typeText == type else { throw root.fail("type", "is \"\(typeText)\" but the event is enqueued as \(type)") }
-        return (id, kind, try root.integer("created"))
+        return (id, kind, try root.presentInteger("created"))
     }
 }

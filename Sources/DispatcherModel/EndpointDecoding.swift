@@ -7,8 +7,18 @@ let reservedHeaderNames: Set<String> = [
 ]
 
 extension Endpoint {
-    /// The config object for this endpoint, secrets included: what `decode` reads back.
-    public var configObject: [String: Any] {
+    /// The endpoint as a config file writes it (`tenants[i].endpoints[j]`), secrets included:
+    /// what `fromConfig` reads back.
+    public var configJSON: JSONValue { JSONValue(foundation: configObject) }
+
+    /// Validates a config-shaped endpoint exactly as the config file's endpoints are validated,
+    /// with the same messages: an admin page that takes an endpoint as JSON uses this.
+    public static func fromConfig(_ json: JSONValue, tenantID: String, urlPolicy: URLPolicy = URLPolicy()) throws -> Endpoint {
+        try decode(JSONReader(json, path: ""), tenantID: tenantID, urlPolicy: urlPolicy)
+    }
+
+    /// `configJSON` in the form JSONSerialization takes (the store's columns, the CLI).
+    package var configObject: [String: Any] {
         var object: [String: Any] = [
             "id": id, "url": url, "events": eventFilters, "headers": headers, "secret_headers": secretHeaders,
             "timeout_seconds": timeoutSeconds, "connect_timeout_seconds": connectTimeoutSeconds,
@@ -22,15 +32,14 @@ extension Endpoint {
         return object
     }
 
-    /// Validates a config-shaped object exactly as the config file's endpoints are validated
-    /// (the CLI's `endpoints add|update` and a producer's admin page use this).
-    public static func fromConfigObject(_ object: [String: Any], tenantID: String, urlPolicy: URLPolicy = URLPolicy()) throws -> Endpoint {
-        try decode(JSONObjectReader(object, path: ""), tenantID: tenantID, urlPolicy: urlPolicy)
+    /// `fromConfig` for an object as JSONSerialization returned it (the CLI's `endpoints add|update`).
+    package static func fromConfigObject(_ object: [String: Any], tenantID: String, urlPolicy: URLPolicy = URLPolicy()) throws -> Endpoint {
+        try decode(JSONReader(configuration: object, path: ""), tenantID: tenantID, urlPolicy: urlPolicy)
     }
 
     /// Decodes an endpoint from its config object (`tenants[i].endpoints[j]`), the same shape
     /// the store keeps.
-    package static func decode(_ reader: JSONObjectReader, tenantID: String, urlPolicy: URLPolicy) throws -> Endpoint {
+    package static func decode(_ reader: JSONReader, tenantID: String, urlPolicy: URLPolicy) throws -> Endpoint {
         let id = try reader.requiredString("id")
         guard EventType.isValid(id) else {
             throw reader.fail("id", "'\(id)' must be 1-200 letters, digits, '.', '_' or '-'")
@@ -119,7 +128,7 @@ extension Endpoint {
 
 extension EndpointAuth {
     /// Decodes `{"type": "oauth2_client_credentials", "token_url", "client_id", "client_secret", "scope"?}`.
-    package static func decode(_ reader: JSONObjectReader, urlPolicy: URLPolicy) throws -> EndpointAuth {
+    package static func decode(_ reader: JSONReader, urlPolicy: URLPolicy) throws -> EndpointAuth {
         let type = try reader.requiredString("type")
         guard type == "oauth2_client_credentials" else { throw reader.fail("type", "'\(type)' is not oauth2_client_credentials") }
         let tokenURL = try reader.requiredString("token_url")
@@ -157,7 +166,7 @@ extension RetryPolicy {
     /// Decodes `{"policy": "one_retry", "delay_seconds": 5}`,
     /// `{"policy": "exponential", "initial_seconds": 5, "factor": 2, "max_seconds": 3600, "max_attempts": 10, "max_age_seconds": 86400}`
     /// or `{"policy": "schedule", "delays_seconds": [5, 300, 1800], "max_age_seconds": 86400}`.
-    package static func decode(_ reader: JSONObjectReader) throws -> RetryPolicy {
+    package static func decode(_ reader: JSONReader) throws -> RetryPolicy {
         let name = try reader.requiredString("policy")
         let policy: RetryPolicy
         switch name {
@@ -177,11 +186,11 @@ extension RetryPolicy {
             guard let delays = try reader.array("delays_seconds") else { throw reader.fail("delays_seconds", "is required") }
             guard !delays.isEmpty, delays.count <= 99 else { throw reader.fail("delays_seconds", "must list 1 to 99 waits") }
             let seconds = try delays.enumerated().map { index, value -> Double in
-                guard let number = value as? NSNumber, !JSONObjectReader.isBoolean(number), (0...(7 * 86_400)).contains(number.doubleValue) else {
+                guard let number = value.doubleValue, (0...(7 * 86_400)).contains(number) else {
                     throw DispatcherError.invalidConfiguration(path: "\(reader.keyPath("delays_seconds"))[\(index)]",
                                                                message: "must be a number of seconds from 0 to 604800")
                 }
-                return number.doubleValue
+                return number
             }
             let maxAge = try reader.has("max_age_seconds") ? reader.number("max_age_seconds", default: 0, in: 1...(30 * 86_400)) : nil
             policy = .schedule(Schedule(delaysSeconds: seconds, maxAgeSeconds: maxAge))

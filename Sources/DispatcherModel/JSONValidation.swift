@@ -20,8 +20,8 @@ package enum JSONValidation {
             throw DispatcherError.invalidJSON("the body is not valid UTF-8")
         }
         return try bytes.withUnsafeBufferPointer { buffer in
-            var reader = JSONReader(bytes: buffer)
-            do throws(JSONReader.Failure) {
+            var reader = JSONScanner(bytes: buffer)
+            do throws(JSONScanner.Failure) {
                 try reader.document()
             } catch {
                 switch error {
@@ -49,7 +49,7 @@ package enum JSONValidation {
         output.reserveCapacity(inner.count)
         var index = 0
         func hex(at start: Int) -> UInt32 {
-            inner[start..<(start + 4)].reduce(0) { $0 << 4 | UInt32(JSONReader.hexValue($1)!) }
+            inner[start..<(start + 4)].reduce(0) { $0 << 4 | UInt32(JSONScanner.hexValue($1)!) }
         }
         while index < inner.count {
             let byte = inner[index]
@@ -83,7 +83,7 @@ package enum JSONValidation {
 
 /// The grammar of RFC 8259, read byte by byte. Also refuses what parsers commonly refuse
 /// although the grammar allows it: an unpaired UTF-16 surrogate escape (`"\ud800"`).
-struct JSONReader {
+struct JSONScanner {
     enum Failure: Error {
         case unexpected(at: Int)
         case outOfRange(at: Int)

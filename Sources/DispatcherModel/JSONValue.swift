@@ -91,82 +91,71 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 }
 
-/// Reads fields of a JSON object a producer (or `dispatcher enqueue`) supplied for a known event
-/// type, with errors that name the field path (`data.hmo_id`).
-package struct EventFieldReader {
-    package let type: String
-    package let path: String
-    package let object: [String: Any]
-
-    package init(type: String, path: String = "", _ value: Any?) throws {
-        self.type = type
-        self.path = path
-        guard let object = value as? [String: Any] else {
-            throw DispatcherError.invalidEvent(type: type, field: path.isEmpty ? "(body)" : path, message: "must be a JSON object")
-        }
-        self.object = object
+extension JSONValue {
+    /// Parses JSON text (a fragment such as `"x"` included), or nil when it is not JSON.
+    package init?(parsing bytes: [UInt8]) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else { return nil }
+        self.init(foundation: object)
     }
 
-    package init(type: String, body: [UInt8]) throws {
-        let value = try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])
-        try self.init(type: type, value)
-    }
-
-    package func fieldPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
-
-    package func fail(_ key: String, _ message: String) -> DispatcherError {
-        .invalidEvent(type: type, field: fieldPath(key), message: message)
-    }
-
-    package func requirePresent(_ key: String) throws -> Any {
-        guard let value = object[key] else { throw fail(key, "is required (write null explicitly where null is allowed)") }
-        return value
-    }
-
-    package func string(_ key: String) throws -> String {
-        guard let value = try requirePresent(key) as? String else { throw fail(key, "must be a string") }
-        return value
-    }
-
-    package func optionalString(_ key: String) throws -> String? {
-        let value = try requirePresent(key)
-        if value is NSNull { return nil }
-        guard let string = value as? String else { throw fail(key, "must be a string or null") }
-        return string
-    }
-
-    /// A key that may be absent altogether (never null).
-    package func absentOrString(_ key: String) throws -> String? {
-        guard object[key] != nil else { return nil }
-        return try string(key)
-    }
-
-    package func integer(_ key: String) throws -> Int {
-        guard let value = Self.integer(try requirePresent(key)) else { throw fail(key, "must be a JSON integer") }
-        return value
-    }
-
-    package func optionalInteger(_ key: String) throws -> Int? {
-        let value = try requirePresent(key)
-        if value is NSNull { return nil }
-        guard let integer = Self.integer(value) else { throw fail(key, "must be a JSON integer or null") }
-        return integer
-    }
-
-    package func object(_ key: String) throws -> EventFieldReader {
-        try EventFieldReader(type: type, path: fieldPath(key), try requirePresent(key))
-    }
-
-    /// Rejects keys the family does not document.
-    package func rejectKeys(otherThan allowed: [String]) throws {
-        if let extra = object.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw fail(extra, "is not a field of \(type) (fields: \(allowed.joined(separator: ", ")))")
+    /// Converts what JSONSerialization returns; object keys come out sorted. The one place a
+    /// JSON `true` is told from the number 1 and `1.0` from `1`: Foundation hands all of them
+    /// back as `NSNumber`, and only its ObjC type says which ("c" a boolean, "f"/"d" a double).
+    package init(foundation value: Any) {
+        switch value {
+        case is NSNull:
+            self = .null
+        case let string as String:
+            self = .string(string)
+        case let number as NSNumber:
+            switch String(cString: number.objCType) {
+            case "c": self = .bool(number.boolValue)
+            case "f", "d": self = .number(number.doubleValue)
+            case "Q" where number.uint64Value > UInt64(Int64.max): self = .number(number.doubleValue)
+            default: self = .integer(number.int64Value)
+            }
+        case let array as [Any]:
+            self = .array(array.map(JSONValue.init(foundation:)))
+        case let object as [String: Any]:
+            self = .object(object.sorted { $0.key < $1.key }.map { ($0.key, JSONValue(foundation: $0.value)) })
+        default:
+            self = .null
         }
     }
 
-    package static func integer(_ value: Any) -> Int? {
-        guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
-              let integer = Int(exactly: number.doubleValue), !"fd".contains(String(cString: number.objCType)) else { return nil }
-        return integer
+    /// The value as JSONSerialization takes it (`JSONText` encodes config columns through it).
+    package var foundationObject: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let value): return value
+        case .integer(let value): return value
+        case .number(let value): return value
+        case .string(let value): return value
+        case .array(let values): return values.map(\.foundationObject)
+        case .object(let members):
+            return Dictionary(members.map { ($0.0, $0.1.foundationObject) }, uniquingKeysWith: { _, last in last })
+        }
+    }
+
+    /// Integers and other numbers alike, as a double; nil for anything else (a boolean included).
+    package var doubleValue: Double? {
+        switch self {
+        case .integer(let value): return Double(value)
+        case .number(let value): return value
+        default: return nil
+        }
+    }
+
+    /// What the value is, for error messages: `the string "x"`, `the number 3`, `an array`.
+    package var summary: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let value): return value ? "true" : "false"
+        case .integer(let value): return "the number \(value)"
+        case .number(let value): return "the number \(JSONReader.format(value))"
+        case .string(let value): return "the string \"\(value)\""
+        case .array: return "an array"
+        case .object: return "an object"
+        }
     }
 }

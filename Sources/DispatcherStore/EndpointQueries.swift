@@ -133,9 +133,9 @@ enum EndpointQueries {
     /// Reads the `endpointColumns` of a row.
     static func readEndpoint(_ row: some SQLRow) throws -> Endpoint {
         let id = row.string(0)
-        let retryReader = try JSONObjectReader(try JSONText.decode(row.string(8)), path: "endpoints[\(id)].retry")
+        let retryReader = try JSONReader(configuration: try JSONText.decode(row.string(8)), path: "endpoints[\(id)].retry")
         let auth = try row.optionalString(12).map { text in
-            try EndpointAuth.decode(try JSONObjectReader(try JSONText.decode(text), path: "endpoints[\(id)].auth"),
+            try EndpointAuth.decode(try JSONReader(configuration: try JSONText.decode(text), path: "endpoints[\(id)].auth"),
                                     urlPolicy: URLPolicy(requireHTTPS: false))
         }
         return Endpoint(

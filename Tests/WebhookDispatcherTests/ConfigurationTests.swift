@@ -65,6 +65,10 @@ final class ConfigurationTests: XCTestCase {
         assertRejected(#"{"workers": "8"}"#, path: "workers", mentioning: "expected a number")
         assertRejected(#"{"workers": 0}"#, path: "workers", mentioning: "between 1 and 512")
         assertRejected(#"{"workers": 2.5}"#, path: "workers", mentioning: "whole number")
+        // One reader for every JSON input: a boolean is never a number, in any of them.
+        assertRejected(#"{"workers": true}"#, path: "workers", mentioning: "expected a number, got true")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "retry": {"policy": "schedule", "delays_seconds": [5, false]}}]}]}"#,
+                       path: "tenants[0].endpoints[0].retry.delays_seconds[1]", mentioning: "number of seconds")
         assertRejected(#"{"require_https": "yes"}"#, path: "require_https", mentioning: "true or false")
         assertRejected(#"{"tenants": {}}"#, path: "tenants", mentioning: "expected an array")
         assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "success": "200"}]}]}"#,
@@ -111,4 +115,19 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertNotNil(configuration.destinationPolicy.refusal(for: IPAddress("10.0.0.1")!))
         assertRejected(#"{"allowed_networks": ["127.0.0.0/33"]}"#, path: "allowed_networks[0]", mentioning: "CIDR")
     }
+
+    /// The public way in and out of the one endpoint validator: `configJSON` reads back through
+    /// `fromConfig` as the same endpoint, and a bad value is refused with the config's message.
+    func testAnEndpointRoundTripsThroughItsConfigJSON() throws {
+        var endpoint = Endpoint(id: "e", tenantID: "t", url: "https://x.example/h", eventFilters: ["visit.*"],
+                                headers: ["X-Key": "env:KEY"], retry: .schedule(.init(delaysSeconds: [1, 60])), success: .json200Or204)
+        endpoint.ordered = true
+        endpoint.signingSecrets = ["whsec_" + Data(repeating: 7, count: 24).base64EncodedString()]
+        XCTAssertEqual(try Endpoint.fromConfig(endpoint.configJSON, tenantID: "t"), endpoint)
+        XCTAssertThrowsError(try Endpoint.fromConfig(.object([("id", .string("e")), ("url", .string("ftp://x"))]), tenantID: "t")) {
+            guard case .invalidConfiguration(let path, _)? = $0 as? DispatcherError else { return XCTFail("\($0)") }
+            XCTAssertEqual(path, "url")
+        }
+    }
 }
+

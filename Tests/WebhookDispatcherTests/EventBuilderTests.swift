@@ -182,6 +182,7 @@ final class EventBuilderTests: XCTestCase {
         assertRejected(replacing(ok, #""status": "succeeded""#, #""status": "done""#), type: type, field: "data.status")
         assertRejected(replacing(ok, #""auth_type": "OTP""#, #""auth_type": "SMS""#), type: type, field: "data.auth_type")
         assertRejected(replacing(ok, #""hmo_id": 1"#, #""hmo_id": "1""#), type: type, field: "data.hmo_id")
+        assertRejected(replacing(ok, #""hmo_id": 1"#, #""hmo_id": true"#), type: type, field: "data.hmo_id")
         assertRejected(replacing(ok, #""enrollee_id": 1346"#, #""enrollee_id": 1346.5"#), type: type, field: "data.enrollee_id")
         assertRejected(replacing(ok, #""reason_code": null"#, #""reason_code": "X""#), type: type, field: "data.reason_code")
         assertRejected(replacing(ok, #""checkin_id": 98765"#, #""checkin_id": null"#), type: type, field: "data.checkin_id")
