@@ -1,13 +1,7 @@
 import Foundation
 import XCTest
-@testable import DispatcherConfig
-@testable import DispatcherDashboard
-@testable import DispatcherDelivery
-@testable import DispatcherEvents
 @testable import DispatcherModel
-@testable import DispatcherServer
 @testable import DispatcherStore
-@testable import DispatcherWorker
 import WebhookDispatcher
 
 /// Random and hostile input to enqueue, the config and the CLI: always a clear error, never a

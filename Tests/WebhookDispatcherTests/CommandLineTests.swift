@@ -1,13 +1,5 @@
 import Foundation
 import XCTest
-@testable import DispatcherConfig
-@testable import DispatcherDashboard
-@testable import DispatcherDelivery
-@testable import DispatcherEvents
-@testable import DispatcherModel
-@testable import DispatcherServer
-@testable import DispatcherStore
-@testable import DispatcherWorker
 import WebhookDispatcher
 
 /// The `dispatcher` executable, run as a child process the way people and scripts run it.

@@ -1,14 +1,8 @@
 import Foundation
 import Glibc
 import XCTest
-@testable import DispatcherConfig
 @testable import DispatcherDashboard
-@testable import DispatcherDelivery
-@testable import DispatcherEvents
 @testable import DispatcherModel
-@testable import DispatcherServer
-@testable import DispatcherStore
-@testable import DispatcherWorker
 import WebhookDispatcher
 
 /// The dashboard through its real server: the JSON API, actions and their CSRF token, the

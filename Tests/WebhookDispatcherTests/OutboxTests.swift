@@ -1,14 +1,7 @@
 import CSQLite
 import Foundation
 import XCTest
-@testable import DispatcherConfig
-@testable import DispatcherDashboard
-@testable import DispatcherDelivery
-@testable import DispatcherEvents
-@testable import DispatcherModel
-@testable import DispatcherServer
 @testable import DispatcherStore
-@testable import DispatcherWorker
 import WebhookDispatcher
 
 /// The producer's side: enqueue, validation, idempotency, fan-out, the transactional outbox.

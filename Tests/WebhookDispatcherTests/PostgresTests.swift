@@ -1,13 +1,6 @@
 import Foundation
 import XCTest
-@testable import DispatcherConfig
-@testable import DispatcherDashboard
-@testable import DispatcherDelivery
-@testable import DispatcherEvents
-@testable import DispatcherModel
-@testable import DispatcherServer
 @testable import DispatcherStore
-@testable import DispatcherWorker
 import WebhookDispatcher
 
 /// What only the PostgreSQL store does: migrations under an advisory lock, claims that skip

@@ -1,13 +1,6 @@
 import Foundation
 import XCTest
-@testable import DispatcherConfig
-@testable import DispatcherDashboard
-@testable import DispatcherDelivery
-@testable import DispatcherEvents
-@testable import DispatcherModel
-@testable import DispatcherServer
 @testable import DispatcherStore
-@testable import DispatcherWorker
 import WebhookDispatcher
 
 /// `dispatcher serve` as real processes: killed mid-flight, stopped gracefully, and several at

@@ -1,13 +1,5 @@
 import Foundation
 import XCTest
-@testable import DispatcherConfig
-@testable import DispatcherDashboard
-@testable import DispatcherDelivery
-@testable import DispatcherEvents
-@testable import DispatcherModel
-@testable import DispatcherServer
-@testable import DispatcherStore
-@testable import DispatcherWorker
 import WebhookDispatcher
 
 /// Default-on safety: the destination guard, and receivers that hang, trickle, flood, lie or
