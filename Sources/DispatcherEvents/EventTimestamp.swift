@@ -23,7 +23,7 @@ public enum EventTimestamp {
         guard bytes.count == 27,
               digitPositions.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[$0]) }),
               separators.allSatisfy({ bytes[$0.0] == $0.1.asciiValue }) else { return nil }
-        func number(_ range: Range<Int>) -> Int32 { Int32(String(decoding: bytes[range], as: UTF8.self))! }
+        func number(_ range: Range<Int>) -> Int32 { bytes[range].reduce(0) { $0 * 10 + Int32($1 - UInt8(ascii: "0")) } }
         var parts = tm()
         parts.tm_year = number(0..<4) - 1900
         parts.tm_mon = number(5..<7) - 1

@@ -78,18 +78,18 @@ public struct VisitEventV1: Sendable, Equatable {
         let (id, kind, created) = try VisitValidation.envelope(root, version: "1.0", type: type)
         let data = try root.presentObject("data")
         try data.rejectKeys(otherThan: ["id", "member_id", "provider_id", "start", "end", "actual_start", "actual_end", "status", "completed_by"])
-        func numeric(_ key: String, _ text: String?) throws -> Int? {
-            guard let text else { return nil }
+        func numeric(_ key: String, _ text: String) throws -> Int {
             guard let value = Int(text) else { throw data.fail(key, "must be a number written as a string (\"1546950546\"), got \"\(text)\"") }
             return value
         }
+        func numeric(_ key: String, _ text: String?) throws -> Int? { try text.map { try numeric(key, $0) } }
         let visit = VisitDetails(
             id: try data.presentString("id"), memberID: try data.presentString("member_id"), providerID: try data.presentNullableString("provider_id"),
-            start: try numeric("start", try data.presentString("start"))!, end: try numeric("end", try data.presentString("end"))!,
+            start: try numeric("start", try data.presentString("start")), end: try numeric("end", try data.presentString("end")),
             actualStart: try numeric("actual_start", try data.presentNullableString("actual_start")),
             actualEnd: try numeric("actual_end", try data.presentNullableString("actual_end")))
         try self.init(id: id, kind: kind, created: created, accountCode: try root.presentString("account_code"), visit: visit,
-                      statusCode: try numeric("status", try data.presentString("status"))!, completedBy: try data.presentNullableString("completed_by"))
+                      statusCode: try numeric("status", try data.presentString("status")), completedBy: try data.presentNullableString("completed_by"))
     }
 }
 

@@ -49,7 +49,7 @@ package enum JSONValidation {
         output.reserveCapacity(inner.count)
         var index = 0
         func hex(at start: Int) -> UInt32 {
-            inner[start..<(start + 4)].reduce(0) { $0 << 4 | UInt32(JSONScanner.hexValue($1)!) }
+            inner[start..<(start + 4)].reduce(0) { $0 << 4 | UInt32(JSONScanner.hexValue($1) ?? 0) }
         }
         while index < inner.count {
             let byte = inner[index]
@@ -73,7 +73,8 @@ package enum JSONValidation {
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (hex(at: index + 2) - 0xDC00)
                     index += 6
                 }
-                output.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
+                // (The scanner refused lone surrogates before this runs; U+FFFD if one got here anyway.)
+                output.append(contentsOf: String(Character(Unicode.Scalar(scalar) ?? "\u{FFFD}")).utf8)
             default: output.append(escape) // \" \\ \/
             }
         }

@@ -39,8 +39,8 @@ struct AttemptRunner {
                                        WebhookSigner.signature(id: delivery.eventID, timestamp: timestamp, body: delivery.body, secrets: secrets)))
         }
         if let bearerToken { headers.append(HeaderField("Authorization", "Bearer \(bearerToken)")) }
-        for name in endpoint.headers.keys.sorted() {
-            var value = endpoint.headers[name]!
+        for (name, configured) in endpoint.headers.sorted(by: { $0.key < $1.key }) {
+            var value = configured
             if let reference = EnvironmentReference(value) {
                 guard let resolved = reference.value else {
                     throw Unsendable(kind: .other, description: "header \(name) comes from environment variable \(reference.name), which is not set; nothing was sent")

@@ -105,7 +105,19 @@ final class TransferLoop {
             if stopping && active.isEmpty { return }
 
             var stillRunning: Int32 = 0
-            curl_multi_perform(multi, &stillRunning)
+            let performed = curl_multi_perform(multi, &stillRunning)
+            if performed != CURLM_OK {
+                // The multi handle itself failed (memory, a bad handle): no transfer can go on,
+                // so each ends as an error attempt, recorded, rather than waiting forever.
+                logger.log(.error, "libcurl multi handle failed: \(String(cString: curl_multi_strerror(performed))); \(active.count) requests end as errors")
+                for (handle, done) in active {
+                    curl_multi_remove_handle(multi, handle)
+                    complete(done.prepared, exchange: done.client.finish(done.transfer, code: CURLE_FAILED_INIT), client: done.client)
+                    idle.append(done.client)
+                }
+                active.removeAll()
+                continue
+            }
             var queued: Int32 = 0
             var freed = false
             while let message = curl_multi_info_read(multi, &queued) {
@@ -121,7 +133,11 @@ final class TransferLoop {
             // wakes the loop only when jobs are added.
             if freed { continue }
             // Until a socket is ready, a transfer times out, jobs arrive or the board stops.
-            if !active.isEmpty { curl_multi_poll(multi, nil, 0, 1000, nil) }
+            if !active.isEmpty {
+                let polled = curl_multi_poll(multi, nil, 0, 1000, nil)
+                // A failed poll returns at once; the next perform reports what is wrong.
+                if polled != CURLM_OK { logger.log(.error, "libcurl multi poll failed: \(String(cString: curl_multi_strerror(polled)))") }
+            }
         }
     }
 
