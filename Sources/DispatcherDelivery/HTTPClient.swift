@@ -152,6 +152,16 @@ package final class HTTPClient {
         let opaque = Unmanaged.passUnretained(context).toOpaque()
 
         curl_easy_reset(handle)
+        // Stored endpoints were checked when written; this holds for any other way in.
+        if let bad = request.headers.first(where: { HeaderRules.problem(withName: $0.name) ?? HeaderRules.problem(withValue: $0.value) != nil }) {
+            return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
+                                         errorMessage: "header \(bad.name.debugDescription) has a character no header may hold; nothing was sent",
+                                         durationMicroseconds: 0))
+        }
+        if request.url.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+            return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
+                                         errorMessage: "the URL contains a space or control character; nothing was sent", durationMicroseconds: 0))
+        }
         var headerList: UnsafeMutablePointer<curl_slist>?
         // libcurl would otherwise send `Expect: 100-continue` for larger bodies and wait for it.
         for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:"] {

@@ -1,12 +1,29 @@
 import Foundation
 
-/// Header names the dispatcher sets itself; an endpoint may not override them.
-let reservedHeaderNames: Set<String> = [
-    "content-length", "host", "transfer-encoding", "connection", "expect",
-    "webhook-id", "webhook-timestamp", "webhook-signature",
-]
-
 extension Endpoint {
+    /// The rules no endpoint may break however it was made (a library `Endpoint(...)` as much
+    /// as the config file): what reaches the request line and headers. The config's decoder
+    /// applies them too, with these messages; `upsert` runs this for every endpoint it stores.
+    package func checkRequestSafety() throws(DispatcherError) {
+        let path = "endpoint \(id)"
+        guard EventType.isValid(id) else {
+            throw .invalidConfiguration(path: "\(path).id", message: "'\(id)' must be 1-200 letters, digits, '.', '_' or '-'")
+        }
+        if let problem = URLPolicy(requireHTTPS: false).problem(with: url) { throw .invalidConfiguration(path: "\(path).url", message: problem) }
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+            if let problem = HeaderRules.problem(withName: name) ?? HeaderRules.problem(withValue: value) {
+                throw .invalidConfiguration(path: "\(path).headers.\(name)", message: problem)
+            }
+            guard !HeaderRules.reservedNames.contains(name.lowercased()) else {
+                throw .invalidConfiguration(path: "\(path).headers.\(name)", message: "is set by the dispatcher and cannot be configured")
+            }
+        }
+        if case .oauth2ClientCredentials(let credentials) = auth,
+           let problem = URLPolicy(requireHTTPS: false).problem(with: credentials.tokenURL) {
+            throw .invalidConfiguration(path: "\(path).auth.token_url", message: problem)
+        }
+    }
+
     /// The endpoint as a config file writes it (`tenants[i].endpoints[j]`), secrets included:
     /// what `fromConfig` reads back.
     public var configJSON: JSONValue { JSONValue(foundation: configObject) }
@@ -64,16 +81,12 @@ extension Endpoint {
         var headers: [String: String] = [:]
         if let headerReader = try reader.object("headers") {
             headers = try headerReader.stringMap()
-            for (name, value) in headers {
-                guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
-                    throw headerReader.fail(name, "is not a valid header name")
-                }
-                guard reservedHeaderNames.contains(name.lowercased()) == false else {
+            for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+                if let problem = HeaderRules.problem(withName: name) { throw headerReader.fail(name, problem) }
+                guard HeaderRules.reservedNames.contains(name.lowercased()) == false else {
                     throw headerReader.fail(name, "is set by the dispatcher and cannot be configured")
                 }
-                guard !value.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
-                    throw headerReader.fail(name, "header values may not contain line breaks")
-                }
+                if let problem = HeaderRules.problem(withValue: value) { throw headerReader.fail(name, problem) }
             }
         }
 
@@ -149,16 +162,6 @@ extension EndpointAuth {
             object["scope"] = credentials.scope
             return object
         }
-    }
-}
-
-/// RFC 9110 token characters.
-private func isTokenByte(_ byte: UInt8) -> Bool {
-    switch byte {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-        return true
-    default:
-        return "!#$%&'*+-.^_`|~".utf8.contains(byte)
     }
 }
 

@@ -12,6 +12,10 @@ public struct URLPolicy: Sendable, Equatable {
 
     /// Returns a message saying what is wrong with `url`, or nil when it is acceptable.
     public func problem(with url: String) -> String? {
+        // Before parsing: a CR, LF or space would reach the request line or a log line as is.
+        if url.contains("://"), url.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+            return "'\(url.debugDescription.dropFirst().dropLast())' contains a space or control character; percent-encode it (%20)"
+        }
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
               let host = components.host, !host.isEmpty else {
             return "'\(url)' is not an absolute URL (expected https://host/path)"

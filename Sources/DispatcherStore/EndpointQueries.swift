@@ -80,6 +80,7 @@ enum EndpointQueries {
                 try db.execute(upsertTenant, [tenant.id, tenant.name, now])
             }
             for endpoint in endpoints {
+                try endpoint.checkRequestSafety()
                 if let owner = try db.query(endpointTenant, [endpoint.id], map: { $0.string(0) }).first, owner != endpoint.tenantID {
                     throw DispatcherError.invalidConfiguration(
                         path: "endpoint \(endpoint.id)",

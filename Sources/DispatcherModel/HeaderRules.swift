@@ -1,0 +1,38 @@
+import Foundation
+
+/// What a request header may hold, for every path that sets one (config, CLI, dashboard forms,
+/// library `Endpoint`, and the request itself): a CR or LF in a value would end the header and
+/// start another (or the body), getting round the reserved names and the audit log's redaction.
+package enum HeaderRules {
+    /// Header names the dispatcher sets itself; an endpoint may not override them.
+    package static let reservedNames: Set<String> = [
+        "content-length", "host", "transfer-encoding", "connection", "expect",
+        "webhook-id", "webhook-timestamp", "webhook-signature",
+    ]
+
+    /// Why `name` cannot be a header name, or nil: RFC 9110 token characters only.
+    package static func problem(withName name: String) -> String? {
+        guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else { return "is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)" }
+        return nil
+    }
+
+    /// Why `value` cannot be a header value, or nil: no control characters but tab (CR, LF and
+    /// NUL above all). Judged on bytes: Swift reads "\r\n" as one Character, not as a CR.
+    package static func problem(withValue value: String) -> String? {
+        guard let byte = value.utf8.first(where: isControl) else { return nil }
+        let name = byte == 0x0D ? "a carriage return" : byte == 0x0A ? "a line break" : byte == 0 ? "a NUL" : String(format: "the control character 0x%02X", byte)
+        return "header values may not contain \(name)"
+    }
+
+    /// True for C0 controls other than tab, and DEL.
+    package static func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import XCTest
+@testable import DispatcherStore
+import WebhookDispatcher
+
+/// What an attacker or a clumsy operator tries against each surface, and what is refused:
+/// header injection, control characters, a rebinding web page, terminal escapes, a start-up
+/// stampede, a corrupt or vanished database.
+final class HostileInputTests: DispatcherTestCase {
+    // MARK: - Header and URL injection
+
+    static let injectedValue = "v\r\nX-Injected: 1\r\n\r\nSMUGGLED"
+
+    func testTheConfigRefusesCRLFInAHeaderValueNamingTheKey() throws {
+        let config = #"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "headers": {"X-A": "v\r\nX-Injected: 1\r\n\r\nSMUGGLED"}}]}]}"#
+        XCTAssertThrowsError(try DispatcherConfiguration.parse(Data(config.utf8))) { error in
+            guard case .invalidConfiguration(let path, let message)? = error as? DispatcherError else { return XCTFail("\(error)") }
+            XCTAssertEqual(path, "tenants[0].endpoints[0].headers.X-A")
+            XCTAssertTrue(message.contains("carriage return"), message)
+        }
+        for value in ["a\u{0}b", "a\u{7F}b", "a\u{1B}[2Jb", "a\nb"] {
+            XCTAssertNotNil(HeaderRules.problem(withValue: value), value.debugDescription)
+        }
+        XCTAssertNil(HeaderRules.problem(withValue: "Bearer abc\tdef"))
+    }
+
+    func testTheLibraryRefusesEndpointsWithControlCharactersInHeadersOrURLs() throws {
+        let bad = [
+            Endpoint(id: "e1", tenantID: "tenant-a", url: "https://x.example/h", headers: ["X-A": Self.injectedValue]),
+            Endpoint(id: "e2", tenantID: "tenant-a", url: "https://x.example/h", headers: ["X-A\r\nX-B": "v"]),
+            Endpoint(id: "e3", tenantID: "tenant-a", url: "https://x.example/a\r\nX-Injected: 1"),
+            Endpoint(id: "e4", tenantID: "tenant-a", url: "https://x.example/a b"),
+        ]
+        for endpoint in bad {
+            XCTAssertThrowsError(try addTenant(endpoints: [endpoint]), endpoint.id) { error in
+                guard case .invalidConfiguration(let path, _)? = error as? DispatcherError else { return XCTFail("\(error)") }
+                XCTAssertTrue(path.hasPrefix("endpoint \(endpoint.id)."), path)
+            }
+            XCTAssertNil(try store.endpoint(id: endpoint.id), "nothing of \(endpoint.id) was stored")
+        }
+    }
+
+    func testTheCLIRefusesCRLFInAHeaderAndInAURL() throws {
+        try addTenant(endpoints: [])
+        let header = try run(["endpoints", "add", "--db", databaseLocation, "--tenant", "tenant-a", "--id", "e",
+                              "--url", "https://x.example/h", "--header", "X-A: v\r\nX-Injected: 1"])
+        XCTAssertEqual(header.status, 1, header.stderr)
+        XCTAssertTrue(header.stderr.contains("headers.X-A"), header.stderr)
+        let url = try run(["endpoints", "add", "--db", databaseLocation, "--tenant", "tenant-a", "--id", "e",
+                           "--url", "https://x.example/a\r\nX-Injected: 1"])
+        XCTAssertEqual(url.status, 1, url.stderr)
+        XCTAssertTrue(url.stderr.contains("url"), url.stderr)
+        XCTAssertNil(try store.endpoint(id: "e"))
+    }
+
+    /// An endpoint row written by other means (SQL, an older version) still never puts a CR/LF
+    /// on the wire: the request is refused before anything is sent.
+    func testARequestWithAControlCharacterInAHeaderIsNeverSent() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        try store.withConnection { db in
+            try db.execute("UPDATE endpoints SET headers = ?, revision = revision + 1", [#"{"X-A":"v\r\nX-Injected: 1"}"#])
+        }
+        let id = try enqueue().eventID
+        try startService()
+        let record = try waitForFinalDeliveries(of: id)
+        let attempt = try XCTUnwrap(record.deliveries.first?.attempts.first)
+        XCTAssertEqual(attempt.errorKind, .blocked)
+        XCTAssertEqual(receiver.requests.count, 0, "nothing reached the receiver")
+    }
+}
