@@ -13,11 +13,16 @@ public struct DashboardSettings: Sendable, Equatable {
     /// sets). Required to listen anywhere but loopback. `env:NAME` reads it from the
     /// environment when the dashboard starts, so other commands never need the variable.
     public var token: String?
+    /// Names people reach the dashboard by besides its listen address (`dispatcher.example.com`,
+    /// behind a proxy): the `Host` a request carries must be one of these or the address itself,
+    /// so a web page whose name rebinds to 127.0.0.1 cannot read or act (config `dashboard.hosts`).
+    public var hostNames: [String]
 
-    public init(host: String = "127.0.0.1", port: Int = 8089, token: String? = nil) {
+    public init(host: String = "127.0.0.1", port: Int = 8089, token: String? = nil, hostNames: [String] = []) {
         self.host = host
         self.port = port
         self.token = token
+        self.hostNames = hostNames
     }
 
     /// `127.0.0.1:8089`, `[::1]:8089` or `0.0.0.0:8089` (port 0: the kernel picks one).
@@ -57,6 +62,14 @@ public struct DashboardSettings: Sendable, Equatable {
                 path: "dashboard.token", message: "environment variable \(reference.name) must be set to a token of at least 16 characters")
         }
         return value
+    }
+
+    /// Letters, digits, '-' and '.', as DNS names are written.
+    package static func isHostName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 253 && name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        }
     }
 
     public var isLoopback: Bool { IPAddress(host)?.isLoopback ?? false }

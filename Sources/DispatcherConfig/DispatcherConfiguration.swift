@@ -112,8 +112,14 @@ public struct DispatcherConfiguration: Sendable {
         if let reader = try root.object("dashboard") {
             let listen = try reader.string("listen") ?? DashboardSettings.defaultListen
             let token = try reader.string("token")
+            let hostNames = try reader.stringArray("hosts") ?? []
+            for (index, name) in hostNames.enumerated() where !DashboardSettings.isHostName(name) {
+                throw DispatcherError.invalidConfiguration(path: "dashboard.hosts[\(index)]",
+                                                           message: "'\(name)' is not a host name such as dispatcher.example.com")
+            }
             try reader.rejectUnknownKeys()
             dashboard = try DashboardSettings(listen: listen, token: token)
+            dashboard?.hostNames = hostNames.map { $0.lowercased() }
         }
         try root.rejectUnknownKeys()
 

@@ -25,7 +25,7 @@ package final class Dashboard: Sendable {
     package var csrfToken: String { app.csrfToken }
 
     package init(store: any DashboardStore, settings: DashboardSettings) throws {
-        let app = DashboardApp(store: store, token: try settings.resolvedToken())
+        let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: HostPolicy(settings: settings))
         self.app = app
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024) { request in
             .respond(app.respond(to: request))
@@ -39,15 +39,17 @@ package final class Dashboard: Sendable {
 struct DashboardApp: Sendable {
     let store: any DashboardStore
     let token: String?
+    let hosts: HostPolicy
     let csrfToken: String
     /// What the login cookie holds: derived from the token, so the token itself never sits in a cookie.
     let sessionValue: String?
 
     static let sessionCookie = "dispatcher_session"
 
-    init(store: any DashboardStore, token: String?) {
+    init(store: any DashboardStore, token: String?, hosts: HostPolicy) {
         self.store = store
         self.token = token
+        self.hosts = hosts
         csrfToken = Self.randomHex(bytes: 32)
         sessionValue = token.map { Self.hex(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
     }
@@ -71,6 +73,13 @@ struct DashboardApp: Sendable {
     ]
 
     private func route(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        // Before anything else, assets and login included: a rebinding page learns nothing.
+        guard hosts.allows(host: request.header("Host")) else {
+            return .text(421, "misdirected request: this dashboard does not answer to Host '\(request.header("Host") ?? "")'; add the name to dashboard.hosts\n")
+        }
+        if request.method != "GET" && request.method != "HEAD" && !isSameOrigin(request) {
+            return .text(403, "cross-origin request refused\n")
+        }
         let path = request.path
         let segments = path.split(separator: "/").map(String.init)
         let isAPI = segments.first == "api"
@@ -143,6 +152,16 @@ struct DashboardApp: Sendable {
             return html(pages.login(failed: true), status: 401)
         }
         return html(pages.login(failed: false))
+    }
+
+    /// A change must come from the dashboard's own pages or from a client that is no browser.
+    /// Browsers say where a request comes from in `Sec-Fetch-Site`, which pages cannot forge;
+    /// it is trusted first because our `Referrer-Policy: no-referrer` makes their `Origin`
+    /// `null` on form posts. Without it, an `Origin` must name this dashboard.
+    private func isSameOrigin(_ request: HTTPServerRequest) -> Bool {
+        if let site = request.header("Sec-Fetch-Site")?.lowercased() { return site == "same-origin" || site == "none" }
+        guard let origin = request.header("Origin") else { return true }
+        return hosts.allows(origin: origin)
     }
 
     private func isAuthorized(_ request: HTTPServerRequest) -> Bool {

@@ -149,6 +149,50 @@ final class DashboardTests: DispatcherTestCase {
 
     // MARK: - Security
 
+    /// A page on evil.example whose name rebinds to 127.0.0.1 reaches the dashboard with its
+    /// own name as Host: it gets neither the CSRF token nor an action.
+    func testARebindingHostIsRefusedAndCrossOriginChangesAreRefused() throws {
+        _ = try seed()
+        let dashboard = try startDashboard()
+        let client = LoopbackHTTP(port: dashboard.port)
+        let port = dashboard.port
+        let rebound = try client.request("GET", "/api/session", headers: ["Host": "evil.example:\(port)"])
+        XCTAssertEqual(rebound.status, 421)
+        XCTAssertFalse(rebound.text.contains(dashboard.csrfToken))
+        XCTAssertEqual(try client.request("GET", "/assets/dashboard.css", headers: ["Host": "evil.example"]).status, 421)
+        XCTAssertEqual(try client.request("GET", "/api/session", headers: ["Host": "localhost:\(port)"]).status, 200)
+        XCTAssertEqual(try client.request("GET", "/api/session", headers: ["Host": "[::1]:\(port)"]).status, 200)
+
+        let endpointID = try XCTUnwrap(try store.endpointStatuses().first?.endpoint.id)
+        let disable = "/api/endpoints/\(endpointID)/disable"
+        let forged = try client.request("POST", disable, headers: ["Host": "evil.example:\(port)", "X-CSRF-Token": dashboard.csrfToken])
+        XCTAssertEqual(forged.status, 421)
+        let crossOrigin = try client.request("POST", disable, headers: ["Origin": "http://evil.example:\(port)", "X-CSRF-Token": dashboard.csrfToken])
+        XCTAssertEqual(crossOrigin.status, 403)
+        XCTAssertEqual(try store.endpoint(id: endpointID)?.enabled, true, "no forged request changed anything")
+        let fetchedCrossSite = try client.request("POST", disable, headers: ["Sec-Fetch-Site": "cross-site", "Origin": "null", "X-CSRF-Token": dashboard.csrfToken])
+        XCTAssertEqual(fetchedCrossSite.status, 403)
+        XCTAssertEqual(try client.request("POST", disable, headers: ["Origin": "null", "X-CSRF-Token": dashboard.csrfToken]).status, 403)
+        XCTAssertEqual(try store.endpoint(id: endpointID)?.enabled, true, "no forged request changed anything")
+        let sameOrigin = try client.request("POST", disable, headers: ["Origin": "http://127.0.0.1:\(port)", "X-CSRF-Token": dashboard.csrfToken])
+        XCTAssertEqual(sameOrigin.status, 200, sameOrigin.text)
+        XCTAssertEqual(try store.endpoint(id: endpointID)?.enabled, false)
+    }
+
+    func testConfiguredHostNamesAreAnsweredAndBadOnesRefused() throws {
+        let settings = try DispatcherConfiguration.parse(Data(#"{"dashboard": {"listen": "127.0.0.1:0", "hosts": ["Dispatcher.Example.com"]}}"#.utf8)).dashboard
+        let policy = HostPolicy(settings: try XCTUnwrap(settings))
+        XCTAssertTrue(policy.allows(host: "dispatcher.example.com"))
+        XCTAssertTrue(policy.allows(host: "DISPATCHER.example.com:443"))
+        XCTAssertFalse(policy.allows(host: "dispatcher.example.com.evil.example"))
+        XCTAssertFalse(policy.allows(host: nil))
+        XCTAssertFalse(policy.allows(origin: "null"))
+        XCTAssertThrowsError(try DispatcherConfiguration.parse(Data(#"{"dashboard": {"hosts": ["a b"]}}"#.utf8)))
+        let open = HostPolicy(settings: DashboardSettings(host: "0.0.0.0", port: 1, token: "a-long-enough-token"))
+        XCTAssertTrue(open.allows(host: "192.0.2.7:1"), "any address of a host listening on all of them")
+        XCTAssertFalse(open.allows(host: "rebound.example:1"))
+    }
+
     func testEveryResponseCarriesTheCSPAndEveryTextIsEscaped() throws {
         let seed = try seed()
         let dashboard = try startDashboard()
@@ -394,8 +438,8 @@ struct LoopbackHTTP {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw BrowserError("connect to 127.0.0.1:\(port) failed") }
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(headers["Host"] ?? "127.0.0.1:\(port)")\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+        for (name, value) in headers where name != "Host" { head += "\(name): \(value)\r\n" }
         let request = Array((head + "\r\n" + body).utf8)
         guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, 0) }) == request.count else { throw BrowserError("send failed") }
         var received: [UInt8] = []

@@ -34,7 +34,9 @@ struct DashboardCommand: DispatcherCommand {
         let environmentToken = ProcessInfo.processInfo.environment["DISPATCHER_DASHBOARD_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let listen = arguments.value("listen") ?? configured?.listen ?? DashboardSettings.defaultListen
         do {
-            settings = try DashboardSettings(listen: listen, token: configured?.token ?? environmentToken)
+            var settings = try DashboardSettings(listen: listen, token: configured?.token ?? environmentToken)
+            settings.hostNames = configured?.hostNames ?? []
+            self.settings = settings
         } catch let error as DispatcherError {
             throw UsageError("\(error)")
         }
