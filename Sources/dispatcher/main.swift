@@ -34,7 +34,7 @@ let commands: [DispatcherCommand.Type] = [
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, name != "--help", name != "-h", name != "help" else {
-    Console.out(topLevelHelp())
+    Console.out(TerminalText(trusted: topLevelHelp()))
     exit(arguments.isEmpty ? 2 : 0)
 }
 if name == "--version" {
@@ -42,7 +42,7 @@ if name == "--version" {
     exit(0)
 }
 guard let commandType = commands.first(where: { $0.spec.name == name }) else {
-    Console.error("error: unknown command '\(name)'\n\n" + topLevelHelp())
+    Console.error("error: unknown command '\(name)'\n\n\(TerminalText(trusted: topLevelHelp()))")
     exit(2)
 }
 arguments.removeFirst()
@@ -50,7 +50,7 @@ arguments.removeFirst()
 do {
     let parsed = try ParsedArguments(arguments, spec: commandType.spec)
     if parsed.wantsHelp {
-        Console.out(commandType.spec.help)
+        Console.out(TerminalText(trusted: commandType.spec.help))
         exit(0)
     }
     try commandType.init(parsed).run()
@@ -59,6 +59,6 @@ do {
     Console.error("error: \(error)\nUSAGE: \(commandType.spec.usage)\nSee 'dispatcher \(name) --help'.\n")
     exit(2)
 } catch {
-    Console.error("error: \(error)\n")
+    Console.error("error: \(String(describing: error))\n")
     exit(1)
 }

@@ -68,4 +68,32 @@ final class HostileInputTests: DispatcherTestCase {
         XCTAssertEqual(attempt.errorKind, .blocked)
         XCTAssertEqual(receiver.requests.count, 0, "nothing reached the receiver")
     }
+
+    // MARK: - Terminal escapes
+
+    /// A receiver's answer is shown to an operator by `show`, `log` and `receive`: its escape
+    /// sequences are printed as text, never acted on; `--json` stays exact JSON.
+    func testAReceiversEscapeSequencesNeverReachTheTerminal() throws {
+        let attack = "\u{1B}]0;pwned\u{07}\u{1B}[2J"
+        let receiver = try makeReceiver { _, _ in
+            .respond(status: 500, body: #"{"error":"\#(attack)"}"#, headers: [HeaderField("X-Evil", attack)])
+        }
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        let id = try enqueue().eventID
+        try startService()
+        _ = try waitForFinalDeliveries(of: id)
+
+        for arguments in [["show", id], ["log"]] {
+            let output = try run(arguments + ["--db", databaseLocation])
+            XCTAssertEqual(output.status, 0, output.stderr)
+            XCTAssertFalse(output.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 },
+                           "\(arguments[0]) printed a raw escape: \(output.stdout.debugDescription)")
+        }
+        let shown = try run(["show", id, "--db", databaseLocation]).stdout
+        XCTAssertTrue(shown.contains("X-Evil: \\x1B]0;pwned\\x07\\x1B[2J"), shown)
+        let json = try run(["show", id, "--json", "--db", databaseLocation]).stdout
+        let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "--json is JSON")
+        XCTAssertTrue("\(record)".contains("pwned"))
+    }
 }
+

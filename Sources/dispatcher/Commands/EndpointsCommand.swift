@@ -110,7 +110,7 @@ struct EndpointsCommand: DispatcherCommand {
                 ?? DeliveryServiceConfiguration(logger: .silent)
             let record = try EndpointTester(store: store, configuration: configuration).ping(endpointID: id)
             if json {
-                Console.out(JSONRepresentation.line(JSONRepresentation.eventRecord(record)) + "\n")
+                Console.out(json: JSONRepresentation.line(JSONRepresentation.eventRecord(record)) + "\n")
             } else {
                 Console.out(ShowCommand.render(record))
             }
@@ -172,17 +172,17 @@ struct EndpointsCommand: DispatcherCommand {
     func list(_ store: OutboxStore) throws {
         let statuses = try store.endpointStatuses()
         if json {
-            Console.out(statuses.map { JSONRepresentation.line(JSONRepresentation.endpointStatus($0)) + "\n" }.joined())
+            Console.out(json: statuses.map { JSONRepresentation.line(JSONRepresentation.endpointStatus($0)) + "\n" }.joined())
             return
         }
         var table = Table(["ID", "TENANT", "URL", "EVENTS", "ENABLED", "CIRCUIT", "FAILURES", "NOTE"])
         for status in statuses {
             let endpoint = status.endpoint
             table.add([
-                endpoint.id, endpoint.tenantID, endpoint.url,
-                endpoint.eventFilters.isEmpty ? "*" : endpoint.eventFilters.joined(separator: ","),
-                endpoint.enabled ? "yes" : "no", JSONRepresentation.circuitState(status), String(status.consecutiveFailures),
-                status.disabledReason ?? "",
+                "\(endpoint.id)", "\(endpoint.tenantID)", "\(endpoint.url)",
+                "\(endpoint.eventFilters.isEmpty ? "*" : endpoint.eventFilters.joined(separator: ","))",
+                endpoint.enabled ? "yes" : "no", "\(JSONRepresentation.circuitState(status))", "\(status.consecutiveFailures)",
+                "\(status.disabledReason ?? "")",
             ])
         }
         Console.out(table.render())

@@ -92,7 +92,7 @@ struct EnqueueCommand: DispatcherCommand {
         } else if result.deliveryCount == 0 {
             Console.error("warning: no enabled endpoint of tenant '\(tenant)' accepts '\(type)'; the event is stored but goes nowhere\n")
         }
-        Console.out(result.eventID + "\n")
+        Console.out("\(result.eventID)\n")
     }
 
     /// Reads events line by line and stores each batch in one transaction.

@@ -56,7 +56,7 @@ struct LogCommand: DispatcherCommand {
     func run() throws {
         let deliveries = try selection.openStore().deliveries(matching: filter)
         if json {
-            Console.out(deliveries.map { JSONRepresentation.line(JSONRepresentation.delivery($0)) + "\n" }.joined())
+            Console.out(json: deliveries.map { JSONRepresentation.line(JSONRepresentation.delivery($0)) + "\n" }.joined())
             return
         }
         guard !deliveries.isEmpty else {
@@ -66,14 +66,14 @@ struct LogCommand: DispatcherCommand {
         var table = Table(["ID", "EVENT", "TENANT", "ENDPOINT", "TYPE", "STATUS", "ATTEMPTS", "HTTP", "NEXT", "UPDATED", "LAST ERROR"])
         let now = Date()
         for delivery in deliveries {
-            table.add([
-                String(delivery.id), String(delivery.eventID.prefix(8)), delivery.tenantID, delivery.endpointID,
-                delivery.eventType, Console.status(delivery.status), String(delivery.attemptCount),
-                delivery.lastHTTPStatus.map(String.init) ?? "-",
-                delivery.nextAttemptAt.map { TimeText.relative($0, now: now) } ?? "-",
-                TimeText.relative(delivery.updatedAt, now: now),
-                delivery.lastError.map { String($0.prefix(60)) } ?? "",
-            ])
+            let next = delivery.nextAttemptAt.map { TimeText.relative($0, now: now) } ?? "-"
+            let cells: [TerminalText] = [
+                "\(delivery.id)", "\(delivery.eventID.prefix(8))", "\(delivery.tenantID)", "\(delivery.endpointID)",
+                "\(delivery.eventType)", Console.status(delivery.status), "\(delivery.attemptCount)",
+                "\(delivery.lastHTTPStatus.map(String.init) ?? "-")", "\(next)",
+                "\(TimeText.relative(delivery.updatedAt, now: now))", "\(delivery.lastError.map { String($0.prefix(60)) } ?? "")",
+            ]
+            table.add(cells)
         }
         Console.out(table.render())
     }

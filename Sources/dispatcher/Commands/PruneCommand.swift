@@ -37,7 +37,7 @@ struct PruneCommand: DispatcherCommand {
     func run() throws {
         let result = try selection.openStore().prune(olderThan: cutoff, dryRun: dryRun)
         if json {
-            Console.out(JSONRepresentation.line(["deliveries": result.deliveries, "attempts": result.attempts,
+            Console.out(json: JSONRepresentation.line(["deliveries": result.deliveries, "attempts": result.attempts,
                                                  "events": result.events, "dry_run": dryRun]) + "\n")
         } else {
             Console.out("\(dryRun ? "would delete" : "deleted") \(result.deliveries) deliveries, \(result.attempts) attempts, \(result.events) events\n")

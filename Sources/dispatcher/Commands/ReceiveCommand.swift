@@ -41,14 +41,14 @@ struct ReceiveCommand: DispatcherCommand {
         let status = self.status
         let secret = self.secret
         let server = try HTTPServer(host: host, port: port) { request in
-            var text = "\(Clock.iso8601(Date())) \(request.method) \(request.target) from \(request.remoteAddress)\n"
-            text += request.headers.map { "  \($0.name): \($0.value)\n" }.joined()
+            var text: TerminalText = "\(Clock.iso8601(Date())) \(request.method) \(request.target) from \(request.remoteAddress)\n"
+            for header in request.headers { text += "  \(header.name): \(header.value)\n" }
             if let secret {
                 let valid = SignatureVerifier.verify(id: request.header("webhook-id"), timestamp: request.header("webhook-timestamp"),
                                                      signature: request.header("webhook-signature"), body: request.body, secret: secret)
                 text += valid ? "  signature: valid\n" : "  signature: INVALID\n"
             }
-            text += "\n" + ShowCommand.indent(ShowCommand.prettyJSON(request.body), by: 2) + "\n\n"
+            text += "\n\(ShowCommand.indent(ShowCommand.prettyJSON(request.body), by: 2))\n\n"
             Console.out(text)
             return .respond(.json(status, #"{"success":true}"#))
         }

@@ -54,9 +54,9 @@ struct ReplayCommand: DispatcherCommand {
     func run() throws {
         let count = try selection.openStore().replay(filter, dryRun: dryRun)
         if json {
-            Console.out(JSONRepresentation.line(["requeued": count, "dry_run": dryRun]) + "\n")
+            Console.out(json: JSONRepresentation.line(["requeued": count, "dry_run": dryRun]) + "\n")
         } else {
-            Console.out(dryRun ? "would re-queue \(count) \(filter.status.rawValue) deliveries\n" : "re-queued \(count) \(filter.status.rawValue) deliveries\n")
+            Console.out("\(dryRun ? "would re-queue" : "re-queued") \(count) \(filter.status.rawValue) deliveries\n")
         }
     }
 }

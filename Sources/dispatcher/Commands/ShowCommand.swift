@@ -46,15 +46,15 @@ struct ShowCommand: DispatcherCommand {
             record = try matches.first.flatMap { try store.eventRecord(eventID: $0) }
         }
         guard let record else { throw DispatcherError.notFound("no delivery or event '\(id)'") }
-        Console.out(json ? JSONRepresentation.line(JSONRepresentation.eventRecord(record)) + "\n" : Self.render(record))
+        if json { Console.out(json: JSONRepresentation.line(JSONRepresentation.eventRecord(record)) + "\n") } else { Console.out(Self.render(record)) }
     }
 
-    static func render(_ record: EventRecord) -> String {
+    static func render(_ record: EventRecord) -> TerminalText {
         let event = record.event
-        var text = "Event \(event.id)\n"
+        var text: TerminalText = "Event \(event.id)\n"
         text += "  type      \(event.type)\n  tenant    \(event.tenantID)\n  created   \(TimeText.iso8601(event.createdAt))\n"
         text += "  body      \(event.body.count) bytes\n"
-        text += indent(prettyJSON(event.body), by: 4) + "\n"
+        text += "\(indent(prettyJSON(event.body), by: 4))\n"
         if record.deliveries.isEmpty { text += "\nNo deliveries: no endpoint of the tenant accepted this type.\n" }
         for entry in record.deliveries {
             let delivery = entry.delivery
@@ -70,15 +70,15 @@ struct ShowCommand: DispatcherCommand {
                 }
                 if let kind = attempt.errorKind { text += "    error     \(kind): \(attempt.errorMessage ?? "")\n" }
                 text += "    request headers\n"
-                text += attempt.requestHeaders.map { "      \($0.name): \($0.value)\n" }.joined()
+                for header in attempt.requestHeaders { text += "      \(header.name): \(header.value)\n" }
                 if let status = attempt.responseStatus {
                     text += "    response  HTTP \(status)\n"
-                    text += (attempt.responseHeaders ?? []).map { "      \($0.name): \($0.value)\n" }.joined()
+                    for header in attempt.responseHeaders ?? [] { text += "      \(header.name): \(header.value)\n" }
                     let body = attempt.responseBody ?? []
                     text += "    response body (\(body.count) bytes\(attempt.responseTruncated ? ", truncated" : ""))\n"
                     if !body.isEmpty {
                         let shown = String(validating: body, as: UTF8.self) ?? "<\(body.count) bytes of binary data>"
-                        text += indent(shown, by: 6) + "\n"
+                        text += "\(indent(shown, by: 6))\n"
                     }
                 } else {
                     text += "    response  none\n"

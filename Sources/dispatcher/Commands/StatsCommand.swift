@@ -26,16 +26,16 @@ struct StatsCommand: DispatcherCommand {
     func run() throws {
         let stats = try selection.openStore().stats(windowSeconds: 3_600)
         if json {
-            Console.out(JSONRepresentation.line(JSONRepresentation.stats(stats)) + "\n")
+            Console.out(json: JSONRepresentation.line(JSONRepresentation.stats(stats)) + "\n")
             return
         }
-        var text = stats.summaryLine + "\n\n"
+        var text: TerminalText = "\(stats.summaryLine)\n\n"
         var table = Table(["TENANT / ENDPOINT"] + DeliveryStatus.allCases.map { $0.rawValue.uppercased() })
         for (name, counts) in stats.byTenant.sorted(by: { $0.key < $1.key }) {
-            table.add([name] + DeliveryStatus.allCases.map { String(counts[$0.rawValue] ?? 0) })
+            table.add(["\(name)"] + DeliveryStatus.allCases.map { "\(counts[$0.rawValue] ?? 0)" })
             for endpoint in stats.endpoints where endpoint.endpoint.tenantID == name {
                 let counts = stats.byEndpoint[endpoint.endpoint.id] ?? [:]
-                table.add(["  " + endpoint.endpoint.id] + DeliveryStatus.allCases.map { String(counts[$0.rawValue] ?? 0) })
+                table.add(["  \(endpoint.endpoint.id)"] + DeliveryStatus.allCases.map { "\(counts[$0.rawValue] ?? 0)" })
             }
         }
         text += table.render()

@@ -55,12 +55,18 @@ struct StoreSelection {
 enum Console {
     private static let lock = NSLock()
 
-    static func out(_ text: String) {
-        lock.withLock { FileHandle.standardOutput.write(Data(text.utf8)) }
+    /// Human output: every value in it had its control characters escaped (`TerminalText`).
+    static func out(_ text: TerminalText) {
+        lock.withLock { FileHandle.standardOutput.write(Data(text.rendered.utf8)) }
     }
 
-    static func error(_ text: String) {
-        lock.withLock { FileHandle.standardError.write(Data(text.utf8)) }
+    static func error(_ text: TerminalText) {
+        lock.withLock { FileHandle.standardError.write(Data(text.rendered.utf8)) }
+    }
+
+    /// Machine output (`--json`), exact: JSON escapes control characters in its strings itself.
+    static func out(json text: String) {
+        lock.withLock { FileHandle.standardOutput.write(Data(text.utf8)) }
     }
 
     /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
@@ -69,8 +75,8 @@ enum Console {
         && ProcessInfo.processInfo.environment["TERM"] != "dumb"
 
     /// A delivery status, green / red / yellow when colour is on.
-    static func status(_ status: DeliveryStatus) -> String {
-        guard usesColor else { return status.rawValue }
+    static func status(_ status: DeliveryStatus) -> TerminalText {
+        guard usesColor else { return "\(status.rawValue)" }
         let code: String
         switch status {
         case .succeeded: code = "32"
@@ -78,6 +84,6 @@ enum Console {
         case .pending, .delivering: code = "33"
         case .cancelled: code = "2"
         }
-        return "\u{1B}[\(code)m\(status.rawValue)\u{1B}[0m"
+        return TerminalText(trusted: "\u{1B}[\(code)m\(status.rawValue)\u{1B}[0m")
     }
 }

@@ -44,7 +44,7 @@ struct DeliveryIDsInvocation {
 
     /// Prints `{"key": count}` or "<verb> N deliveries"; none at all is a runtime failure.
     func report(_ count: Int, key: String, verb: String, whenNone: String) throws {
-        Console.out(json ? JSONRepresentation.line([key: count]) + "\n" : "\(verb) \(count) deliveries\n")
+        if json { Console.out(json: JSONRepresentation.line([key: count]) + "\n") } else { Console.out("\(verb) \(count) deliveries\n") }
         if count == 0 { throw DispatcherError.notFound(whenNone) }
     }
 }

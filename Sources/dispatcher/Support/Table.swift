@@ -1,27 +1,28 @@
-/// Aligned plain-text columns for human output.
+/// Aligned plain-text columns for human output; cells are `TerminalText`, so a value from a
+/// receiver or a producer cannot carry a control sequence into the terminal.
 struct Table {
     let headers: [String]
-    private(set) var rows: [[String]] = []
+    private(set) var rows: [[TerminalText]] = []
 
     init(_ headers: [String]) { self.headers = headers }
 
-    mutating func add(_ row: [String]) { rows.append(row) }
+    mutating func add(_ row: [TerminalText]) { rows.append(row) }
 
-    func render() -> String {
-        let widths = headers.indices.map { column in
-            ([headers[column]] + rows.map { $0[column] }).map(Self.visibleWidth).max() ?? 0
-        }
-        func line(_ cells: [String]) -> String {
+    func render() -> TerminalText {
+        let cells = [headers.map { TerminalText(trusted: $0) }] + rows
+        let widths = headers.indices.map { column in cells.map { Self.visibleWidth($0[column].rendered) }.max() ?? 0 }
+        func line(_ cells: [TerminalText]) -> String {
             zip(cells, widths).enumerated().map { index, pair in
-                index == cells.count - 1 ? pair.0 : pair.0 + String(repeating: " ", count: max(0, pair.1 - Self.visibleWidth(pair.0)))
+                let text = pair.0.rendered
+                return index == cells.count - 1 ? text : text + String(repeating: " ", count: max(0, pair.1 - Self.visibleWidth(text)))
             }.joined(separator: "  ")
         }
-        return ([line(headers)] + rows.map(line)).joined(separator: "\n") + "\n"
+        return TerminalText(trusted: cells.map(line).joined(separator: "\n") + "\n")
     }
 }
 
 extension Table {
-    /// Characters a terminal shows: ANSI colour sequences take no room.
+    /// Characters a terminal shows: our own colour sequences take no room.
     static func visibleWidth(_ text: String) -> Int {
         var width = 0, inEscape = false
         for character in text {
