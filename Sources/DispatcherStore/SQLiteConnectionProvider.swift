@@ -18,7 +18,7 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     init(path: String, options: StoreOptions) throws {
         location = path
         let db = try Database(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
-        try Migrator().migrate(db)
+        _ = try Database.retryingWhileBusy(for: options.busyTimeoutMilliseconds) { try Migrator().migrate(db) }
         database = db
     }
 

@@ -80,34 +80,36 @@ public final class DeliveryService: Sendable {
     /// nothing, when libcurl cannot make the transfer loop's handles or lacks a feature the
     /// delivery rules rely on (see `HTTPClient.init`).
     public func start() throws {
-        let shouldStart = state.withLock { state -> Bool in
+        // All of it under the state lock: a `stop()` racing the start sees either a service
+        // that never started or one whose loops are already counted in the groups it waits on.
+        let started = try state.withLock { state throws(DispatcherError) -> Bool in
             guard case .idle = state else { return false }
+            let transfers: TransferLoop
+            do {
+                transfers = try TransferLoop(
+                    board: board, endpoints: endpoints, tokens: tokens, leaseOwner: leaseOwner, slots: configuration.concurrentRequests,
+                    clientConfiguration: configuration.clientConfiguration, logger: configuration.logger, running: transfersRunning,
+                    release: { self.release($0) })
+            } catch {
+                throw DispatcherError.cannotStart("\(error)")
+            }
+            transfersRunning.enter()
+            let handoff = Handoff(transfers)
+            DispatchQueue(label: "dispatcher.transfers").async {
+                handoff.value.run()
+                self.transfersRunning.leave()
+            }
+            storeLoopRunning.enter()
+            DispatchQueue(label: "dispatcher.store").async {
+                self.storeLoop()
+                self.storeLoopRunning.leave()
+            }
             state = .running
             return true
         }
-        guard shouldStart else { return }
-        let transfers: TransferLoop
-        do {
-            transfers = try TransferLoop(
-                board: board, endpoints: endpoints, tokens: tokens, leaseOwner: leaseOwner, slots: configuration.concurrentRequests,
-                clientConfiguration: configuration.clientConfiguration, logger: configuration.logger, running: transfersRunning,
-                release: { self.release($0) })
-        } catch {
-            state.withLock { $0 = .idle }
-            throw DispatcherError.cannotStart(error.description)
+        if started {
+            configuration.logger.log(.info, "delivering with \(configuration.concurrentRequests) transfer slots as \(leaseOwner)")
         }
-        transfersRunning.enter()
-        let handoff = Handoff(transfers)
-        DispatchQueue(label: "dispatcher.transfers").async {
-            handoff.value.run()
-            self.transfersRunning.leave()
-        }
-        storeLoopRunning.enter()
-        DispatchQueue(label: "dispatcher.store").async {
-            self.storeLoop()
-            self.storeLoopRunning.leave()
-        }
-        configuration.logger.log(.info, "delivering with \(configuration.concurrentRequests) transfer slots as \(leaseOwner)")
     }
 
     /// Stops gracefully and returns when done: no new claims, attempts in flight finish and
