@@ -30,6 +30,9 @@ package enum JSONValidation {
                 case .unexpected(let offset):
                     let found = offset < buffer.count ? "'\(Unicode.Scalar(buffer[offset]).escaped(asASCII: true))'" : "the end"
                     throw DispatcherError.invalidJSON("it does not parse (unexpected \(found) at byte \(offset))")
+                case .loneSurrogate(let offset, let unit):
+                    throw DispatcherError.invalidJSON(
+                        "it does not parse (a lone UTF-16 surrogate \\u\(String(unit, radix: 16, uppercase: true)) at byte \(offset), which no text can hold)")
                 case .outOfRange(let offset):
                     throw DispatcherError.invalidJSON("it does not parse (the number at byte \(offset) is beyond a double's range)")
                 }
@@ -88,6 +91,8 @@ struct JSONScanner {
     enum Failure: Error {
         case unexpected(at: Int)
         case outOfRange(at: Int)
+        /// A `\uD800`-`\uDFFF` escape without its other half, at the escape's backslash.
+        case loneSurrogate(at: Int, unit: UInt32)
         case tooDeep
     }
 
@@ -196,13 +201,16 @@ struct JSONScanner {
                      UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     index += 1
                 case UInt8(ascii: "u"):
+                    let escape = index - 1
                     let unit = try hexEscape()
-                    if (0xDC00...0xDFFF).contains(unit) { throw .unexpected(at: index - 6) }
+                    if (0xDC00...0xDFFF).contains(unit) { throw .loneSurrogate(at: escape, unit: unit) }
                     if (0xD800...0xDBFF).contains(unit) {
-                        guard peek == UInt8(ascii: "\\") else { throw .unexpected(at: index) }
+                        // A high surrogate must be followed at once by a low one.
+                        guard peek == UInt8(ascii: "\\"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "u") else {
+                            throw .loneSurrogate(at: escape, unit: unit)
+                        }
                         index += 1
-                        guard peek == UInt8(ascii: "u") else { throw .unexpected(at: index) }
-                        guard (0xDC00...0xDFFF).contains(try hexEscape()) else { throw .unexpected(at: index - 6) }
+                        guard (0xDC00...0xDFFF).contains(try hexEscape()) else { throw .loneSurrogate(at: escape, unit: unit) }
                     }
                 default:
                     throw .unexpected(at: index)

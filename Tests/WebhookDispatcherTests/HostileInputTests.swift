@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import DispatcherModel
 @testable import DispatcherStore
 import WebhookDispatcher
 
@@ -129,6 +130,22 @@ extension HostileInputTests {
             let output = try self.run(["serve", "--config", config, "--exit-when-idle"], timeout: 15)
             XCTAssertEqual(output.status, 0, "run \(run): \(output.stderr)")
         }
+    }
+
+    // MARK: - Error positions
+
+    /// The position names the escape itself, not whatever follows it.
+    func testALoneSurrogateEscapeIsReportedWhereItIs() {
+        let cases: [(String, Int)] = [
+            (#"{"a":"\ud800"}"#, 6), (#"{"a":"x\udc00"}"#, 7), (#"{"a":"\uD800\u0041"}"#, 6), (#"{"a":"\ud800x"}"#, 6),
+        ]
+        for (text, offset) in cases {
+            XCTAssertThrowsError(try JSONValidation.requireObject(Array(text.utf8)), text) { error in
+                XCTAssertTrue("\(error)".contains("surrogate"), "\(error)")
+                XCTAssertTrue("\(error)".contains("at byte \(offset),"), "\(text): \(error)")
+            }
+        }
+        XCTAssertNoThrow(try JSONValidation.requireObject(Array(#"{"a":"\ud83d\ude00"}"#.utf8)), "a pair is fine")
     }
 }
 
