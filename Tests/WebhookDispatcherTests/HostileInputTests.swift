@@ -147,5 +147,23 @@ extension HostileInputTests {
         }
         XCTAssertNoThrow(try JSONValidation.requireObject(Array(#"{"a":"\ud83d\ude00"}"#.utf8)), "a pair is fine")
     }
+
+    // MARK: - Storage errors
+
+    /// A storage error in the middle of `enqueue --ndjson` still tells what was committed.
+    func testNDJSONEnqueueSaysWhatWasCommittedBeforeAStorageError() throws {
+        try requireSQLite("a trigger that fails the write")
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        try store.withConnection { db in
+            try db.execute("CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.type = 'boom' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        }
+        let lines = ["ok.one", "ok.two", "ok.three", "boom", "ok.five"].map { #"{"tenant":"tenant-a","type":"\#($0)","data":{}}"# }
+        let output = try run(["enqueue", "--ndjson", "--batch-size", "2", "--db", databaseLocation], stdin: lines.joined(separator: "\n") + "\n")
+        XCTAssertEqual(output.status, 1)
+        XCTAssertTrue(output.stdout.contains("accepted 2, duplicates 0, rejected 0"), output.stdout)
+        XCTAssertTrue(output.stderr.contains("stopped at line 3"), output.stderr)
+        XCTAssertTrue(output.stderr.contains("disk on fire"), output.stderr)
+        XCTAssertEqual(try store.pendingCount(), 2, "the first batch is stored, the failed one is not")
+    }
 }
 

@@ -116,6 +116,28 @@ struct EnqueueCommand: DispatcherCommand {
             if showProgress { Console.error("\r\(accepted) accepted, \(duplicates) duplicates, \(rejected.count) rejected") }
         }
 
+        func report() {
+            if showProgress { Console.error("\n") }
+            rejected.sort { $0.line < $1.line }
+            for entry in rejected.prefix(100) { Console.error("line \(entry.line): \(entry.reason)\n") }
+            if rejected.count > 100 { Console.error("... and \(rejected.count - 100) more rejected lines\n") }
+            let lines = rejected.isEmpty ? "" : " (lines \(rejected.prefix(20).map { String($0.line) }.joined(separator: ", "))\(rejected.count > 20 ? ", ..." : ""))"
+            Console.out("accepted \(accepted), duplicates \(duplicates), rejected \(rejected.count)\(lines)\n")
+        }
+        /// A storage error ends the run, but first says what was committed: every line before
+        /// the failed batch is stored, none from it on.
+        func flushOrReport() throws {
+            let firstUnstored = batch.first?.line
+            do {
+                try flush()
+            } catch {
+                report()
+                Console.error("stopped at line \(firstUnstored ?? lineNumber) by a storage error: lines before it are stored as counted above, "
+                              + "none from it on; run again from line \(firstUnstored ?? lineNumber) (event ids make a rerun safe)\n")
+                throw error
+            }
+        }
+
         while let line = readLine(strippingNewline: true) {
             lineNumber += 1
             let bytes = Array(line.utf8)
@@ -129,15 +151,10 @@ struct EnqueueCommand: DispatcherCommand {
             } catch let error as DispatcherError {
                 rejected.append((lineNumber, error.description))
             }
-            if batch.count >= batchSize { try flush() }
+            if batch.count >= batchSize { try flushOrReport() }
         }
-        try flush()
-        if showProgress { Console.error("\n") }
-        rejected.sort { $0.line < $1.line }
-        for entry in rejected.prefix(100) { Console.error("line \(entry.line): \(entry.reason)\n") }
-        if rejected.count > 100 { Console.error("... and \(rejected.count - 100) more rejected lines\n") }
-        Console.out("accepted \(accepted), duplicates \(duplicates), rejected \(rejected.count)"
-                    + (rejected.isEmpty ? "" : " (lines \(rejected.prefix(20).map { String($0.line) }.joined(separator: ", "))\(rejected.count > 20 ? ", ..." : ""))") + "\n")
+        try flushOrReport()
+        report()
         if !rejected.isEmpty { throw DispatcherError.invalidJSON("\(rejected.count) of \(lineNumber) lines were rejected") }
     }
 }
