@@ -18,6 +18,9 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
     /// The delivery service could not start: libcurl failed to set up, or lacks a feature the
     /// delivery rules rely on.
     case cannotStart(String)
+    /// The store failed in a way retrying does not mend (corrupt, not a database, read-only,
+    /// deleted); the delivery service stopped.
+    case storeUnusable(String)
 
     public var description: String {
         switch self {
@@ -41,6 +44,8 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
             return "invalid \(type) event: \(field) \(message)"
         case .cannotStart(let reason):
             return "cannot start delivering: \(reason)"
+        case .storeUnusable(let reason):
+            return "stopped delivering: the store cannot be used (\(reason))"
         }
     }
 

@@ -22,6 +22,10 @@ protocol ConnectionProvider: Sendable {
     /// A value that changes when another connection commits: a cheap way for an idle worker
     /// pool to notice new events without claiming.
     func externalChangeToken() throws -> Int64
+
+    /// Throws when the database can no longer be what this process writes to (SQLite: its
+    /// file was deleted or replaced). Cheap; the store loop calls it about once a second.
+    func checkHealth() throws
 }
 
 extension ConnectionProvider {
@@ -31,4 +35,6 @@ extension ConnectionProvider {
 
     /// SQLite needs nothing: other processes watch `data_version`.
     func announceWork(on db: any SQLConnection) throws {}
+
+    func checkHealth() throws {}
 }

@@ -138,4 +138,8 @@ public final class OutboxStore: EventOutbox, Sendable {
     package func externalChangeToken() throws -> Int64 {
         try provider.externalChangeToken()
     }
+
+    package func checkHealth() throws {
+        try provider.checkHealth()
+    }
 }

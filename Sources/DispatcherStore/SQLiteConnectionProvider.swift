@@ -1,3 +1,4 @@
+import CSQLite
 import DispatcherModel
 import Foundation
 
@@ -13,6 +14,8 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     let location: String
     private let database: Database
     private let lock = NSLock()
+    /// The file's identity when opened, to notice it being deleted or replaced.
+    private let identity: (device: UInt64, inode: UInt64)?
 
     /// Opens the file and applies pending migrations.
     init(path: String, options: StoreOptions) throws {
@@ -20,6 +23,23 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
         let db = try Database(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         _ = try Database.retryingWhileBusy(for: options.busyTimeoutMilliseconds) { try Migrator().migrate(db) }
         database = db
+        identity = Self.identity(of: path)
+    }
+
+    /// The file is still the one opened: a deleted database keeps working on its unlinked
+    /// inode, and everything written to it would vanish with the process.
+    func checkHealth() throws {
+        guard let identity, location != ":memory:" else { return }
+        guard let now = Self.identity(of: location), now == identity else {
+            throw SQLiteError(code: SQLITE_READONLY | (4 << 8), // SQLITE_READONLY_DBMOVED
+                               message: "the database file \(location) was deleted or replaced while this process had it open", sql: nil)
+        }
+    }
+
+    private static func identity(of path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
     }
 
     func withConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {

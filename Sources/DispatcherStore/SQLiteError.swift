@@ -20,6 +20,12 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
 
     public var isConstraintViolation: Bool { primaryCode == SQLITE_CONSTRAINT }
 
+    /// An error retrying will not mend: the file is corrupt, is not a database, cannot be
+    /// written, or was deleted or replaced under this process.
+    public var cannotHeal: Bool {
+        [SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_READONLY].contains(primaryCode)
+    }
+
     /// Another connection holds a lock this one needs (SQLITE_BUSY, SQLITE_LOCKED).
     public var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
 }

@@ -79,6 +79,10 @@ package protocol DeliveryQueue: AnyObject, Sendable {
     /// count of PostgreSQL `NOTIFY`s): an idle pool's cheap check for new events.
     func externalChangeToken() throws -> Int64
 
+    /// Throws an error that will not mend when the store can no longer be written to as it
+    /// was opened (a SQLite file deleted or replaced under the process).
+    func checkHealth() throws
+
     /// Deliveries waiting for an attempt, due or not.
     func pendingCount() throws -> Int
 

@@ -65,6 +65,8 @@ public final class DeliveryService: Sendable {
     private let transfersRunning = DispatchGroup()
     private let storeLoopRunning = DispatchGroup()
     private let stopped = DispatchSemaphore(value: 0)
+    /// Why the service stopped by itself, for `run()` to throw.
+    private let failure = Mutex<DispatcherError?>(nil)
 
     private enum State { case idle, running, stopping, stopped }
 
@@ -150,11 +152,13 @@ public final class DeliveryService: Sendable {
         stopped.signal()
     }
 
-    /// Starts, then blocks until `stop()` has finished (from a signal handler, say).
+    /// Starts, then blocks until `stop()` has finished (from a signal handler, say). Throws
+    /// `storeUnusable` when the service stopped itself because the store failed for good.
     public func run() throws {
         try start()
         stopped.wait()
         stopped.signal()
+        if let failure = failure.withLock({ $0 }) { throw failure }
     }
 
     // MARK: - Loops
@@ -186,6 +190,7 @@ public final class DeliveryService: Sendable {
         }
         var failures = 0
         var retryAt = Date.distantPast
+        var nextHealthCheck = Date()
         while true {
             if failures > 0 && Date() < retryAt {
                 // Backing off; once stopping, only briefly: the last results are tried a few times.
@@ -211,6 +216,10 @@ public final class DeliveryService: Sendable {
                 continue
             }
             do {
+                if Date() >= nextHealthCheck {
+                    try store.checkHealth()
+                    nextHealthCheck = Date().addingTimeInterval(1)
+                }
                 let cycle = try store.recordAndClaim(results, claimLimit: max(0, claimLimit), owner: leaseOwner,
                                                      leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
                 if failures > 0 { configuration.logger.log(.info, "recording and claiming work again after \(failures) failure(s)") }
@@ -228,12 +237,23 @@ public final class DeliveryService: Sendable {
                     configuration.logger.log(.error, "recording \(results.count) attempt(s) and claiming failed (\(failures) in a row): \(error)")
                 }
                 retryAt = Date().addingTimeInterval(Self.claimDelay(poll: configuration.pollInterval, failures: failures))
+                // Corrupt, not a database, read-only or deleted: the back-off has had its
+                // chances; stop and say so rather than retry forever.
+                if let sqlite = error as? SQLiteError, sqlite.cannotHeal, failures >= Self.attemptsOnUnhealableErrors, !board.isStopping {
+                    configuration.logger.log(.error, "giving up after \(failures) failures that retrying does not mend: \(sqlite)")
+                    failure.withLock { $0 = .storeUnusable(sqlite.description) }
+                    DispatchQueue.global().async { self.stop() }
+                }
                 continue
             }
             // Straight on while results wait.
             if !board.hasResults { waitForWork() }
         }
     }
+
+    /// Failed cycles in a row, with an error that cannot heal, before the service stops
+    /// (about six seconds of back-off).
+    static let attemptsOnUnhealableErrors = 6
 
     /// Upper bound on the results one transaction records.
     static let maxResultsPerCycle = 500

@@ -165,5 +165,31 @@ extension HostileInputTests {
         XCTAssertTrue(output.stderr.contains("disk on fire"), output.stderr)
         XCTAssertEqual(try store.pendingCount(), 2, "the first batch is stored, the failed one is not")
     }
+
+    /// A database file deleted under a running `serve` is noticed (everything written to the
+    /// unlinked file would vanish with the process): serve stops and exits 1, saying why.
+    func testServeExitsWhenItsDatabaseFileIsDeleted() throws {
+        try requireSQLite("a database file")
+        let receiver = try makeReceiver()
+        let config = try writeConfig(url: receiver.url())
+        let logFile = directory.file("serve.log")
+        let serve = try startServe(config: config, logFile: logFile)
+        waitUntil("serve is delivering") { (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("transfer slots") == true }
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databaseLocation + suffix) }
+        waitUntil("serve exits", timeout: 30) { !serve.isRunning }
+        serve.waitUntilExit()
+        XCTAssertEqual(serve.terminationStatus, 1)
+        let log = try String(contentsOfFile: logFile, encoding: .utf8)
+        XCTAssertTrue(log.contains("was deleted or replaced"), log)
+        XCTAssertTrue(log.contains("error: stopped delivering: the store cannot be used"), log)
+    }
+
+    func testOnlyErrorsThatRetryingCannotMendStopTheService() {
+        XCTAssertTrue(SQLiteError(code: 11, message: "database disk image is malformed", sql: nil).cannotHeal)
+        XCTAssertTrue(SQLiteError(code: 26, message: "file is not a database", sql: nil).cannotHeal)
+        XCTAssertTrue(SQLiteError(code: 8 | (4 << 8), message: "moved", sql: nil).cannotHeal)
+        XCTAssertFalse(SQLiteError(code: 5, message: "database is locked", sql: nil).cannotHeal)
+        XCTAssertFalse(SQLiteError(code: 13, message: "database or disk is full", sql: nil).cannotHeal)
+    }
 }
 
