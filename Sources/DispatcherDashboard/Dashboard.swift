@@ -27,12 +27,18 @@ package final class Dashboard: Sendable {
     package init(store: any DashboardStore, settings: DashboardSettings) throws {
         let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: HostPolicy(settings: settings))
         self.app = app
-        server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024) { request in
+        server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024,
+                                maxConnections: Self.maxConnections, readTimeout: Self.readTimeout) { request in
             .respond(app.respond(to: request))
         }
     }
 
     package func stop() { server.stop() }
+
+    /// A few people's browsers (six connections each) and scripts, not a flood of idle sockets.
+    static let maxConnections = 128
+    /// Browsers keep connections for reuse and reopen them at once; a trickling client is cut.
+    static let readTimeout = 10.0
 }
 
 /// Routing, authentication and CSRF around the pages and the JSON API.
@@ -40,6 +46,7 @@ struct DashboardApp: Sendable {
     let store: any DashboardStore
     let token: String?
     let hosts: HostPolicy
+    let logins = LoginThrottle()
     let csrfToken: String
     /// What the login cookie holds: derived from the token, so the token itself never sits in a cookie.
     let sessionValue: String?
@@ -88,7 +95,15 @@ struct DashboardApp: Sendable {
         // Assets and the login form are open; everything else needs the token when one is set.
         if request.method == "GET", segments.count == 2, segments[0] == "assets" { return DashboardAssets.response(for: segments[1]) }
         if segments == ["login"] { return login(request) }
+        // A bearer token is a login too: guesses count against the same client.
+        let presentsToken = token != nil && request.header("Authorization")?.lowercased().hasPrefix("bearer ") == true
+        if presentsToken, let wait = logins.wait(for: request.remoteAddress) {
+            var response = Self.jsonError(429, "too many wrong tokens; try again in \(wait) s")
+            response.headers.append(HeaderField("Retry-After", String(wait)))
+            return response
+        }
         guard isAuthorized(request) else {
+            if presentsToken { logins.recordFailure(for: request.remoteAddress) }
             if isAPI {
                 var response = Self.jsonError(401, "unauthorized: send Authorization: Bearer <dashboard token>")
                 response.headers.append(HeaderField("WWW-Authenticate", "Bearer"))
@@ -143,12 +158,19 @@ struct DashboardApp: Sendable {
     private func login(_ request: HTTPServerRequest) -> HTTPServerResponse {
         guard let token, let sessionValue else { return Self.redirect("/") }
         if request.method == "POST" {
+            if let wait = logins.wait(for: request.remoteAddress) {
+                var response = HTTPServerResponse.text(429, "too many wrong tokens from \(request.remoteAddress); try again in \(wait) s\n")
+                response.headers.append(HeaderField("Retry-After", String(wait)))
+                return response
+            }
             let form = FormData(String(decoding: request.body, as: UTF8.self))
             if Self.constantTimeEquals(form["token"] ?? "", token) {
+                logins.recordSuccess(for: request.remoteAddress)
                 var response = Self.redirect("/")
                 response.headers.append(HeaderField("Set-Cookie", "\(Self.sessionCookie)=\(sessionValue); Path=/; HttpOnly; SameSite=Strict"))
                 return response
             }
+            logins.recordFailure(for: request.remoteAddress)
             return html(pages.login(failed: true), status: 401)
         }
         return html(pages.login(failed: false))

@@ -87,6 +87,12 @@ package final class HTTPServer: Sendable {
     /// Requests whose head or body exceeds these are answered 431/413 and the connection closed.
     package static let maxHeadBytes = 64 * 1024
     package let maxBodyBytes: Int
+    /// Connections open at once; one more is answered 503 and closed at once. Each holds a
+    /// thread while it reads, so this bounds the threads a flood of idle sockets can take.
+    package let maxConnections: Int
+    /// How long a request's head and body may take to arrive, and how long a kept-alive
+    /// connection may sit idle: a client that trickles or says nothing is closed after it.
+    package let readTimeout: Double
 
     private let listener: Int32
     private let handler: Handler
@@ -96,10 +102,13 @@ package final class HTTPServer: Sendable {
     private let acceptLoopDone = DispatchSemaphore(value: 0)
 
     /// Binds and starts accepting at once. `host` is an IPv4 or IPv6 literal.
-    package init(host: String = "127.0.0.1", port: Int = 0, maxBodyBytes: Int = 16 * 1024 * 1024, handler: @escaping Handler) throws {
+    package init(host: String = "127.0.0.1", port: Int = 0, maxBodyBytes: Int = 16 * 1024 * 1024,
+                 maxConnections: Int = 1_024, readTimeout: Double = 60, handler: @escaping Handler) throws {
         self.host = host
         self.handler = handler
         self.maxBodyBytes = maxBodyBytes
+        self.maxConnections = max(1, maxConnections)
+        self.readTimeout = max(0.01, readTimeout)
         let (socket, boundPort) = try Self.listen(host: host, port: port)
         self.listener = socket
         self.port = boundPort
@@ -187,8 +196,17 @@ package final class HTTPServer: Sendable {
             }
             var noDelay: Int32 = 1
             setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
+            let admitted = connections.withLock { open -> Bool in
+                guard open.count < maxConnections else { return false }
+                open.insert(connection)
+                return true
+            }
+            guard admitted else {
+                write(connection, Self.plain(503, "too many connections"))
+                close(connection)
+                continue
+            }
             accepted.add(1, ordering: .relaxed)
-            connections.withLock { _ = $0.insert(connection) }
             DispatchQueue(label: "http-server.connection").async { [self] in
                 serve(connection: connection, remoteAddress: remote)
                 connections.withLock { _ = $0.remove(connection) }
@@ -201,13 +219,22 @@ package final class HTTPServer: Sendable {
     private func serve(connection: Int32, remoteAddress: String) {
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        // Each request (and each idle wait for the next) must arrive within `readTimeout`
+        // however it is sliced: every recv waits at most what is left of it.
+        var deadline = DispatchTime.now().uptimeNanoseconds
         func fill() -> Bool {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { return false }
+            let left = deadline - now
+            var timeout = timeval(tv_sec: Int(left / 1_000_000_000), tv_usec: Int(max(1_000, (left % 1_000_000_000) / 1_000)))
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             let count = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { return false }
             buffer.append(contentsOf: chunk[0..<count])
             return true
         }
         while !isStopped.load(ordering: .relaxed) {
+            deadline = DispatchTime.now().uptimeNanoseconds + UInt64(readTimeout * 1_000_000_000)
             // The head: up to the blank line.
             var headEnd: Int?
             while headEnd == nil {

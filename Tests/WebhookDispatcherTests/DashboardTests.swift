@@ -3,6 +3,7 @@ import Glibc
 import XCTest
 @testable import DispatcherDashboard
 @testable import DispatcherModel
+import DispatcherServer
 import WebhookDispatcher
 
 /// The dashboard through its real server: the JSON API, actions and their CSRF token, the
@@ -191,6 +192,53 @@ final class DashboardTests: DispatcherTestCase {
         let open = HostPolicy(settings: DashboardSettings(host: "0.0.0.0", port: 1, token: "a-long-enough-token"))
         XCTAssertTrue(open.allows(host: "192.0.2.7:1"), "any address of a host listening on all of them")
         XCTAssertFalse(open.allows(host: "rebound.example:1"))
+    }
+
+    /// Token guessing is slowed per client, at the login form and with a bearer header alike.
+    func testLoginGuessesAreSlowedPerClient() throws {
+        let token = "the-right-token-0123456789"
+        let dashboard = try startDashboard(token: token)
+        let client = LoopbackHTTP(port: dashboard.port)
+        let form = ["Content-Type": "application/x-www-form-urlencoded"]
+        for guess in 0..<LoginThrottle.freeFailures {
+            XCTAssertEqual(try client.request("POST", "/login", body: "token=guess-\(guess)", headers: form).status, 401)
+        }
+        let blocked = try client.request("POST", "/login", body: "token=\(token)", headers: form)
+        XCTAssertEqual(blocked.status, 429, "even the right token waits once the guesses ran out")
+        XCTAssertNotNil(blocked.header("Retry-After"))
+        XCTAssertEqual(try client.request("GET", "/api/overview", headers: ["Authorization": "Bearer guess"]).status, 429)
+
+        let throttle = LoginThrottle()
+        let start = Date()
+        for _ in 0..<LoginThrottle.freeFailures { throttle.recordFailure(for: "a", now: start) }
+        XCTAssertEqual(throttle.wait(for: "a", now: start), 1)
+        throttle.recordFailure(for: "a", now: start)
+        XCTAssertEqual(throttle.wait(for: "a", now: start), 2, "each further failure doubles the wait")
+        XCTAssertNil(throttle.wait(for: "b", now: start), "another client is not held back")
+        XCTAssertNil(throttle.wait(for: "a", now: start.addingTimeInterval(3)))
+        throttle.recordSuccess(for: "a")
+        throttle.recordFailure(for: "a", now: start)
+        XCTAssertNil(throttle.wait(for: "a", now: start), "a success starts the count again")
+    }
+
+    /// Idle and trickling connections are closed after the read timeout, and connections past
+    /// the cap are refused at once, so sockets cannot pin the server's threads.
+    func testIdleConnectionsAreClosedAndConnectionsAreCapped() throws {
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, maxConnections: 3, readTimeout: 0.5) { _ in .respond(.json(200, "{}")) }
+        defer { server.stop() }
+        let idle = try (0..<3).map { _ in try LoopbackSocket(port: server.port) }
+        waitUntil("three connections are accepted") { server.connectionsAccepted == 3 }
+        let refused = try LoopbackSocket(port: server.port)
+        XCTAssertTrue(refused.readAll(timeout: 5).hasPrefix("HTTP/1.1 503"), "a fourth connection is refused")
+        let trickling = idle[0]
+        trickling.send("GET / HTTP/1.1\r\nHo")
+        for socket in idle {
+            XCTAssertEqual(socket.readAll(timeout: 5), "", "closed by the server within its read timeout")
+        }
+        // Room again once they are gone.
+        waitUntil("a new connection is served") {
+            (try? LoopbackHTTP(port: server.port).request("GET", "/").status) == 200
+        }
     }
 
     func testEveryResponseCarriesTheCSPAndEveryTextIsEscaped() throws {
@@ -465,3 +513,43 @@ struct LoopbackHTTP {
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
     }
 }
+
+/// A raw TCP connection to 127.0.0.1, for tests about connections rather than requests.
+final class LoopbackSocket {
+    let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw BrowserError("socket failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(descriptor); throw BrowserError("connect failed") }
+    }
+
+    deinit { close(descriptor) }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// Everything until the server closes the connection, waiting at most `timeout` seconds
+    /// for each read; "" when it closed without sending.
+    func readAll(timeout: Double) -> String {
+        var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return count == 0 ? String(decoding: received, as: UTF8.self) : "timed out" }
+            received += chunk[0..<count]
+        }
+    }
+}
+
