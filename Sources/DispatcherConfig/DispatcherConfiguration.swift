@@ -15,6 +15,8 @@ public struct DispatcherConfiguration: Sendable {
     public var leaseSeconds: Double
     public var maxPayloadBytes: Int
     public var responseBodyCapBytes: Int
+    /// `response_header_cap_count` and `response_header_cap_bytes`.
+    public var responseHeaderCap = ResponseHeaderCap()
     public var urlPolicy: URLPolicy
     public var destinationPolicy: DestinationPolicy
     public var tenants: [Tenant]
@@ -75,6 +77,9 @@ public struct DispatcherConfiguration: Sendable {
         let leaseSeconds = try root.number("lease_seconds", default: 60, in: 1...86_400)
         let maxPayload = try root.integer("max_payload_bytes", default: 256 * 1024, in: 2...(16 * 1024 * 1024))
         let bodyCap = try root.integer("response_body_cap_bytes", default: 64 * 1024, in: 0...(16 * 1024 * 1024))
+        let headerCap = ResponseHeaderCap(
+            count: try root.integer("response_header_cap_count", default: ResponseHeaderCap().count, in: 1...10_000),
+            bytes: try root.integer("response_header_cap_bytes", default: ResponseHeaderCap().bytes, in: 256...(1024 * 1024)))
         let statsInterval = try root.number("stats_interval_seconds", default: 60, in: 0...86_400)
         let retentionDays = try root.has("retention_days") ? root.number("retention_days", default: 30, in: 0.01...36_500) : nil
         let urlPolicy = URLPolicy(requireHTTPS: try root.bool("require_https", default: true))
@@ -128,6 +133,7 @@ public struct DispatcherConfiguration: Sendable {
             maxPayloadBytes: maxPayload, responseBodyCapBytes: bodyCap, urlPolicy: urlPolicy,
             destinationPolicy: DestinationPolicy(allowPrivateAddresses: allowPrivate, allowedNetworks: networks),
             tenants: tenants, endpoints: endpoints)
+        configuration.responseHeaderCap = headerCap
         configuration.statsIntervalSeconds = statsInterval
         configuration.retentionDays = retentionDays
         configuration.dashboard = dashboard
@@ -155,8 +161,10 @@ public struct DispatcherConfiguration: Sendable {
     public var storeOptions: StoreOptions { StoreOptions(maxPayloadBytes: maxPayloadBytes) }
 
     public func serviceConfiguration(logger: DispatcherLogger) -> DeliveryServiceConfiguration {
-        DeliveryServiceConfiguration(
+        var configuration = DeliveryServiceConfiguration(
             concurrentRequests: concurrentRequests, pollInterval: Double(pollIntervalMilliseconds) / 1000, leaseSeconds: leaseSeconds,
             responseBodyCap: responseBodyCapBytes, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy, logger: logger)
+        configuration.responseHeaderCap = responseHeaderCap
+        return configuration
     }
 }

@@ -55,12 +55,16 @@ package struct HTTPClientError: Error, CustomStringConvertible {
 package struct HTTPClientConfiguration: Sendable {
     /// Response bodies beyond this many bytes are not read; the attempt records the prefix.
     var responseBodyCap: Int = 64 * 1024
+    var responseHeaderCap = ResponseHeaderCap()
     var userAgent: String = "dispatcher/\(DispatcherVersion.current)"
     var destinationPolicy: DestinationPolicy = DestinationPolicy()
     var urlPolicy: URLPolicy = URLPolicy()
 
-    package init(responseBodyCap: Int = 64 * 1024, userAgent: String = "dispatcher/\(DispatcherVersion.current)", destinationPolicy: DestinationPolicy = DestinationPolicy(), urlPolicy: URLPolicy = URLPolicy()) {
+    package init(responseBodyCap: Int = 64 * 1024, responseHeaderCap: ResponseHeaderCap = ResponseHeaderCap(),
+                 userAgent: String = "dispatcher/\(DispatcherVersion.current)", destinationPolicy: DestinationPolicy = DestinationPolicy(),
+                 urlPolicy: URLPolicy = URLPolicy()) {
         self.responseBodyCap = responseBodyCap
+        self.responseHeaderCap = responseHeaderCap
         self.userAgent = userAgent
         self.destinationPolicy = destinationPolicy
         self.urlPolicy = urlPolicy
@@ -148,7 +152,8 @@ package final class HTTPClient {
                                          errorMessage: "'\(request.url)' is not https; set require_https to false to allow plain http (tests and local development only)",
                                          durationMicroseconds: 0))
         }
-        let context = TransferContext(bodyCap: configuration.responseBodyCap, policy: configuration.destinationPolicy)
+        let context = TransferContext(bodyCap: configuration.responseBodyCap, headerCap: configuration.responseHeaderCap,
+                                      policy: configuration.destinationPolicy)
         let opaque = Unmanaged.passUnretained(context).toOpaque()
 
         curl_easy_reset(handle)
@@ -222,8 +227,13 @@ package final class HTTPClient {
 
         var status = 0
         dispatcher_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        var headers = context.headers
+        if context.droppedHeaders > 0 {
+            headers.append(HeaderField(ResponseHeaderCap.truncationHeader,
+                                       "\(context.droppedHeaders) more headers (\(context.droppedHeaderBytes) bytes) not recorded"))
+        }
         var exchange = HTTPExchange(
-            status: status > 0 ? status : nil, headers: context.headers, body: context.body,
+            status: status > 0 ? status : nil, headers: headers, body: context.body,
             bodyTruncated: context.truncated, errorKind: nil, errorMessage: nil, durationMicroseconds: duration)
 
         // Stopping at the body cap is ours, not a failure: the status and headers are complete.
@@ -266,15 +276,21 @@ package final class HTTPClient {
 /// Per-transfer state the C callbacks write into.
 private final class TransferContext {
     let bodyCap: Int
+    let headerCap: ResponseHeaderCap
     let policy: DestinationPolicy
     var headers: [HeaderField] = []
+    /// Bytes of the headers kept, and the count and bytes of those past the cap.
+    var headerBytes = 0
+    var droppedHeaders = 0
+    var droppedHeaderBytes = 0
     var body: [UInt8] = []
     var truncated = false
     var headersComplete = false
     var blockedReason: String?
 
-    init(bodyCap: Int, policy: DestinationPolicy) {
+    init(bodyCap: Int, headerCap: ResponseHeaderCap, policy: DestinationPolicy) {
         self.bodyCap = bodyCap
+        self.headerCap = headerCap
         self.policy = policy
     }
 }
@@ -305,10 +321,18 @@ private let receiveHeader: dispatcher_curl_data_callback = { data, size, count, 
     if end - start >= 5, line[start..<(start + 5)].elementsEqual("HTTP/".utf8) {
         // A new status line (after 1xx interim responses): only the final response's headers count.
         context.headers.removeAll()
+        context.headerBytes = 0
+        context.droppedHeaders = 0
+        context.droppedHeaderBytes = 0
         context.headersComplete = false
     } else if start == end {
         context.headersComplete = true
+    } else if context.headers.count >= context.headerCap.count || context.headerBytes + (end - start) > context.headerCap.bytes {
+        // A receiver sending thousands of headers must not fill the audit log.
+        context.droppedHeaders += 1
+        context.droppedHeaderBytes += end - start
     } else if let colon = line[start..<end].firstIndex(of: UInt8(ascii: ":")) {
+        context.headerBytes += end - start
         var nameEnd = colon, valueStart = colon + 1
         while nameEnd > start, isSpace(line[nameEnd - 1]) { nameEnd -= 1 }
         while valueStart < end, isSpace(line[valueStart]) { valueStart += 1 }

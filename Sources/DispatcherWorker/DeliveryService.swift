@@ -16,6 +16,9 @@ public struct DeliveryServiceConfiguration: Sendable {
     public var leaseSeconds: Double
     /// Response bodies are recorded up to this many bytes.
     public var responseBodyCap: Int
+    /// Response headers are recorded up to this many, and this many bytes; the rest are
+    /// counted in one `X-Dispatcher-Headers-Truncated` entry.
+    public var responseHeaderCap = ResponseHeaderCap()
     public var destinationPolicy: DestinationPolicy
     /// Which URLs are attempted at all; `https` only by default.
     public var urlPolicy: URLPolicy
@@ -35,7 +38,8 @@ public struct DeliveryServiceConfiguration: Sendable {
 
     /// The settings every HTTP client of the service gets.
     var clientConfiguration: HTTPClientConfiguration {
-        HTTPClientConfiguration(responseBodyCap: responseBodyCap, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy)
+        HTTPClientConfiguration(responseBodyCap: responseBodyCap, responseHeaderCap: responseHeaderCap,
+                                destinationPolicy: destinationPolicy, urlPolicy: urlPolicy)
     }
 }
 

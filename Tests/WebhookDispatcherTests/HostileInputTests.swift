@@ -191,5 +191,27 @@ extension HostileInputTests {
         XCTAssertFalse(SQLiteError(code: 5, message: "database is locked", sql: nil).cannotHeal)
         XCTAssertFalse(SQLiteError(code: 13, message: "database or disk is full", sql: nil).cannotHeal)
     }
+
+    // MARK: - Hostile receivers
+
+    /// A receiver answering with 2,000 headers gets the first hundred recorded and the rest
+    /// counted, not 50 KB of audit log per attempt.
+    func testAFloodOfResponseHeadersIsCappedAndSaysSo() throws {
+        let flood = (0..<2_000).map { HeaderField("X-Flood-\($0)", "value-\($0)") }
+        let receiver = try makeReceiver { _, _ in .respond(status: 200, headers: flood) }
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        let id = try enqueue().eventID
+        try startService()
+        let attempt = try XCTUnwrap(try waitForFinalDeliveries(of: id).deliveries.first?.attempts.first)
+        let headers = try XCTUnwrap(attempt.responseHeaders)
+        XCTAssertEqual(attempt.verdict, .succeeded)
+        XCTAssertLessThanOrEqual(headers.count, ResponseHeaderCap().count + 1)
+        XCTAssertLessThanOrEqual(headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }, ResponseHeaderCap().bytes + 100)
+        let marker = try XCTUnwrap(headers.last)
+        XCTAssertEqual(marker.name, ResponseHeaderCap.truncationHeader)
+        XCTAssertTrue(marker.value.hasSuffix("not recorded"), marker.value)
+        let config = try DispatcherConfiguration.parse(Data(#"{"response_header_cap_count": 10, "response_header_cap_bytes": 2048}"#.utf8))
+        XCTAssertEqual(config.serviceConfiguration(logger: .silent).responseHeaderCap, ResponseHeaderCap(count: 10, bytes: 2048))
+    }
 }
 
