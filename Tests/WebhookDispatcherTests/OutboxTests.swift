@@ -248,4 +248,22 @@ final class OutboxTests: DispatcherTestCase {
         // Still usable after starting over.
         XCTAssertEqual(try store.write { tx in try tx.rows("SELECT 1 + 1") }, [[.integer(2)]])
     }
+
+    /// Ids the dispatcher makes are time-ordered (UUID version 7): they start with the time
+    /// they were made, in milliseconds, so later ids sort after earlier ones.
+    func testGeneratedEventIDsAreTimeOrderedVersion7() throws {
+        try addTenant(endpoints: [])
+        func milliseconds(of id: String) -> UInt64? { UInt64(id.replacingOccurrences(of: "-", with: "").prefix(12), radix: 16) }
+        let before = UInt64(Date().timeIntervalSince1970 * 1000)
+        let id = try store.enqueue(NewEvent(tenantID: "tenant-a", type: "visit.ended", json: "{}")).eventID
+        let after = UInt64(Date().timeIntervalSince1970 * 1000)
+        XCTAssertEqual(Array(id)[14], "7", id)
+        XCTAssertTrue("89ab".contains(Array(id)[19]), id)
+        XCTAssertTrue((before...after).contains(try XCTUnwrap(milliseconds(of: id))), id)
+        let early = UUID.timeOrdered(at: Date(timeIntervalSince1970: 1_700_000_000)).uuidString.lowercased()
+        let later = UUID.timeOrdered(at: Date(timeIntervalSince1970: 1_700_000_000.002)).uuidString.lowercased()
+        XCTAssertTrue(early.hasPrefix("018bcfe5-6800-7"), early)
+        XCTAssertLessThan(early, later)
+    }
 }
+
