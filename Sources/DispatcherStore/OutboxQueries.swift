@@ -57,6 +57,12 @@ enum OutboxQueries {
                (SELECT count(*) FROM fanned), (SELECT count(*) FROM announced)
         """
 
+    /// The limit the SQL contract (`dispatcher_outbox`, `dispatcher_enqueue`) enforces, kept
+    /// equal to the config's; written only when it differs.
+    static let recordMaxPayload = """
+        UPDATE dispatcher_settings SET value = ?1 WHERE name = 'max_payload_bytes' AND value <> ?1
+        """
+
     /// Checks `event` and returns its canonical id; throws before anything is written.
     static func validate(_ event: NewEvent, options: StoreOptions) throws -> String {
         guard EventType.isValid(event.type) else { throw DispatcherError.invalidEventType(event.type) }

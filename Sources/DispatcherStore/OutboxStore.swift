@@ -129,6 +129,12 @@ public final class OutboxStore: EventOutbox, Sendable {
         return !a.isEmpty && resolved(a) == resolved(b)
     }
 
+    /// Makes the SQL contract enforce this store's `maxPayloadBytes` (a process that syncs
+    /// the config calls it, so SQL producers get the configured limit).
+    package func recordLimits() throws {
+        try withConnection { db in try db.execute(OutboxQueries.recordMaxPayload, [options.maxPayloadBytes]) }
+    }
+
     package func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double) throws -> ClaimedDelivery {
         try withConnection { db in
             try OperationsQueries.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: leaseSeconds, in: db)

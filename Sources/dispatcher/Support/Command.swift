@@ -47,6 +47,7 @@ struct StoreSelection {
     func syncConfiguration(into store: OutboxStore) throws {
         guard let configuration else { return }
         try store.upsert(tenants: configuration.tenants, endpoints: configuration.endpoints)
+        try store.recordLimits()
     }
 }
 
