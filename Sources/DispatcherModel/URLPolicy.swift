@@ -1,7 +1,8 @@
 import Foundation
 
 /// Which destination URLs an endpoint may have. The connect-time address check lives in
-/// `Delivery/DestinationPolicy`; this is the part that can be judged from the URL alone.
+/// `DestinationPolicy` (applied by `HTTPClient` to the address it connects to); this is the
+/// part that can be judged from the URL alone.
 public struct URLPolicy: Sendable, Equatable {
     /// Only `https` URLs (the default; the verification seed requires it).
     public var requireHTTPS: Bool
