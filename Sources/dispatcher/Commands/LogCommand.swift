@@ -68,7 +68,7 @@ struct LogCommand: DispatcherCommand {
         for delivery in deliveries {
             let next = delivery.nextAttemptAt.map { TimeText.relative($0, now: now) } ?? "-"
             let cells: [TerminalText] = [
-                "\(delivery.id)", "\(delivery.eventID.prefix(8))", "\(delivery.tenantID)", "\(delivery.endpointID)",
+                "\(delivery.id)", "\(delivery.eventID)", "\(delivery.tenantID)", "\(delivery.endpointID)",
                 "\(delivery.eventType)", Console.status(delivery.status), "\(delivery.attemptCount)",
                 "\(delivery.lastHTTPStatus.map(String.init) ?? "-")", "\(next)",
                 "\(TimeText.relative(delivery.updatedAt, now: now))", "\(delivery.lastError.map { String($0.prefix(60)) } ?? "")",

@@ -15,7 +15,7 @@ struct ShowCommand: DispatcherCommand {
         abstract: "Show an event's body and every delivery attempt, request and response.",
         positionals: "ID",
         options: [OptionSpec(name: "json", value: nil, help: "Print the whole record as one JSON object.")] + StoreSelection.options,
-        discussion: "ID is a delivery id (a number, as `log` prints it), an event id, or the first 8+ characters of one.")
+        discussion: "ID is a delivery id (a number, as `log` prints it), an event id, or enough of its start (8+ characters) to name one event; ids made close together share their first characters, the time.")
 
     let selection: StoreSelection
     let id: String
