@@ -6,6 +6,7 @@ import PackageDescription
 //
 //   dispatcher (CLI) ─▶ WebhookDispatcher (re-exports the producer API) ─▶ Config, Worker, Store, Events, Model
 //   DispatcherDashboard ─▶ DispatcherConfig, DispatcherServer, DispatcherWorker
+//   DispatcherIngest ─▶ DispatcherConfig, DispatcherServer, DispatcherStore, DispatcherEvents
 //   DispatcherConfig ─▶ DispatcherWorker ─▶ DispatcherStore ─▶ DispatcherModel
 //                                       └─▶ DispatcherDelivery ─▶ DispatcherModel
 //   DispatcherEvents ─▶ DispatcherModel · DispatcherServer ─▶ DispatcherModel
@@ -60,6 +61,12 @@ let package = Package(
                 .embedInCode("Assets/dashboard.js"),
             ]
         ),
+        // The HTTP ingest API: API keys, group commit, the routes.
+        .target(
+            name: "DispatcherIngest",
+            dependencies: ["DispatcherModel", "DispatcherEvents", "DispatcherStore", "DispatcherDelivery",
+                           "DispatcherConfig", "DispatcherServer"]
+        ),
         // The product producers and embedders import: re-exports their API and nothing else.
         .target(
             name: "WebhookDispatcher",
@@ -68,13 +75,14 @@ let package = Package(
         .executableTarget(
             name: "dispatcher",
             dependencies: ["WebhookDispatcher", "DispatcherModel", "DispatcherEvents", "DispatcherStore",
-                           "DispatcherDelivery", "DispatcherWorker", "DispatcherConfig", "DispatcherServer", "DispatcherDashboard"]
+                           "DispatcherDelivery", "DispatcherWorker", "DispatcherConfig", "DispatcherServer", "DispatcherDashboard",
+                           "DispatcherIngest"]
         ),
         .testTarget(
             name: "WebhookDispatcherTests",
             dependencies: ["WebhookDispatcher", "DispatcherModel", "DispatcherEvents", "DispatcherStore",
                            "DispatcherDelivery", "DispatcherWorker", "DispatcherConfig", "DispatcherServer",
-                           "DispatcherDashboard", "dispatcher", "CSQLite"]
+                           "DispatcherDashboard", "DispatcherIngest", "dispatcher", "CSQLite"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -28,6 +28,8 @@ public struct DispatcherConfiguration: Sendable {
     /// When set, `serve` also hosts the dashboard; `dispatcher dashboard` reads its listen
     /// address and token from here.
     public var dashboard: DashboardSettings?
+    /// When set, `serve` also hosts the HTTP ingest API; `dispatcher api` reads it too.
+    public var api: APISettings?
 
     public init(database: String, concurrentRequests: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
                 maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
@@ -126,6 +128,17 @@ public struct DispatcherConfiguration: Sendable {
             dashboard = try DashboardSettings(listen: listen, token: token)
             dashboard?.hostNames = hostNames.map { $0.lowercased() }
         }
+        var api: APISettings?
+        if let reader = try root.object("api") {
+            let listen = try reader.string("listen") ?? APISettings.defaultListen
+            let maxBatch = try reader.integer("max_batch", default: 1_000, in: 1...100_000)
+            try reader.rejectUnknownKeys()
+            do {
+                api = try APISettings(listen: listen, maxBatch: maxBatch)
+            } catch DispatcherError.invalidConfiguration(_, let message) {
+                throw DispatcherError.invalidConfiguration(path: "api.listen", message: message)
+            }
+        }
         try root.rejectUnknownKeys()
 
         var configuration = DispatcherConfiguration(
@@ -137,6 +150,7 @@ public struct DispatcherConfiguration: Sendable {
         configuration.statsIntervalSeconds = statsInterval
         configuration.retentionDays = retentionDays
         configuration.dashboard = dashboard
+        configuration.api = api
         return configuration
     }
 

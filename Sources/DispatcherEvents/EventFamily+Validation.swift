@@ -29,3 +29,19 @@ extension EventFamily {
         }
     }
 }
+
+extension EventFamily {
+    /// What `dispatcher enqueue --ndjson` and the ingest API do to an event before storing it:
+    /// check its body against its family's documented format, and take the id the body carries
+    /// (a check-in outcome's `data.event_id`, a visit's `id`) when the event has none, so
+    /// `webhook-id` matches it. A given id that differs from the body's is refused.
+    package static func prepare(_ event: NewEvent, allowCustomKey: Bool = false) throws -> NewEvent {
+        let bodyID = try validate(body: event.body, type: event.type, allowCustomKey: allowCustomKey)
+        var prepared = event
+        if let given = event.id, let bodyID, given != bodyID {
+            throw DispatcherError.invalidEvent(type: event.type, field: "id", message: "\(given.uuidString.lowercased()) differs from the id in the body (\(bodyID.uuidString.lowercased())); leave it out")
+        }
+        if prepared.id == nil { prepared.id = bodyID }
+        return prepared
+    }
+}

@@ -15,6 +15,26 @@ package enum JSONValidation {
     /// order: each key decoded, each value as its byte range (taken byte for byte, as an NDJSON
     /// line's `data` becomes an event body unchanged).
     static func topLevelMembers(_ bytes: [UInt8]) throws -> [(key: String, value: Range<Int>)] {
+        try scan(bytes) { buffer, reader in
+            guard let members = reader.topLevelMembers else {
+                throw DispatcherError.invalidJSON("the top level must be an object ({...})")
+            }
+            return members.map { (key: decodeString(buffer, $0.key), value: $0.value) }
+        }
+    }
+
+    /// Validates `bytes` as a JSON array and returns each element's byte range (a batch of
+    /// events, each taken byte for byte).
+    package static func topLevelElements(_ bytes: [UInt8]) throws -> [Range<Int>] {
+        try scan(bytes) { _, reader in
+            guard let elements = reader.topLevelElements else { throw DispatcherError.invalidJSON("the top level must be an array ([...])") }
+            return elements
+        }
+    }
+
+    /// Scans `bytes` as one JSON document and hands the finished scanner to `result`; errors
+    /// are `invalidJSON` with the position.
+    private static func scan<T>(_ bytes: [UInt8], _ result: (UnsafeBufferPointer<UInt8>, JSONScanner) throws -> T) throws -> T {
         guard !bytes.isEmpty else { throw DispatcherError.invalidJSON("the body is empty") }
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw DispatcherError.invalidJSON("the body is not valid UTF-8")
@@ -37,10 +57,7 @@ package enum JSONValidation {
                     throw DispatcherError.invalidJSON("it does not parse (the number at byte \(offset) is beyond a double's range)")
                 }
             }
-            guard let members = reader.topLevelMembers else {
-                throw DispatcherError.invalidJSON("the top level must be an object ({...})")
-            }
-            return members.map { (key: decodeString(buffer, $0.key), value: $0.value) }
+            return try result(buffer, reader)
         }
     }
 
@@ -102,6 +119,9 @@ struct JSONScanner {
     /// The top-level object's members (key range with quotes, value range), once read; nil
     /// when the top level is not an object.
     var topLevelMembers: [(key: Range<Int>, value: Range<Int>)]?
+    /// The top-level array's elements (each value's range), once read; nil when the top level
+    /// is not an array.
+    var topLevelElements: [Range<Int>]?
 
     init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -111,6 +131,7 @@ struct JSONScanner {
     mutating func document() throws(Failure) {
         skipWhitespace()
         if peek == UInt8(ascii: "{") { topLevelMembers = [] }
+        if peek == UInt8(ascii: "[") { topLevelElements = [] }
         try value()
         skipWhitespace()
         guard index == bytes.count else { throw .unexpected(at: index) }
@@ -158,7 +179,13 @@ struct JSONScanner {
         }
         while true {
             skipWhitespace()
-            if ofMembers { try member() } else { try value() }
+            if ofMembers {
+                try member()
+            } else {
+                let start = index
+                try value()
+                if depth == 1 { topLevelElements?.append(start..<index) }
+            }
             skipWhitespace()
             if peek == UInt8(ascii: ",") {
                 index += 1

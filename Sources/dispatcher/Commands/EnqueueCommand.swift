@@ -143,11 +143,7 @@ struct EnqueueCommand: DispatcherCommand {
             let bytes = Array(line.utf8)
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             do {
-                let event = try NDJSONEvent.parse(bytes)
-                let bodyID = try EventFamily.validate(body: event.body, type: event.type, allowCustomKey: allowCustomType)
-                var withID = event
-                if withID.id == nil { withID.id = bodyID }
-                batch.append((lineNumber, withID))
+                batch.append((lineNumber, try EventFamily.prepare(try NDJSONEvent.parse(bytes), allowCustomKey: allowCustomType)))
             } catch let error as DispatcherError {
                 rejected.append((lineNumber, error.description))
             }

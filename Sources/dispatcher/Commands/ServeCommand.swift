@@ -5,6 +5,7 @@ import DispatcherConfig
 import DispatcherDashboard
 import DispatcherDelivery
 import DispatcherEvents
+import DispatcherIngest
 import DispatcherModel
 import DispatcherStore
 import DispatcherWorker
@@ -57,6 +58,12 @@ struct ServeCommand: DispatcherCommand {
             try Dashboard(store: try selection.openStore(), settings: settings)
         }
         if let dashboard { logger.log(.info, "dashboard on \(dashboard.url)") }
+        let api = try selection.configuration?.api.map { settings in
+            try IngestServer(store: try selection.openStore(), settings: settings)
+        }
+        if let api, let settings = selection.configuration?.api {
+            logger.log(.info, "ingest API on http://\(APISettings(host: settings.host, port: api.port).listen)/v1/events")
+        }
 
         let signalQueue = DispatchQueue(label: "dispatcher.signals")
         let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
@@ -80,6 +87,7 @@ struct ServeCommand: DispatcherCommand {
         }
         try service.run()
         dashboard?.stop()
+        api?.stop()
         housekeeping.stop()
         sources.forEach { $0.cancel() }
     }

@@ -1,0 +1,53 @@
+import DispatcherDelivery
+import DispatcherModel
+import DispatcherStore
+import Foundation
+import Synchronization
+
+/// Issues and checks the ingest API's keys, `dk_<id>_<secret>`: the id finds the stored
+/// record, and the SHA-256 of the whole key must match its hash (compared in constant time).
+/// Checked keys are remembered for `cacheSeconds`, so a busy producer costs no read per
+/// request; a revoked key stops working within that time.
+package final class APIKeys: Sendable {
+    static let prefix = "dk_"
+    static let cacheSeconds = 5.0
+
+    private let store: any APIKeyRegistry
+    private let checked = Mutex<[String: (record: APIKeyRecord, until: Date)]>([:])
+
+    package init(store: any APIKeyRegistry) { self.store = store }
+
+    /// Makes a key, stores its hash, and returns the key: the only time it is ever shown.
+    package static func create(name: String, tenants: [String]?, in store: any APIKeyRegistry) throws -> (record: APIKeyRecord, key: String) {
+        let id = hex(Digest.randomBytes(6))
+        let key = prefix + id + "_" + hex(Digest.randomBytes(24))
+        let record = APIKeyRecord(id: id, name: name, keyHash: Digest.sha256Hex(Array(key.utf8)), tenants: tenants, createdAt: Date())
+        try store.insertAPIKey(record)
+        return (record, key)
+    }
+
+    /// The key's record when `presented` is a valid, unrevoked key; nil otherwise.
+    package func verify(_ presented: String) throws -> APIKeyRecord? {
+        let parts = presented.split(separator: "_", omittingEmptySubsequences: false)
+        guard presented.hasPrefix(Self.prefix), parts.count == 3 else { return nil }
+        let id = String(parts[1])
+        let now = Date()
+        let hash = Digest.sha256Hex(Array(presented.utf8))
+        if let cached = checked.withLock({ $0[hash] }), cached.until > now { return cached.record }
+        guard let record = try store.apiKey(id: id), record.revokedAt == nil,
+              Self.constantTimeEquals(record.keyHash, hash) else { return nil }
+        checked.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[hash] = (record, now.addingTimeInterval(Self.cacheSeconds))
+        }
+        return record
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let left = Array(a.utf8), right = Array(b.utf8)
+        guard left.count == right.count, !left.isEmpty else { return false }
+        return zip(left, right).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}

@@ -1,0 +1,197 @@
+import DispatcherEvents
+import DispatcherModel
+import DispatcherServer
+import DispatcherStore
+import Foundation
+
+/// The HTTP ingest API, for producers on other hosts and in other languages:
+///
+/// - `POST /v1/events` `{"tenant", "type", "id"?, "ordering_key"?, "data"}` → `202 {"id",
+///   "deliveries", "duplicate"}`, once committed; an `Idempotency-Key` header may carry the id.
+/// - `POST /v1/events/batch`: NDJSON lines or a JSON array of the same objects, up to
+///   `maxBatch`; `200 {"accepted", "rejected", "results": [...]}` with one result per item.
+/// - `GET /v1/events/ID`: the event, its deliveries and attempts (`dispatcher show --json`).
+/// - `GET /v1/deliveries?tenant=&endpoint=&type=&status=&limit=&before=`: the log
+///   (`dispatcher log --json`).
+///
+/// Every request carries `Authorization: Bearer dk_...`; a key limited to tenants acts only for
+/// them. Validation is `dispatcher enqueue`'s: the seed families' formats are checked. Errors
+/// are `{"error": "..."}` with 400, 401, 403, 404, 409, 413, 429 or 503.
+package struct IngestAPI: Sendable {
+    let store: any EventOutbox & DeliveryLog
+    let keys: APIKeys
+    let committer: GroupCommitter
+    let maxPayloadBytes: Int
+    let maxBatch: Int
+
+    package init(store: OutboxStore, committer: GroupCommitter, maxBatch: Int) {
+        self.store = store
+        self.keys = APIKeys(store: store)
+        self.committer = committer
+        self.maxPayloadBytes = store.options.maxPayloadBytes
+        self.maxBatch = maxBatch
+    }
+
+    /// An error answer: its status and message.
+    struct Failure: Error {
+        let status: Int
+        let message: String
+        init(_ status: Int, _ message: String) {
+            self.status = status
+            self.message = message
+        }
+    }
+
+    package func respond(to request: HTTPServerRequest) -> HTTPServerResponse {
+        do {
+            let key = try authenticate(request)
+            let segments = request.path.split(separator: "/").map(String.init)
+            switch (request.method, segments) {
+            case ("POST", ["v1", "events"]): return try enqueueOne(request, key: key)
+            case ("POST", ["v1", "events", "batch"]): return try enqueueBatch(request, key: key)
+            case ("GET", let path) where path.count == 3 && path[0] == "v1" && path[1] == "events": return try event(id: path[2], key: key)
+            case ("GET", ["v1", "deliveries"]): return try deliveries(request, key: key)
+            case (_, let path) where path.first == "v1": throw Failure(404, "no such route: \(request.method) \(request.path)")
+            default: throw Failure(404, "no such route: \(request.method) \(request.path)")
+            }
+        } catch let failure as Failure {
+            return Self.error(failure.status, failure.message)
+        } catch let error as DispatcherError {
+            return Self.error(Self.status(of: error), error.description)
+        } catch {
+            return Self.error(503, "the store failed; nothing was committed: \(error)")
+        }
+    }
+
+    private func authenticate(_ request: HTTPServerRequest) throws -> APIKeyRecord {
+        guard let header = request.header("Authorization"), header.lowercased().hasPrefix("bearer ") else {
+            throw Failure(401, "send Authorization: Bearer <API key> (dispatcher api-keys create)")
+        }
+        guard let key = try keys.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
+            throw Failure(401, "the API key is not valid, or was revoked")
+        }
+        return key
+    }
+
+    private func enqueueOne(_ request: HTTPServerRequest, key: APIKeyRecord) throws -> HTTPServerResponse {
+        guard request.body.count <= maxPayloadBytes + Self.envelopeAllowance else {
+            throw Failure(413, "the request is larger than max_payload_bytes (\(maxPayloadBytes)) allows")
+        }
+        var event = try NDJSONEvent.parse(request.body)
+        if let idempotencyKey = request.header("Idempotency-Key") {
+            guard let id = UUID(uuidString: idempotencyKey) else { throw DispatcherError.invalidEventID(idempotencyKey) }
+            if let given = event.id, given != id { throw Failure(400, "Idempotency-Key and \"id\" differ; give one") }
+            event.id = id
+        }
+        let prepared = try admit(event, key: key)
+        guard let results = try committer.commit([prepared]) else { throw Failure(429, "too many events are waiting to be committed; retry shortly") }
+        let result = try results[0].get()
+        return .json(202, JSONValue.object([
+            ("id", .string(result.eventID)), ("deliveries", .integer(Int64(result.deliveryCount))), ("duplicate", .bool(result.isDuplicate)),
+        ]).text)
+    }
+
+    private func enqueueBatch(_ request: HTTPServerRequest, key: APIKeyRecord) throws -> HTTPServerResponse {
+        let items = try Self.items(of: request.body)
+        guard items.count <= maxBatch else { throw Failure(413, "\(items.count) events in one batch; at most \(maxBatch) (api.max_batch)") }
+        var outcomes: [JSONValue?] = Array(repeating: nil, count: items.count)
+        var admitted: [(index: Int, event: NewEvent)] = []
+        for (index, item) in items.enumerated() {
+            do {
+                admitted.append((index, try admit(try NDJSONEvent.parse(item), key: key)))
+            } catch let failure as Failure {
+                outcomes[index] = Self.itemError(index, failure.status, failure.message)
+            } catch let error as DispatcherError {
+                outcomes[index] = Self.itemError(index, Self.status(of: error), error.description)
+            }
+        }
+        if !admitted.isEmpty {
+            guard let results = try committer.commit(admitted.map(\.event)) else {
+                throw Failure(429, "too many events are waiting to be committed; retry shortly")
+            }
+            for (entry, result) in zip(admitted, results) {
+                switch result {
+                case .success(let stored):
+                    outcomes[entry.index] = .object([("index", .integer(Int64(entry.index))), ("id", .string(stored.eventID)),
+                                                     ("deliveries", .integer(Int64(stored.deliveryCount))), ("duplicate", .bool(stored.isDuplicate))])
+                case .failure(let error):
+                    outcomes[entry.index] = Self.itemError(entry.index, Self.status(of: error), error.description)
+                }
+            }
+        }
+        let results = outcomes.compactMap { $0 }
+        let rejected = results.filter { if case .object(let members) = $0 { return members.contains { $0.0 == "error" } } else { return false } }.count
+        return .json(200, JSONValue.object([
+            ("accepted", .integer(Int64(results.count - rejected))), ("rejected", .integer(Int64(rejected))), ("results", .array(results)),
+        ]).text)
+    }
+
+    /// Checks an event as `dispatcher enqueue` does and against the key's tenants.
+    private func admit(_ event: NewEvent, key: APIKeyRecord) throws -> NewEvent {
+        guard key.allows(tenant: event.tenantID) else { throw Failure(403, "this API key may not enqueue for tenant '\(event.tenantID)'") }
+        return try EventFamily.prepare(event)
+    }
+
+    private func event(id: String, key: APIKeyRecord) throws -> HTTPServerResponse {
+        guard let record = try store.eventRecord(eventID: id.lowercased()), key.allows(tenant: record.event.tenantID) else {
+            throw Failure(404, "no event \(id)")
+        }
+        return .json(200, JSONRepresentation.line(JSONRepresentation.eventRecord(record)))
+    }
+
+    private func deliveries(_ request: HTTPServerRequest, key: APIKeyRecord) throws -> HTTPServerResponse {
+        let query = Self.query(request.target)
+        var filter = DeliveryFilter(limit: min(1_000, max(1, Int(query["limit"] ?? "") ?? 100)))
+        filter.tenantID = query["tenant"]
+        if let tenants = key.tenants {
+            if filter.tenantID == nil, tenants.count == 1 { filter.tenantID = tenants[0] }
+            guard let tenant = filter.tenantID, tenants.contains(tenant) else {
+                throw Failure(403, "this API key reads only tenants \(tenants.joined(separator: ", ")): give ?tenant=")
+            }
+        }
+        filter.endpointID = query["endpoint"]
+        filter.typePattern = query["type"]
+        if let status = query["status"] {
+            guard let parsed = DeliveryStatus(rawValue: status) else { throw Failure(400, "status '\(status)' is not a delivery status") }
+            filter.status = parsed
+        }
+        filter.beforeID = query["before"].flatMap { Int64($0) }
+        let rows = try store.deliveries(matching: filter).map(JSONRepresentation.delivery)
+        return .json(200, "{\"deliveries\":[" + rows.map(JSONRepresentation.line).joined(separator: ",") + "]}")
+    }
+
+    /// The items of a batch: NDJSON lines, or the elements of a JSON array (each byte for byte).
+    static func items(of body: [UInt8]) throws -> [[UInt8]] {
+        let first = body.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }
+        if first == UInt8(ascii: "[") {
+            return try JSONValidation.topLevelElements(body).map { Array(body[$0]) }
+        }
+        return body.split(separator: 0x0A).map(Array.init).filter { line in line.contains { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 } }
+    }
+
+    /// Room in a request for the envelope around the event's body.
+    static let envelopeAllowance = 4 * 1024
+
+    static func status(of error: DispatcherError) -> Int {
+        switch error {
+        case .unknownTenant: return 404
+        case .conflictingEvent: return 409
+        case .payloadTooLarge: return 413
+        case .notFound: return 404
+        default: return 400
+        }
+    }
+
+    static func error(_ status: Int, _ message: String) -> HTTPServerResponse {
+        .json(status, JSONValue.object([("error", .string(message))]).text)
+    }
+
+    static func itemError(_ index: Int, _ status: Int, _ message: String) -> JSONValue {
+        .object([("index", .integer(Int64(index))), ("status", .integer(Int64(status))), ("error", .string(message))])
+    }
+
+    static func query(_ target: String) -> [String: String] {
+        guard let components = URLComponents(string: "http://x" + target) else { return [:] }
+        return Dictionary((components.queryItems ?? []).compactMap { item in item.value.map { (item.name, $0) } }, uniquingKeysWith: { _, last in last })
+    }
+}
