@@ -9,7 +9,18 @@ package enum Digest {
         let ok = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha256(), nil) }
         // EVP_Digest fails only without memory; an empty hash then matches nothing.
         guard ok == 1 else { return "" }
-        return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
+        return hex(digest.prefix(Int(length)))
+    }
+
+    /// Lowercase hex, two digits a byte.
+    package static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// `count` bytes from the system's generator.

@@ -6,8 +6,8 @@ import Synchronization
 
 /// Issues and checks the ingest API's keys, `dk_<id>_<secret>`: the id finds the stored
 /// record, and the SHA-256 of the whole key must match its hash (compared in constant time).
-/// Checked keys are remembered for `cacheSeconds`, so a busy producer costs no read per
-/// request; a revoked key stops working within that time.
+/// Checked keys are remembered for `cacheSeconds` (by the key as presented, so a busy producer
+/// costs neither a read nor a hash per request); a revoked key stops working within that time.
 package final class APIKeys: Sendable {
     static let prefix = "dk_"
     static let cacheSeconds = 5.0
@@ -32,18 +32,18 @@ package final class APIKeys: Sendable {
         guard presented.hasPrefix(Self.prefix), parts.count == 3 else { return nil }
         let id = String(parts[1])
         let now = Date()
+        if let cached = checked.withLock({ $0[presented] }), cached.until > now { return cached.record }
         let hash = Digest.sha256Hex(Array(presented.utf8))
-        if let cached = checked.withLock({ $0[hash] }), cached.until > now { return cached.record }
         guard let record = try store.apiKey(id: id), record.revokedAt == nil,
               Self.constantTimeEquals(record.keyHash, hash) else { return nil }
         checked.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
-            cache[hash] = (record, now.addingTimeInterval(Self.cacheSeconds))
+            cache[presented] = (record, now.addingTimeInterval(Self.cacheSeconds))
         }
         return record
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { Digest.hex(bytes) }
 
     static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
         let left = Array(a.utf8), right = Array(b.utf8)
