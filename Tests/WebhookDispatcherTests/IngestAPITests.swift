@@ -154,4 +154,27 @@ final class IngestAPITests: DispatcherTestCase {
         XCTAssertEqual(try run(["api-keys", "revoke", id, "--db", databaseLocation]).status, 0)
         XCTAssertEqual(try run(["api-keys", "revoke", id, "--db", databaseLocation]).status, 1)
     }
+
+    /// `serve` with an `api` block hosts the API beside the delivery service: a POST is
+    /// delivered end to end.
+    func testServeHostsTheAPIFromTheConfig() throws {
+        let receiver = try makeReceiver()
+        let config = try writeConfig(url: receiver.url(), extra: #", "api": {"listen": "127.0.0.1:0", "max_batch": 50}"#)
+        XCTAssertEqual(try DispatcherConfiguration.load(path: config).api, APISettings(host: "127.0.0.1", port: 0, maxBatch: 50))
+        let logFile = directory.file("serve.log")
+        _ = try startServe(config: config, logFile: logFile)
+        var port: Int?
+        waitUntil("serve says where the API listens") {
+            let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            guard let range = log.range(of: "ingest API on http://127.0.0.1:") else { return false }
+            port = Int(log[range.upperBound...].prefix { $0.isNumber })
+            return port != nil
+        }
+        let key = try APIKeys.create(name: "serve", tenants: nil, in: store).key
+        let reply = try Self.curl(base: "http://127.0.0.1:\(try XCTUnwrap(port))", "POST", "/v1/events", key: key,
+                                  data: #"{"tenant":"tenant-a","type":"order.shipped","data":{"via":"serve"}}"#)
+        XCTAssertEqual(reply.status, 202)
+        waitUntil("the event is delivered") { receiver.requests.contains { String(decoding: $0.body, as: UTF8.self) == #"{"via":"serve"}"# } }
+    }
 }
+
