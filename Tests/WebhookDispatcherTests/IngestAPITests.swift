@@ -176,5 +176,29 @@ final class IngestAPITests: DispatcherTestCase {
         XCTAssertEqual(reply.status, 202)
         waitUntil("the event is delivered") { receiver.requests.contains { String(decoding: $0.body, as: UTF8.self) == #"{"via":"serve"}"# } }
     }
+
+    /// The README's Python example, run as written (standard library `urllib`).
+    func testTheReadmesPythonExampleEnqueuesOverHTTP() throws {
+        try addTenant("hmo-1", endpoints: [endpoint("hmo", tenant: "hmo-1", url: "https://example.com/hook")])
+        let key = try APIKeys.create(name: "python", tenants: ["hmo-1"], in: store).key
+        try startAPI()
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        let start = try XCTUnwrap(readme.range(of: "```python\nimport json, urllib.request\n"))
+        let end = try XCTUnwrap(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        let example = "import json, urllib.request\n" + readme[start.upperBound..<end.lowerBound]
+        let script = "key = \"\(key)\"\n" + example.replacingOccurrences(of: "http://127.0.0.1:8090", with: base)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, script)
+        XCTAssertTrue(printed.contains("'duplicate': False"), printed)
+        XCTAssertNotNil(try store.eventRecord(eventID: "0192f3a8-1111-7222-8333-444455556666"))
+    }
 }
 
