@@ -22,6 +22,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
+        // Linux's epoll and eventfd (glibc headers; nothing to link).
+        .systemLibrary(name: "CEventLoop"),
 
         // Turns migrations/*.sql into Swift source at build time, so the SQL has one home and a
         // copied binary needs no files beside it.
@@ -50,7 +52,7 @@ let package = Package(
         // The config file `serve`, `dashboard` and the other commands read.
         .target(name: "DispatcherConfig", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherWorker"]),
         // A small HTTP/1.1 server for the dashboard.
-        .target(name: "DispatcherServer", dependencies: ["DispatcherModel"]),
+        .target(name: "DispatcherServer", dependencies: ["DispatcherModel", "CEventLoop"]),
         .target(
             name: "DispatcherDashboard",
             dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery", "DispatcherWorker",

@@ -1,3 +1,4 @@
+import CEventLoop
 import DispatcherModel
 import Foundation
 import Glibc
@@ -58,20 +59,21 @@ package enum HTTPServerReply: Sendable {
 /// The connection a `.stream` reply writes to.
 package struct HTTPServerStream: Sendable {
     let descriptor: Int32
-    let server: HTTPServer
+    let loop: ServerLoop
 
     /// Writes all of `bytes`; false once the peer or the server has gone.
     package func write(_ bytes: [UInt8]) -> Bool {
-        !server.isStopping && server.write(descriptor, bytes)
+        !loop.isStopping && ServerLoop.writeAll(descriptor, bytes)
     }
 
     /// True once `stop()` was called: an endless writer should return.
-    package var isServerStopping: Bool { server.isStopping }
+    package var isServerStopping: Bool { loop.isStopping }
 }
 
-/// A small HTTP/1.1 server over POSIX sockets, with keep-alive and a thread per connection.
-/// It serves the test receiver and the development receiver (`dispatcher receive`); it is
-/// meant for loopback use, not the open internet.
+/// A small HTTP/1.1 server over POSIX sockets, with keep-alive: one event loop (`ServerLoop`,
+/// epoll) holds every connection, so idle ones cost a buffer rather than a thread, and each
+/// request runs its handler on a thread of its own. It serves the dashboard, the ingest API,
+/// the test receivers and `dispatcher receive`.
 ///
 /// ```swift
 /// let server = try HTTPServer(host: "127.0.0.1", port: 0) { request in .respond(.json(200, "{}")) }
@@ -87,52 +89,50 @@ package final class HTTPServer: Sendable {
     /// Requests whose head or body exceeds these are answered 431/413 and the connection closed.
     package static let maxHeadBytes = 64 * 1024
     package let maxBodyBytes: Int
-    /// Connections open at once; one more is answered 503 and closed at once. Each holds a
-    /// thread while it reads, so this bounds the threads a flood of idle sockets can take.
+    /// Connections open at once; one more is answered 503 and closed at once.
     package let maxConnections: Int
     /// How long a request's head and body may take to arrive, and how long a kept-alive
     /// connection may sit idle: a client that trickles or says nothing is closed after it.
     package let readTimeout: Double
 
     private let listener: Int32
-    private let handler: Handler
-    private let connections = Mutex<Set<Int32>>([])
-    private let isStopped = Atomic<Bool>(false)
-    private let accepted = Atomic<Int>(0)
-    private let acceptLoopDone = DispatchSemaphore(value: 0)
+    private let loop: ServerLoop
 
     /// Binds and starts accepting at once. `host` is an IPv4 or IPv6 literal.
+    /// `maxRequestsInProgress`: handlers running at once; past it a request is answered 503.
+    /// `gracePeriod`: how long `stop()` lets requests in progress be answered.
     package init(host: String = "127.0.0.1", port: Int = 0, maxBodyBytes: Int = 16 * 1024 * 1024,
-                 maxConnections: Int = 1_024, readTimeout: Double = 60, handler: @escaping Handler) throws {
+                 maxConnections: Int = 1_024, readTimeout: Double = 60, maxRequestsInProgress: Int = 1_024,
+                 gracePeriod: Double = 0, handler: @escaping Handler) throws {
         self.host = host
-        self.handler = handler
         self.maxBodyBytes = maxBodyBytes
         self.maxConnections = max(1, maxConnections)
         self.readTimeout = max(0.01, readTimeout)
         let (socket, boundPort) = try Self.listen(host: host, port: port)
         self.listener = socket
         self.port = boundPort
-        DispatchQueue(label: "http-server.accept.\(boundPort)").async { [self] in
-            acceptLoop()
-            acceptLoopDone.signal()
+        do {
+            loop = try ServerLoop(listener: socket, limits: ServerLoop.Limits(
+                maxBodyBytes: maxBodyBytes, maxConnections: max(1, maxConnections), maxRequestsInProgress: max(1, maxRequestsInProgress),
+                readTimeout: max(0.01, readTimeout), gracePeriod: max(0, gracePeriod)), handler: handler)
+        } catch {
+            close(socket)
+            throw error
         }
+        loop.start()
     }
 
     deinit { stop() }
 
     /// Connections accepted so far: with keep-alive, far fewer than requests.
-    package var connectionsAccepted: Int { accepted.load(ordering: .relaxed) }
+    package var connectionsAccepted: Int { loop.accepted.load(ordering: .relaxed) }
 
-    /// Stops accepting and closes every open connection. Handlers still running finish on
-    /// their own; what they write goes nowhere.
+    /// Stops accepting, lets requests in progress be answered for the grace period, then
+    /// closes every connection; returns when that is done.
     package func stop() {
-        guard !isStopped.exchange(true, ordering: .sequentiallyConsistent) else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        acceptLoopDone.wait()
-        close(listener)
-        connections.withLock { open in
-            for descriptor in open { shutdown(descriptor, Int32(SHUT_RDWR)) }
-        }
+        let wasStopping = loop.isStopping
+        loop.stop()
+        if !wasStopping { close(listener) }
     }
 
     private static func listen(host: String, port: Int) throws -> (Int32, Int) {
@@ -178,119 +178,6 @@ package final class HTTPServer: Sendable {
                 : UInt16(bigEndian: bytes.load(as: sockaddr_in6.self).sin6_port)
         }
         return (descriptor, Int(boundPort))
-    }
-
-    private func acceptLoop() {
-        while !isStopped.load(ordering: .sequentiallyConsistent) {
-            var peer = sockaddr_storage()
-            var peerLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let connection = withUnsafeMutablePointer(to: &peer) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &peerLength) }
-            }
-            if connection < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return
-            }
-            let remote = withUnsafePointer(to: &peer) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { IPAddress($0)?.description ?? "?" }
-            }
-            var noDelay: Int32 = 1
-            setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
-            let admitted = connections.withLock { open -> Bool in
-                guard open.count < maxConnections else { return false }
-                open.insert(connection)
-                return true
-            }
-            guard admitted else {
-                write(connection, Self.plain(503, "too many connections"))
-                close(connection)
-                continue
-            }
-            accepted.add(1, ordering: .relaxed)
-            DispatchQueue(label: "http-server.connection").async { [self] in
-                serve(connection: connection, remoteAddress: remote)
-                connections.withLock { _ = $0.remove(connection) }
-                close(connection)
-            }
-        }
-    }
-
-    /// Reads requests off one connection until it closes or asks to.
-    private func serve(connection: Int32, remoteAddress: String) {
-        var buffer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        // Each request (and each idle wait for the next) must arrive within `readTimeout`
-        // however it is sliced: every recv waits at most what is left of it.
-        var deadline = DispatchTime.now().uptimeNanoseconds
-        func fill() -> Bool {
-            let now = DispatchTime.now().uptimeNanoseconds
-            guard now < deadline else { return false }
-            let left = deadline - now
-            var timeout = timeval(tv_sec: Int(left / 1_000_000_000), tv_usec: Int(max(1_000, (left % 1_000_000_000) / 1_000)))
-            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let count = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
-            guard count > 0 else { return false }
-            buffer.append(contentsOf: chunk[0..<count])
-            return true
-        }
-        while !isStopped.load(ordering: .relaxed) {
-            deadline = DispatchTime.now().uptimeNanoseconds + UInt64(readTimeout * 1_000_000_000)
-            // The head: up to the blank line.
-            var headEnd: Int?
-            while headEnd == nil {
-                headEnd = Self.find([13, 10, 13, 10], in: buffer)
-                if headEnd == nil {
-                    if buffer.count > Self.maxHeadBytes { write(connection, Self.plain(431, "request head too large")); return }
-                    guard fill() else { return }
-                }
-            }
-            guard let headEnd, var request = Self.parseHead(buffer[..<headEnd], remoteAddress: remoteAddress) else {
-                write(connection, Self.plain(400, "malformed request"))
-                return
-            }
-            buffer.removeFirst(headEnd + 4)
-            if request.header("Transfer-Encoding") != nil {
-                write(connection, Self.plain(501, "chunked request bodies are not supported"))
-                return
-            }
-            let length = Int(request.header("Content-Length") ?? "0") ?? -1
-            guard length >= 0 else { write(connection, Self.plain(400, "bad Content-Length")); return }
-            guard length <= maxBodyBytes else { write(connection, Self.plain(413, "body too large")); return }
-            while buffer.count < length { guard fill() else { return } }
-            request.body = Array(buffer[..<length])
-            buffer.removeFirst(length)
-
-            let keepAlive = request.version == "HTTP/1.1" && request.header("Connection")?.lowercased() != "close"
-            switch handler(request) {
-            case .close:
-                return
-            case .raw(let bytes):
-                write(connection, bytes)
-                return
-            case .reset:
-                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-                setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-                return
-            case .stream(let writer):
-                writer(HTTPServerStream(descriptor: connection, server: self))
-                return
-            case .respond(let response):
-                guard write(connection, Self.serialize(response, keepAlive: keepAlive)), keepAlive else { return }
-            }
-        }
-    }
-
-    var isStopping: Bool { isStopped.load(ordering: .relaxed) }
-
-    @discardableResult
-    fileprivate func write(_ connection: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent <= 0 { return false }
-            offset += sent
-        }
-        return true
     }
 
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {

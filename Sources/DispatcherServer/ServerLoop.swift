@@ -1,0 +1,360 @@
+import CEventLoop
+import DispatcherModel
+import Foundation
+import Glibc
+import Synchronization
+
+/// The event loop under `HTTPServer`: one thread waits in `epoll_wait` for every connection,
+/// so an idle keep-alive connection costs a buffer, not a thread. A complete request goes to a
+/// handler on another thread (handlers may block: a database read, a commit, a scripted
+/// delay); its reply comes back through `completions` and an eventfd, and the loop writes it
+/// without blocking. Heads and bodies must arrive within the read timeout, which is also how
+/// long a connection may sit idle.
+///
+/// `@unchecked Sendable`: `connections` and everything in a `Connection` is touched only on
+/// the loop thread; handler threads touch only `completions` (under its mutex) and, for a
+/// `.stream` reply, the socket of a connection the loop has handed over (`handling`).
+final class ServerLoop: @unchecked Sendable {
+    struct Limits {
+        var maxBodyBytes: Int
+        var maxConnections: Int
+        var maxRequestsInProgress: Int
+        var readTimeout: Double
+        var gracePeriod: Double
+    }
+
+    private final class Connection {
+        enum State { case reading, handling, writing }
+        let descriptor: Int32
+        let generation: UInt64
+        let remoteAddress: String
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var written = 0
+        var state = State.reading
+        var closeAfterWriting = false
+        var peerGone = false
+        /// When the request being read (or the response being written) must be done.
+        var deadline: UInt64
+
+        init(descriptor: Int32, generation: UInt64, remoteAddress: String, deadline: UInt64) {
+            self.descriptor = descriptor
+            self.generation = generation
+            self.remoteAddress = remoteAddress
+            self.deadline = deadline
+        }
+    }
+
+    /// A handler's answer on its way back to the loop.
+    private enum Completion {
+        case reply(HTTPServerReply, keepAlive: Bool)
+        case streamed
+    }
+
+    private let listener: Int32
+    private let epoll: Int32
+    private let wakeup: Int32
+    private let limits: Limits
+    private let handler: HTTPServer.Handler
+    private let handlerThreads = HandlerThreads()
+    private var connections: [Int32: Connection] = [:]
+    private var nextGeneration: UInt64 = 0
+    private var inProgress = 0
+    private let completions = Mutex<[(descriptor: Int32, generation: UInt64, completion: Completion)]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    let accepted = Atomic<Int>(0)
+
+    init(listener: Int32, limits: Limits, handler: @escaping HTTPServer.Handler) throws {
+        self.listener = listener
+        self.limits = limits
+        self.handler = handler
+        epoll = dispatcher_epoll_create()
+        wakeup = dispatcher_eventfd()
+        guard epoll >= 0, wakeup >= 0 else {
+            if epoll >= 0 { close(epoll) }
+            if wakeup >= 0 { close(wakeup) }
+            throw ServerError("epoll/eventfd: \(String(cString: strerror(errno)))")
+        }
+        _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK)
+        watch(listener, events: dispatcher_epoll_in, add: true)
+        watch(wakeup, events: dispatcher_epoll_in, add: true)
+    }
+
+    /// Runs the loop on a thread of its own until `stop()`.
+    func start() {
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "http-server.loop"
+        thread.start()
+    }
+
+    /// Stops accepting, lets requests in progress be answered for up to the grace period,
+    /// closes every connection, and returns when the loop has ended.
+    func stop() {
+        guard !stopping.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        wake()
+        finished.wait()
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// A blocking write of all of `bytes` (a `.stream` reply's socket); false once it fails.
+    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent < 0 && errno == EINTR { continue }
+            if sent <= 0 { return false }
+            offset += sent
+        }
+        return true
+    }
+
+    // MARK: - The loop
+
+    private func run() {
+        var descriptors = [Int32](repeating: 0, count: 256)
+        var events = [UInt32](repeating: 0, count: 256)
+        var stopDeadline: UInt64?
+        var cutOff = false
+        while true {
+            let now = Self.now()
+            if isStopping && stopDeadline == nil {
+                stopDeadline = now + UInt64(limits.gracePeriod * 1e9)
+                dispatcher_epoll_forget(epoll, listener)
+            }
+            if let stopDeadline {
+                // No new requests: connections waiting for one go at once; those with a request
+                // in progress get the grace period to be answered.
+                for connection in Array(connections.values) where connection.state == .reading { drop(connection) }
+                if now >= stopDeadline && !cutOff {
+                    // Past it, their sockets are shut, so a handler writing a stream stops.
+                    for connection in connections.values where connection.state == .handling { shutdown(connection.descriptor, Int32(SHUT_RDWR)) }
+                    cutOff = true
+                }
+                if connections.isEmpty || now >= stopDeadline + 2_000_000_000 {
+                    // A handler that never answered keeps its socket; nothing else is left open.
+                    for connection in Array(connections.values) where connection.state != .handling { drop(connection) }
+                    close(epoll)
+                    close(wakeup)
+                    return
+                }
+            }
+            let count = dispatcher_epoll_wait(epoll, &descriptors, &events, Int32(events.count), timeoutMilliseconds(now: now))
+            if count < 0 && errno != EINTR { continue }
+            for index in 0..<max(0, Int(count)) {
+                let descriptor = descriptors[index]
+                let flags = events[index]
+                if descriptor == listener {
+                    acceptAll()
+                } else if descriptor == wakeup {
+                    var value: UInt64 = 0
+                    _ = read(wakeup, &value, 8)
+                    finishCompletions()
+                } else if let connection = connections[descriptor] {
+                    service(connection, flags: flags)
+                }
+            }
+            expire(now: Self.now())
+        }
+    }
+
+    private func timeoutMilliseconds(now: UInt64) -> Int32 {
+        let nearest = connections.values.lazy.filter { $0.state != .handling }.map(\.deadline).min()
+        guard let nearest else { return 1_000 }
+        return Int32(min(1_000, max(1, (Int64(nearest) - Int64(now)) / 1_000_000 + 1)))
+    }
+
+    private func acceptAll() {
+        while true {
+            var peer = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let descriptor = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    accept(listener, $0, &length)
+                }
+            }
+            if descriptor < 0 { return }  // EAGAIN: nothing more waiting (or the listener failed)
+            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+            guard connections.count < limits.maxConnections, !isStopping else {
+                let refusal = HTTPServer.plain(503, "too many connections")
+                _ = refusal.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                close(descriptor)
+                continue
+            }
+            var noDelay: Int32 = 1
+            setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
+            let remote = withUnsafePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { IPAddress($0)?.description ?? "?" }
+            }
+            nextGeneration += 1
+            let connection = Connection(descriptor: descriptor, generation: nextGeneration, remoteAddress: remote,
+                                        deadline: Self.now() + UInt64(limits.readTimeout * 1e9))
+            connections[descriptor] = connection
+            accepted.add(1, ordering: .relaxed)
+            watch(descriptor, events: dispatcher_epoll_in | dispatcher_epoll_rdhup, add: true)
+        }
+    }
+
+    private func service(_ connection: Connection, flags: UInt32) {
+        switch connection.state {
+        case .handling:
+            // Disarmed while a handler runs; only a hang-up is reported. Closed when it answers.
+            if flags & (dispatcher_epoll_hup | dispatcher_epoll_err) != 0 { connection.peerGone = true }
+        case .writing:
+            if flags & (dispatcher_epoll_hup | dispatcher_epoll_err) != 0 { drop(connection) } else { flush(connection) }
+        case .reading:
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { recv(connection.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if count > 0 {
+                    connection.input.append(contentsOf: chunk[0..<count])
+                    if connection.input.count > limits.maxBodyBytes + HTTPServer.maxHeadBytes { break }
+                    continue
+                }
+                if count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                    drop(connection)
+                    return
+                }
+                if errno != EINTR { break }
+            }
+            dispatch(connection)
+        }
+    }
+
+    /// Hands a complete request to the handler, or answers a malformed one; waits otherwise.
+    private func dispatch(_ connection: Connection) {
+        guard connection.state == .reading, !connection.input.isEmpty else { return }
+        guard let headEnd = HTTPServer.find([13, 10, 13, 10], in: connection.input) else {
+            if connection.input.count > HTTPServer.maxHeadBytes { answer(connection, HTTPServer.plain(431, "request head too large")) }
+            return
+        }
+        guard var request = HTTPServer.parseHead(connection.input[..<headEnd], remoteAddress: connection.remoteAddress) else {
+            return answer(connection, HTTPServer.plain(400, "malformed request"))
+        }
+        if request.header("Transfer-Encoding") != nil { return answer(connection, HTTPServer.plain(501, "chunked request bodies are not supported")) }
+        let length = Int(request.header("Content-Length") ?? "0") ?? -1
+        guard length >= 0 else { return answer(connection, HTTPServer.plain(400, "bad Content-Length")) }
+        guard length <= limits.maxBodyBytes else { return answer(connection, HTTPServer.plain(413, "body too large")) }
+        guard connection.input.count >= headEnd + 4 + length else { return }
+        request.body = Array(connection.input[(headEnd + 4)..<(headEnd + 4 + length)])
+        connection.input.removeFirst(headEnd + 4 + length)
+        let keepAlive = request.version == "HTTP/1.1" && request.header("Connection")?.lowercased() != "close" && !isStopping
+        guard inProgress < limits.maxRequestsInProgress else {
+            return answer(connection, HTTPServer.serialize(.text(503, "busy: too many requests in progress\n"), keepAlive: false))
+        }
+        inProgress += 1
+        connection.state = .handling
+        watch(connection.descriptor, events: 0, add: false)
+        let descriptor = connection.descriptor, generation = connection.generation
+        let handler = handler, arrived = request
+        handlerThreads.run { [self] in
+            let reply = handler(arrived)
+            if case .stream(let writer) = reply {
+                // The connection is this thread's now (the loop does not touch it until the
+                // completion): blocking writes, then the loop closes it.
+                _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+                writer(HTTPServerStream(descriptor: descriptor, loop: self))
+                complete(descriptor, generation, .streamed)
+            } else {
+                complete(descriptor, generation, .reply(reply, keepAlive: keepAlive))
+            }
+        }
+    }
+
+    private func complete(_ descriptor: Int32, _ generation: UInt64, _ completion: Completion) {
+        completions.withLock { $0.append((descriptor, generation, completion)) }
+        wake()
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    private func finishCompletions() {
+        let done = completions.withLock { pending -> [(descriptor: Int32, generation: UInt64, completion: Completion)] in
+            defer { pending.removeAll() }
+            return pending
+        }
+        for entry in done {
+            inProgress -= 1
+            guard let connection = connections[entry.descriptor], connection.generation == entry.generation else { continue }
+            connection.state = .reading
+            if connection.peerGone { drop(connection); continue }
+            switch entry.completion {
+            case .streamed, .reply(.close, _):
+                drop(connection)
+            case .reply(.reset, _):
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(connection.descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                drop(connection)
+            case .reply(.raw(let bytes), _):
+                answer(connection, bytes)
+            case .reply(.respond(let response), let keepAlive):
+                answer(connection, HTTPServer.serialize(response, keepAlive: keepAlive), keepOpen: keepAlive)
+            case .reply(.stream, _):
+                drop(connection)  // handled on the handler thread
+            }
+        }
+    }
+
+    /// Writes `bytes`, then reads the next request (`keepOpen`) or closes.
+    private func answer(_ connection: Connection, _ bytes: [UInt8], keepOpen: Bool = false) {
+        connection.output = bytes
+        connection.written = 0
+        connection.closeAfterWriting = !keepOpen || isStopping
+        connection.state = .writing
+        connection.deadline = Self.now() + UInt64(limits.readTimeout * 1e9)
+        flush(connection)
+    }
+
+    private func flush(_ connection: Connection) {
+        while connection.written < connection.output.count {
+            let sent = connection.output[connection.written...].withUnsafeBytes {
+                send(connection.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if sent > 0 {
+                connection.written += sent
+            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                watch(connection.descriptor, events: dispatcher_epoll_out, add: false)
+                return
+            } else if !(sent < 0 && errno == EINTR) {
+                drop(connection)
+                return
+            }
+        }
+        if connection.closeAfterWriting {
+            drop(connection)
+            return
+        }
+        connection.output = []
+        connection.state = .reading
+        connection.deadline = Self.now() + UInt64(limits.readTimeout * 1e9)
+        watch(connection.descriptor, events: dispatcher_epoll_in | dispatcher_epoll_rdhup, add: false)
+        dispatch(connection)  // a pipelined request may be waiting already
+    }
+
+    /// Closes connections whose request or response did not finish in time.
+    private func expire(now: UInt64) {
+        for connection in Array(connections.values) where connection.state != .handling && connection.deadline <= now {
+            drop(connection)
+        }
+    }
+
+    private func drop(_ connection: Connection) {
+        dispatcher_epoll_forget(epoll, connection.descriptor)
+        connections[connection.descriptor] = nil
+        close(connection.descriptor)
+    }
+
+    private func watch(_ descriptor: Int32, events: UInt32, add: Bool) {
+        dispatcher_epoll_watch(epoll, descriptor, events, add ? 1 : 0)
+    }
+
+    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+}
