@@ -28,7 +28,7 @@ package final class Dashboard: Sendable {
         let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: HostPolicy(settings: settings))
         self.app = app
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024,
-                                maxConnections: Self.maxConnections, readTimeout: Self.readTimeout) { request in
+                                maxConnections: Self.maxConnections, readTimeout: Self.readTimeout, gracePeriod: 2) { request in
             .respond(app.respond(to: request))
         }
     }
@@ -36,7 +36,7 @@ package final class Dashboard: Sendable {
     package func stop() { server.stop() }
 
     /// A few people's browsers (six connections each) and scripts, not a flood of idle sockets.
-    static let maxConnections = 128
+    static let maxConnections = 512
     /// Browsers keep connections for reuse and reopen them at once; a trickling client is cut.
     static let readTimeout = 10.0
 }

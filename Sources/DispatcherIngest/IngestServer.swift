@@ -18,10 +18,11 @@ package final class IngestServer: Sendable {
         // A batch of max_batch events at max_payload_bytes each, and no more.
         let maxBody = settings.maxBatch * (store.options.maxPayloadBytes + IngestAPI.envelopeAllowance)
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: min(maxBody, 256 * 1024 * 1024),
-                                maxConnections: 1_024, readTimeout: 30) { request in .respond(api.respond(to: request)) }
+                                maxConnections: 10_000, readTimeout: 30, maxRequestsInProgress: 256,
+                                gracePeriod: 5) { request in .respond(api.respond(to: request)) }
     }
 
-    /// Stops listening; what is waiting is committed before the committer ends.
+    /// Stops listening, answers the requests in progress (up to 5 s), then ends the committer.
     package func stop() {
         server.stop()
         committer.stop()

@@ -125,6 +125,8 @@ final class ServerLoop: @unchecked Sendable {
             if isStopping && stopDeadline == nil {
                 stopDeadline = now + UInt64(limits.gracePeriod * 1e9)
                 dispatcher_epoll_forget(epoll, listener)
+                // Refuse new connections at once (the socket is closed when the loop has ended).
+                shutdown(listener, Int32(SHUT_RDWR))
             }
             if let stopDeadline {
                 // No new requests: connections waiting for one go at once; those with a request

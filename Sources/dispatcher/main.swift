@@ -32,6 +32,15 @@ let commands: [DispatcherCommand.Type] = [
         """
 }
 
+/// Every connection (served or delivered to) is a descriptor: take all the system allows.
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+}
+raiseDescriptorLimit()
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, name != "--help", name != "-h", name != "help" else {
     Console.out(TerminalText(trusted: topLevelHelp()))
