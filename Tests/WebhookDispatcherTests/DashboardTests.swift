@@ -473,30 +473,11 @@ struct LoopbackHTTP {
     }
 
     func request(_ method: String, _ target: String, body: String = "", headers: [String: String] = [:]) throws -> Response {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw BrowserError("socket failed") }
-        defer { close(descriptor) }
-        var timeout = timeval(tv_sec: 15, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw BrowserError("connect to 127.0.0.1:\(port) failed") }
+        let connection = try LoopbackSocket(port: port)
         var head = "\(method) \(target) HTTP/1.1\r\nHost: \(headers["Host"] ?? "127.0.0.1:\(port)")\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
         for (name, value) in headers where name != "Host" { head += "\(name): \(value)\r\n" }
-        let request = Array((head + "\r\n" + body).utf8)
-        guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, 0) }) == request.count else { throw BrowserError("send failed") }
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { break }
-            received += chunk[0..<count]
-        }
+        connection.send(head + "\r\n" + body)
+        let received = connection.readBytes(timeout: 15)
         guard let split = received.firstRange(of: Array("\r\n\r\n".utf8)) else { throw BrowserError("no response head") }
         let lines = String(decoding: received[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
         let status = Int(lines[0].split(separator: " ")[1]) ?? 0
@@ -541,13 +522,21 @@ final class LoopbackSocket {
     /// Everything until the server closes the connection, waiting at most `timeout` seconds
     /// for each read; "" when it closed without sending.
     func readAll(timeout: Double) -> String {
+        let (received, closed) = read(timeout: timeout)
+        return closed ? String(decoding: received, as: UTF8.self) : "timed out"
+    }
+
+    /// What arrived until the server closed the connection or a read waited `timeout` seconds.
+    func readBytes(timeout: Double) -> [UInt8] { read(timeout: timeout).bytes }
+
+    private func read(timeout: Double) -> (bytes: [UInt8], closed: Bool) {
         var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4_096)
+        var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { return count == 0 ? String(decoding: received, as: UTF8.self) : "timed out" }
+            if count <= 0 { return (received, count == 0) }
             received += chunk[0..<count]
         }
     }

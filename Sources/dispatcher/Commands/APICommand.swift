@@ -39,17 +39,7 @@ struct APICommand: DispatcherCommand {
         try selection.syncConfiguration(into: store)
         let server = try IngestServer(store: store, settings: settings)
         Console.error("dispatcher \(DispatcherVersion.current) ingest API on http://\(APISettings(host: settings.host, port: server.port).listen)/v1/events (\(store.location))\n")
-        let stopped = DispatchSemaphore(value: 0)
-        let signalQueue = DispatchQueue(label: "dispatcher.signals")
-        let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
-            source.setEventHandler { stopped.signal() }
-            source.resume()
-            return source
-        }
-        stopped.wait()
+        Console.waitForTermination()
         server.stop()
-        sources.forEach { $0.cancel() }
     }
 }

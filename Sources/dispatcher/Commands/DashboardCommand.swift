@@ -46,17 +46,7 @@ struct DashboardCommand: DispatcherCommand {
         let store = try selection.openStore()
         let dashboard = try Dashboard(store: store, settings: settings)
         Console.error("dispatcher \(DispatcherVersion.current) dashboard on \(dashboard.url) (\(store.location))\n")
-        let stopped = DispatchSemaphore(value: 0)
-        let signalQueue = DispatchQueue(label: "dispatcher.signals")
-        let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
-            source.setEventHandler { stopped.signal() }
-            source.resume()
-            return source
-        }
-        stopped.wait()
+        Console.waitForTermination()
         dashboard.stop()
-        sources.forEach { $0.cancel() }
     }
 }

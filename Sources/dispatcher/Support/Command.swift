@@ -70,6 +70,21 @@ enum Console {
         lock.withLock { FileHandle.standardOutput.write(Data(text.utf8)) }
     }
 
+    /// Blocks until SIGINT or SIGTERM (the servers' way to stop: `dashboard`, `api`).
+    static func waitForTermination() {
+        let stopped = DispatchSemaphore(value: 0)
+        let signalQueue = DispatchQueue(label: "dispatcher.signals")
+        let sources = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
+            source.setEventHandler { stopped.signal() }
+            source.resume()
+            return source
+        }
+        stopped.wait()
+        sources.forEach { $0.cancel() }
+    }
+
     /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
     static let usesColor: Bool = isatty(STDOUT_FILENO) == 1
         && ProcessInfo.processInfo.environment["NO_COLOR"].map { $0.isEmpty } ?? true
