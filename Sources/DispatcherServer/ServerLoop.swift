@@ -33,7 +33,10 @@ final class ServerLoop: @unchecked Sendable {
         var written = 0
         var state = State.reading
         var closeAfterWriting = false
+        /// The peer hung up (reset or error): nothing more can be written.
         var peerGone = false
+        /// The peer finished sending (half-close): its last request is still answered.
+        var readClosed = false
         /// When the request being read (or the response being written) must be done.
         var deadline: UInt64
 
@@ -218,13 +221,19 @@ final class ServerLoop: @unchecked Sendable {
                     if connection.input.count > limits.maxBodyBytes + HTTPServer.maxHeadBytes { break }
                     continue
                 }
-                if count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                if count == 0 {
+                    connection.readClosed = true
+                    break
+                }
+                if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
                     drop(connection)
                     return
                 }
                 if errno != EINTR { break }
             }
             dispatch(connection)
+            // A half-closed peer with no complete request left has nothing more to say.
+            if connection.readClosed && connection.state == .reading { drop(connection) }
         }
     }
 
@@ -245,7 +254,8 @@ final class ServerLoop: @unchecked Sendable {
         guard connection.input.count >= headEnd + 4 + length else { return }
         request.body = Array(connection.input[(headEnd + 4)..<(headEnd + 4 + length)])
         connection.input.removeFirst(headEnd + 4 + length)
-        let keepAlive = request.version == "HTTP/1.1" && request.header("Connection")?.lowercased() != "close" && !isStopping
+        let keepAlive = request.version == "HTTP/1.1" && request.header("Connection")?.lowercased() != "close"
+            && !isStopping && !connection.readClosed
         guard inProgress < limits.maxRequestsInProgress else {
             return answer(connection, HTTPServer.serialize(.text(503, "busy: too many requests in progress\n"), keepAlive: false))
         }

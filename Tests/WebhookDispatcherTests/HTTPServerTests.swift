@@ -73,4 +73,17 @@ final class HTTPServerTests: XCTestCase {
         }
         XCTAssertEqual(status, 503)
     }
+
+    /// A client that sends its request and then closes its sending side still gets the answer.
+    func testAHalfClosedClientStillGetsItsAnswer() throws {
+        let server = try HTTPServer(host: "127.0.0.1", port: 0) { request in .respond(.json(200, #"{"path":"\#(request.path)"}"#)) }
+        defer { server.stop() }
+        let client = try LoopbackSocket(port: server.port)
+        client.send("GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
+        shutdown(client.descriptor, Int32(SHUT_WR))
+        let answer = client.readAll(timeout: 5)
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200"), answer)
+        XCTAssertTrue(answer.contains(#"{"path":"/half"}"#), answer)
+    }
 }
+
