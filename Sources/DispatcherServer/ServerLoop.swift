@@ -51,6 +51,8 @@ final class ServerLoop: @unchecked Sendable {
     /// A handler's answer on its way back to the loop.
     private enum Completion {
         case reply(HTTPServerReply, keepAlive: Bool)
+        /// The handler's thread wrote `bytes` up to `written` itself; the loop writes the rest.
+        case written([UInt8], written: Int, keepAlive: Bool)
         case streamed
     }
 
@@ -61,6 +63,12 @@ final class ServerLoop: @unchecked Sendable {
     private let handler: HTTPServer.Handler
     private let handlerThreads = HandlerThreads()
     private var connections: [Int32: Connection] = [:]
+    /// The loop's one receive buffer, reused for every read (not allocated and zeroed per read).
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    /// Deadlines are checked this often, not on every wake-up: with thousands of idle
+    /// connections a scan per request would cost more than the requests.
+    private static let sweepInterval: UInt64 = 100_000_000
+    private var nextSweep: UInt64 = 0
     private var nextGeneration: UInt64 = 0
     private var inProgress = 0
     private let completions = Mutex<[(descriptor: Int32, generation: UInt64, completion: Completion)]>([])
@@ -163,14 +171,18 @@ final class ServerLoop: @unchecked Sendable {
                     service(connection, flags: flags)
                 }
             }
-            expire(now: Self.now())
+            let after = Self.now()
+            if after >= nextSweep {
+                expire(now: after)
+                nextSweep = after + Self.sweepInterval
+            }
         }
     }
 
+    /// Until the next deadline sweep.
     private func timeoutMilliseconds(now: UInt64) -> Int32 {
-        let nearest = connections.values.lazy.filter { $0.state != .handling }.map(\.deadline).min()
-        guard let nearest else { return 1_000 }
-        return Int32(min(1_000, max(1, (Int64(nearest) - Int64(now)) / 1_000_000 + 1)))
+        guard !connections.isEmpty else { return 1_000 }
+        return Int32(max(1, (Int64(nextSweep) - Int64(now)) / 1_000_000 + 1))
     }
 
     private func acceptAll() {
@@ -213,7 +225,6 @@ final class ServerLoop: @unchecked Sendable {
         case .writing:
             if flags & (dispatcher_epoll_hup | dispatcher_epoll_err) != 0 { drop(connection) } else { flush(connection) }
         case .reading:
-            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
                 let count = chunk.withUnsafeMutableBytes { recv(connection.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
                 if count > 0 {
@@ -272,6 +283,12 @@ final class ServerLoop: @unchecked Sendable {
                 _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
                 writer(HTTPServerStream(descriptor: descriptor, loop: self))
                 complete(descriptor, generation, .streamed)
+            } else if case .respond(let response) = reply {
+                // Sent from here at once while the socket takes it (it nearly always does): the
+                // answer does not wait for the loop to wake, only the connection's next read does.
+                let bytes = HTTPServer.serialize(response, keepAlive: keepAlive)
+                let sent = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                complete(descriptor, generation, .written(bytes, written: max(0, sent), keepAlive: keepAlive))
             } else {
                 complete(descriptor, generation, .reply(reply, keepAlive: keepAlive))
             }
@@ -309,6 +326,8 @@ final class ServerLoop: @unchecked Sendable {
                 answer(connection, bytes)
             case .reply(.respond(let response), let keepAlive):
                 answer(connection, HTTPServer.serialize(response, keepAlive: keepAlive), keepOpen: keepAlive)
+            case .written(let bytes, let written, let keepAlive):
+                answer(connection, bytes, keepOpen: keepAlive, alreadyWritten: written)
             case .reply(.stream, _):
                 drop(connection)  // handled on the handler thread
             }
@@ -316,9 +335,9 @@ final class ServerLoop: @unchecked Sendable {
     }
 
     /// Writes `bytes`, then reads the next request (`keepOpen`) or closes.
-    private func answer(_ connection: Connection, _ bytes: [UInt8], keepOpen: Bool = false) {
+    private func answer(_ connection: Connection, _ bytes: [UInt8], keepOpen: Bool = false, alreadyWritten: Int = 0) {
         connection.output = bytes
-        connection.written = 0
+        connection.written = alreadyWritten
         connection.closeAfterWriting = !keepOpen || isStopping
         connection.state = .writing
         connection.deadline = Self.now() + UInt64(limits.readTimeout * 1e9)
