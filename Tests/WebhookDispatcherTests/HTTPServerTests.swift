@@ -13,11 +13,18 @@ final class HTTPServerTests: XCTestCase {
         return Int(line.split(separator: "\t").last ?? "") ?? 0
     }
 
-    func testTwoThousandIdleConnectionsAreHeldWithoutAThreadEach() throws {
+    func testThousandsOfIdleConnectionsAreHeldWithoutAThreadEach() throws {
         let server = try HTTPServer(host: "127.0.0.1", port: 0, maxConnections: 5_000, readTimeout: 60) { _ in .respond(.json(200, "{}")) }
         defer { server.stop() }
+        // Both ends of every connection are descriptors of this process: take what the system allows.
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        let count = min(2_000, Int(limit.rlim_cur) / 2 - 200)
+        try XCTSkipIf(count < 500, "the descriptor limit (\(limit.rlim_cur)) is too low to hold many connections")
         let before = Self.threadCount()
-        let idle = try (0..<2_000).map { _ in try LoopbackSocket(port: server.port) }
+        let idle = try (0..<count).map { _ in try LoopbackSocket(port: server.port) }
         let deadline = Date().addingTimeInterval(20)
         while server.connectionsAccepted < idle.count && Date() < deadline { usleep(10_000) }
         XCTAssertEqual(server.connectionsAccepted, idle.count)
