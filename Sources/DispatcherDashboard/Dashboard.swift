@@ -57,8 +57,8 @@ struct DashboardApp: Sendable {
         self.store = store
         self.token = token
         self.hosts = hosts
-        csrfToken = Self.randomHex(bytes: 32)
-        sessionValue = token.map { Self.hex(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
+        csrfToken = Digest.hex(Digest.randomBytes(32))
+        sessionValue = token.map { Digest.hex(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
     }
 
     /// Every response, whatever the route, leaves with the security headers.
@@ -145,7 +145,7 @@ struct DashboardApp: Sendable {
     private func post(_ request: HTTPServerRequest, segments: [String], isAPI: Bool) throws -> HTTPServerResponse {
         let form = FormData(String(decoding: request.body, as: UTF8.self))
         let presented = request.header("X-CSRF-Token") ?? form["csrf"] ?? ""
-        guard Self.constantTimeEquals(presented, csrfToken) else {
+        guard Digest.constantTimeEquals(presented, csrfToken) else {
             throw DashboardError(status: 403, message: "missing or stale CSRF token: reload the page and try again")
         }
         let actionSegments = isAPI ? Array(segments.dropFirst()) : segments
@@ -164,7 +164,7 @@ struct DashboardApp: Sendable {
                 return response
             }
             let form = FormData(String(decoding: request.body, as: UTF8.self))
-            if Self.constantTimeEquals(form["token"] ?? "", token) {
+            if Digest.constantTimeEquals(form["token"] ?? "", token) {
                 logins.recordSuccess(for: request.remoteAddress)
                 var response = Self.redirect("/")
                 response.headers.append(HeaderField("Set-Cookie", "\(Self.sessionCookie)=\(sessionValue); Path=/; HttpOnly; SameSite=Strict"))
@@ -189,12 +189,12 @@ struct DashboardApp: Sendable {
     private func isAuthorized(_ request: HTTPServerRequest) -> Bool {
         guard let token, let sessionValue else { return true }
         if let authorization = request.header("Authorization"), authorization.lowercased().hasPrefix("bearer ") {
-            return Self.constantTimeEquals(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), token)
+            return Digest.constantTimeEquals(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), token)
         }
         let cookies = request.headers.filter { $0.hasName("Cookie") }.flatMap { $0.value.split(separator: ";") }
         return cookies.contains { cookie in
             let parts = cookie.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            return parts.count == 2 && parts[0] == Self.sessionCookie && Self.constantTimeEquals(String(parts[1]), sessionValue)
+            return parts.count == 2 && parts[0] == Self.sessionCookie && Digest.constantTimeEquals(String(parts[1]), sessionValue)
         }
     }
 
@@ -219,23 +219,6 @@ struct DashboardApp: Sendable {
     static func deliveryID(_ text: String) throws -> Int64 {
         guard let id = Int64(text), id > 0 else { throw DashboardError(status: 404, message: "'\(text)' is not a delivery id") }
         return id
-    }
-
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8), right = Array(b.utf8)
-        guard left.count == right.count else { return false }
-        var difference: UInt8 = 0
-        for index in left.indices { difference |= left[index] ^ right[index] }
-        return difference == 0
-    }
-
-    static func randomHex(bytes count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return hex((0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
 

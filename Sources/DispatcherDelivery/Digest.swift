@@ -1,7 +1,8 @@
 import CCrypto
 import Foundation
 
-/// SHA-256 and random bytes from libcrypto, for credentials the dispatcher issues (API keys).
+/// SHA-256, random bytes, hex and constant-time comparison: the pieces of the credentials the
+/// dispatcher issues and checks (API keys, the dashboard's session and CSRF token).
 package enum Digest {
     package static func sha256Hex(_ bytes: [UInt8]) -> String {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
@@ -21,6 +22,15 @@ package enum Digest {
             text.append(digits[Int(byte & 0x0F)])
         }
         return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Whether `a` and `b` are equal, in time that does not depend on where they differ.
+    package static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let left = Array(a.utf8), right = Array(b.utf8)
+        guard left.count == right.count else { return false }
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
     }
 
     /// `count` bytes from the system's generator.

@@ -19,8 +19,8 @@ package final class APIKeys: Sendable {
 
     /// Makes a key, stores its hash, and returns the key: the only time it is ever shown.
     package static func create(name: String, tenants: [String]?, in store: any APIKeyRegistry) throws -> (record: APIKeyRecord, key: String) {
-        let id = hex(Digest.randomBytes(6))
-        let key = prefix + id + "_" + hex(Digest.randomBytes(24))
+        let id = Digest.hex(Digest.randomBytes(6))
+        let key = prefix + id + "_" + Digest.hex(Digest.randomBytes(24))
         let record = APIKeyRecord(id: id, name: name, keyHash: Digest.sha256Hex(Array(key.utf8)), tenants: tenants, createdAt: Date())
         try store.insertAPIKey(record)
         return (record, key)
@@ -35,19 +35,11 @@ package final class APIKeys: Sendable {
         if let cached = checked.withLock({ $0[presented] }), cached.until > now { return cached.record }
         let hash = Digest.sha256Hex(Array(presented.utf8))
         guard let record = try store.apiKey(id: id), record.revokedAt == nil,
-              Self.constantTimeEquals(record.keyHash, hash) else { return nil }
+              !hash.isEmpty, Digest.constantTimeEquals(record.keyHash, hash) else { return nil }
         checked.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
             cache[presented] = (record, now.addingTimeInterval(Self.cacheSeconds))
         }
         return record
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String { Digest.hex(bytes) }
-
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8), right = Array(b.utf8)
-        guard left.count == right.count, !left.isEmpty else { return false }
-        return zip(left, right).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }
