@@ -95,7 +95,6 @@ package final class HTTPServer: Sendable {
     /// connection may sit idle: a client that trickles or says nothing is closed after it.
     package let readTimeout: Double
 
-    private let listener: Int32
     private let loop: ServerLoop
 
     /// Binds and starts accepting at once. `host` is an IPv4 or IPv6 literal.
@@ -109,7 +108,6 @@ package final class HTTPServer: Sendable {
         self.maxConnections = max(1, maxConnections)
         self.readTimeout = max(0.01, readTimeout)
         let (socket, boundPort) = try Self.listen(host: host, port: port)
-        self.listener = socket
         self.port = boundPort
         do {
             loop = try ServerLoop(listener: socket, limits: ServerLoop.Limits(
@@ -130,9 +128,7 @@ package final class HTTPServer: Sendable {
     /// Stops accepting, lets requests in progress be answered for the grace period, then
     /// closes every connection; returns when that is done.
     package func stop() {
-        let wasStopping = loop.isStopping
         loop.stop()
-        if !wasStopping { close(listener) }
     }
 
     private static func listen(host: String, port: Int) throws -> (Int32, Int) {

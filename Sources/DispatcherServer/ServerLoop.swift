@@ -103,7 +103,8 @@ final class ServerLoop: @unchecked Sendable {
     }
 
     /// Stops accepting, lets requests in progress be answered for up to the grace period,
-    /// closes every connection, and returns when the loop has ended.
+    /// closes every connection and the listener, and returns when the loop has ended. Safe to
+    /// call more than once, from any thread.
     func stop() {
         guard !stopping.exchange(true, ordering: .sequentiallyConsistent) else { return }
         wake()
@@ -136,7 +137,7 @@ final class ServerLoop: @unchecked Sendable {
             if isStopping && stopDeadline == nil {
                 stopDeadline = now + UInt64(limits.gracePeriod * 1e9)
                 dispatcher_epoll_forget(epoll, listener)
-                // Refuse new connections at once (the socket is closed when the loop has ended).
+                // Refuse new connections at once; the socket is closed when the loop ends.
                 shutdown(listener, Int32(SHUT_RDWR))
             }
             if let stopDeadline {
@@ -153,6 +154,7 @@ final class ServerLoop: @unchecked Sendable {
                     for connection in Array(connections.values) where connection.state != .handling { drop(connection) }
                     close(epoll)
                     close(wakeup)
+                    close(listener)
                     return
                 }
             }
