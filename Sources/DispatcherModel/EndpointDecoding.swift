@@ -11,11 +11,8 @@ extension Endpoint {
         }
         if let problem = URLPolicy(requireHTTPS: false).problem(with: url) { throw .invalidConfiguration(path: "\(path).url", message: problem) }
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
-            if let problem = HeaderRules.problem(withName: name) ?? HeaderRules.problem(withValue: value) {
+            if let problem = HeaderRules.problem(withConfigured: name, value: value) {
                 throw .invalidConfiguration(path: "\(path).headers.\(name)", message: problem)
-            }
-            guard !HeaderRules.reservedNames.contains(name.lowercased()) else {
-                throw .invalidConfiguration(path: "\(path).headers.\(name)", message: "is set by the dispatcher and cannot be configured")
             }
         }
         if case .oauth2ClientCredentials(let credentials) = auth,
@@ -82,11 +79,7 @@ extension Endpoint {
         if let headerReader = try reader.object("headers") {
             headers = try headerReader.stringMap()
             for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
-                if let problem = HeaderRules.problem(withName: name) { throw headerReader.fail(name, problem) }
-                guard HeaderRules.reservedNames.contains(name.lowercased()) == false else {
-                    throw headerReader.fail(name, "is set by the dispatcher and cannot be configured")
-                }
-                if let problem = HeaderRules.problem(withValue: value) { throw headerReader.fail(name, problem) }
+                if let problem = HeaderRules.problem(withConfigured: name, value: value) { throw headerReader.fail(name, problem) }
             }
         }
 

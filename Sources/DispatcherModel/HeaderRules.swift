@@ -24,6 +24,15 @@ package enum HeaderRules {
         return "header values may not contain \(name)"
     }
 
+    /// Why an endpoint may not configure the header `name: value`, or nil: a bad name, a name
+    /// the dispatcher sets itself, or a bad value. One rule for the config decoder and for
+    /// endpoints stored by other means.
+    package static func problem(withConfigured name: String, value: String) -> String? {
+        if let problem = problem(withName: name) { return problem }
+        if reservedNames.contains(name.lowercased()) { return "is set by the dispatcher and cannot be configured" }
+        return problem(withValue: value)
+    }
+
     /// True for C0 controls other than tab, and DEL.
     package static func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }
 
