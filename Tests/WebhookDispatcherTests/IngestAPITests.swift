@@ -36,14 +36,7 @@ final class IngestAPITests: DispatcherTestCase {
         if let key { arguments += ["-H", "Authorization: Bearer \(key)"] }
         for header in headers { arguments += ["-H", header] }
         if let data { arguments += ["--data-binary", data] }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let text = try runTool(arguments).stdout
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let status = Int(lines.last ?? "") ?? 0
         let body = lines.dropLast().joined(separator: "\n")
@@ -188,15 +181,9 @@ final class IngestAPITests: DispatcherTestCase {
         let end = try XCTUnwrap(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
         let example = "import json, urllib.request\n" + readme[start.upperBound..<end.lowerBound]
         let script = "key = \"\(key)\"\n" + example.replacingOccurrences(of: "http://127.0.0.1:8090", with: base)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, script)
+        let run = try Self.runTool(["python3", "-c", script])
+        XCTAssertEqual(run.status, 0, "\(run.stderr)\n\(script)")
+        let printed = run.stdout
         XCTAssertTrue(printed.contains("'duplicate': False"), printed)
         XCTAssertNotNil(try store.eventRecord(eventID: "0192f3a8-1111-7222-8333-444455556666"))
     }

@@ -77,16 +77,8 @@ final class ReadmeExampleTests: XCTestCase {
         let moduleMaps = ["CSQLite", "CCurl", "CCrypto", "CPostgres"].flatMap {
             ["-Xcc", "-fmodule-map-file=" + root.appendingPathComponent("Sources/\($0)/module.modulemap").path]
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["swiftc", "-typecheck", "-I", modules] + moduleMaps + [file]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "README snippets do not compile:\n\(output)\n\(source)")
+        let typecheck = try DispatcherTestCase.runTool(["swiftc", "-typecheck", "-I", modules] + moduleMaps + [file], timeout: 120)
+        XCTAssertEqual(typecheck.status, 0, "README snippets do not compile:\n\(typecheck.stderr)\n\(source)")
     }
 
     /// The README's public API list names every public type of the product, and nothing

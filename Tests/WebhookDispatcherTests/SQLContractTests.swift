@@ -7,29 +7,16 @@ import WebhookDispatcher
 /// `dispatcher_enqueue(...)` (PostgreSQL) inside the producer's own transaction, driven from
 /// clients nobody here wrote (Python's `sqlite3`, `psql`), and held to the Swift `enqueue`.
 final class SQLContractTests: DispatcherTestCase {
-    /// Runs `python3 -c script` with the database path as its argument; returns stdout.
-    func python(_ script: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        try runTool("/usr/bin/env", ["python3", "-c", script, databaseLocation], file: file, line: line)
+    /// Runs a tool to completion and returns its stdout; it must succeed.
+    func runTool(_ arguments: [String], stdin: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let output = try Self.runTool(arguments, stdin: stdin, file: file, line: line)
+        XCTAssertEqual(output.status, 0, "\(arguments.prefix(2)): \(output.stderr)", file: file, line: line)
+        return output.stdout
     }
 
-    func runTool(_ executable: String, _ arguments: [String], stdin: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try input.fileHandleForWriting.close()
-        }
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "\(arguments.prefix(2)): \(errors)", file: file, line: line)
-        return output
+    /// Runs `python3 -c script` with the database path as its argument; returns stdout.
+    func python(_ script: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        try runTool(["python3", "-c", script, databaseLocation], file: file, line: line)
     }
 
     func testPythonsSQLite3EnqueuesInItsOwnTransactionAndEventsArriveByteForByte() throws {
@@ -89,22 +76,15 @@ final class SQLContractTests: DispatcherTestCase {
             SELECT dispatcher_enqueue('tenant-a', 'visit.ended', '{"id":"rolled back"}');
             ROLLBACK;
             """
-        let output = try runTool("/usr/bin/env", ["psql", databaseLocation, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"], stdin: script)
+        let output = try runTool(["psql", databaseLocation, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"], stdin: script)
         XCTAssertTrue(output.contains("0192f3a8-1111-7222-8333-444455556666|1|f"), output)
         XCTAssertTrue(output.contains("1|t"), output)
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(limit: 10)).count, 1)
         XCTAssertEqual(try store.withConnection { try $0.query("SELECT count(*) FROM visits") { $0.int(0) } }, [1])
 
-        let refused = Process()
-        refused.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        refused.arguments = ["psql", databaseLocation, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "SELECT dispatcher_enqueue('nobody', 'a.b', '{}')"]
-        let errors = Pipe()
-        refused.standardError = errors
-        refused.standardOutput = FileHandle.nullDevice
-        try refused.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        refused.waitUntilExit()
-        XCTAssertNotEqual(refused.terminationStatus, 0)
+        let refused = try Self.runTool(["psql", databaseLocation, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "SELECT dispatcher_enqueue('nobody', 'a.b', '{}')"])
+        XCTAssertNotEqual(refused.status, 0)
+        let message = refused.stderr
         XCTAssertTrue(message.contains("dispatcher: unknown tenant 'nobody'"), message)
     }
 

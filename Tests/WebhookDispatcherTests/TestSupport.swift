@@ -264,8 +264,13 @@ class DispatcherTestCase: XCTestCase {
     }
 
     func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+        try Self.launch(Self.executable, arguments, stdin: stdin, environment: environment)
+    }
+
+    /// Starts `executable` with stdin given (then closed) and stdout and stderr on pipes.
+    static func launch(_ executable: URL, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
         let process = Process()
-        process.executableURL = Self.executable
+        process.executableURL = executable
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["DISPATCHER_CONFIG"] = nil
@@ -310,15 +315,27 @@ class DispatcherTestCase: XCTestCase {
         return process.terminationStatus
     }
 
-    /// Runs to completion; a run longer than `timeout` seconds is killed and fails the test.
+    /// Runs `dispatcher` to completion; a run longer than `timeout` seconds is killed and fails the test.
     func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line) throws -> Output {
-        let (process, out, err) = try launch(arguments, stdin: stdin)
-        // Read both pipes while the process runs, so neither can fill up and block it.
+        try Self.runToCompletion(Self.executable, arguments, stdin: stdin, timeout: timeout, file: file, line: line)
+    }
+
+    /// Runs a program nobody here wrote (curl, python3, psql, swiftc), found on PATH, to completion.
+    static func runTool(_ arguments: [String], stdin: String? = nil, timeout: Double = 60,
+                        file: StaticString = #filePath, line: UInt = #line) throws -> Output {
+        try runToCompletion(URL(fileURLWithPath: "/usr/bin/env"), arguments, stdin: stdin, timeout: timeout, file: file, line: line)
+    }
+
+    static func runToCompletion(_ executable: URL, _ arguments: [String], stdin: String?, timeout: Double,
+                                file: StaticString, line: UInt) throws -> Output {
+        let (process, out, err) = try launch(executable, arguments, stdin: stdin)
+        // Read both pipes while the process runs, so neither can fill up and block it; on
+        // threads of their own, since callers may run many of these from Dispatch's pool.
         let outputs = Locked([Data(), Data()])
         let reading = DispatchGroup()
         for (index, pipe) in [out, err].enumerated() {
             reading.enter()
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 let data = pipe.fileHandleForReading.readDataToEndOfFile()
                 outputs.withLock { $0[index] = data }
                 reading.leave()
@@ -326,7 +343,7 @@ class DispatcherTestCase: XCTestCase {
         }
         if reading.wait(timeout: .now() + timeout) == .timedOut {
             kill(process.processIdentifier, SIGKILL)
-            XCTFail("dispatcher \(arguments.joined(separator: " ")) ran longer than \(timeout)s", file: file, line: line)
+            XCTFail("\(executable.lastPathComponent) \(arguments.joined(separator: " ")) ran longer than \(timeout)s", file: file, line: line)
             reading.wait()
         }
         process.waitUntilExit()
