@@ -51,7 +51,6 @@ package struct IngestAPI: Sendable {
             case ("POST", ["v1", "events", "batch"]): return try enqueueBatch(request, key: key)
             case ("GET", let path) where path.count == 3 && path[0] == "v1" && path[1] == "events": return try event(id: path[2], key: key)
             case ("GET", ["v1", "deliveries"]): return try deliveries(request, key: key)
-            case (_, let path) where path.first == "v1": throw Failure(404, "no such route: \(request.method) \(request.path)")
             default: throw Failure(404, "no such route: \(request.method) \(request.path)")
             }
         } catch let failure as Failure {
@@ -96,13 +95,18 @@ package struct IngestAPI: Sendable {
         guard items.count <= maxBatch else { throw Failure(413, "\(items.count) events in one batch; at most \(maxBatch) (api.max_batch)") }
         var outcomes: [JSONValue?] = Array(repeating: nil, count: items.count)
         var admitted: [(index: Int, event: NewEvent)] = []
+        var rejected = 0
+        func reject(_ index: Int, _ status: Int, _ message: String) {
+            outcomes[index] = .object([("index", .integer(Int64(index))), ("status", .integer(Int64(status))), ("error", .string(message))])
+            rejected += 1
+        }
         for (index, item) in items.enumerated() {
             do {
                 admitted.append((index, try admit(try NDJSONEvent.parse(item), key: key)))
             } catch let failure as Failure {
-                outcomes[index] = Self.itemError(index, failure.status, failure.message)
+                reject(index, failure.status, failure.message)
             } catch let error as DispatcherError {
-                outcomes[index] = Self.itemError(index, Self.status(of: error), error.description)
+                reject(index, Self.status(of: error), error.description)
             }
         }
         if !admitted.isEmpty {
@@ -115,12 +119,11 @@ package struct IngestAPI: Sendable {
                     outcomes[entry.index] = .object([("index", .integer(Int64(entry.index))), ("id", .string(stored.eventID)),
                                                      ("deliveries", .integer(Int64(stored.deliveryCount))), ("duplicate", .bool(stored.isDuplicate))])
                 case .failure(let error):
-                    outcomes[entry.index] = Self.itemError(entry.index, Self.status(of: error), error.description)
+                    reject(entry.index, Self.status(of: error), error.description)
                 }
             }
         }
         let results = outcomes.compactMap { $0 }
-        let rejected = results.filter { if case .object(let members) = $0 { return members.contains { $0.0 == "error" } } else { return false } }.count
         return .json(200, JSONValue.object([
             ("accepted", .integer(Int64(results.count - rejected))), ("rejected", .integer(Int64(rejected))), ("results", .array(results)),
         ]).text)
@@ -184,10 +187,6 @@ package struct IngestAPI: Sendable {
 
     static func error(_ status: Int, _ message: String) -> HTTPServerResponse {
         .json(status, JSONValue.object([("error", .string(message))]).text)
-    }
-
-    static func itemError(_ index: Int, _ status: Int, _ message: String) -> JSONValue {
-        .object([("index", .integer(Int64(index))), ("status", .integer(Int64(status))), ("error", .string(message))])
     }
 
     static func query(_ target: String) -> [String: String] {
