@@ -69,12 +69,14 @@ package final class GroupCommitter: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            var batch: [Ticket] = []
-            var count = 0
-            while let next = waiting.first, batch.isEmpty || count + next.events.count <= maxEventsPerCommit {
-                batch.append(waiting.removeFirst())
-                count += next.events.count
+            // The waiting tickets in order, as many as fit one commit (at least one).
+            var taken = 0, count = 0
+            while taken < waiting.count, taken == 0 || count + waiting[taken].events.count <= maxEventsPerCommit {
+                count += waiting[taken].events.count
+                taken += 1
             }
+            let batch = Array(waiting[..<taken])
+            waiting.removeFirst(taken)
             pendingEvents -= count
             condition.unlock()
 
