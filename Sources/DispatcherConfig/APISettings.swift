@@ -19,9 +19,9 @@ public struct APISettings: Sendable, Equatable {
     /// `127.0.0.1:8090` or `[::1]:8090` (port 0: the kernel picks one). Every request needs an
     /// API key, so any address may be given.
     public init(listen: String, maxBatch: Int = 1_000) throws {
-        let address = try DashboardSettings(listen: listen, token: "a-token-only-to-parse-the-address")
-        self.init(host: address.host, port: address.port, maxBatch: maxBatch)
+        let (host, port) = try ListenAddress.parse(listen, key: "api.listen")
+        self.init(host: host, port: port, maxBatch: maxBatch)
     }
 
-    public var listen: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var listen: String { ListenAddress.text(host: host, port: port) }
 }

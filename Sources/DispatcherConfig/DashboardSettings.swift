@@ -27,23 +27,8 @@ public struct DashboardSettings: Sendable, Equatable {
 
     /// `127.0.0.1:8089`, `[::1]:8089` or `0.0.0.0:8089` (port 0: the kernel picks one).
     public init(listen: String, token: String?) throws {
-        let host: Substring, portText: Substring
-        if listen.hasPrefix("["), let close = listen.firstIndex(of: "]") {
-            host = listen[listen.index(after: listen.startIndex)..<close]
-            portText = listen[close...].dropFirst().drop { $0 == ":" }
-        } else if let colon = listen.lastIndex(of: ":") {
-            host = listen[..<colon]
-            portText = listen[listen.index(after: colon)...]
-        } else {
-            throw DispatcherError.invalidConfiguration(path: "dashboard.listen", message: "'\(listen)' is not HOST:PORT, such as 127.0.0.1:8089")
-        }
-        guard IPAddress(String(host)) != nil else {
-            throw DispatcherError.invalidConfiguration(path: "dashboard.listen", message: "'\(host)' is not an IP address (such as 127.0.0.1 or [::1])")
-        }
-        guard let port = Int(portText), (0...65_535).contains(port) else {
-            throw DispatcherError.invalidConfiguration(path: "dashboard.listen", message: "'\(portText)' is not a port number")
-        }
-        self.init(host: String(host), port: port, token: token)
+        let (host, port) = try ListenAddress.parse(listen, key: "dashboard.listen")
+        self.init(host: host, port: port, token: token)
         if let token, EnvironmentReference(token) == nil, token.count < 16 {
             throw DispatcherError.invalidConfiguration(path: "dashboard.token", message: "must be at least 16 characters")
         }
@@ -74,5 +59,5 @@ public struct DashboardSettings: Sendable, Equatable {
 
     public var isLoopback: Bool { IPAddress(host)?.isLoopback ?? false }
 
-    public var listen: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var listen: String { ListenAddress.text(host: host, port: port) }
 }

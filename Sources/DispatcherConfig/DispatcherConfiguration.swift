@@ -133,11 +133,7 @@ public struct DispatcherConfiguration: Sendable {
             let listen = try reader.string("listen") ?? APISettings.defaultListen
             let maxBatch = try reader.integer("max_batch", default: 1_000, in: 1...100_000)
             try reader.rejectUnknownKeys()
-            do {
-                api = try APISettings(listen: listen, maxBatch: maxBatch)
-            } catch DispatcherError.invalidConfiguration(_, let message) {
-                throw DispatcherError.invalidConfiguration(path: "api.listen", message: message)
-            }
+            api = try APISettings(listen: listen, maxBatch: maxBatch)
         }
         try root.rejectUnknownKeys()
 
