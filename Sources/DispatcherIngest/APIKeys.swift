@@ -32,7 +32,7 @@ package final class APIKeys: Sendable {
         guard presented.hasPrefix(Self.prefix), parts.count == 3 else { return nil }
         let id = String(parts[1])
         let now = Date()
-        if let cached = checked.withLock({ $0[presented] }), cached.until > now { return cached.record }
+        if let record = recentlyVerified(presented, now: now) { return record }
         let hash = Digest.sha256Hex(Array(presented.utf8))
         guard let record = try store.apiKey(id: id), record.revokedAt == nil,
               !hash.isEmpty, Digest.constantTimeEquals(record.keyHash, hash) else { return nil }
@@ -41,5 +41,12 @@ package final class APIKeys: Sendable {
             cache[presented] = (record, now.addingTimeInterval(Self.cacheSeconds))
         }
         return record
+    }
+
+    /// The key's record when `presented` was verified within `cacheSeconds`: no read, no
+    /// hash, so it may be asked on the event loop's thread.
+    package func recentlyVerified(_ presented: String, now: Date = Date()) -> APIKeyRecord? {
+        guard let cached = checked.withLock({ $0[presented] }), cached.until > now else { return nil }
+        return cached.record
     }
 }

@@ -1,21 +1,22 @@
 import DispatcherModel
 import DispatcherStore
 import Foundation
+import Synchronization
 
-/// Commits the events of concurrent requests together: each request waits until its events
+/// Commits the events of concurrent requests together: a request is answered once its events
 /// are committed (so a 202 means committed), and every request that arrived while a commit ran
 /// joins the next one. The API thus outruns one transaction per event without weakening the
 /// promise.
 ///
 /// `@unchecked Sendable`: `waiting`, `pendingEvents` and `stopped` are touched only with
-/// `condition` locked; each `Ticket` is written once by the committing thread before it signals.
+/// `condition` locked.
 package final class GroupCommitter: @unchecked Sendable {
-    /// One request's events and, once committed, their results.
-    final class Ticket: @unchecked Sendable {
+    package typealias Results = Result<[Result<EnqueueResult, DispatcherError>], any Error>
+
+    /// One request's events and what to do with their results.
+    private struct Ticket {
         let events: [NewEvent]
-        var results: Result<[Result<EnqueueResult, DispatcherError>], any Error>?
-        let done = DispatchSemaphore(value: 0)
-        init(_ events: [NewEvent]) { self.events = events }
+        let completion: @Sendable (Results) -> Void
     }
 
     private let store: any EventOutbox
@@ -32,25 +33,35 @@ package final class GroupCommitter: @unchecked Sendable {
         self.store = store
         self.maxEventsPerCommit = max(1, maxEventsPerCommit)
         self.maxPendingEvents = max(1, maxPendingEvents)
-        Thread.detachNewThread { [self] in run() }
+        let thread = Thread { [self] in run() }
+        thread.name = "ingest.committer"
+        thread.start()
     }
 
-    /// Commits `events` (each on its own: a rejected one does not stop the others) and returns
-    /// their results; nil when too many events are waiting already. Throws the storage error
-    /// that failed their commit (nothing of it was written).
-    package func commit(_ events: [NewEvent]) throws -> [Result<EnqueueResult, DispatcherError>]? {
-        let ticket = Ticket(events)
+    /// Queues `events` for the next commit (each on its own: a rejected one does not stop the
+    /// others) and returns at once; `completion` gets their results, or the storage error that
+    /// failed their commit (nothing of it was written), on the committing thread. Returns false,
+    /// without queueing, when too many events are waiting already or the committer has stopped.
+    package func submit(_ events: [NewEvent], completion: @escaping @Sendable (Results) -> Void) -> Bool {
         condition.lock()
-        guard !stopped, pendingEvents + events.count <= maxPendingEvents || pendingEvents == 0 else {
-            condition.unlock()
-            return nil
-        }
-        waiting.append(ticket)
+        defer { condition.unlock() }
+        guard !stopped, pendingEvents + events.count <= maxPendingEvents || pendingEvents == 0 else { return false }
+        waiting.append(Ticket(events: events, completion: completion))
         pendingEvents += events.count
-        condition.signal()
-        condition.unlock()
-        ticket.done.wait()
-        return try ticket.results?.get() ?? []
+        if waiting.count == 1 { condition.signal() }
+        return true
+    }
+
+    /// `submit`, waiting for the results: nil when turned away.
+    package func commit(_ events: [NewEvent]) throws -> [Result<EnqueueResult, DispatcherError>]? {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Results?>(nil)
+        guard submit(events, completion: { results in
+            outcome.withLock { $0 = results }
+            done.signal()
+        }) else { return nil }
+        done.wait()
+        return try outcome.withLock { $0 }?.get() ?? []
     }
 
     /// Commits what is waiting, then ends the committing thread.
@@ -83,9 +94,8 @@ package final class GroupCommitter: @unchecked Sendable {
             let outcome = Result { try store.enqueueEach(batch.flatMap(\.events)) }
             var offset = 0
             for ticket in batch {
-                ticket.results = outcome.map { Array($0[offset..<(offset + ticket.events.count)]) }
+                ticket.completion(outcome.map { Array($0[offset..<(offset + ticket.events.count)]) })
                 offset += ticket.events.count
-                ticket.done.signal()
             }
         }
     }

@@ -43,7 +43,7 @@ package struct IngestAPI: Sendable {
     }
 
     package func respond(to request: HTTPServerRequest) -> HTTPServerResponse {
-        do {
+        Self.answer {
             let key = try authenticate(request)
             let segments = request.path.split(separator: "/").map(String.init)
             switch (request.method, segments) {
@@ -53,6 +53,31 @@ package struct IngestAPI: Sendable {
             case ("GET", ["v1", "deliveries"]): return try deliveries(request, key: key)
             default: throw Failure(404, "no such route: \(request.method) \(request.path)")
             }
+        }
+    }
+
+    /// `POST /v1/events` with a key verified moments ago, on the event loop's thread: the
+    /// event is checked here and handed to the committer, which answers once it is committed,
+    /// so the request costs no thread hand-off. Anything else (or a key to look up) goes to
+    /// `respond` on a handler thread: returns false.
+    package func respondImmediately(to request: HTTPServerRequest, responder: HTTPServerResponder) -> Bool {
+        guard request.method == "POST", request.path == "/v1/events",
+              let presented = Self.bearerToken(request), let key = keys.recentlyVerified(presented) else { return false }
+        do {
+            let prepared = try admitOne(request, key: key)
+            let submitted = committer.submit([prepared]) { outcome in
+                responder.replyFromLoop(Self.answer(respond: { try Self.accepted(outcome.get()[0].get()) }))
+            }
+            if !submitted { responder.reply(Self.error(429, Self.tooManyWaiting)) }
+        } catch {
+            responder.reply(Self.answer(respond: { throw error }))
+        }
+        return true
+    }
+
+    private static func answer(respond: () throws -> HTTPServerResponse) -> HTTPServerResponse {
+        do {
+            return try respond()
         } catch let failure as Failure {
             return Self.error(failure.status, failure.message)
         } catch let error as DispatcherError {
@@ -62,17 +87,30 @@ package struct IngestAPI: Sendable {
         }
     }
 
+    private static func bearerToken(_ request: HTTPServerRequest) -> String? {
+        guard let header = request.header("Authorization"), header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
+        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
+
     private func authenticate(_ request: HTTPServerRequest) throws -> APIKeyRecord {
-        guard let header = request.header("Authorization"), header.lowercased().hasPrefix("bearer ") else {
+        guard let token = Self.bearerToken(request) else {
             throw Failure(401, "send Authorization: Bearer <API key> (dispatcher api-keys create)")
         }
-        guard let key = try keys.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
+        guard let key = try keys.verify(token) else {
             throw Failure(401, "the API key is not valid, or was revoked")
         }
         return key
     }
 
     private func enqueueOne(_ request: HTTPServerRequest, key: APIKeyRecord) throws -> HTTPServerResponse {
+        let prepared = try admitOne(request, key: key)
+        guard let results = try committer.commit([prepared]) else { throw Failure(429, Self.tooManyWaiting) }
+        return Self.accepted(try results[0].get())
+    }
+
+    /// A single event's request, checked: size, envelope, `Idempotency-Key`, the key's tenants
+    /// and the event's family.
+    private func admitOne(_ request: HTTPServerRequest, key: APIKeyRecord) throws -> NewEvent {
         guard request.body.count <= maxPayloadBytes + Self.envelopeAllowance else {
             throw Failure(413, "the request is larger than max_payload_bytes (\(maxPayloadBytes)) allows")
         }
@@ -82,13 +120,16 @@ package struct IngestAPI: Sendable {
             if let given = event.id, given != id { throw Failure(400, "Idempotency-Key and \"id\" differ; give one") }
             event.id = id
         }
-        let prepared = try admit(event, key: key)
-        guard let results = try committer.commit([prepared]) else { throw Failure(429, "too many events are waiting to be committed; retry shortly") }
-        let result = try results[0].get()
-        return .json(202, JSONValue.object([
+        return try admit(event, key: key)
+    }
+
+    private static func accepted(_ result: EnqueueResult) -> HTTPServerResponse {
+        .json(202, JSONValue.object([
             ("id", .string(result.eventID)), ("deliveries", .integer(Int64(result.deliveryCount))), ("duplicate", .bool(result.isDuplicate)),
         ]).text)
     }
+
+    private static let tooManyWaiting = "too many events are waiting to be committed; retry shortly"
 
     private func enqueueBatch(_ request: HTTPServerRequest, key: APIKeyRecord) throws -> HTTPServerResponse {
         let items = try Self.items(of: request.body)
@@ -111,7 +152,7 @@ package struct IngestAPI: Sendable {
         }
         if !admitted.isEmpty {
             guard let results = try committer.commit(admitted.map(\.event)) else {
-                throw Failure(429, "too many events are waiting to be committed; retry shortly")
+                throw Failure(429, Self.tooManyWaiting)
             }
             for (entry, result) in zip(admitted, results) {
                 switch result {

@@ -19,7 +19,8 @@ package final class IngestServer: Sendable {
         let maxBody = settings.maxBatch * (store.options.maxPayloadBytes + IngestAPI.envelopeAllowance)
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: min(maxBody, 256 * 1024 * 1024),
                                 maxConnections: 10_000, readTimeout: 30, maxRequestsInProgress: 256,
-                                gracePeriod: 5) { request in .respond(api.respond(to: request)) }
+                                gracePeriod: 5, immediate: { request, responder in api.respondImmediately(to: request, responder: responder) },
+                                handler: { request in .respond(api.respond(to: request)) })
     }
 
     /// Stops listening, answers the requests in progress (up to 5 s), then ends the committer.

@@ -70,6 +70,66 @@ package struct HTTPServerStream: Sendable {
     package var isServerStopping: Bool { loop.isStopping }
 }
 
+/// Answers one request from whichever thread has the answer: the handler thread, or whatever
+/// part an immediate handler passed the request to (the ingest API's committer). The reply is
+/// written from that thread at once while the socket takes it; the loop writes any rest and
+/// reads the connection's next request. Only the first reply counts, and a responder dropped
+/// without one answers 500, so no connection is left waiting for an answer that never comes.
+package final class HTTPServerResponder: Sendable {
+    private let loop: ServerLoop
+    private let descriptor: Int32
+    private let generation: UInt64
+    private let keepAlive: Bool
+    private let answered = Atomic<Bool>(false)
+
+    init(loop: ServerLoop, descriptor: Int32, generation: UInt64, keepAlive: Bool) {
+        self.loop = loop
+        self.descriptor = descriptor
+        self.generation = generation
+        self.keepAlive = keepAlive
+    }
+
+    deinit {
+        if !answered.load(ordering: .acquiring) {
+            finish(.respond(.text(500, "the request was dropped without an answer\n")))
+        }
+    }
+
+    /// Answers with `response`, written from the calling thread while the socket takes it.
+    package func reply(_ response: HTTPServerResponse) {
+        finish(.respond(response))
+    }
+
+    /// Answers with `response`, leaving the writing to the event loop: for a thread whose time
+    /// is scarcer than the loop's, such as a committer answering a whole commit's requests.
+    package func replyFromLoop(_ response: HTTPServerResponse) {
+        guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        loop.complete(descriptor, generation, .reply(.respond(response), keepAlive: keepAlive))
+    }
+
+    /// Carries out `reply`; a `.stream` writer runs on the calling thread, which must be one
+    /// that may block.
+    func finish(_ reply: HTTPServerReply) {
+        guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        switch reply {
+        case .stream(let writer):
+            // The connection is this thread's now (the loop does not touch it until the
+            // completion): blocking writes, then the loop closes it.
+            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+            writer(HTTPServerStream(descriptor: descriptor, loop: loop))
+            loop.complete(descriptor, generation, .streamed)
+        case .respond(let response):
+            // Sent from here at once while the socket takes it (it nearly always does): the
+            // answer does not wait for the loop to wake, only the connection's next read does.
+            let bytes = HTTPServer.serialize(response, keepAlive: keepAlive)
+            let sent = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            loop.complete(descriptor, generation, .written(bytes, written: max(0, sent), keepAlive: keepAlive))
+        case .close, .raw, .reset:
+            loop.complete(descriptor, generation, .reply(reply, keepAlive: keepAlive))
+        }
+    }
+}
+
 /// A small HTTP/1.1 server over POSIX sockets, with keep-alive: one event loop (`ServerLoop`,
 /// epoll) holds every connection, so idle ones cost a buffer rather than a thread, and each
 /// request runs its handler on a thread of its own. It serves the dashboard, the ingest API,
@@ -82,6 +142,11 @@ package struct HTTPServerStream: Sendable {
 /// ```
 package final class HTTPServer: Sendable {
     package typealias Handler = @Sendable (HTTPServerRequest) -> HTTPServerReply
+    /// Runs on the event loop's thread, so it must not block: it answers through the
+    /// responder (now, or later from another thread) and returns true, or returns false
+    /// without answering to have `Handler` run the request on a handler thread. It spares a
+    /// hot route the two thread hand-offs a handler costs.
+    package typealias ImmediateHandler = @Sendable (HTTPServerRequest, HTTPServerResponder) -> Bool
 
     package let host: String
     /// The bound port (the kernel's choice when 0 was asked for).
@@ -102,7 +167,7 @@ package final class HTTPServer: Sendable {
     /// `gracePeriod`: how long `stop()` lets requests in progress be answered.
     package init(host: String = "127.0.0.1", port: Int = 0, maxBodyBytes: Int = 16 * 1024 * 1024,
                  maxConnections: Int = 1_024, readTimeout: Double = 60, maxRequestsInProgress: Int = 1_024,
-                 gracePeriod: Double = 0, handler: @escaping Handler) throws {
+                 gracePeriod: Double = 0, immediate: ImmediateHandler? = nil, handler: @escaping Handler) throws {
         self.host = host
         self.maxBodyBytes = maxBodyBytes
         self.maxConnections = max(1, maxConnections)
@@ -112,7 +177,7 @@ package final class HTTPServer: Sendable {
         do {
             loop = try ServerLoop(listener: socket, limits: ServerLoop.Limits(
                 maxBodyBytes: maxBodyBytes, maxConnections: max(1, maxConnections), maxRequestsInProgress: max(1, maxRequestsInProgress),
-                readTimeout: max(0.01, readTimeout), gracePeriod: max(0, gracePeriod)), handler: handler)
+                readTimeout: max(0.01, readTimeout), gracePeriod: max(0, gracePeriod)), immediate: immediate, handler: handler)
         } catch {
             close(socket)
             throw error
@@ -124,6 +189,9 @@ package final class HTTPServer: Sendable {
 
     /// Connections accepted so far: with keep-alive, far fewer than requests.
     package var connectionsAccepted: Int { loop.accepted.load(ordering: .relaxed) }
+
+    /// Times the event loop has woken: a loop that spins shows here.
+    package var loopWakeups: Int { loop.wakeups.load(ordering: .relaxed) }
 
     /// Stops accepting, lets requests in progress be answered for the grace period, then
     /// closes every connection; returns when that is done.
@@ -176,38 +244,92 @@ package final class HTTPServer: Sendable {
         return (descriptor, Int(boundPort))
     }
 
-    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-            if haystack[start..<(start + needle.count)].elementsEqual(needle) { return start }
+    /// Where the head ends: the offset of the blank line's CR LF CR LF, or nil.
+    static func headEnd(in input: [UInt8]) -> Int? {
+        input.withUnsafeBufferPointer { bytes in
+            guard bytes.count >= 4 else { return nil }
+            var index = 0
+            while index <= bytes.count - 4 {
+                if bytes[index + 3] != 10 {
+                    index += 1
+                } else if bytes[index] == 13, bytes[index + 1] == 10, bytes[index + 2] == 13 {
+                    return index
+                } else {
+                    index += 1
+                }
+            }
+            return nil
         }
-        return nil
     }
 
+    /// Parses a request head (without its blank line) byte by byte: the request line, then
+    /// `name: value` lines with spaces and tabs trimmed. Nil when it is not HTTP/1.x.
     static func parseHead(_ head: ArraySlice<UInt8>, remoteAddress: String) -> HTTPServerRequest? {
-        let text = String(decoding: head, as: UTF8.self)
-        var lines = text.components(separatedBy: "\r\n")
-        let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: true)
-        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else { return nil }
-        var headers: [HeaderField] = []
-        for line in lines {
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            headers.append(HeaderField(String(line[..<colon]).trimmingCharacters(in: .whitespaces),
-                                       String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
+        head.withUnsafeBufferPointer { bytes -> HTTPServerRequest? in
+            func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
+            func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+            // The lines, split at CR LF.
+            var lines: [Range<Int>] = []
+            var start = 0
+            var index = 0
+            while index + 1 < bytes.count {
+                if bytes[index] == 13 && bytes[index + 1] == 10 {
+                    lines.append(start..<index)
+                    index += 2
+                    start = index
+                } else {
+                    index += 1
+                }
+            }
+            lines.append(start..<bytes.count)
+            // The request line: three words separated by spaces.
+            var words: [Range<Int>] = []
+            var wordStart: Int?
+            for position in lines[0] {
+                if bytes[position] == 0x20 {
+                    if let begun = wordStart { words.append(begun..<position) }
+                    wordStart = nil
+                } else if wordStart == nil {
+                    wordStart = position
+                }
+            }
+            if let begun = wordStart { words.append(begun..<lines[0].upperBound) }
+            guard words.count == 3 else { return nil }
+            let version = text(words[2])
+            guard version.hasPrefix("HTTP/1.") else { return nil }
+            var headers: [HeaderField] = []
+            headers.reserveCapacity(lines.count - 1)
+            for line in lines.dropFirst() {
+                guard let colon = line.first(where: { bytes[$0] == UInt8(ascii: ":") }) else { return nil }
+                var nameStart = line.lowerBound, nameEnd = colon
+                while nameStart < nameEnd, isBlank(bytes[nameStart]) { nameStart += 1 }
+                while nameEnd > nameStart, isBlank(bytes[nameEnd - 1]) { nameEnd -= 1 }
+                var valueStart = colon + 1, valueEnd = line.upperBound
+                while valueStart < valueEnd, isBlank(bytes[valueStart]) { valueStart += 1 }
+                while valueEnd > valueStart, isBlank(bytes[valueEnd - 1]) { valueEnd -= 1 }
+                headers.append(HeaderField(text(nameStart..<nameEnd), text(valueStart..<valueEnd)))
+            }
+            return HTTPServerRequest(method: text(words[0]), target: text(words[1]), version: version,
+                                     headers: headers, body: [], remoteAddress: remoteAddress)
         }
-        return HTTPServerRequest(method: String(requestLine[0]), target: String(requestLine[1]), version: String(requestLine[2]),
-                                 headers: headers, body: [], remoteAddress: remoteAddress)
     }
 
     static func serialize(_ response: HTTPServerResponse, keepAlive: Bool) -> [UInt8] {
-        var head = "HTTP/1.1 \(response.status) \(reasonPhrase(response.status))\r\n"
-        for header in response.headers where header.name.lowercased() != "content-length" && header.name.lowercased() != "connection" {
-            head += "\(header.name): \(header.value)\r\n"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(128 + response.headers.count * 48 + response.body.count)
+        func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
+        append("HTTP/1.1 \(response.status) \(reasonPhrase(response.status))\r\n")
+        for header in response.headers where !header.hasName("Content-Length") && !header.hasName("Connection") {
+            append(header.name)
+            append(": ")
+            append(header.value)
+            append("\r\n")
         }
-        head += "Content-Length: \(response.body.count)\r\n"
-        head += keepAlive ? "" : "Connection: close\r\n"
-        head += "\r\n"
-        return Array(head.utf8) + response.body
+        append("Content-Length: \(response.body.count)\r\n")
+        if !keepAlive { append("Connection: close\r\n") }
+        append("\r\n")
+        bytes.append(contentsOf: response.body)
+        return bytes
     }
 
     static func plain(_ status: Int, _ message: String) -> [UInt8] {

@@ -37,6 +37,8 @@ final class ServerLoop: @unchecked Sendable {
         var peerGone = false
         /// The peer finished sending (half-close): its last request is still answered.
         var readClosed = false
+        /// The epoll events the loop waits for on it.
+        var watching = ServerLoop.readEvents
         /// When the request being read (or the response being written) must be done.
         var deadline: UInt64
 
@@ -49,7 +51,7 @@ final class ServerLoop: @unchecked Sendable {
     }
 
     /// A handler's answer on its way back to the loop.
-    private enum Completion {
+    enum Completion {
         case reply(HTTPServerReply, keepAlive: Bool)
         /// The handler's thread wrote `bytes` up to `written` itself; the loop writes the rest.
         case written([UInt8], written: Int, keepAlive: Bool)
@@ -61,6 +63,7 @@ final class ServerLoop: @unchecked Sendable {
     private let wakeup: Int32
     private let limits: Limits
     private let handler: HTTPServer.Handler
+    private let immediate: HTTPServer.ImmediateHandler?
     private let handlerThreads = HandlerThreads()
     private var connections: [Int32: Connection] = [:]
     /// The loop's one receive buffer, reused for every read (not allocated and zeroed per read).
@@ -75,10 +78,12 @@ final class ServerLoop: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     let accepted = Atomic<Int>(0)
+    let wakeups = Atomic<Int>(0)
 
-    init(listener: Int32, limits: Limits, handler: @escaping HTTPServer.Handler) throws {
+    init(listener: Int32, limits: Limits, immediate: HTTPServer.ImmediateHandler?, handler: @escaping HTTPServer.Handler) throws {
         self.listener = listener
         self.limits = limits
+        self.immediate = immediate
         self.handler = handler
         epoll = dispatcher_epoll_create()
         wakeup = dispatcher_eventfd()
@@ -159,6 +164,7 @@ final class ServerLoop: @unchecked Sendable {
                 }
             }
             let count = dispatcher_epoll_wait(epoll, &descriptors, &events, Int32(events.count), timeoutMilliseconds(now: now))
+            wakeups.add(1, ordering: .relaxed)
             if count < 0 && errno != EINTR { continue }
             for index in 0..<max(0, Int(count)) {
                 let descriptor = descriptors[index]
@@ -215,45 +221,65 @@ final class ServerLoop: @unchecked Sendable {
                                         deadline: Self.now() + UInt64(limits.readTimeout * 1e9))
             connections[descriptor] = connection
             accepted.add(1, ordering: .relaxed)
-            watch(descriptor, events: dispatcher_epoll_in | dispatcher_epoll_rdhup, add: true)
+            watch(descriptor, events: Self.readEvents, add: true)
         }
     }
 
     private func service(_ connection: Connection, flags: UInt32) {
         switch connection.state {
         case .handling:
-            // Disarmed while a handler runs; only a hang-up is reported. Closed when it answers.
-            if flags & (dispatcher_epoll_hup | dispatcher_epoll_err) != 0 { connection.peerGone = true }
+            // Still watched while a handler runs, so answering costs no re-arming: whatever the
+            // peer sends meanwhile (a pipelined request) is kept for later. A hang-up, an end of
+            // input or a full buffer stops the watching until the answer is written.
+            if flags & (dispatcher_epoll_hup | dispatcher_epoll_err) != 0 {
+                // Reported even with no events asked for: the descriptor leaves the epoll set,
+                // or the loop would spin until the handler answers (then it is closed).
+                connection.peerGone = true
+                dispatcher_epoll_forget(epoll, connection.descriptor)
+            } else if receive(connection), connection.readClosed || connection.input.count > limits.maxBodyBytes + HTTPServer.maxHeadBytes {
+                setWatch(connection, 0)
+            }
         case .writing:
             if flags & (dispatcher_epoll_hup | dispatcher_epoll_err) != 0 { drop(connection) } else { flush(connection) }
         case .reading:
-            while true {
-                let count = chunk.withUnsafeMutableBytes { recv(connection.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-                if count > 0 {
-                    connection.input.append(contentsOf: chunk[0..<count])
-                    if connection.input.count > limits.maxBodyBytes + HTTPServer.maxHeadBytes { break }
-                    continue
-                }
-                if count == 0 {
-                    connection.readClosed = true
-                    break
-                }
-                if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                    drop(connection)
-                    return
-                }
-                if errno != EINTR { break }
-            }
-            dispatch(connection)
-            // A half-closed peer with no complete request left has nothing more to say.
-            if connection.readClosed && connection.state == .reading { drop(connection) }
+            guard receive(connection) else { return }
+            dispatchOrHangUp(connection)
         }
+    }
+
+    /// Reads what the socket holds into the connection's input; false when the connection
+    /// failed and was dropped.
+    private func receive(_ connection: Connection) -> Bool {
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(connection.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 {
+                connection.input.append(contentsOf: chunk[0..<count])
+                // A short read took everything there was: no second call just to hear EAGAIN
+                // (anything that arrives meanwhile wakes the loop again).
+                if count < chunk.count || connection.input.count > limits.maxBodyBytes + HTTPServer.maxHeadBytes { return true }
+                continue
+            }
+            if count == 0 {
+                connection.readClosed = true
+                return true
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return true }
+            drop(connection)
+            return false
+        }
+    }
+
+    /// Dispatches a complete request; a half-closed peer with none left has nothing more to say.
+    private func dispatchOrHangUp(_ connection: Connection) {
+        dispatch(connection)
+        if connection.readClosed && connection.state == .reading { drop(connection) }
     }
 
     /// Hands a complete request to the handler, or answers a malformed one; waits otherwise.
     private func dispatch(_ connection: Connection) {
         guard connection.state == .reading, !connection.input.isEmpty else { return }
-        guard let headEnd = HTTPServer.find([13, 10, 13, 10], in: connection.input) else {
+        guard let headEnd = HTTPServer.headEnd(in: connection.input) else {
             if connection.input.count > HTTPServer.maxHeadBytes { answer(connection, HTTPServer.plain(431, "request head too large")) }
             return
         }
@@ -274,32 +300,20 @@ final class ServerLoop: @unchecked Sendable {
         }
         inProgress += 1
         connection.state = .handling
-        watch(connection.descriptor, events: 0, add: false)
-        let descriptor = connection.descriptor, generation = connection.generation
+        let responder = HTTPServerResponder(loop: self, descriptor: connection.descriptor, generation: connection.generation, keepAlive: keepAlive)
+        if let immediate, immediate(request, responder) { return }
         let handler = handler, arrived = request
-        handlerThreads.run { [self] in
-            let reply = handler(arrived)
-            if case .stream(let writer) = reply {
-                // The connection is this thread's now (the loop does not touch it until the
-                // completion): blocking writes, then the loop closes it.
-                _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
-                writer(HTTPServerStream(descriptor: descriptor, loop: self))
-                complete(descriptor, generation, .streamed)
-            } else if case .respond(let response) = reply {
-                // Sent from here at once while the socket takes it (it nearly always does): the
-                // answer does not wait for the loop to wake, only the connection's next read does.
-                let bytes = HTTPServer.serialize(response, keepAlive: keepAlive)
-                let sent = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-                complete(descriptor, generation, .written(bytes, written: max(0, sent), keepAlive: keepAlive))
-            } else {
-                complete(descriptor, generation, .reply(reply, keepAlive: keepAlive))
-            }
-        }
+        handlerThreads.run { responder.finish(handler(arrived)) }
     }
 
-    private func complete(_ descriptor: Int32, _ generation: UInt64, _ completion: Completion) {
-        completions.withLock { $0.append((descriptor, generation, completion)) }
-        wake()
+    /// A reply on its way back to the loop. Only the first request to be completed wakes the
+    /// loop; the others join the list it is about to take.
+    func complete(_ descriptor: Int32, _ generation: UInt64, _ completion: Completion) {
+        let first = completions.withLock { pending in
+            pending.append((descriptor, generation, completion))
+            return pending.count == 1
+        }
+        if first { wake() }
     }
 
     private func wake() {
@@ -354,7 +368,7 @@ final class ServerLoop: @unchecked Sendable {
             if sent > 0 {
                 connection.written += sent
             } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                watch(connection.descriptor, events: dispatcher_epoll_out, add: false)
+                setWatch(connection, dispatcher_epoll_out)
                 return
             } else if !(sent < 0 && errno == EINTR) {
                 drop(connection)
@@ -368,8 +382,8 @@ final class ServerLoop: @unchecked Sendable {
         connection.output = []
         connection.state = .reading
         connection.deadline = Self.now() + UInt64(limits.readTimeout * 1e9)
-        watch(connection.descriptor, events: dispatcher_epoll_in | dispatcher_epoll_rdhup, add: false)
-        dispatch(connection)  // a pipelined request may be waiting already
+        setWatch(connection, connection.readClosed ? 0 : Self.readEvents)
+        dispatchOrHangUp(connection)  // a pipelined request may be waiting already
     }
 
     /// Closes connections whose request or response did not finish in time.
@@ -383,6 +397,15 @@ final class ServerLoop: @unchecked Sendable {
         dispatcher_epoll_forget(epoll, connection.descriptor)
         connections[connection.descriptor] = nil
         close(connection.descriptor)
+    }
+
+    private static let readEvents = dispatcher_epoll_in | dispatcher_epoll_rdhup
+
+    /// Changes what the loop waits for on a connection, with a system call only when it differs.
+    private func setWatch(_ connection: Connection, _ events: UInt32) {
+        guard connection.watching != events else { return }
+        connection.watching = events
+        watch(connection.descriptor, events: events, add: false)
     }
 
     private func watch(_ descriptor: Int32, events: UInt32, add: Bool) {

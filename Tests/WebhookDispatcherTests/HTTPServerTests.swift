@@ -92,5 +92,109 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200"), answer)
         XCTAssertTrue(answer.contains(#"{"path":"/half"}"#), answer)
     }
-}
 
+    /// A request that arrives while the one before it is being handled is kept and answered
+    /// after it, in order, on the same connection.
+    func testARequestSentDuringHandlingIsAnsweredNext() throws {
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let server = try HTTPServer(host: "127.0.0.1", port: 0) { request in
+            if request.path == "/first" {
+                entered.signal()
+                _ = release.wait(timeout: .now() + 10)
+            }
+            return .respond(.json(200, #"{"path":"\#(request.path)"}"#))
+        }
+        defer { server.stop() }
+        let client = try LoopbackSocket(port: server.port)
+        client.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(entered.wait(timeout: .now() + 5), .success)
+        client.send("GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        release.signal()
+        let answer = client.readAll(timeout: 5)
+        let first = try XCTUnwrap(answer.range(of: #"{"path":"/first"}"#), answer)
+        let second = try XCTUnwrap(answer.range(of: #"{"path":"/second"}"#), answer)
+        XCTAssertLessThan(first.lowerBound, second.lowerBound)
+    }
+
+    /// A client that closes its sending side while its request is handled still gets the answer.
+    func testAClientHalfClosingDuringHandlingStillGetsItsAnswer() throws {
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let server = try HTTPServer(host: "127.0.0.1", port: 0) { _ in
+            entered.signal()
+            _ = release.wait(timeout: .now() + 10)
+            return .respond(.json(200, "{}"))
+        }
+        defer { server.stop() }
+        let client = try LoopbackSocket(port: server.port)
+        client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(entered.wait(timeout: .now() + 5), .success)
+        shutdown(client.descriptor, Int32(SHUT_WR))
+        release.signal()
+        XCTAssertTrue(client.readAll(timeout: 5).hasPrefix("HTTP/1.1 200"))
+    }
+
+    /// A client that resets its connection while its request is handled leaves the loop
+    /// waiting, not spinning, and the server serves others.
+    func testAClientResettingDuringHandlingDoesNotSpinTheLoop() throws {
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let server = try HTTPServer(host: "127.0.0.1", port: 0) { request in
+            if request.path == "/slow" {
+                entered.signal()
+                _ = release.wait(timeout: .now() + 10)
+            }
+            return .respond(.json(200, "{}"))
+        }
+        defer {
+            release.signal()
+            server.stop()
+        }
+        var client: LoopbackSocket? = try LoopbackSocket(port: server.port)
+        client?.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(entered.wait(timeout: .now() + 5), .success)
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(client!.descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        client = nil  // closed with a reset
+        // One round trip lets the loop see the reset; a spinning loop would then wake hundreds
+        // of times during the next ten.
+        let other = LoopbackHTTP(port: server.port)
+        XCTAssertEqual(try other.request("GET", "/").status, 200)
+        let before = server.loopWakeups
+        for _ in 0..<10 { XCTAssertEqual(try other.request("GET", "/").status, 200) }
+        XCTAssertLessThan(server.loopWakeups - before, 100, "the loop woke \(server.loopWakeups - before) times for 10 requests")
+        release.signal()
+    }
+
+    /// An immediate handler answers on the loop's thread or later from another; one that
+    /// declines passes the request to the blocking handler; a responder dropped without an
+    /// answer answers 500. All on one keep-alive connection, in order.
+    func testImmediateHandlersAnswerNowLaterOrNotAtAll() throws {
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, immediate: { request, responder in
+            switch request.path {
+            case "/now":
+                responder.reply(.json(200, #"{"answered":"now"}"#))
+            case "/later":
+                Thread.detachNewThread { responder.replyFromLoop(.json(200, #"{"answered":"later"}"#)) }
+            case "/dropped":
+                break
+            default:
+                return false
+            }
+            return true
+        }, handler: { _ in .respond(.json(200, #"{"answered":"by the handler"}"#)) })
+        defer { server.stop() }
+        let client = try LoopbackSocket(port: server.port)
+        for path in ["/later", "/dropped", "/now", "/blocking"] {
+            let close = path == "/blocking" ? "Connection: close\r\n" : ""
+            client.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\(close)\r\n")
+        }
+        let answer = client.readAll(timeout: 5)
+        let statuses = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+        XCTAssertEqual(statuses, ["200", "500", "200", "200"], answer)
+        let order = [#""later""#, "dropped without an answer", #""now""#, #""by the handler""#].map { answer.range(of: $0)?.lowerBound }
+        XCTAssertFalse(order.contains(nil), answer)
+        XCTAssertEqual(order.compactMap { $0 }, order.compactMap { $0 }.sorted(), answer)
+    }
+}
