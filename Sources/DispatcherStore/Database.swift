@@ -41,15 +41,12 @@ package final class Database: SQLConnection {
         // NORMAL in WAL mode: a committed transaction survives a process crash; a power loss
         // may lose the last few commits. README "Durability" says so. A 16 MiB page cache (the
         // default is 2 MiB) keeps the hot indexes of a large outbox out of read syscalls.
-        // Checkpoints every 10,000 pages (about 40 MB of WAL) instead of SQLite's 1,000: the same
-        // hot index pages are rewritten by every commit, and a checkpoint copies each page once
-        // however often it changed, with two fdatasyncs the committing thread waits for. Measured:
-        // batched enqueue +30%, deliveries +4% (README "Performance").
+        // Checkpoints are BackgroundCheckpointer's (it sets how often, and keeps them off the
+        // committing thread).
         try Self.retryingWhileBusy(for: busyTimeoutMilliseconds) {
             try execute("""
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = NORMAL;
-            PRAGMA wal_autocheckpoint = 10000;
             PRAGMA foreign_keys = ON;
             PRAGMA cache_size = -16384;
             PRAGMA temp_store = MEMORY;

@@ -16,6 +16,7 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     private let lock = NSLock()
     /// The file's identity when opened, to notice it being deleted or replaced.
     private let identity: (device: UInt64, inode: UInt64)?
+    let checkpointer: BackgroundCheckpointer?
 
     /// Opens the file and applies pending migrations.
     init(path: String, options: StoreOptions) throws {
@@ -24,6 +25,13 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
         _ = try Database.retryingWhileBusy(for: options.busyTimeoutMilliseconds) { try Migrator().migrate(db) }
         database = db
         identity = Self.identity(of: path)
+        checkpointer = path == ":memory:" ? nil : BackgroundCheckpointer(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+        checkpointer?.attach(to: db)
+    }
+
+    deinit {
+        checkpointer?.detach(from: database)
+        checkpointer?.stop()
     }
 
     /// The file is still the one opened: a deleted database keeps working on its unlinked

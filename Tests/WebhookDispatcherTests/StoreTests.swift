@@ -14,6 +14,26 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(versions.first, "1 0001_init")
     }
 
+    /// Checkpoints run on a thread of their own, before the WAL reaches the size at which a
+    /// commit would checkpoint itself, and the WAL stays bounded under steady writes.
+    func testTheWALIsCheckpointedInTheBackgroundAndStaysBounded() throws {
+        try requireSQLite("checkpoints are SQLite's")
+        let path = databaseLocation
+        func size(_ file: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0 }
+        try store.write { tx in try tx.execute("CREATE TABLE filler (data BLOB)", []) }
+        // About 3,000 pages of 4 KiB: past the background threshold, short of the inline one.
+        for _ in 0..<120 {
+            try store.write { tx in try tx.execute("INSERT INTO filler (data) VALUES (randomblob(100000))", []) }
+        }
+        // No commit crossed the inline threshold: only the background thread copies pages.
+        waitUntil("a background checkpoint copies the WAL into the database file") { size(path) > 10_000_000 }
+        // 50 MB more: the WAL is reused rather than grown past the inline threshold.
+        for _ in 0..<500 {
+            try store.write { tx in try tx.execute("INSERT INTO filler (data) VALUES (randomblob(100000))", []) }
+        }
+        XCTAssertLessThan(size(path + "-wal"), Int(BackgroundCheckpointer.inlinePages + 1_000) * 4_120)
+    }
+
     func testADatabaseFromAnEarlierVersionIsUpgradedWithItsData() throws {
         try requireSQLite("the only store with released earlier schema versions")
         let path = directory.file("old.sqlite")

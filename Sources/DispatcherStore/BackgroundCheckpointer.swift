@@ -1,0 +1,110 @@
+import CSQLite
+import Foundation
+
+/// Copies the WAL back into the database file on a thread of its own, so no commit waits for a
+/// checkpoint. SQLite's automatic checkpoint runs inside the commit that crosses its threshold:
+/// at 10,000 pages it copied about 40 MB and synced both files while the committing thread
+/// waited, about 50 ms every half second under load (measured: the ingest API's p99 of the
+/// 202 was 55 ms, 1.9 ms with checkpoints off).
+///
+/// It checkpoints every 10,000 pages (about 40 MB of WAL) at the latest rather than SQLite's
+/// 1,000: the same hot index pages are rewritten by every commit, and a checkpoint copies each
+/// page once however often it changed (measured when it was introduced: batched enqueue +30%,
+/// deliveries +4%).
+///
+/// The writing connection reports the WAL's size after each commit (`sqlite3_wal_hook`, which
+/// replaces SQLite's automatic checkpoints on that connection). Past `backgroundPages` this
+/// thread is asked for a passive checkpoint on a connection of its own, which copies while
+/// writers go on. Past `inlinePages` (the thread is behind, or a long reader holds old pages)
+/// the commit checkpoints itself as SQLite would have, so the WAL stays as bounded as before;
+/// that copy is short, since the thread has done most of it.
+///
+/// `@unchecked Sendable`: `requested`, `stopped` and `connection` are touched only with
+/// `condition` locked or on the checkpointing thread (`connection`).
+final class BackgroundCheckpointer: @unchecked Sendable {
+    static let backgroundPages: Int32 = 2_500
+    static let inlinePages: Int32 = 10_000
+
+    private let path: String
+    private let busyTimeoutMilliseconds: Int32
+    private let condition = NSCondition()
+    private var requested = false
+    private var stopped = false
+    private var started = false
+    private var finished = 0
+
+    init(path: String, busyTimeoutMilliseconds: Int32) {
+        self.path = path
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+    }
+
+    /// Reports `database`'s WAL size to this checkpointer after each of its commits. The
+    /// checkpointer must outlive the hook: `detach` before it goes.
+    func attach(to database: Database) {
+        sqlite3_wal_hook(database.handle, { context, handle, name, pages in
+            guard let context else { return SQLITE_OK }
+            let checkpointer = Unmanaged<BackgroundCheckpointer>.fromOpaque(context).takeUnretainedValue()
+            if pages >= BackgroundCheckpointer.inlinePages {
+                // SQLITE_BUSY here means another checkpoint is running: the next commit asks again.
+                _ = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+            } else if pages >= BackgroundCheckpointer.backgroundPages {
+                checkpointer.request()
+            }
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    func detach(from database: Database) {
+        sqlite3_wal_hook(database.handle, nil, nil)
+    }
+
+    /// Asks for a checkpoint soon; cheap when one is asked for already.
+    func request() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopped, !requested else { return }
+        requested = true
+        if !started {
+            started = true
+            let thread = Thread { [self] in run() }
+            thread.name = "sqlite.checkpointer"
+            thread.start()
+        }
+        condition.signal()
+    }
+
+    /// Checkpoints this thread has finished.
+    var completed: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return finished
+    }
+
+    /// Ends the thread (after the checkpoint in progress, if any).
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func run() {
+        // Its own connection: a passive checkpoint on it copies while the writer's goes on.
+        let database = try? Database(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        while true {
+            condition.lock()
+            while !requested && !stopped { condition.wait() }
+            if stopped {
+                condition.unlock()
+                return
+            }
+            requested = false
+            condition.unlock()
+            // A failure (busy, a vanished file) leaves the WAL to the writer's own checkpoint.
+            guard let database, sqlite3_wal_checkpoint_v2(database.handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_OK else { continue }
+            condition.lock()
+            finished += 1
+            condition.unlock()
+        }
+    }
+}
