@@ -76,7 +76,7 @@ public struct CheckinOutcome: Sendable, Equatable {
             ("event", .string(Self.type)),
             ("name", .string(Self.type)),
             ("data", .object([
-                ("event_id", .string(eventID.uuidString.lowercased())),
+                ("event_id", .string(eventID.lowercasedString)),
                 ("status", .string(status)),
                 ("auth_type", .string(authType.rawValue)),
                 ("hmo_id", .integer(hmoID)),

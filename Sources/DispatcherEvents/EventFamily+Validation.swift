@@ -39,7 +39,7 @@ extension EventFamily {
         let bodyID = try validate(body: event.body, type: event.type, allowCustomKey: allowCustomKey)
         var prepared = event
         if let given = event.id, let bodyID, given != bodyID {
-            throw DispatcherError.invalidEvent(type: event.type, field: "id", message: "\(given.uuidString.lowercased()) differs from the id in the body (\(bodyID.uuidString.lowercased())); leave it out")
+            throw DispatcherError.invalidEvent(type: event.type, field: "id", message: "\(given.lowercasedString) differs from the id in the body (\(bodyID.lowercasedString)); leave it out")
         }
         if prepared.id == nil { prepared.id = bodyID }
         return prepared

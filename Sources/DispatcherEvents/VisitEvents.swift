@@ -242,7 +242,7 @@ enum VisitValidation {
                          data: [(String, JSONValue)]) -> JSONValue {
         .object([
             ("version", .string(version)),
-            ("id", .string(id.uuidString.lowercased())),
+            ("id", .string(id.lowercasedString)),
             ("type", .string(kind.rawValue)),
             ("created", .integer(Int64(created))),
             (code.key, .string(code.value)),

@@ -87,9 +87,14 @@ package struct IngestAPI: Sendable {
         }
     }
 
+    /// The token of `Authorization: Bearer <token>` (the scheme in any case), byte by byte:
+    /// it is read for every request.
     private static func bearerToken(_ request: HTTPServerRequest) -> String? {
-        guard let header = request.header("Authorization"), header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
-        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard let header = request.header("Authorization")?.utf8, header.count > 7,
+              HeaderField(String(decoding: header.prefix(6), as: UTF8.self), "").hasName("bearer"),
+              header.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
+        let token = header.dropFirst(7).drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        return String(decoding: Array(token), as: UTF8.self)
     }
 
     private func authenticate(_ request: HTTPServerRequest) throws -> APIKeyRecord {

@@ -66,14 +66,36 @@ extension UUID {
     /// as fast). (Foundation's `UUID()` on Linux also reads `/dev/urandom` with three system
     /// calls per id.)
     package static func timeOrdered(at date: Date = Date()) -> UUID {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
-        let milliseconds = UInt64(max(0, date.timeIntervalSince1970 * 1000))
-        return withUnsafeMutableBytes(of: &bytes) { raw in
-            for index in 0..<6 { raw[index] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - index))) }
-            raw[6] = (raw[6] & 0x0F) | 0x70  // version 7
-            raw[8] = (raw[8] & 0x3F) | 0x80  // RFC 9562 variant
-            return UUID(uuid: raw.load(as: uuid_t.self))
+        var raw: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &raw) { bytes in
+            // One system call for all sixteen bytes (the system generator makes one a word).
+            if let base = bytes.baseAddress { arc4random_buf(base, bytes.count) }
+            let milliseconds = UInt64(max(0, date.timeIntervalSince1970 * 1000))
+            for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - index))) }
+            bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7
+            bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 9562 variant
+        }
+        return UUID(uuid: raw)
+    }
+
+    /// The canonical lowercase form (`0190c2b4-...`), as events are stored and shown: written
+    /// directly rather than as Foundation's uppercase string lowered afterwards.
+    package var lowercasedString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        return withUnsafeBytes(of: uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { text in
+                var position = 0
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        text[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    text[position] = digits[Int(byte >> 4)]
+                    text[position + 1] = digits[Int(byte & 0x0F)]
+                    position += 2
+                }
+                return position
+            }
         }
     }
 }

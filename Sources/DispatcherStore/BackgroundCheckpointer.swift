@@ -19,8 +19,8 @@ import Foundation
 /// the commit checkpoints itself as SQLite would have, so the WAL stays as bounded as before;
 /// that copy is short, since the thread has done most of it.
 ///
-/// `@unchecked Sendable`: `requested`, `stopped` and `connection` are touched only with
-/// `condition` locked or on the checkpointing thread (`connection`).
+/// `@unchecked Sendable`: `requested`, `checkpointedUpTo`, `stopped`, `started` and `finished` are
+/// touched only with `condition` locked.
 final class BackgroundCheckpointer: @unchecked Sendable {
     static let backgroundPages: Int32 = 2_500
     static let inlinePages: Int32 = 10_000
@@ -29,6 +29,8 @@ final class BackgroundCheckpointer: @unchecked Sendable {
     private let busyTimeoutMilliseconds: Int32
     private let condition = NSCondition()
     private var requested = false
+    /// The WAL's size when the last background checkpoint was asked for.
+    private var checkpointedUpTo: Int32 = 0
     private var stopped = false
     private var started = false
     private var finished = 0
@@ -47,8 +49,8 @@ final class BackgroundCheckpointer: @unchecked Sendable {
             if pages >= BackgroundCheckpointer.inlinePages {
                 // SQLITE_BUSY here means another checkpoint is running: the next commit asks again.
                 _ = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-            } else if pages >= BackgroundCheckpointer.backgroundPages {
-                checkpointer.request()
+            } else {
+                checkpointer.walGrew(to: pages)
             }
             return SQLITE_OK
         }, Unmanaged.passUnretained(self).toOpaque())
@@ -58,11 +60,16 @@ final class BackgroundCheckpointer: @unchecked Sendable {
         sqlite3_wal_hook(database.handle, nil, nil)
     }
 
-    /// Asks for a checkpoint soon; cheap when one is asked for already.
-    func request() {
+    /// Asks for a checkpoint once `backgroundPages` more have been written to the WAL since
+    /// the last one began (not on every commit past it: under steady writes the WAL starts over
+    /// only after the writer's own checkpoint, and copying hot pages over and over costs more
+    /// than it spares). Cheap when one is asked for already.
+    func walGrew(to pages: Int32) {
         condition.lock()
         defer { condition.unlock() }
-        guard !stopped, !requested else { return }
+        if pages < checkpointedUpTo { checkpointedUpTo = 0 }  // the WAL started over
+        guard !stopped, !requested, pages >= checkpointedUpTo + Self.backgroundPages else { return }
+        checkpointedUpTo = pages
         requested = true
         if !started {
             started = true

@@ -80,7 +80,7 @@ enum OperationsQueries {
     static func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double, in db: some SQLConnection) throws -> ClaimedDelivery {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
-            let id = UUID.timeOrdered().uuidString.lowercased()
+            let id = UUID.timeOrdered().lowercasedString
             try db.execute(insertPingEvent, [id, endpoint.tenantID, EventType.ping, body, now])
             let deliveryID = try db.query(insertPingDelivery, [id, endpoint.id, endpoint.tenantID, EventType.ping, owner,
                                                                now + Int64(leaseSeconds * 1000), now]) { $0.int64(0) }.first ?? 0

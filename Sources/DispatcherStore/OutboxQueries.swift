@@ -70,7 +70,7 @@ enum OutboxQueries {
             throw DispatcherError.payloadTooLarge(bytes: event.body.count, limit: options.maxPayloadBytes)
         }
         try JSONValidation.requireObject(event.body)
-        return (event.id ?? UUID.timeOrdered()).uuidString.lowercased()
+        return (event.id ?? UUID.timeOrdered()).lowercasedString
     }
 
     /// Stores one event and its deliveries atomically (inside the caller's transaction when

@@ -82,7 +82,7 @@ struct EnqueueCommand: DispatcherCommand {
         let body = try readBody()
         let bodyID = try EventFamily.validate(body: body, type: type, allowCustomKey: allowCustomType)
         if let id, let bodyID, id != bodyID {
-            throw UsageError("--id \(id.uuidString.lowercased()) differs from the id in the body (\(bodyID.uuidString.lowercased())); leave --id out")
+            throw UsageError("--id \(id.lowercasedString) differs from the id in the body (\(bodyID.lowercasedString)); leave --id out")
         }
         let store = try selection.openStore()
         try selection.syncConfiguration(into: store)
