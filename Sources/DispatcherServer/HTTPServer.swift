@@ -132,7 +132,8 @@ package final class HTTPServerResponder: Sendable {
 
 /// A small HTTP/1.1 server over POSIX sockets, with keep-alive: one event loop (`ServerLoop`,
 /// epoll) holds every connection, so idle ones cost a buffer rather than a thread, and each
-/// request runs its handler on a thread of its own. It serves the dashboard, the ingest API,
+/// request runs its handler on a thread of its own, unless an immediate handler takes it on the
+/// loop's thread (a hot route that must not pay for the hand-off). It serves the dashboard, the ingest API,
 /// the test receivers and `dispatcher receive`.
 ///
 /// ```swift

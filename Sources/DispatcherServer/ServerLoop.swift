@@ -5,10 +5,10 @@ import Glibc
 import Synchronization
 
 /// The event loop under `HTTPServer`: one thread waits in `epoll_wait` for every connection,
-/// so an idle keep-alive connection costs a buffer, not a thread. A complete request goes to a
-/// handler on another thread (handlers may block: a database read, a commit, a scripted
-/// delay); its reply comes back through `completions` and an eventfd, and the loop writes it
-/// without blocking. Heads and bodies must arrive within the read timeout, which is also how
+/// so an idle keep-alive connection costs a buffer, not a thread. A complete request goes to the
+/// immediate handler, if any, on this thread, and otherwise to a handler on another thread
+/// (handlers may block: a database read, a commit, a scripted delay); its reply comes back
+/// through `completions` and an eventfd, and the loop writes what the replying thread could not. Heads and bodies must arrive within the read timeout, which is also how
 /// long a connection may sit idle.
 ///
 /// `@unchecked Sendable`: `connections` and everything in a `Connection` is touched only on
