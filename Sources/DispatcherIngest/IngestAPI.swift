@@ -66,7 +66,7 @@ package struct IngestAPI: Sendable {
         do {
             let prepared = try admitOne(request, key: key)
             let submitted = committer.submit([prepared]) { outcome in
-                responder.replyFromLoop(Self.answer(respond: { try Self.accepted(outcome.get()[0].get()) }))
+                responder.replyFromLoop { Self.answer { try Self.accepted(outcome.get()[0].get()) } }
             }
             if !submitted { responder.reply(Self.error(429, Self.tooManyWaiting)) }
         } catch {
@@ -125,7 +125,11 @@ package struct IngestAPI: Sendable {
             if let given = event.id, given != id { throw Failure(400, "Idempotency-Key and \"id\" differ; give one") }
             event.id = id
         }
-        return try admit(event, key: key)
+        var admitted = try admit(event, key: key)
+        // Named here rather than by the store, so the committing thread, which every request
+        // waits for, does not spend time on it.
+        admitted.id = admitted.id ?? UUID.timeOrdered()
+        return admitted
     }
 
     private static func accepted(_ result: EnqueueResult) -> HTTPServerResponse {

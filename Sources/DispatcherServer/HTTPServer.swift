@@ -100,11 +100,12 @@ package final class HTTPServerResponder: Sendable {
         finish(.respond(response))
     }
 
-    /// Answers with `response`, leaving the writing to the event loop: for a thread whose time
-    /// is scarcer than the loop's, such as a committer answering a whole commit's requests.
-    package func replyFromLoop(_ response: HTTPServerResponse) {
+    /// Answers with the response `makeResponse` builds, leaving the building and the writing to
+    /// the event loop: for a thread whose time is scarcer than the loop's, such as a committer
+    /// answering a whole commit's requests.
+    package func replyFromLoop(_ makeResponse: @escaping @Sendable () -> HTTPServerResponse) {
         guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.complete(descriptor, generation, .reply(.respond(response), keepAlive: keepAlive))
+        loop.complete(descriptor, generation, .build(makeResponse, keepAlive: keepAlive))
     }
 
     /// Carries out `reply`; a `.stream` writer runs on the calling thread, which must be one

@@ -55,6 +55,8 @@ final class ServerLoop: @unchecked Sendable {
         case reply(HTTPServerReply, keepAlive: Bool)
         /// The handler's thread wrote `bytes` up to `written` itself; the loop writes the rest.
         case written([UInt8], written: Int, keepAlive: Bool)
+        /// A response for the loop to build and write.
+        case build(@Sendable () -> HTTPServerResponse, keepAlive: Bool)
         case streamed
     }
 
@@ -342,6 +344,8 @@ final class ServerLoop: @unchecked Sendable {
                 answer(connection, bytes)
             case .reply(.respond(let response), let keepAlive):
                 answer(connection, HTTPServer.serialize(response, keepAlive: keepAlive), keepOpen: keepAlive)
+            case .build(let makeResponse, let keepAlive):
+                answer(connection, HTTPServer.serialize(makeResponse(), keepAlive: keepAlive), keepOpen: keepAlive)
             case .written(let bytes, let written, let keepAlive):
                 answer(connection, bytes, keepOpen: keepAlive, alreadyWritten: written)
             case .reply(.stream, _):

@@ -176,7 +176,7 @@ final class HTTPServerTests: XCTestCase {
             case "/now":
                 responder.reply(.json(200, #"{"answered":"now"}"#))
             case "/later":
-                Thread.detachNewThread { responder.replyFromLoop(.json(200, #"{"answered":"later"}"#)) }
+                Thread.detachNewThread { responder.replyFromLoop { .json(200, #"{"answered":"later"}"#) } }
             case "/dropped":
                 break
             default:
