@@ -23,8 +23,10 @@ public struct Endpoint: Sendable, Equatable {
     public var success: SuccessRule
     public var enabled: Bool
     public var auth: EndpointAuth?
-    /// Standard Webhooks signing secrets (`whsec_<base64>` or `env:NAME`); two during rotation.
+    /// Signing secrets (or `env:NAME`) of `signatureScheme`: `whsec_<base64>` for Standard
+    /// Webhooks, `whsk_<base64>` for its ed25519 form, text for the hex scheme; two during rotation.
     public var signingSecrets: [String]
+    public var signatureScheme: SignatureScheme
     /// Deliver events of one ordering key one at a time, in enqueue order.
     public var ordered: Bool
     public var circuit: CircuitPolicy
@@ -44,6 +46,7 @@ public struct Endpoint: Sendable, Equatable {
         enabled: Bool = true,
         auth: EndpointAuth? = nil,
         signingSecrets: [String] = [],
+        signatureScheme: SignatureScheme = .standardWebhooks,
         ordered: Bool = false,
         circuit: CircuitPolicy = CircuitPolicy()
     ) {
@@ -61,6 +64,7 @@ public struct Endpoint: Sendable, Equatable {
         self.enabled = enabled
         self.auth = auth
         self.signingSecrets = signingSecrets
+        self.signatureScheme = signatureScheme
         self.ordered = ordered
         self.circuit = circuit
     }

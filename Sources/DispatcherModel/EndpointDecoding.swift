@@ -42,7 +42,7 @@ extension Endpoint {
                         "disable_after_seconds": circuit.disableAfterSeconds],
         ]
         if let auth { object["auth"] = auth.jsonObject }
-        if !signingSecrets.isEmpty { object["signing"] = ["secrets": signingSecrets] }
+        if !signingSecrets.isEmpty { object["signing"] = signatureScheme.configObject(secrets: signingSecrets) }
         return object
     }
 
@@ -105,15 +105,12 @@ extension Endpoint {
         let enabled = try reader.bool("enabled", default: true)
         let auth = try reader.object("auth").map { try EndpointAuth.decode($0, urlPolicy: urlPolicy) }
         var signingSecrets: [String] = []
+        var signatureScheme = SignatureScheme.standardWebhooks
         if let signing = try reader.object("signing") {
-            if let one = try signing.string("secret") { signingSecrets.append(one) }
-            signingSecrets += try signing.stringArray("secrets") ?? []
-            try signing.rejectUnknownKeys()
-            guard (1...2).contains(signingSecrets.count) else {
-                throw signing.fail("secrets", "give one secret, or two while rotating (\"secret\" or \"secrets\")")
-            }
-            for secret in signingSecrets where EnvironmentReference(secret) == nil {
-                if let problem = SigningSecret.problem(with: secret) { throw signing.fail("secret", problem) }
+            (signatureScheme, signingSecrets) = try SignatureScheme.decode(signing)
+            if case .hmacSHA256Hex(let header, _) = signatureScheme,
+               headers.keys.contains(where: { $0.caseInsensitiveCompare(header) == .orderedSame }) {
+                throw signing.fail("header", "'\(header)' is also one of the endpoint's headers, which would replace the signature")
             }
         }
         let ordered = try reader.bool("ordered", default: false)
@@ -128,7 +125,57 @@ extension Endpoint {
         return Endpoint(id: id, tenantID: tenantID, url: url, eventFilters: filters, headers: headers, secretHeaders: secretHeaders,
                         timeoutSeconds: timeout, connectTimeoutSeconds: connectTimeout, maxConcurrency: maxConcurrency,
                         retry: retry, success: success, enabled: enabled, auth: auth, signingSecrets: signingSecrets,
-                        ordered: ordered, circuit: circuit)
+                        signatureScheme: signatureScheme, ordered: ordered, circuit: circuit)
+    }
+}
+
+extension SignatureScheme {
+    /// Decodes `{"scheme"?: "v1" | "v1a" | "hmac_sha256_hex", "secret" | "secrets", "header"?,
+    /// "prefix"?}` (header and prefix for `hmac_sha256_hex` only): the scheme and its secrets.
+    package static func decode(_ signing: JSONReader) throws -> (SignatureScheme, [String]) {
+        let name = try signing.string("scheme") ?? "v1"
+        let scheme: SignatureScheme
+        switch name {
+        case "v1": scheme = .standardWebhooks
+        case "v1a": scheme = .standardWebhooksEd25519
+        case "hmac_sha256_hex":
+            let header = try signing.string("header") ?? SignatureScheme.hubHeader
+            if let problem = HeaderRules.problem(withConfigured: header, value: "") { throw signing.fail("header", problem) }
+            let prefix = try signing.string("prefix") ?? SignatureScheme.hubPrefix
+            if let problem = HeaderRules.problem(withValue: prefix) { throw signing.fail("prefix", problem) }
+            scheme = .hmacSHA256Hex(header: header, prefix: prefix)
+        default:
+            throw signing.fail("scheme", "'\(name)' is not one of v1, v1a, hmac_sha256_hex")
+        }
+        if case .hmacSHA256Hex = scheme {} else {
+            for key in ["header", "prefix"] where signing.has(key) {
+                throw signing.fail(key, "goes with scheme hmac_sha256_hex only")
+            }
+        }
+        var secrets: [String] = []
+        if let one = try signing.string("secret") { secrets.append(one) }
+        secrets += try signing.stringArray("secrets") ?? []
+        try signing.rejectUnknownKeys()
+        guard (1...scheme.maxSecrets).contains(secrets.count) else {
+            throw signing.fail("secrets", scheme.maxSecrets == 1
+                ? "give one secret (\"secret\"): \(scheme.name) signs with one"
+                : "give one secret, or two while rotating (\"secret\" or \"secrets\")")
+        }
+        for secret in secrets where EnvironmentReference(secret) == nil {
+            if let problem = scheme.problem(withSecret: secret) { throw signing.fail("secret", problem) }
+        }
+        return (scheme, secrets)
+    }
+
+    /// The config's `signing` object for `secrets` under this scheme (the default scheme unnamed).
+    package func configObject(secrets: [String]) -> [String: Any] {
+        var object: [String: Any] = ["secrets": secrets]
+        if self != .standardWebhooks { object["scheme"] = name }
+        if case .hmacSHA256Hex(let header, let prefix) = self {
+            object["header"] = header
+            object["prefix"] = prefix
+        }
+        return object
     }
 }
 

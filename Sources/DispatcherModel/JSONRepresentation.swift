@@ -100,7 +100,8 @@ package enum JSONRepresentation {
             "success": endpoint.success.rawValue,
             "enabled": endpoint.enabled,
             "ordered": endpoint.ordered,
-            "signing": endpoint.signingSecrets.isEmpty ? NSNull() : ["secrets": endpoint.signingSecrets.map { _ in HeaderRedaction.placeholder }] as [String: Any],
+            "signing": endpoint.signingSecrets.isEmpty ? NSNull()
+                : endpoint.signatureScheme.configObject(secrets: endpoint.signingSecrets.map { _ in HeaderRedaction.placeholder }),
             "circuit": ["failure_threshold": endpoint.circuit.failureThreshold, "cooldown_seconds": endpoint.circuit.cooldownSeconds,
                         "disable_after_seconds": endpoint.circuit.disableAfterSeconds] as [String: Any],
             "consecutive_failures": status.consecutiveFailures,

@@ -93,7 +93,7 @@ enum EndpointQueries {
                     endpoint.maxConcurrency, try JSONText.encode(endpoint.retry.jsonObject),
                     endpoint.success.rawValue, endpoint.enabled, now, try JSONText.encode(endpoint.secretHeaders),
                     try endpoint.auth.map { try JSONText.encode($0.jsonObject) },
-                    endpoint.signingSecrets.isEmpty ? nil : try JSONText.encode(endpoint.signingSecrets), endpoint.ordered,
+                    try signingColumn(endpoint), endpoint.ordered,
                     endpoint.circuit.failureThreshold, Int64((endpoint.circuit.cooldownSeconds * 1000).rounded()),
                     Int64((endpoint.circuit.disableAfterSeconds * 1000).rounded()),
                 ]
@@ -139,6 +139,7 @@ enum EndpointQueries {
             try EndpointAuth.decode(try JSONReader(configuration: try JSONText.decode(text), path: "endpoints[\(id)].auth"),
                                     urlPolicy: URLPolicy(requireHTTPS: false))
         }
+        let signing = try readSigning(row.optionalString(13), endpointID: id)
         return Endpoint(
             id: id, tenantID: row.string(1), url: row.string(2),
             eventFilters: try JSONText.decode(row.string(3)) as? [String] ?? [],
@@ -147,10 +148,25 @@ enum EndpointQueries {
             timeoutSeconds: Double(row.int64(5)) / 1000, connectTimeoutSeconds: Double(row.int64(6)) / 1000,
             maxConcurrency: row.int(7), retry: try RetryPolicy.decode(retryReader),
             success: SuccessRule(rawValue: row.string(9)) ?? .any2xx, enabled: row.int(10) != 0,
-            auth: auth, signingSecrets: try row.optionalString(13).map { try JSONText.decode($0) as? [String] ?? [] } ?? [],
+            auth: auth, signingSecrets: signing.secrets, signatureScheme: signing.scheme,
             ordered: row.int(14) != 0,
             circuit: CircuitPolicy(failureThreshold: row.int(15), cooldownSeconds: Double(row.int64(16)) / 1000,
                                    disableAfterSeconds: Double(row.int64(17)) / 1000))
+    }
+
+    /// The `signing` column: the secrets as a JSON array for Standard Webhooks `v1` (as before
+    /// other schemes existed), the config's `signing` object for the others.
+    static func signingColumn(_ endpoint: Endpoint) throws -> String? {
+        guard !endpoint.signingSecrets.isEmpty else { return nil }
+        if endpoint.signatureScheme == .standardWebhooks { return try JSONText.encode(endpoint.signingSecrets) }
+        return try JSONText.encode(endpoint.signatureScheme.configObject(secrets: endpoint.signingSecrets))
+    }
+
+    static func readSigning(_ text: String?, endpointID: String) throws -> (scheme: SignatureScheme, secrets: [String]) {
+        guard let text else { return (.standardWebhooks, []) }
+        let value = try JSONText.decode(text)
+        if let secrets = value as? [String] { return (.standardWebhooks, secrets) }
+        return try SignatureScheme.decode(JSONReader(configuration: value, path: "endpoints[\(endpointID)].signing"))
     }
 
     static func revision(id: String, in db: some SQLConnection) throws -> Int? {

@@ -28,15 +28,19 @@ struct AttemptRunner {
             HeaderField("webhook-timestamp", String(timestamp)),
         ]
         if !endpoint.signingSecrets.isEmpty {
+            let scheme = endpoint.signatureScheme
             let secrets = try endpoint.signingSecrets.map { secret throws(Unsendable) -> String in
                 guard let reference = EnvironmentReference(secret) else { return secret }
-                guard let value = reference.value, SigningSecret.problem(with: value) == nil else {
-                    throw Unsendable(kind: .auth, description: "signing secret environment variable \(reference.name) is not set to a whsec_ secret; nothing was sent")
+                guard let value = reference.value, scheme.problem(withSecret: value) == nil else {
+                    throw Unsendable(kind: .auth, description: "signing secret environment variable \(reference.name) is not set to a \(scheme.name) secret; nothing was sent")
                 }
                 return value
             }
-            headers.append(HeaderField("webhook-signature",
-                                       WebhookSigner.signature(id: delivery.eventID, timestamp: timestamp, body: delivery.body, secrets: secrets)))
+            guard let signature = WebhookSigner.signatureHeader(scheme: scheme, id: delivery.eventID, timestamp: timestamp,
+                                                                body: delivery.body, secrets: secrets) else {
+                throw Unsendable(kind: .auth, description: "no signing secret of endpoint \(endpoint.id) could sign (\(scheme.name)); nothing was sent")
+            }
+            headers.append(signature)
         }
         if let bearerToken { headers.append(HeaderField("Authorization", "Bearer \(bearerToken)")) }
         for (name, configured) in endpoint.headers.sorted(by: { $0.key < $1.key }) {

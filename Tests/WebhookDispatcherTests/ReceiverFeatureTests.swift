@@ -203,6 +203,119 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         }
     }
 
+    /// The ed25519 (`v1a`) and hex HMAC schemes, checked by Python's `cryptography` and `hmac`
+    /// on the bytes the receiver got: nothing of ours on the verifying side.
+    func testOtherSignatureSchemesAreVerifiedByIndependentImplementations() throws {
+        let python = "/usr/bin/python3"
+        guard try Self.runTool([python, "-c", "import cryptography"]).status == 0 else {
+            return XCTFail("Debian's python3-cryptography is needed (scripts/with-deps installs it)")
+        }
+        let pair = try XCTUnwrap(WebhookSigner.newEd25519Key())
+        let hubSecret = "It's a Secret to Everybody"
+        let receiver = try makeReceiver { _, _ in .ok }
+        var ed = endpoint("ed", url: receiver.url("/ed"))
+        ed.signingSecrets = [pair.secret]
+        ed.signatureScheme = .standardWebhooksEd25519
+        var hub = endpoint("hub", url: receiver.url("/hub"))
+        hub.signingSecrets = [hubSecret]
+        hub.signatureScheme = .hmacSHA256Hex(header: "X-Hub-Signature-256", prefix: "sha256=")
+        try addTenant(endpoints: [ed, hub])
+        XCTAssertEqual(try store.endpoint(id: "ed")?.signatureScheme, .standardWebhooksEd25519, "the store keeps the scheme")
+        XCTAssertEqual(try store.endpoint(id: "hub"), hub)
+        try startService()
+        let event = try enqueue()
+        try waitForFinalDeliveries(of: event.eventID)
+
+        let edRequest = try XCTUnwrap(receiver.requests(on: "/ed").first)
+        let hubRequest = try XCTUnwrap(receiver.requests(on: "/hub").first)
+        XCTAssertNil(hubRequest.header("webhook-signature"))
+        let folder = directory.file("signed")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data(edRequest.body).write(to: URL(fileURLWithPath: folder + "/ed.body"))
+        try Data(hubRequest.body).write(to: URL(fileURLWithPath: folder + "/hub.body"))
+        let script = """
+            import base64, hashlib, hmac, sys
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+            folder, public_key, msg_id, timestamp, signature, hub_secret, hub_signature = sys.argv[1:8]
+            body = open(folder + "/ed.body", "rb").read()
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key.removeprefix("whpk_")))
+            version, encoded = signature.split(",", 1)
+            assert version == "v1a", version
+            key.verify(base64.b64decode(encoded), f"{msg_id}.{timestamp}.".encode() + body)  # raises when wrong
+            try:
+                key.verify(base64.b64decode(encoded), f"{msg_id}.{timestamp}.".encode() + body + b" ")
+                sys.exit("a changed body verified")
+            except Exception:
+                pass
+            expected = "sha256=" + hmac.new(hub_secret.encode(), open(folder + "/hub.body", "rb").read(), hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(expected, hub_signature), (expected, hub_signature)
+            print("verified")
+            """
+        let result = try Self.runTool([python, "-c", script, folder, pair.publicKey,
+                                       edRequest.header("webhook-id") ?? "", edRequest.header("webhook-timestamp") ?? "",
+                                       edRequest.header("webhook-signature") ?? "", hubSecret, hubRequest.header("X-Hub-Signature-256") ?? ""])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdout, "verified\n")
+        // Our own verifier (dispatcher receive --secret whpk_...) agrees, and refuses a changed body.
+        XCTAssertTrue(SignatureVerifier.verify(id: edRequest.header("webhook-id"), timestamp: edRequest.header("webhook-timestamp"),
+                                               signature: edRequest.header("webhook-signature"), body: edRequest.body, secret: pair.publicKey))
+        XCTAssertFalse(SignatureVerifier.verify(id: edRequest.header("webhook-id"), timestamp: edRequest.header("webhook-timestamp"),
+                                                signature: edRequest.header("webhook-signature"), body: edRequest.body + [0x20], secret: pair.publicKey))
+        // GitHub's documented example.
+        XCTAssertEqual(WebhookSigner.signatureHeader(scheme: hub.signatureScheme, id: "", timestamp: 0, body: Array("Hello, World!".utf8),
+                                                     secrets: [hubSecret])?.value,
+                       "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+    }
+
+    /// `endpoints new-secret` makes a v1a key pair, `add` takes the secret, and `public-key`
+    /// gives back the public half for the receiver.
+    func testTheCLIMakesEd25519KeysAndShowsTheirPublicHalf() throws {
+        let made = try run(["endpoints", "new-secret", "--signing-scheme", "v1a"])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let words = made.stdout.split(whereSeparator: \.isWhitespace).map(String.init)
+        let secret = try XCTUnwrap(words.first { $0.hasPrefix("whsk_") })
+        let publicKey = try XCTUnwrap(words.first { $0.hasPrefix("whpk_") })
+        let added = try run(["endpoints", "add", "--db", databaseLocation, "--tenant", "tenant-a", "--id", "ed",
+                             "--url", "https://example.com/hook", "--signing-scheme", "v1a", "--signing-secret", secret])
+        XCTAssertEqual(added.status, 0, added.stderr)
+        let shown = try run(["endpoints", "public-key", "ed", "--db", databaseLocation])
+        XCTAssertEqual(shown.stdout, publicKey + "\n", shown.stderr)
+        let listed = try run(["endpoints", "list", "--json", "--db", databaseLocation])
+        XCTAssertTrue(listed.stdout.contains(#""scheme":"v1a""#), listed.stdout)
+        XCTAssertFalse(listed.stdout.contains(secret), "the secret is never listed")
+        let wrong = try run(["endpoints", "update", "ed", "--db", databaseLocation, "--signing-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("whsk_"), wrong.stderr)
+    }
+
+    /// Each scheme takes only its own kind of secret, and the config says why not.
+    func testSigningConfigIsCheckedPerScheme() throws {
+        func problem(_ signing: [String: Any], headers: [String: String] = [:]) -> String? {
+            do {
+                _ = try Endpoint.fromConfigObject(["id": "e", "url": "https://example.com/h", "signing": signing, "headers": headers], tenantID: "t")
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        let pair = try XCTUnwrap(WebhookSigner.newEd25519Key())
+        XCTAssertNil(problem(["scheme": "v1a", "secret": pair.secret]))
+        XCTAssertNotNil(problem(["scheme": "v1a", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]))
+        XCTAssertNotNil(problem(["scheme": "v1", "secret": pair.secret]))
+        XCTAssertNil(problem(["scheme": "hmac_sha256_hex", "secret": "a long enough secret"]))
+        XCTAssertNotNil(problem(["scheme": "hmac_sha256_hex", "secrets": ["a long enough secret", "another long secret"]]), "one header, one secret")
+        XCTAssertNotNil(problem(["scheme": "hmac_sha256_hex", "secret": "short"]))
+        XCTAssertNotNil(problem(["scheme": "hmac_sha256_hex", "secret": "a long enough secret", "header": "webhook-signature"]), "reserved")
+        XCTAssertNotNil(problem(["scheme": "hmac_sha256_hex", "secret": "a long enough secret"], headers: ["X-Hub-Signature-256": "x"]))
+        XCTAssertNotNil(problem(["scheme": "v1", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "header": "X-Sig"]))
+        XCTAssertNotNil(problem(["scheme": "rsa", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]))
+        // The config shape round-trips, the default scheme unnamed as before.
+        let hub = try Endpoint.fromConfigObject(["id": "e", "url": "https://example.com/h",
+                                                 "signing": ["scheme": "hmac_sha256_hex", "secret": "a long enough secret", "header": "X-Signature"]], tenantID: "t")
+        XCTAssertEqual(try Endpoint.fromConfig(hub.configJSON, tenantID: "t"), hub)
+        XCTAssertEqual(hub.signatureScheme, .hmacSHA256Hex(header: "X-Signature", prefix: "sha256="))
+    }
+
     // MARK: - Retry policies
 
     func testSchedulesMaxAgeAndRetryAfter() {

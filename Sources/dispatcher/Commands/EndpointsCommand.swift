@@ -8,12 +8,13 @@ import DispatcherStore
 import DispatcherWorker
 import WebhookDispatcher
 
-/// `dispatcher endpoints list|add|update|remove|enable|disable|test`: endpoints and their health.
+/// `dispatcher endpoints list|add|update|remove|enable|disable|test|public-key|new-secret`:
+/// endpoints and their health, and their signing keys.
 struct EndpointsCommand: DispatcherCommand {
     static let spec = CommandSpec(
         name: "endpoints",
-        abstract: "Manage endpoints: list with health, add, update, remove, enable, disable, test.",
-        positionals: "list | add | update ID | remove ID | enable ID | disable ID | test ID",
+        abstract: "Manage endpoints: list with health, add, update, remove, enable, disable, test; signing keys.",
+        positionals: "list | add | update ID | remove ID | enable ID | disable ID | test ID | public-key ID | new-secret",
         options: [
             OptionSpec(name: "tenant", value: "ID", help: "add: the endpoint's tenant (created if new)."),
             OptionSpec(name: "id", value: "ID", help: "add: the endpoint id (unique across tenants)."),
@@ -31,7 +32,10 @@ struct EndpointsCommand: DispatcherCommand {
             OptionSpec(name: "oauth-client-id", value: "ID", help: "OAuth 2.0 client id."),
             OptionSpec(name: "oauth-client-secret", value: "SECRET", help: "OAuth 2.0 client secret, or env:NAME."),
             OptionSpec(name: "oauth-scope", value: "SCOPE", help: "OAuth 2.0 scope (optional)."),
-            OptionSpec(name: "signing-secret", value: "SECRET", help: "whsec_ signing secret or env:NAME (repeat for two while rotating).", repeatable: true),
+            OptionSpec(name: "signing-secret", value: "SECRET", help: "Signing secret or env:NAME (repeat for two while rotating): whsec_ (v1), whsk_ (v1a), text (hmac_sha256_hex).", repeatable: true),
+            OptionSpec(name: "signing-scheme", value: "SCHEME", help: "v1 (Standard Webhooks HMAC, the default), v1a (ed25519) or hmac_sha256_hex; new-secret: the kind to make."),
+            OptionSpec(name: "signing-header", value: "NAME", help: "hmac_sha256_hex: the header (default X-Hub-Signature-256)."),
+            OptionSpec(name: "signing-prefix", value: "TEXT", help: "hmac_sha256_hex: before the hex digest (default sha256=)."),
             OptionSpec(name: "json", value: nil, help: "list: one JSON object per endpoint (secrets shown as ***); test: the record as JSON."),
         ] + StoreSelection.options,
         discussion: """
@@ -40,6 +44,8 @@ struct EndpointsCommand: DispatcherCommand {
             An endpoint that kept failing for its circuit's disable_after_seconds is disabled by the
             dispatcher, with the reason in `list`; `enable` resumes it with a closed circuit.
             `test` sends a dispatcher.ping event now and prints the recorded attempt.
+            `new-secret` prints a fresh signing secret (for v1a also its whpk_ public key); `public-key`
+            prints the whpk_ public keys a receiver verifies a v1a endpoint's signatures with.
             """)
 
     enum Action {
@@ -49,6 +55,8 @@ struct EndpointsCommand: DispatcherCommand {
         case remove(String)
         case setEnabled(String, Bool)
         case test(String)
+        case publicKey(String)
+        case newSecret
     }
 
     let action: Action
@@ -66,7 +74,9 @@ struct EndpointsCommand: DispatcherCommand {
         case ("enable", 2): action = .setEnabled(words[1], true)
         case ("disable", 2): action = .setEnabled(words[1], false)
         case ("test", 2): action = .test(words[1])
-        default: throw UsageError("expected list, add, or update | remove | enable | disable | test followed by an endpoint id")
+        case ("public-key", 2): action = .publicKey(words[1])
+        case ("new-secret", 1): action = .newSecret
+        default: throw UsageError("expected list, add, new-secret, or update | remove | enable | disable | test | public-key followed by an endpoint id")
         }
         if case .add = action {
             guard arguments.value("tenant") != nil, arguments.value("id") != nil, arguments.value("url") != nil else {
@@ -81,8 +91,25 @@ struct EndpointsCommand: DispatcherCommand {
     }
 
     func run() throws {
+        if case .newSecret = action { return try printNewSecret() }
         let store = try selection.openStore()
         switch action {
+        case .newSecret:
+            break
+        case .publicKey(let id):
+            guard let endpoint = try store.endpoint(id: id) else { throw DispatcherError.notFound("endpoint '\(id)'") }
+            guard endpoint.signatureScheme == .standardWebhooksEd25519 else {
+                throw DispatcherError.invalidConfiguration(path: "endpoint \(id).signing",
+                    message: "signs with \(endpoint.signingSecrets.isEmpty ? "nothing" : endpoint.signatureScheme.name); only v1a has public keys")
+            }
+            for secret in endpoint.signingSecrets {
+                let resolved = EnvironmentReference(secret).map { $0.value ?? "" } ?? secret
+                guard let key = WebhookSigner.publicKey(ofSecret: resolved) else {
+                    throw DispatcherError.invalidConfiguration(path: "endpoint \(id).signing",
+                        message: "\(secret) does not hold a whsk_ secret here; its public key cannot be shown")
+                }
+                Console.out("\(key)\n")
+            }
         case .list:
             try list(store)
         case .add:
@@ -159,9 +186,42 @@ struct EndpointsCommand: DispatcherCommand {
         } else if arguments.value("oauth-client-id") != nil || arguments.value("oauth-client-secret") != nil {
             throw UsageError("--oauth-client-id and --oauth-client-secret need --oauth-token-url")
         }
-        let secrets = arguments.allValues("signing-secret")
-        if !secrets.isEmpty { object["signing"] = ["secrets": secrets] }
+        object["signing"] = signing(over: object["signing"] as? [String: Any])
         return object
+    }
+
+    /// The `signing` object with the --signing-* options laid over it.
+    func signing(over base: [String: Any]?) -> [String: Any]? {
+        let secrets = arguments.allValues("signing-secret")
+        let scheme = arguments.value("signing-scheme"), header = arguments.value("signing-header"), prefix = arguments.value("signing-prefix")
+        guard !secrets.isEmpty || scheme != nil || header != nil || prefix != nil else { return base }
+        var signing = base ?? [:]
+        if !secrets.isEmpty {
+            signing["secret"] = nil
+            signing["secrets"] = secrets
+        }
+        if let scheme {
+            signing["scheme"] = scheme
+            if scheme != "hmac_sha256_hex" { signing["header"] = nil; signing["prefix"] = nil }
+        }
+        if let header { signing["header"] = header }
+        if let prefix { signing["prefix"] = prefix }
+        return signing
+    }
+
+    /// `new-secret`: a fresh secret of the scheme asked for, printed once.
+    func printNewSecret() throws {
+        switch arguments.value("signing-scheme") ?? "v1" {
+        case "v1":
+            Console.out("\(SigningSecret.prefix + Data(Digest.randomBytes(32)).base64EncodedString())\n")
+        case "v1a":
+            guard let pair = WebhookSigner.newEd25519Key() else { throw UsageError("libcrypto could not make an ed25519 key") }
+            Console.out("secret:     \(pair.secret)\npublic key: \(pair.publicKey)   (for the receiver)\n")
+        case "hmac_sha256_hex":
+            Console.out("\(Digest.hex(Digest.randomBytes(32)))\n")
+        case let other:
+            throw UsageError("--signing-scheme '\(other)' is not one of v1, v1a, hmac_sha256_hex")
+        }
     }
 
     func number(_ text: String, _ option: String) throws -> Double {

@@ -20,7 +20,7 @@ struct ReceiveCommand: DispatcherCommand {
             OptionSpec(name: "port", value: "PORT", help: "Port to listen on (default 9000)."),
             OptionSpec(name: "host", value: "ADDRESS", help: "Address to bind (default 127.0.0.1)."),
             OptionSpec(name: "status", value: "CODE", help: "Status to answer with (default 200)."),
-            OptionSpec(name: "secret", value: "WHSEC", help: "Check each request's webhook-signature against this whsec_ secret."),
+            OptionSpec(name: "secret", value: "WHSEC", help: "Check each request's webhook-signature against this whsec_ secret or whpk_ public key."),
         ],
         discussion: "Stop it with Ctrl-C.")
 
