@@ -48,3 +48,13 @@ static inline CURLcode dispatcher_curl_get_off_t(CURL *handle, CURLINFO info, cu
 static inline CURLcode dispatcher_curl_get_string(CURL *handle, CURLINFO info, char **value) {
     return curl_easy_getinfo(handle, info, value);
 }
+
+/* A PEM certificate or key held in memory (CURLOPT_SSLCERT_BLOB, CURLOPT_SSLKEY_BLOB): libcurl
+   copies the bytes, so the caller's buffer need not outlive the call. */
+static inline CURLcode dispatcher_curl_set_blob(CURL *handle, CURLoption option, const void *data, size_t length) {
+    struct curl_blob blob;
+    blob.data = (void *)data;
+    blob.len = length;
+    blob.flags = CURL_BLOB_COPY;
+    return curl_easy_setopt(handle, option, &blob);
+}

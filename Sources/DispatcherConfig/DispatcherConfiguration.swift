@@ -30,6 +30,8 @@ public struct DispatcherConfiguration: Sendable {
     public var dashboard: DashboardSettings?
     /// When set, `serve` also hosts the HTTP ingest API; `dispatcher api` reads it too.
     public var api: APISettings?
+    /// The egress proxy of every endpoint that names none (`http://host:port` or `env:NAME`).
+    public var proxy: String?
 
     public init(database: String, concurrentRequests: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
                 maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
@@ -93,6 +95,11 @@ public struct DispatcherConfiguration: Sendable {
             return network
         }
 
+        let proxy = try root.string("proxy")
+        if let proxy, let problem = ProxyAddress.problem(with: proxy, allowNone: false) {
+            throw DispatcherError.invalidConfiguration(path: "proxy", message: problem)
+        }
+
         var tenants: [Tenant] = []
         var endpoints: [Endpoint] = []
         for (tenantIndex, tenantJSON) in (try root.array("tenants") ?? []).enumerated() {
@@ -147,6 +154,7 @@ public struct DispatcherConfiguration: Sendable {
         configuration.retentionDays = retentionDays
         configuration.dashboard = dashboard
         configuration.api = api
+        configuration.proxy = proxy
         return configuration
     }
 
@@ -159,6 +167,8 @@ public struct DispatcherConfiguration: Sendable {
             if case .oauth2ClientCredentials(let credentials) = endpoint.auth {
                 references.append(("auth.client_secret", credentials.clientSecret))
             }
+            references += [("tls.client_cert", endpoint.tls?.clientCertificate), ("tls.client_key", endpoint.tls?.clientKey),
+                           ("proxy", endpoint.proxy ?? proxy)].compactMap { key, value in value.map { (key, $0) } }
             for (key, value) in references {
                 if let reference = EnvironmentReference(value), reference.value == nil {
                     throw DispatcherError.invalidConfiguration(
@@ -175,6 +185,7 @@ public struct DispatcherConfiguration: Sendable {
             concurrentRequests: concurrentRequests, pollInterval: Double(pollIntervalMilliseconds) / 1000, leaseSeconds: leaseSeconds,
             responseBodyCap: responseBodyCapBytes, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy, logger: logger)
         configuration.responseHeaderCap = responseHeaderCap
+        configuration.proxy = proxy
         return configuration
     }
 }

@@ -10,13 +10,40 @@ package struct HTTPRequest: Sendable {
     var body: [UInt8]
     var timeoutSeconds: Double
     var connectTimeoutSeconds: Double
+    var tls: RequestTLS?
+    /// The proxy to go through (`http://[user:password@]host:port`), resolved; nil for none.
+    var proxy: String?
 
-    package init(url: String, headers: [HeaderField], body: [UInt8], timeoutSeconds: Double, connectTimeoutSeconds: Double) {
+    package init(url: String, headers: [HeaderField], body: [UInt8], timeoutSeconds: Double, connectTimeoutSeconds: Double,
+                 tls: RequestTLS? = nil, proxy: String? = nil) {
         self.url = url
         self.headers = headers
         self.body = body
         self.timeoutSeconds = timeoutSeconds
         self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.tls = tls
+        self.proxy = proxy
+    }
+}
+
+/// An endpoint's TLS settings for one request, with `env:` values read.
+package struct RequestTLS: Sendable {
+    /// A PEM certificate or key: a file libcurl reads, or the PEM text itself.
+    package enum Material: Sendable {
+        case file(String)
+        case pem([UInt8])
+    }
+
+    var clientCertificate: Material?
+    var clientKey: Material?
+    var caFile: String?
+    var pinnedPublicKey: String?
+
+    package init(clientCertificate: Material?, clientKey: Material?, caFile: String?, pinnedPublicKey: String?) {
+        self.clientCertificate = clientCertificate
+        self.clientKey = clientKey
+        self.caFile = caFile
+        self.pinnedPublicKey = pinnedPublicKey
     }
 }
 
@@ -59,15 +86,18 @@ package struct HTTPClientConfiguration: Sendable {
     var userAgent: String = "dispatcher/\(DispatcherVersion.current)"
     var destinationPolicy: DestinationPolicy = DestinationPolicy()
     var urlPolicy: URLPolicy = URLPolicy()
+    /// The proxy for endpoints that name none (`env:NAME` allowed); nil for none.
+    var proxy: String?
 
     package init(responseBodyCap: Int = 64 * 1024, responseHeaderCap: ResponseHeaderCap = ResponseHeaderCap(),
                  userAgent: String = "dispatcher/\(DispatcherVersion.current)", destinationPolicy: DestinationPolicy = DestinationPolicy(),
-                 urlPolicy: URLPolicy = URLPolicy()) {
+                 urlPolicy: URLPolicy = URLPolicy(), proxy: String? = nil) {
         self.responseBodyCap = responseBodyCap
         self.responseHeaderCap = responseHeaderCap
         self.userAgent = userAgent
         self.destinationPolicy = destinationPolicy
         self.urlPolicy = urlPolicy
+        self.proxy = proxy
     }
 }
 
@@ -114,6 +144,9 @@ package final class HTTPClient {
 
     package var userAgent: String { configuration.userAgent }
 
+    /// The proxy for endpoints that name none.
+    package var defaultProxy: String? { configuration.proxy }
+
     /// A request set up on this client's handle, not yet finished.
     package final class Transfer {
         fileprivate let context: TransferContext
@@ -151,6 +184,10 @@ package final class HTTPClient {
             return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
                                          errorMessage: "'\(request.url)' is not https; set require_https to false to allow plain http (tests and local development only)",
                                          durationMicroseconds: 0))
+        }
+        if request.proxy != nil, let refusal = Self.judgeDestination(of: request.url, policy: configuration.destinationPolicy) {
+            return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: refusal.kind,
+                                         errorMessage: refusal.message + "; nothing was sent to the proxy", durationMicroseconds: 0))
         }
         let context = TransferContext(bodyCap: configuration.responseBodyCap, headerCap: configuration.responseHeaderCap,
                                       policy: configuration.destinationPolicy)
@@ -210,6 +247,38 @@ package final class HTTPClient {
         check(dispatcher_curl_set_pointer(handle, CURLOPT_HEADERDATA, opaque), "CURLOPT_HEADERDATA")
         check(dispatcher_curl_set_opensocket_callback(handle, openCheckedSocket), "CURLOPT_OPENSOCKETFUNCTION")
         check(dispatcher_curl_set_pointer(handle, CURLOPT_OPENSOCKETDATA, opaque), "CURLOPT_OPENSOCKETDATA")
+        if let tls = request.tls {
+            func material(_ value: RequestTLS.Material, file: CURLoption, blob: CURLoption, _ names: (StaticString, StaticString)) {
+                switch value {
+                case .file(let path): check(dispatcher_curl_set_string(handle, file, path), names.0)
+                case .pem(let bytes): check(bytes.withUnsafeBytes { dispatcher_curl_set_blob(handle, blob, $0.baseAddress, $0.count) }, names.1)
+                }
+            }
+            if let certificate = tls.clientCertificate {
+                material(certificate, file: CURLOPT_SSLCERT, blob: CURLOPT_SSLCERT_BLOB, ("CURLOPT_SSLCERT", "CURLOPT_SSLCERT_BLOB"))
+            }
+            if let key = tls.clientKey {
+                material(key, file: CURLOPT_SSLKEY, blob: CURLOPT_SSLKEY_BLOB, ("CURLOPT_SSLKEY", "CURLOPT_SSLKEY_BLOB"))
+            }
+            if let caFile = tls.caFile {
+                // This file alone: not the system's directory of authorities besides.
+                check(dispatcher_curl_set_string(handle, CURLOPT_CAINFO, caFile), "CURLOPT_CAINFO")
+                check(dispatcher_curl_set_string(handle, CURLOPT_CAPATH, nil), "CURLOPT_CAPATH")
+            }
+            if let pins = tls.pinnedPublicKey { check(dispatcher_curl_set_string(handle, CURLOPT_PINNEDPUBLICKEY, pins), "CURLOPT_PINNEDPUBLICKEY") }
+        }
+        if let proxy = request.proxy {
+            // Through a proxy libcurl connects to the proxy alone, whose address the operator
+            // named: the socket check lets it be. The final destination was judged above.
+            context.viaProxy = true
+            check(dispatcher_curl_set_string(handle, CURLOPT_PROXY, proxy), "CURLOPT_PROXY")
+            // CONNECT for plain http as well, so the proxy relays bytes and never sees a request
+            // it could rewrite.
+            check(dispatcher_curl_set_long(handle, CURLOPT_HTTPPROXYTUNNEL, 1), "CURLOPT_HTTPPROXYTUNNEL")
+        } else {
+            // No proxy from the environment (http_proxy, HTTPS_PROXY...) either: only the config names one.
+            check(dispatcher_curl_set_string(handle, CURLOPT_NOPROXY, "*"), "CURLOPT_NOPROXY")
+        }
         if let refusal {
             curl_slist_free_all(headerList)
             return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .other,
@@ -244,7 +313,7 @@ package final class HTTPClient {
                 exchange.errorKind = .blocked
                 exchange.errorMessage = blocked
             } else {
-                exchange.errorKind = Self.kind(of: code)
+                exchange.errorKind = Self.kind(of: code, message: message)
                 exchange.errorMessage = message
             }
             if exchange.errorKind != .http && exchange.status != nil && context.headersComplete == false {
@@ -254,7 +323,38 @@ package final class HTTPClient {
         return exchange
     }
 
-    static func kind(of code: CURLcode) -> AttemptErrorKind {
+    /// Resolves the host of `url` and judges every address it has, as the socket check does
+    /// when there is no proxy: for requests a proxy connects onward, which the socket check
+    /// cannot see. (The proxy resolves the name again; its own rules are the last line.)
+    static func judgeDestination(of url: String, policy: DestinationPolicy) -> (kind: AttemptErrorKind, message: String)? {
+        guard let components = URLComponents(string: url), var host = components.host, !host.isEmpty else {
+            return (.blocked, "'\(url)' has no host")
+        }
+        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var results: UnsafeMutablePointer<addrinfo>?
+        let code = getaddrinfo(host, nil, &hints, &results)
+        guard code == 0, let first = results else {
+            return (.dns, "cannot resolve \(host) to check it against the destination guard (\(String(cString: gai_strerror(code))))")
+        }
+        defer { freeaddrinfo(first) }
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            if let address = current.pointee.ai_addr, let reason = policy.refusal(for: address) {
+                return (.blocked, reason)
+            }
+            entry = current.pointee.ai_next
+        }
+        return nil
+    }
+
+    static func kind(of code: CURLcode, message: String = "") -> AttemptErrorKind {
+        // A TLS alert after the handshake: under TLS 1.3 a receiver that wants a client
+        // certificate it did not get says so only once the request is on its way.
+        if code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR, message.contains("SSL routines"), message.contains("alert") {
+            return .tls
+        }
         switch code {
         case CURLE_OPERATION_TIMEDOUT: return .timeout
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: return .dns
@@ -287,6 +387,8 @@ private final class TransferContext {
     var truncated = false
     var headersComplete = false
     var blockedReason: String?
+    /// The transfer goes through a proxy: the only sockets are to it.
+    var viaProxy = false
 
     init(bodyCap: Int, headerCap: ResponseHeaderCap, policy: DestinationPolicy) {
         self.bodyCap = bodyCap
@@ -347,7 +449,7 @@ private let receiveHeader: dispatcher_curl_data_callback = { data, size, count, 
 private let openCheckedSocket: dispatcher_curl_opensocket_callback = { context, purpose, address in
     let context = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
     guard let address else { return CURL_SOCKET_BAD }
-    if let reason = context.policy.refusal(for: &address.pointee.addr) {
+    if !context.viaProxy, let reason = context.policy.refusal(for: &address.pointee.addr) {
         context.blockedReason = reason
         return CURL_SOCKET_BAD
     }

@@ -93,7 +93,8 @@ package struct TokenError: Error, CustomStringConvertible {
 /// The token request of the client-credentials grant (RFC 6749 §4.4), as the onboarding seed
 /// describes it: a form POST with HTTP Basic client authentication.
 package enum TokenRequest {
-    package static func fetch(_ credentials: OAuth2ClientCredentials, with client: HTTPClient, timeoutSeconds: Double) throws(TokenError) -> (token: String, expiresIn: Double) {
+    package static func fetch(_ credentials: OAuth2ClientCredentials, with client: HTTPClient, timeoutSeconds: Double,
+                              proxy: String? = nil) throws(TokenError) -> (token: String, expiresIn: Double) {
         var secret = credentials.clientSecret
         if let reference = EnvironmentReference(secret) {
             guard let value = reference.value else { throw TokenError(description: "client_secret comes from environment variable \(reference.name), which is not set") }
@@ -106,7 +107,7 @@ package enum TokenRequest {
             url: credentials.tokenURL,
             headers: [HeaderField("Content-Type", "application/x-www-form-urlencoded"), HeaderField("Accept", "application/json"),
                       HeaderField("Authorization", "Basic \(basic)")],
-            body: Array(form.utf8), timeoutSeconds: timeoutSeconds, connectTimeoutSeconds: min(timeoutSeconds, 5)))
+            body: Array(form.utf8), timeoutSeconds: timeoutSeconds, connectTimeoutSeconds: min(timeoutSeconds, 5), proxy: proxy))
         let endpoint = "token endpoint \(credentials.tokenURL)"
         if let kind = exchange.errorKind {
             throw TokenError(description: "\(endpoint) failed (\(kind)): \(exchange.errorMessage ?? "")")

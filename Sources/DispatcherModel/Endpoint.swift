@@ -27,6 +27,12 @@ public struct Endpoint: Sendable, Equatable {
     /// Webhooks, `whsk_<base64>` for its ed25519 form, text for the hex scheme; two during rotation.
     public var signingSecrets: [String]
     public var signatureScheme: SignatureScheme
+    /// Client certificate, private CA and pinned key, when the receiver needs them.
+    public var tls: EndpointTLS?
+    /// An HTTP proxy every request to this endpoint goes through (`http://host:port`, with
+    /// `user:password@` allowed, or `env:NAME`), for receivers that allowlist source addresses;
+    /// nil uses the config's `proxy`, `"none"` none.
+    public var proxy: String?
     /// Deliver events of one ordering key one at a time, in enqueue order.
     public var ordered: Bool
     public var circuit: CircuitPolicy
@@ -47,6 +53,8 @@ public struct Endpoint: Sendable, Equatable {
         auth: EndpointAuth? = nil,
         signingSecrets: [String] = [],
         signatureScheme: SignatureScheme = .standardWebhooks,
+        tls: EndpointTLS? = nil,
+        proxy: String? = nil,
         ordered: Bool = false,
         circuit: CircuitPolicy = CircuitPolicy()
     ) {
@@ -65,6 +73,8 @@ public struct Endpoint: Sendable, Equatable {
         self.auth = auth
         self.signingSecrets = signingSecrets
         self.signatureScheme = signatureScheme
+        self.tls = tls
+        self.proxy = proxy
         self.ordered = ordered
         self.circuit = circuit
     }

@@ -43,6 +43,8 @@ extension Endpoint {
         ]
         if let auth { object["auth"] = auth.jsonObject }
         if !signingSecrets.isEmpty { object["signing"] = signatureScheme.configObject(secrets: signingSecrets) }
+        if let tls { object["tls"] = tls.configObject }
+        if let proxy { object["proxy"] = proxy }
         return object
     }
 
@@ -113,6 +115,10 @@ extension Endpoint {
                 throw signing.fail("header", "'\(header)' is also one of the endpoint's headers, which would replace the signature")
             }
         }
+        let tls = try reader.object("tls").map { try EndpointTLS.decode($0, checkFiles: true) }
+        if tls != nil && !url.lowercased().hasPrefix("https://") { throw reader.fail("tls", "goes with an https url") }
+        let proxy = try reader.string("proxy")
+        if let proxy, let problem = ProxyAddress.problem(with: proxy, allowNone: true) { throw reader.fail("proxy", problem) }
         let ordered = try reader.bool("ordered", default: false)
         var circuit = CircuitPolicy()
         if let circuitReader = try reader.object("circuit") {
@@ -125,7 +131,7 @@ extension Endpoint {
         return Endpoint(id: id, tenantID: tenantID, url: url, eventFilters: filters, headers: headers, secretHeaders: secretHeaders,
                         timeoutSeconds: timeout, connectTimeoutSeconds: connectTimeout, maxConcurrency: maxConcurrency,
                         retry: retry, success: success, enabled: enabled, auth: auth, signingSecrets: signingSecrets,
-                        signatureScheme: signatureScheme, ordered: ordered, circuit: circuit)
+                        signatureScheme: signatureScheme, tls: tls, proxy: proxy, ordered: ordered, circuit: circuit)
     }
 }
 

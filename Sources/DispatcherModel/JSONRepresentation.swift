@@ -109,6 +109,8 @@ package enum JSONRepresentation {
             "circuit_state": circuitState(status, now: now),
             "circuit_open_until": status.circuitOpenUntil.map(Clock.iso8601) ?? NSNull(),
             "disabled_reason": status.disabledReason ?? NSNull(),
+            "tls": endpoint.tls?.configObject ?? NSNull(),
+            "proxy": endpoint.proxy.map(ProxyAddress.redacted) ?? NSNull(),
         ]
         if case .oauth2ClientCredentials(let credentials)? = endpoint.auth {
             var auth: [String: Any] = ["type": "oauth2_client_credentials", "token_url": credentials.tokenURL,

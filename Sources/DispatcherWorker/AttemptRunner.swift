@@ -60,6 +60,32 @@ struct AttemptRunner {
         return headers
     }
 
+    /// The proxy a request to `endpoint` goes through: its own, else the configured one;
+    /// `"none"` for none; `env:NAME` read now.
+    func proxy(for endpoint: Endpoint) throws(Unsendable) -> String? {
+        guard let configured = endpoint.proxy ?? client.defaultProxy, configured != ProxyAddress.none else { return nil }
+        guard let reference = EnvironmentReference(configured) else { return configured }
+        guard let value = reference.value, ProxyAddress.problem(with: value, allowNone: false) == nil else {
+            throw Unsendable(kind: .other, description: "proxy environment variable \(reference.name) is not set to http://host:port; nothing was sent")
+        }
+        return value
+    }
+
+    /// The endpoint's TLS settings with `env:` certificates and keys read now.
+    static func requestTLS(_ tls: EndpointTLS?) throws(Unsendable) -> RequestTLS? {
+        guard let tls else { return nil }
+        func material(_ value: String?, _ what: String) throws(Unsendable) -> RequestTLS.Material? {
+            guard let value else { return nil }
+            guard let reference = EnvironmentReference(value) else { return .file(value) }
+            guard let pem = reference.value, !pem.isEmpty else {
+                throw Unsendable(kind: .tls, description: "the TLS \(what) comes from environment variable \(reference.name), which is not set; nothing was sent")
+            }
+            return .pem(Array(pem.utf8))
+        }
+        return RequestTLS(clientCertificate: try material(tls.clientCertificate, "client certificate"),
+                          clientKey: try material(tls.clientKey, "client key"), caFile: tls.caFile, pinnedPublicKey: tls.pinnedPublicKey)
+    }
+
     /// One claim's attempts: usually one; two when an OAuth endpoint answers 401 and the
     /// request is repeated at once with a fresh token.
     func attempts(_ delivery: ClaimedDelivery, endpoint: Endpoint) -> [AttemptResult] {
@@ -109,9 +135,15 @@ struct AttemptRunner {
     /// thread) when the cache holds none.
     func token(for endpoint: Endpoint) -> Result<String?, Unsendable> {
         guard case .oauth2ClientCredentials(let credentials) = endpoint.auth else { return .success(nil) }
+        let proxy: String?
+        do {
+            proxy = try self.proxy(for: endpoint)
+        } catch {
+            return .failure(error)
+        }
         do {
             return .success(try tokens.token(for: credentials) { () throws(TokenError) in
-                try TokenRequest.fetch(credentials, with: client, timeoutSeconds: endpoint.timeoutSeconds)
+                try TokenRequest.fetch(credentials, with: client, timeoutSeconds: endpoint.timeoutSeconds, proxy: proxy)
             })
         } catch {
             return .failure(Unsendable(kind: .auth, description: "no access token: \(error.description); nothing was sent"))
@@ -129,7 +161,8 @@ struct AttemptRunner {
             let bearer = try token.get()
             headers = try Self.requestHeaders(for: delivery, endpoint: endpoint, userAgent: client.userAgent, timestamp: timestamp, bearerToken: bearer)
             return HTTPRequest(url: endpoint.url, headers: headers, body: delivery.body,
-                               timeoutSeconds: endpoint.timeoutSeconds, connectTimeoutSeconds: endpoint.connectTimeoutSeconds)
+                               timeoutSeconds: endpoint.timeoutSeconds, connectTimeoutSeconds: endpoint.connectTimeoutSeconds,
+                               tls: try Self.requestTLS(endpoint.tls), proxy: try proxy(for: endpoint))
         }
         return Prepared(delivery: delivery, endpoint: endpoint, number: number, startedAt: startedAt, headers: headers,
                         token: try? token.get(), request: request)

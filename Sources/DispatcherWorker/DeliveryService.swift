@@ -22,6 +22,9 @@ public struct DeliveryServiceConfiguration: Sendable {
     public var destinationPolicy: DestinationPolicy
     /// Which URLs are attempted at all; `https` only by default.
     public var urlPolicy: URLPolicy
+    /// An HTTP proxy for every endpoint that names none (`http://[user:password@]host:port` or
+    /// `env:NAME`), so receivers can allowlist its address; nil for direct connections.
+    public var proxy: String?
     public var logger: DispatcherLogger
 
     public init(concurrentRequests: Int = 8, pollInterval: Double = 0.1, leaseSeconds: Double = 60,
@@ -39,7 +42,7 @@ public struct DeliveryServiceConfiguration: Sendable {
     /// The settings every HTTP client of the service gets.
     var clientConfiguration: HTTPClientConfiguration {
         HTTPClientConfiguration(responseBodyCap: responseBodyCap, responseHeaderCap: responseHeaderCap,
-                                destinationPolicy: destinationPolicy, urlPolicy: urlPolicy)
+                                destinationPolicy: destinationPolicy, urlPolicy: urlPolicy, proxy: proxy)
     }
 }
 

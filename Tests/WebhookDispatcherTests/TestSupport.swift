@@ -236,10 +236,12 @@ class DispatcherTestCase: XCTestCase {
     func startService(concurrentRequests: Int = 4, leaseSeconds: Double = 30,
                       policy: DestinationPolicy = DestinationPolicy(allowPrivateAddresses: true),
                       urlPolicy: URLPolicy = URLPolicy(requireHTTPS: false),
-                      responseBodyCap: Int = 64 * 1024) throws -> DeliveryService {
-        let service = DeliveryService(store: store, configuration: DeliveryServiceConfiguration(
+                      responseBodyCap: Int = 64 * 1024, proxy: String? = nil) throws -> DeliveryService {
+        var configuration = DeliveryServiceConfiguration(
             concurrentRequests: concurrentRequests, pollInterval: 0.02, leaseSeconds: leaseSeconds, responseBodyCap: responseBodyCap,
-            destinationPolicy: policy, urlPolicy: urlPolicy, logger: .silent))
+            destinationPolicy: policy, urlPolicy: urlPolicy, logger: .silent)
+        configuration.proxy = proxy
+        let service = DeliveryService(store: store, configuration: configuration)
         services.append(service)
         try service.start()
         return service
@@ -288,12 +290,19 @@ class DispatcherTestCase: XCTestCase {
 
     /// Starts `dispatcher serve` with its log going to `logFile` (a pipe could fill and block it).
     func startServe(config: String, logFile: String, environment: [String: String] = [:], verbose: Bool = false) throws -> Process {
+        try startDaemon(Self.executable, ["serve", "--config", config] + (verbose ? ["--verbose"] : []), logFile: logFile, environment: environment)
+    }
+
+    /// Starts a long-running program (`serve`, nginx, tinyproxy...) with its output appended to
+    /// `logFile`; it is killed when the test ends.
+    @discardableResult
+    func startDaemon(_ executable: URL, _ arguments: [String], logFile: String, environment: [String: String] = [:]) throws -> Process {
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         log.seekToEndOfFile()
         let process = Process()
-        process.executableURL = Self.executable
-        process.arguments = ["serve", "--config", config] + (verbose ? ["--verbose"] : [])
+        process.executableURL = executable
+        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["DISPATCHER_CONFIG"] = nil
         env.merge(environment) { $1 }

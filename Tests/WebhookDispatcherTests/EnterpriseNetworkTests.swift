@@ -1,0 +1,274 @@
+import Foundation
+import Glibc
+import DispatcherServer
+import XCTest
+@testable import DispatcherStore
+import WebhookDispatcher
+
+/// Receivers behind enterprise networks, each played by a real server from Debian on 127.0.0.1:
+/// nginx demanding a client certificate from a private CA made here with the `openssl`
+/// command, `openssl s_server` refusing the handshake, and tinyproxy as the egress proxy.
+final class EnterpriseNetworkTests: DispatcherTestCase {
+    /// A throwaway PKI: a CA, the receiver's certificate for 127.0.0.1 and its key's pin, a
+    /// client certificate from the CA and one from a stranger CA.
+    struct PKI {
+        let folder: String
+        var ca: String { folder + "/ca.pem" }
+        var serverCertificate: String { folder + "/server.pem" }
+        var serverKey: String { folder + "/server.key" }
+        var clientCertificate: String { folder + "/client.pem" }
+        var clientKey: String { folder + "/client.key" }
+        var strangerCertificate: String { folder + "/stranger.pem" }
+        var strangerKey: String { folder + "/stranger.key" }
+        let pin: String
+    }
+
+    func makePKI() throws -> PKI {
+        let folder = directory.file("pki")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let script = #"""
+            set -e
+            cd "$1"
+            key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+            openssl req -x509 $key -keyout ca.key -out ca.pem -days 2 -subj /CN=dispatcher-test-ca
+            openssl req -x509 $key -keyout stranger-ca.key -out stranger-ca.pem -days 2 -subj /CN=stranger-ca
+            sign() {  # sign NAME CA SUBJECT EXTENSIONS
+                printf "$4" > "$1.ext"
+                openssl req -new $key -keyout "$1.key" -out "$1.csr" -subj "$3"
+                openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -out "$1.pem" -days 2 -extfile "$1.ext"
+            }
+            sign server ca /CN=127.0.0.1 "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            sign client ca /CN=dispatcher-client "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+            sign stranger stranger-ca /CN=stranger-client "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+            openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64
+            """#
+        let made = try Self.runTool(["bash", "-c", script, "pki", folder])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        return PKI(folder: folder, pin: "sha256//" + made.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// A free port on 127.0.0.1 (bound and released: the server about to use it binds it next).
+    func freePort() throws -> Int {
+        let probe = try HTTPServer(host: "127.0.0.1", port: 0) { _ in .close }
+        defer { probe.stop() }
+        return probe.port
+    }
+
+    /// Waits until something accepts connections on `port`.
+    func waitForListener(_ port: Int, _ what: String) {
+        waitUntil("\(what) listens on 127.0.0.1:\(port)") { (try? LoopbackSocket(port: port)) != nil }
+    }
+
+    /// nginx on 127.0.0.1 with TLS from `pki`, answering `200 {}` only to clients with a
+    /// certificate from the CA (`ssl_verify_client on`). Returns its port.
+    func startNginx(_ pki: PKI) throws -> Int {
+        let port = try freePort()
+        let folder = pki.folder
+        let config = """
+            daemon off;
+            master_process off;
+            worker_processes 1;
+            pid \(folder)/nginx.pid;
+            error_log \(folder)/nginx-error.log;
+            events { worker_connections 64; }
+            http {
+                access_log \(folder)/nginx-access.log;
+                client_body_temp_path \(folder)/body;
+                server {
+                    listen 127.0.0.1:\(port) ssl;
+                    ssl_certificate \(pki.serverCertificate);
+                    ssl_certificate_key \(pki.serverKey);
+                    ssl_client_certificate \(pki.ca);
+                    ssl_verify_client on;
+                    default_type application/json;
+                    location / { return 200 '{"client":"$ssl_client_s_dn"}'; }
+                }
+            }
+            """
+        try config.write(toFile: folder + "/nginx.conf", atomically: true, encoding: .utf8)
+        try startDaemon(URL(fileURLWithPath: "/usr/sbin/nginx"), ["-e", folder + "/nginx-error.log", "-c", folder + "/nginx.conf"],
+                        logFile: folder + "/nginx.out")
+        waitForListener(port, "nginx")
+        return port
+    }
+
+    func attempt(of record: EventRecord, endpoint id: String) throws -> Attempt {
+        let delivery = try XCTUnwrap(record.deliveries.first { $0.delivery.endpointID == id }, "a delivery to \(id)")
+        return try XCTUnwrap(delivery.attempts.first, "an attempt to \(id)")
+    }
+
+    /// A client certificate from the private CA gets through; none, or one from another CA,
+    /// is turned away by nginx; the private CA is trusted for its endpoint only; a pinned key
+    /// must match; a certificate and key may come from the environment as PEM text.
+    func testMutualTLSPrivateCAAndPinnedKeysAgainstNginx() throws {
+        let pki = try makePKI()
+        let port = try startNginx(pki)
+        let url = "https://127.0.0.1:\(port)/hook"
+        func tlsEndpoint(_ id: String, _ tls: EndpointTLS?) -> Endpoint {
+            var endpoint = self.endpoint(id, url: url)
+            endpoint.tls = tls
+            return endpoint
+        }
+        let certificatePEM = try String(contentsOfFile: pki.clientCertificate, encoding: .utf8)
+        let keyPEM = try String(contentsOfFile: pki.clientKey, encoding: .utf8)
+        setenv("DISPATCHER_TEST_CLIENT_CERT", certificatePEM, 1)
+        setenv("DISPATCHER_TEST_CLIENT_KEY", keyPEM, 1)
+        defer {
+            unsetenv("DISPATCHER_TEST_CLIENT_CERT")
+            unsetenv("DISPATCHER_TEST_CLIENT_KEY")
+        }
+        try addTenant(endpoints: [
+            tlsEndpoint("mtls", EndpointTLS(clientCertificate: pki.clientCertificate, clientKey: pki.clientKey, caFile: pki.ca)),
+            tlsEndpoint("mtls-env", EndpointTLS(clientCertificate: "env:DISPATCHER_TEST_CLIENT_CERT", clientKey: "env:DISPATCHER_TEST_CLIENT_KEY",
+                                                caFile: pki.ca, pinnedPublicKey: pki.pin)),
+            tlsEndpoint("no-client-cert", EndpointTLS(caFile: pki.ca)),
+            tlsEndpoint("stranger-cert", EndpointTLS(clientCertificate: pki.strangerCertificate, clientKey: pki.strangerKey, caFile: pki.ca)),
+            tlsEndpoint("system-cas", EndpointTLS(clientCertificate: pki.clientCertificate, clientKey: pki.clientKey)),
+            tlsEndpoint("wrong-pin", EndpointTLS(clientCertificate: pki.clientCertificate, clientKey: pki.clientKey, caFile: pki.ca,
+                                                 pinnedPublicKey: "sha256//" + Data(repeating: 1, count: 32).base64EncodedString())),
+        ])
+        XCTAssertEqual(try store.endpoint(id: "mtls-env")?.tls?.pinnedPublicKey, pki.pin, "the store keeps the TLS settings")
+        try startService()
+        let record = try waitForFinalDeliveries(of: try enqueue().eventID)
+
+        for id in ["mtls", "mtls-env"] {
+            let succeeded = try attempt(of: record, endpoint: id)
+            XCTAssertEqual(succeeded.responseStatus, 200, "\(id): \(succeeded.errorMessage ?? "")")
+            XCTAssertTrue(String(decoding: succeeded.responseBody ?? [], as: UTF8.self).contains("CN=dispatcher-client"), id)
+        }
+        for id in ["no-client-cert", "stranger-cert"] {
+            // nginx finishes the handshake and answers 400 itself rather than failing it.
+            let refused = try attempt(of: record, endpoint: id)
+            XCTAssertEqual(refused.responseStatus, 400, id)
+            XCTAssertTrue(String(decoding: refused.responseBody ?? [], as: UTF8.self).contains("SSL certificate"), id)
+        }
+        for id in ["system-cas", "wrong-pin"] {
+            let failed = try attempt(of: record, endpoint: id)
+            XCTAssertNil(failed.responseStatus, id)
+            XCTAssertEqual(failed.errorKind, .tls, "\(id): \(failed.errorMessage ?? "")")
+        }
+        // Secrets stay out of the audit log: the PEM text never reaches a recorded header.
+        let recorded = try attempt(of: record, endpoint: "mtls-env").requestHeaders.map(\.value).joined()
+        XCTAssertFalse(recorded.contains("PRIVATE KEY"))
+    }
+
+    /// A receiver that refuses the handshake without a certificate from its CA (openssl
+    /// s_server -verify_return_error) is recorded with error kind tls.
+    func testAHandshakeRefusedForWantOfAClientCertificateIsATLSError() throws {
+        let pki = try makePKI()
+        let port = try freePort()
+        try startDaemon(URL(fileURLWithPath: "/usr/bin/openssl"),
+                        ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", pki.serverCertificate, "-key", pki.serverKey,
+                         "-CAfile", pki.ca, "-Verify", "1", "-verify_return_error", "-naccept", "5", "-quiet"],
+                        logFile: pki.folder + "/s_server.log")
+        waitForListener(port, "openssl s_server")
+        var refused = endpoint("refused", url: "https://127.0.0.1:\(port)/hook")
+        refused.tls = EndpointTLS(caFile: pki.ca)
+        try addTenant(endpoints: [refused])
+        try startService()
+        let failed = try attempt(of: try waitForFinalDeliveries(of: try enqueue().eventID), endpoint: "refused")
+        XCTAssertNil(failed.responseStatus)
+        XCTAssertEqual(failed.errorKind, .tls, failed.errorMessage ?? "")
+    }
+
+    /// The config names files it cannot read, half a key pair, or a malformed pin, and says so.
+    func testTLSSettingsAreCheckedWhenTheConfigIsRead() throws {
+        let pki = try makePKI()
+        func problem(_ tls: [String: Any], url: String = "https://example.com/hook") -> String? {
+            do {
+                _ = try Endpoint.fromConfigObject(["id": "e", "url": url, "tls": tls], tenantID: "t")
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertNil(problem(["client_cert": pki.clientCertificate, "client_key": pki.clientKey, "ca_file": pki.ca, "pinned_public_key": pki.pin]))
+        XCTAssertNil(problem(["client_cert": "env:CERT", "client_key": "env:KEY"]))
+        XCTAssertEqual(problem(["client_cert": pki.clientCertificate]), "invalid configuration at tls.client_key: client_cert and client_key go together")
+        XCTAssertTrue(problem(["ca_file": pki.folder + "/missing.pem"])?.contains("cannot read the file") ?? false)
+        XCTAssertTrue(problem(["pinned_public_key": "49JdkqXRrX0QVf3JA9Yj"])?.contains("sha256//") ?? false)
+        XCTAssertTrue(problem(["ca_file": pki.ca], url: "http://example.com/hook")?.contains("https") ?? false)
+        XCTAssertTrue(problem(["ca_file": pki.ca, "crl": "x"])?.contains("crl") ?? false)
+    }
+
+    // MARK: - Egress proxy
+
+    /// tinyproxy on 127.0.0.1 with Basic credentials; returns its port and log file.
+    func startTinyproxy() throws -> (port: Int, log: String) {
+        let port = try freePort()
+        let folder = directory.file("tinyproxy")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let config = """
+            Port \(port)
+            Listen 127.0.0.1
+            Timeout 30
+            LogFile "\(folder)/tinyproxy.log"
+            LogLevel Connect
+            PidFile "\(folder)/tinyproxy.pid"
+            MaxClients 20
+            Allow 127.0.0.1
+            BasicAuth dispatcher s3cret-pass
+            """
+        try config.write(toFile: folder + "/tinyproxy.conf", atomically: true, encoding: .utf8)
+        try startDaemon(URL(fileURLWithPath: "/usr/bin/tinyproxy"), ["-d", "-c", folder + "/tinyproxy.conf"], logFile: folder + "/tinyproxy.out")
+        waitForListener(port, "tinyproxy")
+        return (port, folder + "/tinyproxy.log")
+    }
+
+    /// Deliveries go through the configured proxy (credentials from the environment) and its
+    /// log shows them; an endpoint may opt out; a destination the guard refuses is judged
+    /// before anything reaches the proxy, though the proxy itself is on a loopback address the
+    /// guard would refuse as a destination.
+    func testDeliveriesGoThroughTheEgressProxyAndTheGuardStillJudgesTheDestination() throws {
+        let proxy = try startTinyproxy()
+        let viaProxy = try makeReceiver { _, _ in .ok }
+        let direct = try makeReceiver { _, _ in .ok }
+        setenv("DISPATCHER_TEST_PROXY", "http://dispatcher:s3cret-pass@127.0.0.1:\(proxy.port)", 1)
+        defer { unsetenv("DISPATCHER_TEST_PROXY") }
+        var opted = endpoint("direct", url: direct.url("/direct"))
+        opted.proxy = "none"
+        let blockedPort = try freePort()
+        try addTenant(endpoints: [endpoint("proxied", url: viaProxy.url("/proxied")), opted,
+                                  endpoint("blocked", url: "http://127.0.0.2:\(blockedPort)/blocked")])
+        // Only 127.0.0.1 is allowed as a destination: 127.0.0.2 is loopback like it, but not named.
+        try startService(policy: DestinationPolicy(allowPrivateAddresses: false, allowedNetworks: [try XCTUnwrap(IPNetwork("127.0.0.1/32"))]),
+                         proxy: "env:DISPATCHER_TEST_PROXY")
+        let record = try waitForFinalDeliveries(of: try enqueue().eventID)
+
+        XCTAssertEqual(try attempt(of: record, endpoint: "proxied").responseStatus, 200)
+        XCTAssertEqual(try attempt(of: record, endpoint: "direct").responseStatus, 200)
+        let blocked = try attempt(of: record, endpoint: "blocked")
+        XCTAssertEqual(blocked.errorKind, .blocked, blocked.errorMessage ?? "")
+        XCTAssertTrue(blocked.errorMessage?.contains("nothing was sent to the proxy") ?? false, blocked.errorMessage ?? "")
+        XCTAssertEqual(viaProxy.requests(on: "/proxied").count, 1)
+        XCTAssertEqual(direct.requests(on: "/direct").count, 1)
+
+        let log = try String(contentsOfFile: proxy.log, encoding: .utf8)
+        XCTAssertTrue(log.contains("CONNECT 127.0.0.1:\(URL(string: viaProxy.url("/"))?.port ?? 0)"), log)
+        XCTAssertFalse(log.contains(":\(URL(string: direct.url("/"))?.port ?? 0)"), "the opted-out endpoint went direct")
+        XCTAssertFalse(log.contains("127.0.0.2"), "the refused destination never reached the proxy")
+        // The proxy's credentials stay out of the audit log.
+        let recorded = try attempt(of: record, endpoint: "proxied")
+        XCTAssertFalse((recorded.requestHeaders.map(\.value) + [recorded.url, recorded.errorMessage ?? ""]).joined().contains("s3cret-pass"))
+    }
+
+    /// Wrong proxy credentials fail the attempt (the proxy answers 407) and nothing reaches the
+    /// receiver; a proxy address in the config is checked when it is read.
+    func testAProxyThatRefusesTheCredentialsFailsTheAttempt() throws {
+        let proxy = try startTinyproxy()
+        let receiver = try makeReceiver { _, _ in .ok }
+        var wrong = endpoint("wrong", url: receiver.url("/wrong"))
+        wrong.proxy = "http://dispatcher:not-it@127.0.0.1:\(proxy.port)"
+        try addTenant(endpoints: [wrong])
+        try startService()
+        let failed = try attempt(of: try waitForFinalDeliveries(of: try enqueue().eventID), endpoint: "wrong")
+        XCTAssertNil(failed.responseStatus)
+        XCTAssertNotNil(failed.errorKind)
+        XCTAssertTrue(receiver.requests(on: "/wrong").isEmpty)
+
+        for bad in ["127.0.0.1:3128", "socks5://127.0.0.1:1080", "http://proxy.example", "http://proxy.example:3128/path"] {
+            XCTAssertThrowsError(try Endpoint.fromConfigObject(["id": "e", "url": "https://example.com/h", "proxy": bad], tenantID: "t"), bad)
+        }
+        XCTAssertNoThrow(try Endpoint.fromConfigObject(["id": "e", "url": "https://example.com/h", "proxy": "http://u:p@proxy.example:3128"], tenantID: "t"))
+    }
+}
