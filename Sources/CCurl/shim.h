@@ -58,3 +58,8 @@ static inline CURLcode dispatcher_curl_set_blob(CURL *handle, CURLoption option,
     blob.flags = CURL_BLOB_COPY;
     return curl_easy_setopt(handle, option, &blob);
 }
+
+/* curl_share_setopt is variadic too: what a share handle shares. */
+static inline CURLSHcode dispatcher_curl_share_data(CURLSH *share, curl_lock_data data) {
+    return curl_share_setopt(share, CURLSHOPT_SHARE, data);
+}

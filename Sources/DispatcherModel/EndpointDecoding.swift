@@ -45,6 +45,7 @@ extension Endpoint {
         if !signingSecrets.isEmpty { object["signing"] = signatureScheme.configObject(secrets: signingSecrets) }
         if let tls { object["tls"] = tls.configObject }
         if let proxy { object["proxy"] = proxy }
+        if http2 { object["http2"] = true }
         return object
     }
 
@@ -119,6 +120,8 @@ extension Endpoint {
         if tls != nil && !url.lowercased().hasPrefix("https://") { throw reader.fail("tls", "goes with an https url") }
         let proxy = try reader.string("proxy")
         if let proxy, let problem = ProxyAddress.problem(with: proxy, allowNone: true) { throw reader.fail("proxy", problem) }
+        let http2 = try reader.bool("http2", default: false)
+        if http2 && !url.lowercased().hasPrefix("https://") { throw reader.fail("http2", "goes with an https url (HTTP/2 is offered in the TLS handshake)") }
         let ordered = try reader.bool("ordered", default: false)
         var circuit = CircuitPolicy()
         if let circuitReader = try reader.object("circuit") {
@@ -131,7 +134,7 @@ extension Endpoint {
         return Endpoint(id: id, tenantID: tenantID, url: url, eventFilters: filters, headers: headers, secretHeaders: secretHeaders,
                         timeoutSeconds: timeout, connectTimeoutSeconds: connectTimeout, maxConcurrency: maxConcurrency,
                         retry: retry, success: success, enabled: enabled, auth: auth, signingSecrets: signingSecrets,
-                        signatureScheme: signatureScheme, tls: tls, proxy: proxy, ordered: ordered, circuit: circuit)
+                        signatureScheme: signatureScheme, tls: tls, proxy: proxy, http2: http2, ordered: ordered, circuit: circuit)
     }
 }
 

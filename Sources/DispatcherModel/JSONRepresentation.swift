@@ -111,6 +111,7 @@ package enum JSONRepresentation {
             "disabled_reason": status.disabledReason ?? NSNull(),
             "tls": endpoint.tls?.configObject ?? NSNull(),
             "proxy": endpoint.proxy.map(ProxyAddress.redacted) ?? NSNull(),
+            "http2": endpoint.http2,
         ]
         if case .oauth2ClientCredentials(let credentials)? = endpoint.auth {
             var auth: [String: Any] = ["type": "oauth2_client_credentials", "token_url": credentials.tokenURL,

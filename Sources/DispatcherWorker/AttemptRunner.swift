@@ -162,7 +162,7 @@ struct AttemptRunner {
             headers = try Self.requestHeaders(for: delivery, endpoint: endpoint, userAgent: client.userAgent, timestamp: timestamp, bearerToken: bearer)
             return HTTPRequest(url: endpoint.url, headers: headers, body: delivery.body,
                                timeoutSeconds: endpoint.timeoutSeconds, connectTimeoutSeconds: endpoint.connectTimeoutSeconds,
-                               tls: try Self.requestTLS(endpoint.tls), proxy: try proxy(for: endpoint))
+                               tls: try Self.requestTLS(endpoint.tls), proxy: try proxy(for: endpoint), http2: endpoint.http2)
         }
         return Prepared(delivery: delivery, endpoint: endpoint, number: number, startedAt: startedAt, headers: headers,
                         token: try? token.get(), request: request)

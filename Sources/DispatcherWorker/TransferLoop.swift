@@ -26,6 +26,8 @@ final class TransferLoop {
     private let leaseOwner: String
     /// The multi handle every transfer runs on; freed when the loop is.
     private let multi: UnsafeMutableRawPointer
+    /// The TLS sessions the slots' clients share (they all run on this loop's thread).
+    private let tlsSessions: UnsafeMutableRawPointer?
     /// One client per slot, made up front so a libcurl that cannot make them fails `start()`;
     /// `run()` takes them.
     private var clients: [HTTPClient]
@@ -54,6 +56,11 @@ final class TransferLoop {
             throw error
         }
         self.multi = multi
+        // Without a share each client would resume only its own sessions.
+        tlsSessions = curl_share_init()
+        if let tlsSessions, dispatcher_curl_share_data(tlsSessions, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK {
+            for client in clients { client.tlsSessions = tlsSessions }
+        }
         self.board = board
         self.endpoints = endpoints
         self.tokens = tokens
@@ -64,7 +71,11 @@ final class TransferLoop {
         self.release = release
     }
 
-    deinit { curl_multi_cleanup(multi) }
+    deinit {
+        curl_multi_cleanup(multi)
+        // The clients went with `run()`, so nothing uses the share any more.
+        if let tlsSessions { curl_share_cleanup(tlsSessions) }
+    }
 
     /// Runs until the board stops and the requests in flight have finished.
     func run() {

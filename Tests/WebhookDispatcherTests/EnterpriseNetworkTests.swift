@@ -59,10 +59,12 @@ final class EnterpriseNetworkTests: DispatcherTestCase {
         waitUntil("\(what) listens on 127.0.0.1:\(port)") { (try? LoopbackSocket(port: port)) != nil }
     }
 
-    /// nginx on 127.0.0.1 with TLS from `pki`, answering `200 {}` only to clients with a
-    /// certificate from the CA (`ssl_verify_client on`). Returns its port.
-    func startNginx(_ pki: PKI) throws -> Int {
-        let port = try freePort()
+    /// nginx on 127.0.0.1 with TLS from `pki`: on `port` it answers only clients with a
+    /// certificate from the CA (`ssl_verify_client on`); on `openPort` anyone, over HTTP/2 when
+    /// offered, closing each connection after its answer, which says the protocol and whether
+    /// the TLS session was resumed.
+    func startNginx(_ pki: PKI) throws -> (port: Int, openPort: Int) {
+        let port = try freePort(), openPort = try freePort()
         let folder = pki.folder
         let config = """
             daemon off;
@@ -83,13 +85,25 @@ final class EnterpriseNetworkTests: DispatcherTestCase {
                     default_type application/json;
                     location / { return 200 '{"client":"$ssl_client_s_dn"}'; }
                 }
+                server {
+                    listen 127.0.0.1:\(openPort) ssl http2;
+                    ssl_certificate \(pki.serverCertificate);
+                    ssl_certificate_key \(pki.serverKey);
+                    # TLS 1.2: Debian's libcurl 7.88 resumes no TLS 1.3 session (nor does its curl command).
+                    ssl_protocols TLSv1.2;
+                    ssl_session_cache shared:test:1m;
+                    keepalive_timeout 0;
+                    default_type application/json;
+                    location / { return 200 '{"protocol":"$server_protocol","reused":"$ssl_session_reused"}'; }
+                }
             }
             """
         try config.write(toFile: folder + "/nginx.conf", atomically: true, encoding: .utf8)
         try startDaemon(URL(fileURLWithPath: "/usr/sbin/nginx"), ["-e", folder + "/nginx-error.log", "-c", folder + "/nginx.conf"],
                         logFile: folder + "/nginx.out")
         waitForListener(port, "nginx")
-        return port
+        waitForListener(openPort, "nginx")
+        return (port, openPort)
     }
 
     func attempt(of record: EventRecord, endpoint id: String) throws -> Attempt {
@@ -102,8 +116,7 @@ final class EnterpriseNetworkTests: DispatcherTestCase {
     /// must match; a certificate and key may come from the environment as PEM text.
     func testMutualTLSPrivateCAAndPinnedKeysAgainstNginx() throws {
         let pki = try makePKI()
-        let port = try startNginx(pki)
-        let url = "https://127.0.0.1:\(port)/hook"
+        let url = "https://127.0.0.1:\(try startNginx(pki).port)/hook"
         func tlsEndpoint(_ id: String, _ tls: EndpointTLS?) -> Endpoint {
             var endpoint = self.endpoint(id, url: url)
             endpoint.tls = tls
@@ -150,6 +163,36 @@ final class EnterpriseNetworkTests: DispatcherTestCase {
         // Secrets stay out of the audit log: the PEM text never reaches a recorded header.
         let recorded = try attempt(of: record, endpoint: "mtls-env").requestHeaders.map(\.value).joined()
         XCTAssertFalse(recorded.contains("PRIVATE KEY"))
+    }
+
+    /// HTTP/1.1 unless the endpoint offers HTTP/2, which nginx then takes; and new connections
+    /// resume the TLS session another slot's connection made (the slots share their sessions).
+    func testHTTP2WhenOfferedAndTLSSessionsSharedAcrossConnections() throws {
+        let pki = try makePKI()
+        let url = "https://127.0.0.1:\(try startNginx(pki).openPort)/hook"
+        var one = endpoint("h1", url: url)
+        one.tls = EndpointTLS(caFile: pki.ca)
+        var two = endpoint("h2", url: url)
+        two.tls = EndpointTLS(caFile: pki.ca)
+        two.http2 = true
+        try addTenant(endpoints: [one, two])
+        var burst = endpoint("burst", tenant: "tenant-b", url: url)
+        burst.tls = EndpointTLS(caFile: pki.ca)
+        try addTenant("tenant-b", endpoints: [burst])
+        XCTAssertEqual(try store.endpoint(id: "h2")?.http2, true)
+        try startService(concurrentRequests: 8)
+
+        let record = try waitForFinalDeliveries(of: try enqueue().eventID)
+        let body = { (record: EventRecord, id: String) in String(decoding: try self.attempt(of: record, endpoint: id).responseBody ?? [], as: UTF8.self) }
+        XCTAssertTrue(try body(record, "h1").contains(#""protocol":"HTTP/1.1""#))
+        XCTAssertTrue(try body(record, "h2").contains(#""protocol":"HTTP/2.0""#))
+
+        // One delivery makes a session; then four at once, on four slots and four new
+        // connections (nginx closes each after its answer), all resume it.
+        _ = try waitForFinalDeliveries(of: try enqueue(tenant: "tenant-b").eventID)
+        let four = try store.enqueue(contentsOf: (0..<4).map { _ in NewEvent(tenantID: "tenant-b", type: "checkin.outcome", json: "{}") })
+        let bodies = try four.map { try body(try waitForFinalDeliveries(of: $0.eventID), "burst") }
+        XCTAssertEqual(bodies.filter { $0.contains(#""reused":"r""#) }.count, 4, "\(bodies)")
     }
 
     /// A receiver that refuses the handshake without a certificate from its CA (openssl
