@@ -13,6 +13,23 @@ final class HTTPServerTests: XCTestCase {
         return Int(line.split(separator: "\t").last ?? "") ?? 0
     }
 
+    /// Requests the handler holds: for `path` (every path when nil) it signals `entered`, then
+    /// waits for `release` (10 s at most) before answering `{"path": ...}`.
+    struct HeldRequests {
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+
+        func server(holding path: String? = nil, gracePeriod: Double = 0) throws -> HTTPServer {
+            try HTTPServer(host: "127.0.0.1", port: 0, gracePeriod: gracePeriod) { [entered, release] request in
+                if path == nil || request.path == path {
+                    entered.signal()
+                    _ = release.wait(timeout: .now() + 10)
+                }
+                return .respond(.json(200, #"{"path":"\#(request.path)"}"#))
+            }
+        }
+    }
+
     func testThousandsOfIdleConnectionsAreHeldWithoutAThreadEach() throws {
         let server = try HTTPServer(host: "127.0.0.1", port: 0, maxConnections: 5_000, readTimeout: 60) { _ in .respond(.json(200, "{}")) }
         defer { server.stop() }
@@ -37,15 +54,10 @@ final class HTTPServerTests: XCTestCase {
     }
 
     func testStopLetsARequestInProgressBeAnswered() throws {
-        let entered = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let server = try HTTPServer(host: "127.0.0.1", port: 0, gracePeriod: 10) { _ in
-            entered.signal()
-            _ = release.wait(timeout: .now() + 10)
-            return .respond(.json(200, #"{"finished":true}"#))
-        }
+        let held = HeldRequests(), entered = held.entered, release = held.release
+        let server = try held.server(gracePeriod: 10)
         let client = try LoopbackSocket(port: server.port)
-        client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.send("GET /finished HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(entered.wait(timeout: .now() + 5), .success)
         let stopped = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
@@ -57,7 +69,7 @@ final class HTTPServerTests: XCTestCase {
         release.signal()
         let answer = client.readAll(timeout: 5)
         XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200"), answer)
-        XCTAssertTrue(answer.contains(#"{"finished":true}"#), answer)
+        XCTAssertTrue(answer.contains(#"{"path":"/finished"}"#), answer)
         XCTAssertEqual(stopped.wait(timeout: .now() + 5), .success)
     }
 
@@ -96,15 +108,8 @@ final class HTTPServerTests: XCTestCase {
     /// A request that arrives while the one before it is being handled is kept and answered
     /// after it, in order, on the same connection.
     func testARequestSentDuringHandlingIsAnsweredNext() throws {
-        let entered = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let server = try HTTPServer(host: "127.0.0.1", port: 0) { request in
-            if request.path == "/first" {
-                entered.signal()
-                _ = release.wait(timeout: .now() + 10)
-            }
-            return .respond(.json(200, #"{"path":"\#(request.path)"}"#))
-        }
+        let held = HeldRequests(), entered = held.entered, release = held.release
+        let server = try held.server(holding: "/first")
         defer { server.stop() }
         let client = try LoopbackSocket(port: server.port)
         client.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -119,13 +124,8 @@ final class HTTPServerTests: XCTestCase {
 
     /// A client that closes its sending side while its request is handled still gets the answer.
     func testAClientHalfClosingDuringHandlingStillGetsItsAnswer() throws {
-        let entered = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let server = try HTTPServer(host: "127.0.0.1", port: 0) { _ in
-            entered.signal()
-            _ = release.wait(timeout: .now() + 10)
-            return .respond(.json(200, "{}"))
-        }
+        let held = HeldRequests(), entered = held.entered, release = held.release
+        let server = try held.server()
         defer { server.stop() }
         let client = try LoopbackSocket(port: server.port)
         client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -138,15 +138,8 @@ final class HTTPServerTests: XCTestCase {
     /// A client that resets its connection while its request is handled leaves the loop
     /// waiting, not spinning, and the server serves others.
     func testAClientResettingDuringHandlingDoesNotSpinTheLoop() throws {
-        let entered = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let server = try HTTPServer(host: "127.0.0.1", port: 0) { request in
-            if request.path == "/slow" {
-                entered.signal()
-                _ = release.wait(timeout: .now() + 10)
-            }
-            return .respond(.json(200, "{}"))
-        }
+        let held = HeldRequests(), entered = held.entered, release = held.release
+        let server = try held.server(holding: "/slow")
         defer {
             release.signal()
             server.stop()
