@@ -37,6 +37,9 @@ public struct Endpoint: Sendable, Equatable {
     /// Off by default: for webhook-sized requests HTTP/1.1 over kept-alive connections costs
     /// less CPU at both ends (README "Performance").
     public var http2: Bool
+    /// At most this many requests a second, across every `serve` process (a token bucket the
+    /// claims share, bursting to a tenth of a second's worth); nil for no limit.
+    public var rateLimitPerSecond: Double?
     /// Deliver events of one ordering key one at a time, in enqueue order.
     public var ordered: Bool
     public var circuit: CircuitPolicy
@@ -60,6 +63,7 @@ public struct Endpoint: Sendable, Equatable {
         tls: EndpointTLS? = nil,
         proxy: String? = nil,
         http2: Bool = false,
+        rateLimitPerSecond: Double? = nil,
         ordered: Bool = false,
         circuit: CircuitPolicy = CircuitPolicy()
     ) {
@@ -81,6 +85,7 @@ public struct Endpoint: Sendable, Equatable {
         self.tls = tls
         self.proxy = proxy
         self.http2 = http2
+        self.rateLimitPerSecond = rateLimitPerSecond
         self.ordered = ordered
         self.circuit = circuit
     }

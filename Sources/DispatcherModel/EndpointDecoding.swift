@@ -46,6 +46,7 @@ extension Endpoint {
         if let tls { object["tls"] = tls.configObject }
         if let proxy { object["proxy"] = proxy }
         if http2 { object["http2"] = true }
+        if let rateLimitPerSecond { object["rate_limit_per_second"] = rateLimitPerSecond }
         return object
     }
 
@@ -122,6 +123,7 @@ extension Endpoint {
         if let proxy, let problem = ProxyAddress.problem(with: proxy, allowNone: true) { throw reader.fail("proxy", problem) }
         let http2 = try reader.bool("http2", default: false)
         if http2 && !url.lowercased().hasPrefix("https://") { throw reader.fail("http2", "goes with an https url (HTTP/2 is offered in the TLS handshake)") }
+        let rateLimit = try reader.has("rate_limit_per_second") ? reader.number("rate_limit_per_second", default: 1, in: 0.01...100_000) : nil
         let ordered = try reader.bool("ordered", default: false)
         var circuit = CircuitPolicy()
         if let circuitReader = try reader.object("circuit") {
@@ -134,7 +136,7 @@ extension Endpoint {
         return Endpoint(id: id, tenantID: tenantID, url: url, eventFilters: filters, headers: headers, secretHeaders: secretHeaders,
                         timeoutSeconds: timeout, connectTimeoutSeconds: connectTimeout, maxConcurrency: maxConcurrency,
                         retry: retry, success: success, enabled: enabled, auth: auth, signingSecrets: signingSecrets,
-                        signatureScheme: signatureScheme, tls: tls, proxy: proxy, http2: http2, ordered: ordered, circuit: circuit)
+                        signatureScheme: signatureScheme, tls: tls, proxy: proxy, http2: http2, rateLimitPerSecond: rateLimit, ordered: ordered, circuit: circuit)
     }
 }
 

@@ -112,6 +112,7 @@ package enum JSONRepresentation {
             "tls": endpoint.tls?.configObject ?? NSNull(),
             "proxy": endpoint.proxy.map(ProxyAddress.redacted) ?? NSNull(),
             "http2": endpoint.http2,
+            "rate_limit_per_second": endpoint.rateLimitPerSecond ?? NSNull(),
         ]
         if case .oauth2ClientCredentials(let credentials)? = endpoint.auth {
             var auth: [String: Any] = ["type": "oauth2_client_credentials", "token_url": credentials.tokenURL,

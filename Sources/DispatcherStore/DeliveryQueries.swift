@@ -14,17 +14,34 @@ enum DeliveryQueries {
     /// `max_concurrency`, or 1 while the circuit is half-open (a probe). The claim subtracts
     /// what is in flight across every serve process (`inFlightEndpoints`), or what this process
     /// holds (results not yet recorded included) if that is more.
+    /// A rate-limited endpoint's room is also what its token bucket holds (`RateBucket`).
     static let eligibleEndpoints = """
         SELECT e.id, e.ordered,
                CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
-               e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END
+               e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END,
+               e.rate_limit_per_second, e.rate_tokens, e.rate_updated_at
           FROM endpoints e
          WHERE \(claimableEndpoint)
         """
 
-    /// Enabled, not removed, circuit not open (as of ?1): an endpoint a claim may serve.
-    private static let claimableEndpoint =
-        "e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)"
+    /// Enabled, not removed, circuit not open, not told to wait by a 429 (as of ?1): an
+    /// endpoint a claim may serve.
+    private static let claimableEndpoint = """
+        e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)
+           AND (e.throttled_until IS NULL OR e.throttled_until <= ?1)
+        """
+
+    /// What a rate-limited endpoint's bucket holds after a claim took from it (?2 tokens as of ?3).
+    static let spendRateTokens = "UPDATE endpoints SET rate_tokens = ?2, rate_updated_at = ?3 WHERE id = ?1"
+
+    /// A 429 with `Retry-After` holds the whole endpoint until ?2, not only the delivery it answered.
+    static let throttleEndpoint = """
+        UPDATE endpoints SET throttled_until = ?2 WHERE id = ?1 AND (throttled_until IS NULL OR throttled_until < ?2)
+        """
+
+    /// The longest a 429's `Retry-After` holds a whole endpoint: a receiver asking for more is
+    /// asked again after this (each delivery still waits as long as its retry policy allows).
+    static let maxThrottleSeconds = 3_600.0
 
     /// The endpoint of every live lease: at most the deliveries in flight in all processes,
     /// read through the partial index of leases and counted in Swift (cheaper than a GROUP BY).
@@ -194,9 +211,11 @@ enum DeliveryQueries {
             var everywhere: [String: Int] = [:]
             try db.forEachRow(inFlightEndpoints, [now]) { everywhere[$0.string(0), default: 0] += 1 }
             let endpoints = try db.query(eligibleEndpoints, [now]) { row in
-                (id: row.string(0), ordered: row.int(1) != 0,
-                 room: row.int(2) - max(everywhere[row.string(0)] ?? 0, inFlight[row.string(0)] ?? 0),
-                 revision: row.int(3), halfOpen: row.int(4) != 0)
+                let bucket = row.isNull(5) ? nil : RateBucket(perSecond: row.double(5), tokens: row.isNull(6) ? nil : row.double(6),
+                                                              asOf: row.isNull(7) ? nil : row.int64(7), now: now)
+                let concurrency = row.int(2) - max(everywhere[row.string(0)] ?? 0, inFlight[row.string(0)] ?? 0)
+                return (id: row.string(0), ordered: row.int(1) != 0, room: min(concurrency, bucket?.whole ?? concurrency),
+                        revision: row.int(3), halfOpen: row.int(4) != 0, bucket: bucket)
             }.filter { $0.room > 0 && claimable?.contains($0.id) != false }
             // An ordered endpoint looks further: the oldest rows may all wait on one key.
             let due = try dueDeliveries(limits: endpoints.map { ($0.id, $0.ordered ? limit * scanFactor : min($0.room, limit)) },
@@ -233,6 +252,11 @@ enum DeliveryQueries {
             let byID = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.id, $0) })
             for endpoint in endpoints where endpoint.halfOpen && claimed.contains(where: { $0.endpointID == endpoint.id }) {
                 try db.execute(startProbe, [endpoint.id, now])
+            }
+            for endpoint in endpoints {
+                guard let bucket = endpoint.bucket else { continue }
+                let taken = claimed.count { $0.endpointID == endpoint.id }
+                if taken > 0 { try db.execute(spendRateTokens, [endpoint.id, bucket.tokens - Double(taken), now]) }
             }
             for index in claimed.indices {
                 claimed[index].body = bodies[claimed[index].eventID] ?? []
@@ -283,6 +307,11 @@ enum DeliveryQueries {
         }
         if !healthy.isEmpty {
             try db.execute(endpointsSucceeded[db.dialect], [JSONText.strings(healthy)])
+        }
+        for result in results where result.attempt.responseStatus == 429 {
+            let header = result.attempt.responseHeaders?.last { $0.hasName("Retry-After") }?.value
+            guard let seconds = RetryAfter.seconds(from: header), seconds > 0 else { continue }
+            try db.execute(throttleEndpoint, [result.endpointID, now + Int64((min(seconds, maxThrottleSeconds) * 1000).rounded())])
         }
         var disabled: [DisabledEndpoint] = []
         for (endpointID, failures) in failuresAfterLastSuccess.sorted(by: { $0.key < $1.key }) {

@@ -234,6 +234,33 @@ final class EnterpriseNetworkTests: DispatcherTestCase {
         XCTAssertTrue(problem(["ca_file": pki.ca, "crl": "x"])?.contains("crl") ?? false)
     }
 
+    /// `endpoints add/update` set the same keys with the config's validator; the JSON list
+    /// shows them, the proxy's password as ***.
+    func testTheCLISetsTLSProxyHTTP2AndRateLimit() throws {
+        let pki = try makePKI()
+        let added = try run(["endpoints", "add", "--db", databaseLocation, "--tenant", "tenant-a", "--id", "bank", "--url", "https://example.com/h",
+                             "--rate-limit", "25", "--proxy", "http://u:pw@proxy.example:3128", "--http2", "true",
+                             "--tls-client-cert", pki.clientCertificate, "--tls-client-key", pki.clientKey, "--tls-ca-file", pki.ca, "--tls-pin", pki.pin])
+        XCTAssertEqual(added.status, 0, added.stderr)
+        let stored = try XCTUnwrap(try store.endpoint(id: "bank"))
+        XCTAssertEqual(stored.rateLimitPerSecond, 25)
+        XCTAssertEqual(stored.proxy, "http://u:pw@proxy.example:3128")
+        XCTAssertTrue(stored.http2)
+        XCTAssertEqual(stored.tls, EndpointTLS(clientCertificate: pki.clientCertificate, clientKey: pki.clientKey, caFile: pki.ca, pinnedPublicKey: pki.pin))
+        let listed = try run(["endpoints", "list", "--json", "--db", databaseLocation])
+        XCTAssertTrue(listed.stdout.contains("http://u:***@proxy.example:3128"), listed.stdout)
+        XCTAssertFalse(listed.stdout.contains("pw@"))
+        let refused = try run(["endpoints", "update", "bank", "--db", databaseLocation, "--tls-ca-file", pki.folder + "/missing.pem", "--rate-limit", "none"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("tls.ca_file"), refused.stderr)
+        XCTAssertEqual(try store.endpoint(id: "bank")?.rateLimitPerSecond, 25, "nothing is written when a value is wrong")
+        let lifted = try run(["endpoints", "update", "bank", "--db", databaseLocation, "--rate-limit", "none", "--proxy", "default", "--tls-pin", ""])
+        XCTAssertEqual(lifted.status, 0, lifted.stderr)
+        XCTAssertNil(try store.endpoint(id: "bank")?.rateLimitPerSecond)
+        XCTAssertNil(try store.endpoint(id: "bank")?.proxy)
+        XCTAssertNil(try store.endpoint(id: "bank")?.tls?.pinnedPublicKey)
+    }
+
     // MARK: - Egress proxy
 
     /// tinyproxy on 127.0.0.1 with Basic credentials; returns its port and log file.

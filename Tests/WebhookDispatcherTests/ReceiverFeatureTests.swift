@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 @testable import DispatcherStore
 import WebhookDispatcher
@@ -314,6 +315,60 @@ final class ReceiverFeatureTests: DispatcherTestCase {
                                                  "signing": ["scheme": "hmac_sha256_hex", "secret": "a long enough secret", "header": "X-Signature"]], tenantID: "t")
         XCTAssertEqual(try Endpoint.fromConfig(hub.configJSON, tenantID: "t"), hub)
         XCTAssertEqual(hub.signatureScheme, .hmacSHA256Hex(header: "X-Signature", prefix: "sha256="))
+    }
+
+    // MARK: - Rate limits
+
+    /// 50 a second across two worker pools on one database (as two `serve` processes): the
+    /// receiver never sees more than 55 in any one second, and the rate overall is within 10%.
+    func testARateLimitHoldsAcrossWorkerPoolsSharingTheDatabase() throws {
+        let arrivals = Mutex<[Date]>([])
+        let receiver = try makeReceiver { _, _ in
+            arrivals.withLock { $0.append(Date()) }
+            return .ok
+        }
+        var limited = endpoint("limited", url: receiver.url("/limited"))
+        limited.rateLimitPerSecond = 50
+        limited.maxConcurrency = 16
+        try addTenant(endpoints: [limited])
+        XCTAssertEqual(try store.endpoint(id: "limited")?.rateLimitPerSecond, 50)
+        _ = try store.enqueue(contentsOf: (0..<500).map { NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"n":\#($0)}"#) })
+        let other = try openStore()
+        for pool in [store!, other] {
+            let service = DeliveryService(store: pool, configuration: DeliveryServiceConfiguration(
+                concurrentRequests: 16, pollInterval: 0.02, leaseSeconds: 30,
+                destinationPolicy: DestinationPolicy(allowPrivateAddresses: true), urlPolicy: URLPolicy(requireHTTPS: false), logger: .silent))
+            try service.start()
+            addTeardownBlock { service.stop() }
+        }
+        waitUntil("500 deliveries arrive", timeout: 30) { arrivals.withLock { $0.count } >= 500 }
+        let times = arrivals.withLock { $0 }.sorted()
+        var busiest = 0, start = 0
+        for end in times.indices {
+            while times[end].timeIntervalSince(times[start]) >= 1 { start += 1 }
+            busiest = max(busiest, end - start + 1)
+        }
+        XCTAssertLessThanOrEqual(busiest, 55, "the most requests in one second")
+        let rate = Double(times.count - 1) / times[times.count - 1].timeIntervalSince(times[0])
+        XCTAssertEqual(rate, 50, accuracy: 5, "requests a second overall")
+    }
+
+    /// A 429 with Retry-After holds the endpoint's other deliveries too, not only its own.
+    func testA429WithRetryAfterHoldsTheWholeEndpoint() throws {
+        let arrivals = Mutex<[Date]>([])
+        let receiver = try makeReceiver { _, index in
+            arrivals.withLock { $0.append(Date()) }
+            return index == 0 ? .respond(status: 429, headers: [HeaderField("Retry-After", "1")]) : .ok
+        }
+        var throttled = endpoint("throttled", url: receiver.url("/throttled"), retry: .schedule(.init(delaysSeconds: [0.01])))
+        throttled.maxConcurrency = 1
+        try addTenant(endpoints: [throttled])
+        let events = try store.enqueue(contentsOf: (0..<3).map { NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"n":\#($0)}"#) })
+        try startService()
+        for event in events { try waitForFinalDeliveries(of: event.eventID) }
+        let times = arrivals.withLock { $0 }
+        XCTAssertEqual(times.count, 4, "three deliveries, one of them twice")
+        XCTAssertGreaterThanOrEqual(times[1].timeIntervalSince(times[0]), 0.9, "the next request waited for the Retry-After")
     }
 
     // MARK: - Retry policies

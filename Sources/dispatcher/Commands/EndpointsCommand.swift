@@ -36,6 +36,13 @@ struct EndpointsCommand: DispatcherCommand {
             OptionSpec(name: "signing-scheme", value: "SCHEME", help: "v1 (Standard Webhooks HMAC, the default), v1a (ed25519) or hmac_sha256_hex; new-secret: the kind to make."),
             OptionSpec(name: "signing-header", value: "NAME", help: "hmac_sha256_hex: the header (default X-Hub-Signature-256)."),
             OptionSpec(name: "signing-prefix", value: "TEXT", help: "hmac_sha256_hex: before the hex digest (default sha256=)."),
+            OptionSpec(name: "rate-limit", value: "PER_SECOND", help: "At most this many requests a second, across all serve processes; \"none\" to lift it."),
+            OptionSpec(name: "proxy", value: "URL", help: "Egress proxy http://[user:password@]host:port or env:NAME; \"none\" for direct; \"default\" for the config's."),
+            OptionSpec(name: "http2", value: "BOOL", help: "Offer HTTP/2 (https only): true or false."),
+            OptionSpec(name: "tls-client-cert", value: "FILE", help: "PEM client certificate (or env:NAME holding the PEM)."),
+            OptionSpec(name: "tls-client-key", value: "FILE", help: "PEM key of the client certificate (or env:NAME)."),
+            OptionSpec(name: "tls-ca-file", value: "FILE", help: "PEM file of the CAs trusted for this endpoint only."),
+            OptionSpec(name: "tls-pin", value: "sha256//BASE64", help: "The receiver's public key pin."),
             OptionSpec(name: "json", value: nil, help: "list: one JSON object per endpoint (secrets shown as ***); test: the record as JSON."),
         ] + StoreSelection.options,
         discussion: """
@@ -187,6 +194,17 @@ struct EndpointsCommand: DispatcherCommand {
             throw UsageError("--oauth-client-id and --oauth-client-secret need --oauth-token-url")
         }
         object["signing"] = signing(over: object["signing"] as? [String: Any])
+        if let rate = arguments.value("rate-limit") { object["rate_limit_per_second"] = rate == "none" ? nil : try number(rate, "--rate-limit") }
+        if let proxy = arguments.value("proxy") { object["proxy"] = proxy == "default" ? nil : proxy }
+        if let http2 = arguments.value("http2") {
+            guard let flag = Bool(http2) else { throw UsageError("--http2 must be true or false") }
+            object["http2"] = flag
+        }
+        var tls = object["tls"] as? [String: Any] ?? [:]
+        for (option, key) in [("tls-client-cert", "client_cert"), ("tls-client-key", "client_key"), ("tls-ca-file", "ca_file"), ("tls-pin", "pinned_public_key")] {
+            if let value = arguments.value(option) { tls[key] = value.isEmpty ? nil : value }
+        }
+        object["tls"] = tls.isEmpty ? nil : tls
         return object
     }
 
