@@ -5,14 +5,14 @@ import Foundation
 
 /// One POST as the worker sends it.
 package struct HTTPRequest: Sendable {
-    var url: String
+    package var url: String
     var headers: [HeaderField]
     var body: [UInt8]
     var timeoutSeconds: Double
     var connectTimeoutSeconds: Double
     var tls: RequestTLS?
     /// The proxy to go through (`http://[user:password@]host:port`), resolved; nil for none.
-    var proxy: String?
+    package var proxy: String?
     /// Offer HTTP/2 in the TLS handshake; HTTP/1.1 otherwise.
     var http2: Bool
 
@@ -156,6 +156,8 @@ package final class HTTPClient {
     /// The proxy for endpoints that name none.
     package var defaultProxy: String? { configuration.proxy }
 
+    package var destinationPolicy: DestinationPolicy { configuration.destinationPolicy }
+
     /// A request set up on this client's handle, not yet finished.
     package final class Transfer {
         fileprivate let context: TransferContext
@@ -194,7 +196,7 @@ package final class HTTPClient {
                                          errorMessage: "'\(request.url)' is not https; set require_https to false to allow plain http (tests and local development only)",
                                          durationMicroseconds: 0))
         }
-        if request.proxy != nil, let refusal = Self.judgeDestination(of: request.url, policy: configuration.destinationPolicy) {
+        if request.proxy != nil, let refusal = ProxiedDestinations.shared.judge(request.url, policy: configuration.destinationPolicy) {
             return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: refusal.kind,
                                          errorMessage: refusal.message + "; nothing was sent to the proxy", durationMicroseconds: 0))
         }
@@ -335,32 +337,6 @@ package final class HTTPClient {
             }
         }
         return exchange
-    }
-
-    /// Resolves the host of `url` and judges every address it has, as the socket check does
-    /// when there is no proxy: for requests a proxy connects onward, which the socket check
-    /// cannot see. (The proxy resolves the name again; its own rules are the last line.)
-    static func judgeDestination(of url: String, policy: DestinationPolicy) -> (kind: AttemptErrorKind, message: String)? {
-        guard let components = URLComponents(string: url), var host = components.host, !host.isEmpty else {
-            return (.blocked, "'\(url)' has no host")
-        }
-        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var results: UnsafeMutablePointer<addrinfo>?
-        let code = getaddrinfo(host, nil, &hints, &results)
-        guard code == 0, let first = results else {
-            return (.dns, "cannot resolve \(host) to check it against the destination guard (\(String(cString: gai_strerror(code))))")
-        }
-        defer { freeaddrinfo(first) }
-        var entry: UnsafeMutablePointer<addrinfo>? = first
-        while let current = entry {
-            if let address = current.pointee.ai_addr, let reason = policy.refusal(for: address) {
-                return (.blocked, reason)
-            }
-            entry = current.pointee.ai_next
-        }
-        return nil
     }
 
     static func kind(of code: CURLcode, message: String = "") -> AttemptErrorKind {

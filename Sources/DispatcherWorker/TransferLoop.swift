@@ -14,7 +14,8 @@ import Foundation
 ///
 /// What may block stays off this thread: an OAuth token that is not cached is fetched, and that
 /// attempt made, by the classic synchronous `AttemptRunner` on a helper queue (as is the retry
-/// after a 401), so a slow token endpoint holds back its own deliveries only. Everything else
+/// after a 401, and a proxied request whose destination has no recent DNS verdict), so a slow
+/// token endpoint or name server holds back its own deliveries only. Everything else
 /// (headers, signing, the success rule, the retry policy) is the same `AttemptRunner` code.
 ///
 /// Not `Sendable`: `run()` owns every property; other threads only wake it (`curl_multi_wakeup`
@@ -180,6 +181,12 @@ final class TransferLoop {
         let prepared = runner.prepare(job, endpoint: endpoint, number: job.attemptNumber, startedAt: Date(), token: token)
         guard case .success(let request) = prepared.request else {
             complete(prepared, exchange: nil, client: client)
+            return nil
+        }
+        // Through a proxy the destination is judged by resolving its host, which blocks: off
+        // this thread unless a recent verdict is kept.
+        if request.proxy != nil, !ProxiedDestinations.shared.isKnown(request.url, policy: client.destinationPolicy) {
+            onHelper(job) { $0.attempts(job, endpoint: endpoint) }
             return nil
         }
         switch client.begin(request) {
