@@ -125,6 +125,10 @@ package struct IngestAPI: Sendable {
             if let given = event.id, given != id { throw Failure(400, "Idempotency-Key and \"id\" differ; give one") }
             event.id = id
         }
+        // The request's own trace context is the producer's, unless the body names one.
+        if event.traceContext == nil, let traceparent = request.header("traceparent") {
+            event.traceContext = try TraceContext(traceparent: traceparent, tracestate: request.header("tracestate"))
+        }
         var admitted = try admit(event, key: key)
         // Named here rather than by the store, so the committing thread, which every request
         // waits for, does not spend time on it.

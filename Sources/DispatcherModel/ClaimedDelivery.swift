@@ -17,6 +17,8 @@ package struct ClaimedDelivery: Sendable, Equatable {
     package var firstAttemptAt: Date?
     /// Attempts made before the latest redelivery; the retry policy counts attempts after it.
     package var retryBase: Int = 0
+    /// The event's trace, continued by each attempt.
+    package var traceContext: TraceContext?
 
     package init(deliveryID: Int64, eventID: String, eventType: String, tenantID: String, endpointID: String, endpointRevision: Int, attemptNumber: Int, body: [UInt8], createdAt: Date, firstAttemptAt: Date? = nil, retryBase: Int = 0) {
         self.deliveryID = deliveryID

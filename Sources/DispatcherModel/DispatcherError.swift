@@ -41,7 +41,7 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
         case .notFound(let what):
             return "not found: \(what)"
         case .invalidEvent(let type, let field, let message):
-            return "invalid \(type) event: \(field) \(message)"
+            return type.isEmpty ? "invalid event: \(field) \(message)" : "invalid \(type) event: \(field) \(message)"
         case .cannotStart(let reason):
             return "cannot start delivering: \(reason)"
         case .storeUnusable(let reason):

@@ -12,17 +12,22 @@ public struct NewEvent: Sendable, Equatable {
     /// Events of one key reach an `ordered` endpoint one at a time, in enqueue order (an
     /// interview id, say). Nil means the tenant: all its events in one sequence.
     public var orderingKey: String?
+    /// The producer's trace: every attempt sends its trace id under a new span id.
+    public var traceContext: TraceContext?
 
-    public init(tenantID: String, type: String, body: [UInt8], id: UUID? = nil, orderingKey: String? = nil) {
+    public init(tenantID: String, type: String, body: [UInt8], id: UUID? = nil, orderingKey: String? = nil,
+                traceContext: TraceContext? = nil) {
         self.tenantID = tenantID
         self.type = type
         self.body = body
         self.id = id
         self.orderingKey = orderingKey
+        self.traceContext = traceContext
     }
 
-    public init(tenantID: String, type: String, json: String, id: UUID? = nil, orderingKey: String? = nil) {
-        self.init(tenantID: tenantID, type: type, body: Array(json.utf8), id: id, orderingKey: orderingKey)
+    public init(tenantID: String, type: String, json: String, id: UUID? = nil, orderingKey: String? = nil,
+                traceContext: TraceContext? = nil) {
+        self.init(tenantID: tenantID, type: type, body: Array(json.utf8), id: id, orderingKey: orderingKey, traceContext: traceContext)
     }
 }
 
@@ -34,13 +39,15 @@ public struct Event: Sendable, Equatable {
     public var type: String
     public var body: [UInt8]
     public var createdAt: Date
+    public var traceContext: TraceContext?
 
-    package init(id: String, tenantID: String, type: String, body: [UInt8], createdAt: Date) {
+    package init(id: String, tenantID: String, type: String, body: [UInt8], createdAt: Date, traceContext: TraceContext? = nil) {
         self.id = id
         self.tenantID = tenantID
         self.type = type
         self.body = body
         self.createdAt = createdAt
+        self.traceContext = traceContext
     }
 }
 

@@ -7,7 +7,7 @@ package enum HeaderRules {
     /// Header names the dispatcher sets itself; an endpoint may not override them.
     package static let reservedNames: Set<String> = [
         "content-length", "host", "transfer-encoding", "connection", "expect",
-        "webhook-id", "webhook-timestamp", "webhook-signature",
+        "webhook-id", "webhook-timestamp", "webhook-signature", "traceparent", "tracestate",
     ]
 
     /// Why `name` cannot be a header name, or nil: RFC 9110 token characters only.

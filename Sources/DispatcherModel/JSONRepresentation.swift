@@ -69,6 +69,8 @@ package enum JSONRepresentation {
                 "type": record.event.type,
                 "created_at": Clock.iso8601(record.event.createdAt),
                 "body": String(decoding: record.event.body, as: UTF8.self),
+                "traceparent": record.event.traceContext?.traceparent ?? NSNull(),
+                "tracestate": record.event.traceContext?.tracestate ?? NSNull(),
             ] as [String: Any],
             "deliveries": record.deliveries.map { entry -> [String: Any] in
                 var object = delivery(entry.delivery)

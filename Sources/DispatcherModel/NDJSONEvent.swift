@@ -1,9 +1,10 @@
 import Foundation
 
 /// One NDJSON line of `dispatcher enqueue --ndjson`:
-/// `{"tenant": "...", "type": "...", "id": "<uuid>"?, "ordering_key": "..."?, "data": {...}}`.
+/// `{"tenant": "...", "type": "...", "id": "<uuid>"?, "ordering_key": "..."?, "traceparent": "..."?,
+/// "tracestate": "..."?, "data": {...}}`.
 package enum NDJSONEvent {
-    static let keys: Set<String> = ["tenant", "type", "id", "ordering_key", "data"]
+    static let keys: Set<String> = ["tenant", "type", "id", "ordering_key", "traceparent", "tracestate", "data"]
 
     /// Parses a line; the event body is the line's `data` value, byte for byte. The line is read
     /// once, by the byte-level validator; a later member of the same name wins, as in most
@@ -18,7 +19,7 @@ package enum NDJSONEvent {
         var values: [String: Range<Int>] = [:]
         for member in members {
             guard keys.contains(member.key) else {
-                throw DispatcherError.invalidJSON("unknown key '\(member.key)' (expected tenant, type, id, ordering_key, data)")
+                throw DispatcherError.invalidJSON("unknown key '\(member.key)' (expected tenant, type, id, ordering_key, traceparent, tracestate, data)")
             }
             values[member.key] = member.value
         }
@@ -43,9 +44,19 @@ package enum NDJSONEvent {
             guard given.isString else { throw DispatcherError.invalidJSON("\"ordering_key\" must be a string") }
             orderingKey = given.text
         }
+        var traceContext: TraceContext?
+        if let traceparent = member("traceparent") {
+            guard traceparent.isString else { throw DispatcherError.invalidJSON("\"traceparent\" must be a string") }
+            let tracestate = member("tracestate")
+            if let tracestate, !tracestate.isString { throw DispatcherError.invalidJSON("\"tracestate\" must be a string") }
+            traceContext = try TraceContext(traceparent: traceparent.text, tracestate: tracestate?.text)
+        } else if member("tracestate") != nil {
+            throw DispatcherError.invalidJSON("\"tracestate\" goes with \"traceparent\"")
+        }
         guard let data = values["data"], line[data.lowerBound] == UInt8(ascii: "{") else {
             throw DispatcherError.invalidJSON("\"data\" (a JSON object) is required")
         }
-        return NewEvent(tenantID: tenant.text, type: type.text, body: Array(line[data]), id: id, orderingKey: orderingKey)
+        return NewEvent(tenantID: tenant.text, type: type.text, body: Array(line[data]), id: id, orderingKey: orderingKey,
+                        traceContext: traceContext)
     }
 }

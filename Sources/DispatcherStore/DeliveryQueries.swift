@@ -124,7 +124,7 @@ enum DeliveryQueries {
 
     /// The bodies of the events named in ?1 (a JSON array of ids).
     static let bodies = DialectSQL { dialect in
-        "SELECT id, body FROM events WHERE \(isMember("id", of: "?1", dialect))"
+        "SELECT id, body, traceparent, tracestate FROM events WHERE \(isMember("id", of: "?1", dialect))"
     }
 
     /// `column` is one of the members of a JSON array parameter (`JSONText.integers`/`strings`):
@@ -246,8 +246,9 @@ enum DeliveryQueries {
             }
             claimed.sort { position[$0.deliveryID, default: 0] < position[$1.deliveryID, default: 0] }
             let eventIDs = Array(Set(claimed.map(\.eventID)))
-            let bodies = Dictionary(try db.query(bodies[db.dialect], [JSONText.strings(eventIDs)]) {
-                ($0.string(0), $0.bytes(1))
+            let bodies = Dictionary(try db.query(bodies[db.dialect], [JSONText.strings(eventIDs)]) { row in
+                (row.string(0), (body: row.bytes(1),
+                                 trace: try? row.optionalString(2).map { try TraceContext(traceparent: $0, tracestate: row.optionalString(3)) }))
             }, uniquingKeysWith: { first, _ in first })
             let byID = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.id, $0) })
             for endpoint in endpoints where endpoint.halfOpen && claimed.contains(where: { $0.endpointID == endpoint.id }) {
@@ -259,7 +260,9 @@ enum DeliveryQueries {
                 if taken > 0 { try db.execute(spendRateTokens, [endpoint.id, bucket.tokens - Double(taken), now]) }
             }
             for index in claimed.indices {
-                claimed[index].body = bodies[claimed[index].eventID] ?? []
+                let stored = bodies[claimed[index].eventID]
+                claimed[index].body = stored?.body ?? []
+                claimed[index].traceContext = stored?.trace ?? nil
                 claimed[index].endpointRevision = byID[claimed[index].endpointID]?.revision ?? 0
                 if claimed[index].attemptNumber > claimed[index].retryBase + 1 {
                     claimed[index].firstAttemptAt = try db.query(firstAttemptStart, [claimed[index].deliveryID, claimed[index].retryBase]) {

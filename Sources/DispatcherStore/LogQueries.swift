@@ -18,7 +18,7 @@ enum LogQueries {
                       OR EXISTS (SELECT 1 FROM deliveries WHERE status = 'delivering') THEN 1 ELSE 0 END
         """
 
-    static let eventByID = "SELECT id, tenant_id, type, body, created_at FROM events WHERE id = ?"
+    static let eventByID = "SELECT id, tenant_id, type, body, created_at, traceparent, tracestate FROM events WHERE id = ?"
     static let deliveriesOfEvent = "SELECT \(deliveryColumns) FROM deliveries WHERE event_id = ? ORDER BY id"
     static let eventOfDelivery = "SELECT event_id FROM deliveries WHERE id = ?"
     static let attemptsOfDelivery = """
@@ -72,7 +72,8 @@ enum LogQueries {
     static func eventRecord(eventID: String, in db: some SQLConnection) throws -> EventRecord? {
         guard let event = try db.query(eventByID, [eventID.lowercased()], map: { row in
             Event(id: row.string(0), tenantID: row.string(1), type: row.string(2), body: row.bytes(3),
-                  createdAt: Clock.date(milliseconds: row.int64(4)))
+                  createdAt: Clock.date(milliseconds: row.int64(4)),
+                  traceContext: try? row.optionalString(5).map { try TraceContext(traceparent: $0, tracestate: row.optionalString(6)) })
         }).first else { return nil }
         let deliveries = try db.query(deliveriesOfEvent, [event.id], map: readDelivery)
         let records = try deliveries.map { delivery in

@@ -10,10 +10,10 @@ import Foundation
 enum OutboxQueries {
     static let tenantExists = "SELECT 1 FROM tenants WHERE id = ?"
 
-    /// ?1 id, ?2 type, ?3 now, ?4 tenant, ?5 ordering key, ?6 body.
+    /// ?1 id, ?2 type, ?3 now, ?4 tenant, ?5 ordering key, ?6 body, ?7 traceparent, ?8 tracestate.
     static let insertEventOfKnownTenant = """
-        INSERT INTO events (id, tenant_id, type, body, created_at, ordering_key)
-        SELECT ?1, t.id, ?2, ?6, ?3, ?5 FROM tenants t WHERE t.id = ?4
+        INSERT INTO events (id, tenant_id, type, body, created_at, ordering_key, traceparent, tracestate)
+        SELECT ?1, t.id, ?2, ?6, ?3, ?5, ?7, ?8 FROM tenants t WHERE t.id = ?4
         ON CONFLICT (id) DO NOTHING
         """
 
@@ -79,7 +79,8 @@ enum OutboxQueries {
     static func enqueue(_ event: NewEvent, in db: some SQLConnection, options: StoreOptions) throws -> EnqueueResult {
         let id = try validate(event, options: options)
         let now = Clock.nowMilliseconds()
-        let bindings: [SQLBindable] = [id, event.type, now, event.tenantID, event.orderingKey, event.body]
+        let bindings: [SQLBindable] = [id, event.type, now, event.tenantID, event.orderingKey, event.body,
+                                       event.traceContext?.traceparent, event.traceContext?.tracestate]
         switch db.dialect {
         case .postgres:
             let counts = try db.query(enqueuePostgres, bindings) { [$0.int(0), $0.int(1), $0.int(2)] }.first ?? [0, 0, 0]

@@ -27,6 +27,13 @@ struct AttemptRunner {
             HeaderField("webhook-id", delivery.eventID),
             HeaderField("webhook-timestamp", String(timestamp)),
         ]
+        if let trace = delivery.traceContext {
+            // A span of its own for each attempt, in the producer's trace (an all-zero id is invalid).
+            var span = Digest.randomBytes(8)
+            if span.allSatisfy({ $0 == 0 }) { span[7] = 1 }
+            headers.append(HeaderField("traceparent", trace.attemptTraceparent(spanID: span)))
+            if let state = trace.tracestate { headers.append(HeaderField("tracestate", state)) }
+        }
         if !endpoint.signingSecrets.isEmpty {
             let scheme = endpoint.signatureScheme
             let secrets = try endpoint.signingSecrets.map { secret throws(Unsendable) -> String in

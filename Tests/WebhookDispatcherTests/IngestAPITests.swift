@@ -95,6 +95,21 @@ final class IngestAPITests: DispatcherTestCase {
         XCTAssertNil(revoked, "a revoked key is refused (the running API within its 5 s cache)")
     }
 
+    /// The request's own traceparent becomes the event's trace when the body names none.
+    func testTheRequestsTraceContextIsTheEvents() throws {
+        try addTenant(endpoints: [])
+        let key = try APIKeys.create(name: "producer", tenants: nil, in: store).key
+        try startAPI()
+        let traced = try curl("POST", "/v1/events", key: key, data: #"{"tenant":"tenant-a","type":"order.shipped","data":{}}"#,
+                              headers: ["traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate: rojo=00f067aa0ba902b7"])
+        XCTAssertEqual(traced.status, 202)
+        let stored = try store.eventRecord(eventID: try XCTUnwrap(traced.json["id"] as? String))?.event.traceContext
+        XCTAssertEqual(stored?.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        XCTAssertEqual(stored?.tracestate, "rojo=00f067aa0ba902b7")
+        XCTAssertEqual(try curl("POST", "/v1/events", key: key, data: #"{"tenant":"tenant-a","type":"order.shipped","data":{}}"#,
+                                headers: ["traceparent: 00-nothex"]).status, 400)
+    }
+
     func testBatchesTakeNDJSONOrAnArrayWithAResultPerItem() throws {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         let key = try APIKeys.create(name: "backfill", tenants: nil, in: store).key

@@ -317,6 +317,61 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertEqual(hub.signatureScheme, .hmacSHA256Hex(header: "X-Signature", prefix: "sha256="))
     }
 
+    // MARK: - Trace context
+
+    /// An event enqueued with the producer's traceparent: each attempt sends the producer's
+    /// trace id and flags under a span id of its own, tracestate unchanged, and the audit log
+    /// and `show` keep them.
+    func testEachAttemptContinuesTheProducersTrace() throws {
+        let producer = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let receiver = try makeReceiver { _, index in index == 0 ? .respond(status: 500) : .ok }
+        try addTenant(endpoints: [endpoint(url: receiver.url("/traced"), retry: .schedule(.init(delaysSeconds: [0.01])))])
+        let trace = try TraceContext(traceparent: producer, tracestate: "congo=t61rcWkgMzE")
+        let event = try store.enqueue(NewEvent(tenantID: "tenant-a", type: "order.created", json: "{}", traceContext: trace))
+        try startService()
+        let record = try waitForFinalDeliveries(of: event.eventID)
+        XCTAssertEqual(record.event.traceContext, trace)
+
+        let sent = receiver.requests(on: "/traced").compactMap { $0.header("traceparent") }
+        XCTAssertEqual(sent.count, 2)
+        for traceparent in sent {
+            XCTAssertNil(TraceContext.problem(withTraceparent: traceparent), traceparent)
+            let parts = traceparent.split(separator: "-")
+            XCTAssertEqual(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "the producer's trace id")
+            XCTAssertEqual(parts[3], "01", "the producer's flags")
+            XCTAssertNotEqual(parts[2], "00f067aa0ba902b7", "a span of its own")
+        }
+        XCTAssertNotEqual(sent[0], sent[1], "each attempt is a span of its own")
+        XCTAssertEqual(receiver.requests(on: "/traced").map { $0.header("tracestate") }, ["congo=t61rcWkgMzE", "congo=t61rcWkgMzE"])
+        let recorded = try XCTUnwrap(record.deliveries.first?.attempts).map { $0.requestHeaders.first { $0.hasName("traceparent") }?.value }
+        XCTAssertEqual(recorded, sent, "the audit log records what was sent")
+        let shown = try run(["show", event.eventID, "--db", databaseLocation])
+        XCTAssertTrue(shown.stdout.contains("trace     4bf92f3577b34da6a3ce929d0e0e4736"), shown.stdout)
+        XCTAssertTrue(shown.stdout.contains(sent[0]), "show prints each attempt's traceparent")
+    }
+
+    /// Malformed trace context is refused on every way in, with the reason.
+    func testMalformedTraceContextIsRefused() throws {
+        for bad in ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                    "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nX-Injected: 1"] {
+            XCTAssertThrowsError(try TraceContext(traceparent: bad), bad)
+            XCTAssertThrowsError(try NDJSONEvent.parse(Array(#"{"tenant":"t","type":"a.b","traceparent":"\#(bad)","data":{}}"#.utf8)), bad)
+        }
+        XCTAssertThrowsError(try TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: "a=b\nc"))
+        let parsed = try NDJSONEvent.parse(Array(#"{"tenant":"t","type":"a.b","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"x=y","data":{}}"#.utf8))
+        XCTAssertEqual(parsed.traceContext?.tracestate, "x=y")
+        try addTenant(endpoints: [])
+        let refused = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "a.b", "--data", "{}", "--traceparent", "00-zz"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("traceparent"), refused.stderr)
+        let accepted = try run(["enqueue", "--db", databaseLocation, "--tenant", "tenant-a", "--type", "a.b", "--data", "{}",
+                                "--traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"])
+        XCTAssertEqual(accepted.status, 0, accepted.stderr)
+        let id = accepted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try store.eventRecord(eventID: id)?.event.traceContext?.traceID, "4bf92f3577b34da6a3ce929d0e0e4736")
+    }
+
     // MARK: - Rate limits
 
     /// 50 a second across two worker pools on one database (as two `serve` processes): the

@@ -88,6 +88,43 @@ final class SQLContractTests: DispatcherTestCase {
         XCTAssertTrue(message.contains("dispatcher: unknown tenant 'nobody'"), message)
     }
 
+    /// The SQL contract takes a trace context too (Python's sqlite3, or psql), checks it as the
+    /// library does, and each attempt continues the trace.
+    func testTheSQLContractTakesATraceContext() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url("/traced"))])
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        if TestDatabase.backend == .sqlite {
+            let output = try python(#"""
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1], isolation_level=None)
+            db.execute("INSERT INTO dispatcher_outbox (tenant_id, type, body, traceparent, tracestate) VALUES (?, ?, ?, ?, ?)",
+                       ("tenant-a", "order.created", "{}", "\#(traceparent)", "congo=t61rcWkgMzE"))
+            for bad in [("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", None), ("00-" + "0" * 32 + "-00f067aa0ba902b7-01", None),
+                        (None, "congo=t61rcWkgMzE"), ("\#(traceparent)", "a=b\n")]:
+                try:
+                    db.execute("INSERT INTO dispatcher_outbox (tenant_id, type, body, traceparent, tracestate) VALUES ('tenant-a', 'a.b', '{}', ?, ?)", bad)
+                    print("accepted", bad)
+                except sqlite3.IntegrityError as error:
+                    print("refused:", error)
+            """#)
+            XCTAssertFalse(output.contains("accepted"), output)
+            XCTAssertEqual(output.components(separatedBy: "refused: dispatcher: invalid trace").count, 5, output)
+        } else {
+            let output = try runTool(["psql", databaseLocation, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c",
+                                      "SELECT deliveries FROM dispatcher_enqueue('tenant-a', 'order.created', '{}', p_traceparent => '\(traceparent)', p_tracestate => 'congo=t61rcWkgMzE')"])
+            XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), "1")
+            let refused = try Self.runTool(["psql", databaseLocation, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                                            "SELECT dispatcher_enqueue('tenant-a', 'a.b', '{}', p_traceparent => '00-nothex')"])
+            XCTAssertTrue(refused.stderr.contains("dispatcher: invalid traceparent"), refused.stderr)
+        }
+        try startService()
+        waitUntil("the traced event arrives") { !receiver.requests(on: "/traced").isEmpty }
+        let sent = try XCTUnwrap(receiver.requests(on: "/traced").first)
+        XCTAssertTrue(sent.header("traceparent")?.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-") ?? false, "\(sent.headers)")
+        XCTAssertEqual(sent.header("tracestate"), "congo=t61rcWkgMzE")
+    }
+
     /// The same events through the Swift `enqueue` and through the SQL contract give the same
     /// verdicts, duplicate flags and deliveries (endpoint, ordering key, ordered flag).
     func testTheSQLContractAndSwiftEnqueueAgree() throws {

@@ -18,6 +18,8 @@ struct EnqueueCommand: DispatcherCommand {
             OptionSpec(name: "type", value: "TYPE", help: "The event type, e.g. checkin.outcome (required)."),
             OptionSpec(name: "id", value: "UUID", help: "The event id (idempotency key); generated when absent."),
             OptionSpec(name: "data", value: "JSON", help: "The body: JSON text, or @FILE; read from stdin when absent."),
+            OptionSpec(name: "traceparent", value: "TRACEPARENT", help: "The producer's W3C traceparent: each attempt continues that trace."),
+            OptionSpec(name: "tracestate", value: "TRACESTATE", help: "The W3C tracestate that goes with --traceparent."),
             OptionSpec(name: "allow-custom-type", value: nil, help: "Accept a verification.* key the verification seed does not document."),
             OptionSpec(name: "ndjson", value: nil, help: "Read many events from stdin, one JSON object per line (see below)."),
             OptionSpec(name: "batch-size", value: "N", help: "With --ndjson: lines per transaction (default 1000)."),
@@ -28,6 +30,7 @@ struct EnqueueCommand: DispatcherCommand {
             verification.*) must match their documented format exactly; other types pass as any
             JSON object. A check-in outcome or visit event keeps the id its body carries as the event id.
             Enqueuing an id that is already stored stores nothing and says so on stderr (exit 0).
+            An --ndjson line may carry "traceparent" and "tracestate" as --traceparent does.
             """)
 
     let selection: StoreSelection
@@ -36,6 +39,7 @@ struct EnqueueCommand: DispatcherCommand {
     let id: UUID?
     let data: String?
     let allowCustomType: Bool
+    let traceContext: TraceContext?
 
     let ndjson: Bool
     let batchSize: Int
@@ -46,10 +50,10 @@ struct EnqueueCommand: DispatcherCommand {
         allowCustomType = arguments.flag("allow-custom-type")
         selection = try StoreSelection(arguments)
         if ndjson {
-            for option in ["tenant", "type", "id", "data"] where arguments.value(option) != nil {
+            for option in ["tenant", "type", "id", "data", "traceparent", "tracestate"] where arguments.value(option) != nil {
                 throw UsageError("--\(option) does not go with --ndjson: each line names its own")
             }
-            tenant = ""; type = ""; id = nil; data = nil
+            tenant = ""; type = ""; id = nil; data = nil; traceContext = nil
             return
         }
         guard arguments.value("batch-size") == nil else { throw UsageError("--batch-size goes with --ndjson") }
@@ -65,6 +69,13 @@ struct EnqueueCommand: DispatcherCommand {
         self.tenant = tenant
         self.type = type
         self.data = arguments.value("data")
+        if let traceparent = arguments.value("traceparent") {
+            traceContext = try TraceContext(traceparent: traceparent, tracestate: arguments.value("tracestate"))
+        } else if arguments.value("tracestate") != nil {
+            throw UsageError("--tracestate goes with --traceparent")
+        } else {
+            traceContext = nil
+        }
     }
 
     func readBody() throws -> [UInt8] {
@@ -86,7 +97,7 @@ struct EnqueueCommand: DispatcherCommand {
         }
         let store = try selection.openStore()
         try selection.syncConfiguration(into: store)
-        let result = try store.enqueue(NewEvent(tenantID: tenant, type: type, body: body, id: id ?? bodyID))
+        let result = try store.enqueue(NewEvent(tenantID: tenant, type: type, body: body, id: id ?? bodyID, traceContext: traceContext))
         if result.isDuplicate {
             Console.error("event \(result.eventID) was already stored; nothing new was enqueued\n")
         } else if result.deliveryCount == 0 {

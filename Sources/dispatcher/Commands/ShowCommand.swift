@@ -53,6 +53,9 @@ struct ShowCommand: DispatcherCommand {
         let event = record.event
         var text: TerminalText = "Event \(event.id)\n"
         text += "  type      \(event.type)\n  tenant    \(event.tenantID)\n  created   \(TimeText.iso8601(event.createdAt))\n"
+        if let trace = event.traceContext {
+            text += "  trace     \(trace.traceID) (traceparent \(trace.traceparent)\(trace.tracestate.map { ", tracestate \($0)" } ?? ""))\n"
+        }
         text += "  body      \(event.body.count) bytes\n"
         text += "\(indent(prettyJSON(event.body), by: 4))\n"
         if record.deliveries.isEmpty { text += "\nNo deliveries: no endpoint of the tenant accepted this type.\n" }
