@@ -32,6 +32,8 @@ public struct DispatcherConfiguration: Sendable {
     public var api: APISettings?
     /// The egress proxy of every endpoint that names none (`http://host:port` or `env:NAME`).
     public var proxy: String?
+    /// How `serve` writes its log: text, or one JSON object a line.
+    public var logFormat: DispatcherLogger.Format = .text
 
     public init(database: String, concurrentRequests: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
                 maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
@@ -95,6 +97,10 @@ public struct DispatcherConfiguration: Sendable {
             return network
         }
 
+        let logFormatName = try root.string("log_format") ?? DispatcherLogger.Format.text.rawValue
+        guard let logFormat = DispatcherLogger.Format(rawValue: logFormatName) else {
+            throw DispatcherError.invalidConfiguration(path: "log_format", message: "'\(logFormatName)' is not text or json")
+        }
         let proxy = try root.string("proxy")
         if let proxy, let problem = ProxyAddress.problem(with: proxy, allowNone: false) {
             throw DispatcherError.invalidConfiguration(path: "proxy", message: problem)
@@ -155,6 +161,7 @@ public struct DispatcherConfiguration: Sendable {
         configuration.dashboard = dashboard
         configuration.api = api
         configuration.proxy = proxy
+        configuration.logFormat = logFormat
         return configuration
     }
 

@@ -232,7 +232,8 @@ public final class DeliveryService: Sendable {
                 if failures > 0 { configuration.logger.log(.info, "recording and claiming work again after \(failures) failure(s)") }
                 failures = 0
                 for endpoint in cycle.disabled {
-                    configuration.logger.log(.warning, "endpoint \(endpoint.endpointID) disabled: \(endpoint.reason)")
+                    configuration.logger.log(.warning, "endpoint \(endpoint.endpointID) disabled: \(endpoint.reason)",
+                                             [("endpoint", .string(endpoint.endpointID)), ("reason", .string(endpoint.reason))])
                 }
                 board.finish(endpointIDs: finishing)
                 release(board.add(cycle.claimed))

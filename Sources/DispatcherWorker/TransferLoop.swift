@@ -237,9 +237,11 @@ final class TransferLoop {
     static func submit(_ results: [AttemptResult], of job: ClaimedDelivery, to board: JobBoard, logger: DispatcherLogger) {
         for result in results {
             let attempt = result.attempt
-            logger.log(.debug, "delivery \(job.deliveryID) to \(job.endpointID) attempt \(attempt.number): \(attempt.responseStatus.map { "HTTP \($0)" } ?? attempt.errorKind?.rawValue ?? "")")
+            logger.log(.debug, "delivery \(job.deliveryID) to \(job.endpointID) attempt \(attempt.number): \(attempt.responseStatus.map { "HTTP \($0)" } ?? attempt.errorKind?.rawValue ?? "")",
+                       .attempt(attempt, of: job))
             if case .failed = attempt.verdict {
-                logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(attempt.number) attempt(s): \(attempt.errorMessage ?? "")")
+                logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(attempt.number) attempt(s): \(attempt.errorMessage ?? "")",
+                           .attempt(attempt, of: job))
             }
             board.submit(result)
         }

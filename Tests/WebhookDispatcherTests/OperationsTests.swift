@@ -6,6 +6,46 @@ import WebhookDispatcher
 /// The operator's commands, through the real executable: endpoints management, test pings,
 /// redeliver, replay, cancel, stats, prune, retention and the development receiver.
 final class OperationsTests: DispatcherTestCase {
+    /// `log_format: json`: every line of serve's log is one JSON object (read by Python's
+    /// json module) with time, level and message, and an attempt's line carries its fields;
+    /// secrets stay out as in the text log.
+    func testServeWritesJSONLogLinesWithTheAttemptsFields() throws {
+        let receiver = try makeReceiver { _, _ in .respond(status: 500) }
+        let config = try writeConfig(url: receiver.url("/fails"), extra: #", "log_format": "json""#,
+                                     endpointExtra: #", "headers": {"Authorization": "Bearer sekrit-token-123"}"#)
+        let logFile = directory.file("serve.log")
+        let serve = try startServe(config: config, logFile: logFile, verbose: true)
+        waitUntil("serve is delivering") { (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("transfer slots") == true }
+        let event = try enqueue()
+        try waitForFinalDeliveries(of: event.eventID)
+        waitUntil("the failure is logged") { (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("failed after") == true }
+        XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
+        let script = #"""
+            import json, sys
+            lines = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+            assert all(isinstance(l, dict) and {"time", "level", "message"} <= l.keys() for l in lines), lines
+            failed = [l for l in lines if l["level"] == "warning" and "failed after" in l["message"]]
+            attempts = [l for l in lines if l["level"] == "debug" and "attempt" in l]
+            print(json.dumps({"failed": failed[0], "attempts": len(attempts)}, sort_keys=True))
+            """#
+        let parsed = try Self.runTool(["python3", "-c", script, logFile])
+        XCTAssertEqual(parsed.status, 0, parsed.stderr)
+        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Any])
+        let failed = try XCTUnwrap(result["failed"] as? [String: Any])
+        XCTAssertEqual(failed["event"] as? String, event.eventID)
+        XCTAssertEqual(failed["endpoint"] as? String, "ep-1")
+        XCTAssertEqual(failed["attempt"] as? Int, 2)
+        XCTAssertEqual(failed["status"] as? Int, 500)
+        XCTAssertEqual(failed["verdict"] as? String, "failed")
+        XCTAssertNotNil(failed["delivery"] as? Int)
+        XCTAssertNotNil(failed["duration_ms"] as? Double)
+        XCTAssertEqual(result["attempts"] as? Int, 2, "--verbose logs each attempt")
+        XCTAssertFalse(try String(contentsOfFile: logFile, encoding: .utf8).contains("sekrit-token-123"))
+        let refused = try run(["serve", "--config", config, "--log-format", "xml"])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.stderr.contains("--log-format must be text or json"), refused.stderr)
+    }
+
     func sql(_ text: String, _ bindings: [SQLBindable] = []) throws {
         try store.withConnection { try $0.execute(text, bindings) }
     }

@@ -20,6 +20,7 @@ struct ServeCommand: DispatcherCommand {
         options: StoreSelection.options + [
             OptionSpec(name: "workers", value: "N", help: "Concurrent deliveries; overrides the config's workers."),
             OptionSpec(name: "verbose", value: nil, help: "Log every attempt, not only failures."),
+            OptionSpec(name: "log-format", value: "FORMAT", help: "text (the default) or json: one JSON object a line; overrides the config's log_format."),
             OptionSpec(name: "exit-when-idle", value: nil, help: "Stop (exit 0) once no delivery is pending or in flight: batch jobs, benchmarks."),
         ],
         discussion: """
@@ -30,12 +31,19 @@ struct ServeCommand: DispatcherCommand {
     let selection: StoreSelection
     let workers: Int?
     let verbose: Bool
+    let logFormat: DispatcherLogger.Format?
     let exitWhenIdle: Bool
 
     init(_ arguments: ParsedArguments) throws {
         selection = try StoreSelection(arguments, requireConfig: true)
         workers = try arguments.integer("workers", in: 1...512)
         verbose = arguments.flag("verbose")
+        if let format = arguments.value("log-format") {
+            guard let parsed = DispatcherLogger.Format(rawValue: format) else { throw UsageError("--log-format must be text or json") }
+            logFormat = parsed
+        } else {
+            logFormat = nil
+        }
         exitWhenIdle = arguments.flag("exit-when-idle")
     }
 
@@ -43,7 +51,8 @@ struct ServeCommand: DispatcherCommand {
         try selection.configuration?.checkEnvironment()
         let store = try selection.openStore()
         try selection.syncConfiguration(into: store)
-        let logger = DispatcherLogger.standardError(minimumLevel: verbose ? .debug : .info)
+        let logger = DispatcherLogger.standardError(minimumLevel: verbose ? .debug : .info,
+                                                    format: logFormat ?? selection.configuration?.logFormat ?? .text)
         var configuration = selection.configuration?.serviceConfiguration(logger: logger)
             ?? DeliveryServiceConfiguration(logger: logger)
         if let workers { configuration.concurrentRequests = workers }
