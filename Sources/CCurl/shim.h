@@ -63,3 +63,11 @@ static inline CURLcode dispatcher_curl_set_blob(CURL *handle, CURLoption option,
 static inline CURLSHcode dispatcher_curl_share_data(CURLSH *share, curl_lock_data data) {
     return curl_share_setopt(share, CURLSHOPT_SHARE, data);
 }
+
+/* The certificate chain of the last transfer (CURLOPT_CERTINFO): one slist of "Name:value"
+   lines per certificate, or NULL. */
+static inline struct curl_certinfo *dispatcher_curl_certinfo(CURL *handle) {
+    struct curl_certinfo *info = NULL;
+    if (curl_easy_getinfo(handle, CURLINFO_CERTINFO, &info) != CURLE_OK) return NULL;
+    return info;
+}

@@ -165,10 +165,10 @@ public struct DispatcherConfiguration: Sendable {
         return configuration
     }
 
-    /// Fails when a header written `env:NAME` names a variable this process does not have: run
-    /// by `serve`, so reading the log never needs the secrets.
-    public func checkEnvironment() throws {
-        for endpoint in endpoints {
+    /// Every `env:NAME` value the endpoints name (headers, signing secrets, OAuth client
+    /// secrets, TLS certificates and keys, proxies): which endpoint, which key, which variable.
+    public func environmentReferences() -> [(endpointID: String, key: String, variable: String)] {
+        endpoints.flatMap { endpoint -> [(endpointID: String, key: String, variable: String)] in
             var references = endpoint.headers.sorted(by: { $0.key < $1.key }).map { ("headers.\($0.key)", $0.value) }
             references += endpoint.signingSecrets.map { ("signing.secret", $0) }
             if case .oauth2ClientCredentials(let credentials) = endpoint.auth {
@@ -176,12 +176,16 @@ public struct DispatcherConfiguration: Sendable {
             }
             references += [("tls.client_cert", endpoint.tls?.clientCertificate), ("tls.client_key", endpoint.tls?.clientKey),
                            ("proxy", endpoint.proxy ?? proxy)].compactMap { key, value in value.map { (key, $0) } }
-            for (key, value) in references {
-                if let reference = EnvironmentReference(value), reference.value == nil {
-                    throw DispatcherError.invalidConfiguration(
-                        path: "endpoint \(endpoint.id) \(key)", message: "environment variable \(reference.name) is not set")
-                }
-            }
+            return references.compactMap { key, value in EnvironmentReference(value).map { (endpoint.id, key, $0.name) } }
+        }
+    }
+
+    /// Fails when an `env:NAME` value names a variable this process does not have: run by
+    /// `serve`, so reading the log never needs the secrets.
+    public func checkEnvironment() throws {
+        for reference in environmentReferences() where ProcessInfo.processInfo.environment[reference.variable] == nil {
+            throw DispatcherError.invalidConfiguration(
+                path: "endpoint \(reference.endpointID) \(reference.key)", message: "environment variable \(reference.variable) is not set")
         }
     }
 

@@ -31,6 +31,21 @@ package struct HTTPRequest: Sendable {
 
 /// An endpoint's TLS settings for one request, with `env:` values read.
 package struct RequestTLS: Sendable {
+    /// `tls` with its `env:` certificate and key read now; throws naming a variable that is not set.
+    package static func resolving(_ tls: EndpointTLS?) throws(HTTPClientError) -> RequestTLS? {
+        guard let tls else { return nil }
+        func material(_ value: String?, _ what: String) throws(HTTPClientError) -> Material? {
+            guard let value else { return nil }
+            guard let reference = EnvironmentReference(value) else { return .file(value) }
+            guard let pem = reference.value, !pem.isEmpty else {
+                throw HTTPClientError("the TLS \(what) comes from environment variable \(reference.name), which is not set")
+            }
+            return .pem(Array(pem.utf8))
+        }
+        return RequestTLS(clientCertificate: try material(tls.clientCertificate, "client certificate"),
+                          clientKey: try material(tls.clientKey, "client key"), caFile: tls.caFile, pinnedPublicKey: tls.pinnedPublicKey)
+    }
+
     /// A PEM certificate or key: a file libcurl reads, or the PEM text itself.
     package enum Material: Sendable {
         case file(String)
@@ -302,6 +317,43 @@ package final class HTTPClient {
                                          durationMicroseconds: 0))
         }
         return .ready(Transfer(context: context, headerList: headerList, start: DispatchTime.now().uptimeNanoseconds))
+    }
+
+    /// Connects as `request` would (destination guard, proxy, TLS settings) and stops after
+    /// the handshake: for `dispatcher doctor`. Answers the failure as an exchange would carry
+    /// it, or nil, and the receiver certificate's expiry when libcurl reported one.
+    package func probe(_ request: HTTPRequest) -> (failure: HTTPExchange?, certificateExpiry: Date?) {
+        switch begin(request) {
+        case .refused(let exchange):
+            return (exchange, nil)
+        case .ready(let transfer):
+            _ = dispatcher_curl_set_long(handle, CURLOPT_CONNECT_ONLY, 1)
+            _ = dispatcher_curl_set_long(handle, CURLOPT_CERTINFO, 1)
+            let code = curl_easy_perform(handle)
+            var expiry: Date?
+            if code == CURLE_OK, let info = dispatcher_curl_certinfo(handle), info.pointee.num_of_certs > 0,
+               var line = info.pointee.certinfo?[0] {
+                // The first certificate is the receiver's own: "Expire date:Jan  1 00:00:00 2027 GMT".
+                while true {
+                    let text = String(cString: line.pointee.data)
+                    if text.hasPrefix("Expire date:") { expiry = Self.certificateDate(String(text.dropFirst("Expire date:".count))) }
+                    guard let next = line.pointee.next else { break }
+                    line = next
+                }
+            }
+            let exchange = finish(transfer, code: code)
+            return (exchange.errorKind == nil ? nil : exchange, expiry)
+        }
+    }
+
+    /// A date as OpenSSL prints it in certificate info (`Jan  1 00:00:00 2027 GMT`).
+    static func certificateDate(_ text: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "MMM d HH:mm:ss yyyy zzz"
+        let squeezed = text.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        return formatter.date(from: squeezed)
     }
 
     /// The exchange of a transfer `begin` set up, once libcurl finished it with `code`.

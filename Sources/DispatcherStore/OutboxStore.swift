@@ -148,4 +148,13 @@ public final class OutboxStore: EventOutbox, Sendable {
     package func checkHealth() throws {
         try provider.checkHealth()
     }
+
+    /// The newest migration applied, and the newest this build knows (`dispatcher doctor`).
+    package func schemaVersion() throws -> (applied: Int, latest: Int) {
+        try withConnection { db in
+            let applied = try db.query("SELECT max(version) FROM schema_migrations") { $0.int(0) }.first ?? 0
+            let known = db.dialect == .postgres ? EmbeddedMigrations.postgres : EmbeddedMigrations.sqlite
+            return (applied, known.map(\.version).max() ?? 0)
+        }
+    }
 }

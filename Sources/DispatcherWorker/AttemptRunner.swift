@@ -80,17 +80,11 @@ struct AttemptRunner {
 
     /// The endpoint's TLS settings with `env:` certificates and keys read now.
     static func requestTLS(_ tls: EndpointTLS?) throws(Unsendable) -> RequestTLS? {
-        guard let tls else { return nil }
-        func material(_ value: String?, _ what: String) throws(Unsendable) -> RequestTLS.Material? {
-            guard let value else { return nil }
-            guard let reference = EnvironmentReference(value) else { return .file(value) }
-            guard let pem = reference.value, !pem.isEmpty else {
-                throw Unsendable(kind: .tls, description: "the TLS \(what) comes from environment variable \(reference.name), which is not set; nothing was sent")
-            }
-            return .pem(Array(pem.utf8))
+        do {
+            return try RequestTLS.resolving(tls)
+        } catch {
+            throw Unsendable(kind: .tls, description: "\(error.description); nothing was sent")
         }
-        return RequestTLS(clientCertificate: try material(tls.clientCertificate, "client certificate"),
-                          clientKey: try material(tls.clientKey, "client key"), caFile: tls.caFile, pinnedPublicKey: tls.pinnedPublicKey)
     }
 
     /// One claim's attempts: usually one; two when an OAuth endpoint answers 401 and the

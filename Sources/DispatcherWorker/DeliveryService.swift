@@ -40,7 +40,7 @@ public struct DeliveryServiceConfiguration: Sendable {
     }
 
     /// The settings every HTTP client of the service gets.
-    var clientConfiguration: HTTPClientConfiguration {
+    package var clientConfiguration: HTTPClientConfiguration {
         HTTPClientConfiguration(responseBodyCap: responseBodyCap, responseHeaderCap: responseHeaderCap,
                                 destinationPolicy: destinationPolicy, urlPolicy: urlPolicy, proxy: proxy)
     }

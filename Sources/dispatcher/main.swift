@@ -14,6 +14,7 @@ import WebhookDispatcher
 let commands: [DispatcherCommand.Type] = [
     ServeCommand.self, EnqueueCommand.self, LogCommand.self, ShowCommand.self, EndpointsCommand.self, RedeliverCommand.self, ReplayCommand.self,
     CancelCommand.self, StatsCommand.self, PruneCommand.self, DashboardCommand.self, APICommand.self, APIKeysCommand.self, ReceiveCommand.self,
+    DoctorCommand.self,
 ]
 
 @MainActor func topLevelHelp() -> String {

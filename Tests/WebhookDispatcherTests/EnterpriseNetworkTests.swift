@@ -261,6 +261,48 @@ final class EnterpriseNetworkTests: DispatcherTestCase {
         XCTAssertNil(try store.endpoint(id: "bank")?.tls?.pinnedPublicKey)
     }
 
+    // MARK: - doctor
+
+    /// `dispatcher doctor` against a real TLS receiver: the handshake with the endpoint's CA
+    /// passes and reports the certificate's days left (a warning under 14), without it fails;
+    /// a destination the guard refuses and an unset env: variable fail; the database passes.
+    func testDoctorChecksTheEnvironmentTheGuardTLSAndTheDatabase() throws {
+        let pki = try makePKI()
+        let port = try startNginx(pki).openPort
+        func config(_ endpoints: String) throws -> String {
+            let path = directory.file("doctor-\(UUID().uuidString).json")
+            try """
+                {"database": "\(databaseLocation)", "require_https": false, "allowed_networks": ["127.0.0.1/32"],
+                 "tenants": [{"id": "tenant-a", "endpoints": [\(endpoints)]}]}
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let good = #"{"id": "tls-ok", "url": "https://127.0.0.1:\#(port)/hook", "tls": {"ca_file": "\#(pki.ca)"}}"#
+        let bad = try config(good + #"""
+            , {"id": "tls-untrusted", "url": "https://127.0.0.1:\#(port)/hook"},
+              {"id": "blocked", "url": "http://127.0.0.2:\#(port)/hook"},
+              {"id": "envy", "url": "https://127.0.0.1:\#(port)/hook", "tls": {"ca_file": "\#(pki.ca)"}, "headers": {"X-Key": "env:DOCTOR_TEST_UNSET"}}
+            """#)
+        let failed = try run(["doctor", "--config", bad, "--json"])
+        XCTAssertEqual(failed.status, 1, failed.stderr)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(failed.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(report["ok"] as? Bool, false)
+        let checks = try XCTUnwrap(report["checks"] as? [[String: String]])
+        func result(_ check: String, _ subject: String) -> String? {
+            checks.first { $0["check"] == check && $0["subject"]?.hasPrefix(subject) == true }?["result"]
+        }
+        XCTAssertEqual(result("tls", "tls-ok"), "warn", "a two-day certificate: \(checks)")
+        XCTAssertTrue(checks.contains { $0["subject"] == "tls-ok" && $0["detail"]?.contains("certificate expires") == true }, "\(checks)")
+        XCTAssertEqual(result("tls", "tls-untrusted"), "fail")
+        XCTAssertEqual(result("destination", "blocked"), "fail")
+        XCTAssertEqual(result("environment", "envy"), "fail")
+        XCTAssertEqual(result("database", ""), "pass")
+
+        let fine = try run(["doctor", "--config", try config(good)])
+        XCTAssertEqual(fine.status, 0, fine.stdout + fine.stderr)
+        XCTAssertTrue(fine.stdout.contains("0 failed"), fine.stdout)
+    }
+
     // MARK: - Egress proxy
 
     /// tinyproxy on 127.0.0.1 with Basic credentials; returns its port and log file.
