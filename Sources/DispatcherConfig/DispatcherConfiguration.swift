@@ -34,6 +34,8 @@ public struct DispatcherConfiguration: Sendable {
     public var proxy: String?
     /// How `serve` writes its log: text, or one JSON object a line.
     public var logFormat: DispatcherLogger.Format = .text
+    /// The tenant whose endpoints get the dispatcher's operational events (`operations.tenant`).
+    public var operationsTenant: String?
 
     public init(database: String, concurrentRequests: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
                 maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
@@ -148,6 +150,15 @@ public struct DispatcherConfiguration: Sendable {
             try reader.rejectUnknownKeys()
             api = try APISettings(listen: listen, maxBatch: maxBatch)
         }
+        var operationsTenant: String?
+        if let reader = try root.object("operations") {
+            let tenant = try reader.requiredString("tenant")
+            guard tenants.contains(where: { $0.id == tenant }) else {
+                throw reader.fail("tenant", "'\(tenant)' is not one of the config's tenants")
+            }
+            try reader.rejectUnknownKeys()
+            operationsTenant = tenant
+        }
         try root.rejectUnknownKeys()
 
         var configuration = DispatcherConfiguration(
@@ -162,6 +173,7 @@ public struct DispatcherConfiguration: Sendable {
         configuration.api = api
         configuration.proxy = proxy
         configuration.logFormat = logFormat
+        configuration.operationsTenant = operationsTenant
         return configuration
     }
 
@@ -189,7 +201,7 @@ public struct DispatcherConfiguration: Sendable {
         }
     }
 
-    public var storeOptions: StoreOptions { StoreOptions(maxPayloadBytes: maxPayloadBytes) }
+    public var storeOptions: StoreOptions { StoreOptions(maxPayloadBytes: maxPayloadBytes, operationsTenant: operationsTenant) }
 
     public func serviceConfiguration(logger: DispatcherLogger) -> DeliveryServiceConfiguration {
         var configuration = DeliveryServiceConfiguration(

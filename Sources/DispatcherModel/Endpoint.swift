@@ -40,6 +40,9 @@ public struct Endpoint: Sendable, Equatable {
     /// At most this many requests a second, across every `serve` process (a token bucket the
     /// claims share, bursting to a tenth of a second's worth); nil for no limit.
     public var rateLimitPerSecond: Double?
+    /// `.slack` sends `{"text": "..."}` instead of the event's bytes, so a Slack-compatible
+    /// incoming-webhook URL works as an alert channel (operational events read as sentences).
+    public var bodyFormat: BodyFormat
     /// Deliver events of one ordering key one at a time, in enqueue order.
     public var ordered: Bool
     public var circuit: CircuitPolicy
@@ -64,6 +67,7 @@ public struct Endpoint: Sendable, Equatable {
         proxy: String? = nil,
         http2: Bool = false,
         rateLimitPerSecond: Double? = nil,
+        bodyFormat: BodyFormat = .event,
         ordered: Bool = false,
         circuit: CircuitPolicy = CircuitPolicy()
     ) {
@@ -86,6 +90,7 @@ public struct Endpoint: Sendable, Equatable {
         self.proxy = proxy
         self.http2 = http2
         self.rateLimitPerSecond = rateLimitPerSecond
+        self.bodyFormat = bodyFormat
         self.ordered = ordered
         self.circuit = circuit
     }
@@ -96,6 +101,14 @@ public struct Endpoint: Sendable, Equatable {
     public func accepts(eventType type: String) -> Bool {
         eventFilters.isEmpty || eventFilters.contains { EventType.glob($0, matches: type) }
     }
+}
+
+/// What an endpoint is sent as the body.
+public enum BodyFormat: String, Sendable, Equatable, CaseIterable {
+    /// The event's bytes, unchanged (the default).
+    case event = "json"
+    /// `{"text": "..."}` for Slack-compatible incoming webhooks.
+    case slack
 }
 
 /// An endpoint with its health, as `dispatcher endpoints list` shows it.

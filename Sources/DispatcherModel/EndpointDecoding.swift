@@ -47,6 +47,7 @@ extension Endpoint {
         if let proxy { object["proxy"] = proxy }
         if http2 { object["http2"] = true }
         if let rateLimitPerSecond { object["rate_limit_per_second"] = rateLimitPerSecond }
+        if bodyFormat != .event { object["body_format"] = bodyFormat.rawValue }
         return object
     }
 
@@ -124,6 +125,10 @@ extension Endpoint {
         let http2 = try reader.bool("http2", default: false)
         if http2 && !url.lowercased().hasPrefix("https://") { throw reader.fail("http2", "goes with an https url (HTTP/2 is offered in the TLS handshake)") }
         let rateLimit = try reader.has("rate_limit_per_second") ? reader.number("rate_limit_per_second", default: 1, in: 0.01...100_000) : nil
+        let formatName = try reader.string("body_format") ?? BodyFormat.event.rawValue
+        guard let bodyFormat = BodyFormat(rawValue: formatName) else {
+            throw reader.fail("body_format", "'\(formatName)' is not one of \(BodyFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let ordered = try reader.bool("ordered", default: false)
         var circuit = CircuitPolicy()
         if let circuitReader = try reader.object("circuit") {
@@ -136,7 +141,7 @@ extension Endpoint {
         return Endpoint(id: id, tenantID: tenantID, url: url, eventFilters: filters, headers: headers, secretHeaders: secretHeaders,
                         timeoutSeconds: timeout, connectTimeoutSeconds: connectTimeout, maxConcurrency: maxConcurrency,
                         retry: retry, success: success, enabled: enabled, auth: auth, signingSecrets: signingSecrets,
-                        signatureScheme: signatureScheme, tls: tls, proxy: proxy, http2: http2, rateLimitPerSecond: rateLimit, ordered: ordered, circuit: circuit)
+                        signatureScheme: signatureScheme, tls: tls, proxy: proxy, http2: http2, rateLimitPerSecond: rateLimit, bodyFormat: bodyFormat, ordered: ordered, circuit: circuit)
     }
 }
 

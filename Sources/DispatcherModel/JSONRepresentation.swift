@@ -115,6 +115,7 @@ package enum JSONRepresentation {
             "proxy": endpoint.proxy.map(ProxyAddress.redacted) ?? NSNull(),
             "http2": endpoint.http2,
             "rate_limit_per_second": endpoint.rateLimitPerSecond ?? NSNull(),
+            "body_format": endpoint.bodyFormat.rawValue,
         ]
         if case .oauth2ClientCredentials(let credentials)? = endpoint.auth {
             var auth: [String: Any] = ["type": "oauth2_client_credentials", "token_url": credentials.tokenURL,

@@ -276,10 +276,13 @@ enum DeliveryQueries {
 
     /// Records a batch in a few statements whatever its size: attempts and delivery verdicts
     /// go in multi-row chunks (`chunked`), and endpoint health is updated once per endpoint.
-    static func record(_ results: [AttemptResult], in db: some SQLConnection) throws -> [DisabledEndpoint] {
+    static func record(_ results: [AttemptResult], options: StoreOptions = StoreOptions(), in db: some SQLConnection) throws -> [DisabledEndpoint] {
         guard !results.isEmpty else { return [] }
         let now = Clock.nowMilliseconds()
         return try db.inTransaction {
+            // With an operations tenant, the endpoints' health before these results, to tell
+            // what they changed (`OperationsNotices`).
+            let before = try options.operationsTenant.map { _ in try OperationsNotices.states(of: Array(Set(results.map(\.endpointID))), in: db) }
             for chunk in chunked(results) {
                 try db.execute(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), chunk.flatMap(attemptRow))
             }
@@ -291,7 +294,11 @@ enum DeliveryQueries {
             for chunk in chunked(results.filter { !$0.keepsLease }) {
                 try db.execute(finishAttempts[chunk.count] ?? finishAttemptsSQL(rows: chunk.count), chunk.flatMap { verdictRow($0, now: now) })
             }
-            return try updateEndpointHealth(after: results, now: now, in: db)
+            let disabled = try updateEndpointHealth(after: results, now: now, in: db)
+            if let tenant = options.operationsTenant, let before {
+                try OperationsNotices.afterRecording(results, before: before, disabled: disabled, now: now, tenant: tenant, options: options, in: db)
+            }
+            return disabled
         }
     }
 

@@ -19,8 +19,8 @@ enum EndpointQueries {
         INSERT INTO endpoints (id, tenant_id, url, event_filters, headers, timeout_ms, connect_timeout_ms,
                                max_concurrency, retry, success_rule, enabled, secret_headers, auth, signing, ordered,
                                circuit_failure_threshold, circuit_cooldown_ms, disable_after_ms, tls, proxy, http2,
-                               rate_limit_per_second, revision, created_at, updated_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, 1, ?12, ?12)
+                               rate_limit_per_second, body_format, revision, created_at, updated_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, 1, ?12, ?12)
         ON CONFLICT (id) DO UPDATE SET
             url = excluded.url, event_filters = excluded.event_filters, headers = excluded.headers,
             secret_headers = excluded.secret_headers, timeout_ms = excluded.timeout_ms,
@@ -31,25 +31,25 @@ enum EndpointQueries {
             circuit_failure_threshold = excluded.circuit_failure_threshold,
             circuit_cooldown_ms = excluded.circuit_cooldown_ms, disable_after_ms = excluded.disable_after_ms,
             tls = excluded.tls, proxy = excluded.proxy, http2 = excluded.http2,
-            rate_limit_per_second = excluded.rate_limit_per_second,
+            rate_limit_per_second = excluded.rate_limit_per_second, body_format = excluded.body_format,
             removed_at = NULL, revision = endpoints.revision + 1, updated_at = excluded.updated_at
          WHERE endpoints.removed_at IS NOT NULL OR (endpoints.url, endpoints.event_filters, endpoints.headers, endpoints.timeout_ms,
                 endpoints.connect_timeout_ms, endpoints.max_concurrency, endpoints.retry, endpoints.success_rule,
                 endpoints.secret_headers, endpoints.auth, endpoints.signing, endpoints.ordered,
                 endpoints.circuit_failure_threshold, endpoints.circuit_cooldown_ms, endpoints.disable_after_ms,
-                endpoints.tls, endpoints.proxy, endpoints.http2, endpoints.rate_limit_per_second)
+                endpoints.tls, endpoints.proxy, endpoints.http2, endpoints.rate_limit_per_second, endpoints.body_format)
             IS DISTINCT FROM (excluded.url, excluded.event_filters, excluded.headers, excluded.timeout_ms,
                     excluded.connect_timeout_ms, excluded.max_concurrency, excluded.retry, excluded.success_rule,
                     excluded.secret_headers, excluded.auth, excluded.signing, excluded.ordered,
                     excluded.circuit_failure_threshold, excluded.circuit_cooldown_ms, excluded.disable_after_ms,
-                    excluded.tls, excluded.proxy, excluded.http2, excluded.rate_limit_per_second)
+                    excluded.tls, excluded.proxy, excluded.http2, excluded.rate_limit_per_second, excluded.body_format)
             OR (endpoints.disabled_reason IS NULL AND endpoints.enabled IS DISTINCT FROM excluded.enabled)
         """
 
     static let endpointColumns = """
         id, tenant_id, url, event_filters, headers, timeout_ms, connect_timeout_ms, max_concurrency, retry,
         success_rule, enabled, secret_headers, auth, signing, ordered, circuit_failure_threshold,
-        circuit_cooldown_ms, disable_after_ms, tls, proxy, http2, rate_limit_per_second
+        circuit_cooldown_ms, disable_after_ms, tls, proxy, http2, rate_limit_per_second, body_format
         """
 
     static let selectEndpoint = "SELECT \(endpointColumns) FROM endpoints WHERE id = ? AND removed_at IS NULL"
@@ -77,6 +77,8 @@ enum EndpointQueries {
 
     static let selectRevision = "SELECT revision FROM endpoints WHERE id = ?"
 
+    static let disabledState = "SELECT tenant_id, disabled_reason FROM endpoints WHERE id = ?1 AND removed_at IS NULL"
+
     static func upsert(tenants: [Tenant], endpoints: [Endpoint], in db: some SQLConnection) throws {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
@@ -101,7 +103,7 @@ enum EndpointQueries {
                     endpoint.circuit.failureThreshold, Int64((endpoint.circuit.cooldownSeconds * 1000).rounded()),
                     Int64((endpoint.circuit.disableAfterSeconds * 1000).rounded()),
                     try endpoint.tls.map { try JSONText.encode($0.configObject) }, endpoint.proxy, endpoint.http2,
-                    endpoint.rateLimitPerSecond,
+                    endpoint.rateLimitPerSecond, endpoint.bodyFormat == .event ? nil : endpoint.bodyFormat.rawValue,
                 ]
                 try db.execute(upsertEndpoint, values)
             }
@@ -115,10 +117,10 @@ enum EndpointQueries {
     static func endpointsWithHealth(in db: some SQLConnection) throws -> [EndpointStatus] {
         try db.query(selectEndpointsWithHealth) { row in
             EndpointStatus(
-                endpoint: try readEndpoint(row), consecutiveFailures: row.int(22),
-                failingSince: row.isNull(23) ? nil : Clock.date(milliseconds: row.int64(23)),
-                circuitOpenUntil: row.isNull(24) ? nil : Clock.date(milliseconds: row.int64(24)),
-                disabledReason: row.optionalString(25))
+                endpoint: try readEndpoint(row), consecutiveFailures: row.int(23),
+                failingSince: row.isNull(24) ? nil : Clock.date(milliseconds: row.int64(24)),
+                circuitOpenUntil: row.isNull(25) ? nil : Clock.date(milliseconds: row.int64(25)),
+                disabledReason: row.optionalString(26))
         }
     }
 
@@ -160,6 +162,7 @@ enum EndpointQueries {
             },
             proxy: row.optionalString(19), http2: row.int(20) != 0,
             rateLimitPerSecond: row.isNull(21) ? nil : row.double(21),
+            bodyFormat: row.optionalString(22).flatMap(BodyFormat.init(rawValue:)) ?? .event,
             ordered: row.int(14) != 0,
             circuit: CircuitPolicy(failureThreshold: row.int(15), cooldownSeconds: Double(row.int64(16)) / 1000,
                                    disableAfterSeconds: Double(row.int64(17)) / 1000))

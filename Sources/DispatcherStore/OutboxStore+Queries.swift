@@ -19,7 +19,13 @@ extension OutboxStore: EndpointDirectory {
 
     public func setEndpointEnabled(id: String, enabled: Bool) throws {
         try withConnection { db in
-            try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", in: db)
+            try db.inTransaction {
+                let before = try db.query(EndpointQueries.disabledState, [id]) { (tenant: $0.string(0), reason: $0.optionalString(1)) }.first
+                try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", in: db)
+                if enabled, let tenant = options.operationsTenant, let before, let reason = before.reason, reason != "disabled by hand" {
+                    try OperationsNotices.recovered(endpointID: id, tenantID: before.tenant, reason: reason, tenant: tenant, options: options, in: db)
+                }
+            }
             try provider.announceWork(on: db)
         }
     }
@@ -60,13 +66,13 @@ extension OutboxStore: DeliveryQueue {
 
     @discardableResult
     package func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint] {
-        try provider.withRetryingTransaction { db in try DeliveryQueries.record(results, in: db) }
+        try provider.withRetryingTransaction { db in try DeliveryQueries.record(results, options: options, in: db) }
     }
 
     package func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
                                inFlight: [String: Int]) throws -> (disabled: [DisabledEndpoint], claimed: [ClaimedDelivery]) {
         try provider.withRetryingTransaction { db in
-            let disabled = try DeliveryQueries.record(results, in: db)
+            let disabled = try DeliveryQueries.record(results, options: options, in: db)
             let claimed = try DeliveryQueries.claim(limit: claimLimit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
             return (disabled, claimed)
         }

@@ -152,8 +152,13 @@ struct AttemptRunner {
     }
 
     /// Builds attempt `number`'s request with `token` (from `token(for:)` or the cache).
-    func prepare(_ delivery: ClaimedDelivery, endpoint: Endpoint, number: Int, startedAt: Date,
+    func prepare(_ claimed: ClaimedDelivery, endpoint: Endpoint, number: Int, startedAt: Date,
                  token: Result<String?, Unsendable>) -> Prepared {
+        var delivery = claimed
+        // A Slack-compatible endpoint gets a sentence, signed as sent.
+        if endpoint.bodyFormat == .slack {
+            delivery.body = SlackMessage.body(eventType: claimed.eventType, eventID: claimed.eventID, body: claimed.body)
+        }
         // one_retry promises an identical retry, so the timestamp (and signature) repeat.
         let timestampDate = endpoint.retry.repeatsRequestExactly ? (delivery.firstAttemptAt ?? startedAt) : startedAt
         let timestamp = Int(timestampDate.timeIntervalSince1970)

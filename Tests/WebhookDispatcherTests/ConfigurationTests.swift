@@ -73,6 +73,16 @@ final class ConfigurationTests: XCTestCase {
                        path: "tenants[0].endpoints[0].headers.Host", mentioning: "set by the dispatcher")
         assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "timeout_seconds": 90}]}]}"#,
                        path: "tenants[0].endpoints[0].timeout_seconds", mentioning: "lease_seconds")
+        assertRejected(#"{"tenants": [{"id": "t"}], "operations": {"tenant": "ops"}}"#, path: "operations.tenant", mentioning: "not one of the config's tenants")
+        assertRejected(#"{"log_format": "xml"}"#, path: "log_format", mentioning: "text or json")
+        assertRejected(#"{"proxy": "proxy.example:3128"}"#, path: "proxy", mentioning: "http://host:port")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "body_format": "xml"}]}]}"#,
+                       path: "tenants[0].endpoints[0].body_format", mentioning: "json, slack")
+        assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "rate_limit_per_second": 0}]}]}"#,
+                       path: "tenants[0].endpoints[0].rate_limit_per_second", mentioning: "between")
+        assertRejected(#"{"require_https": false, "tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "http://x.example/h", "http2": true}]}]}"#,
+                       path: "tenants[0].endpoints[0].http2", mentioning: "https")
+        XCTAssertEqual(try parse(#"{"tenants": [{"id": "ops"}], "operations": {"tenant": "ops"}}"#).storeOptions.operationsTenant, "ops")
     }
 
     func testBadURLsAreRejected() {

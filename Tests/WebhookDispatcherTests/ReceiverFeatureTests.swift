@@ -372,6 +372,61 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertEqual(try store.eventRecord(eventID: id)?.event.traceContext?.traceID, "4bf92f3577b34da6a3ce929d0e0e4736")
     }
 
+    // MARK: - Operational events
+
+    /// With an operations tenant, a circuit that opens and closes and a delivery that fails for
+    /// good each become one event for its endpoints, delivered (and signed) like any; trouble
+    /// delivering them raises none; enabling an endpoint the dispatcher disabled says so.
+    func testOperationalEventsReachTheOperationsTenantWithoutLoops() throws {
+        let ops = try makeReceiver { _, _ in .ok }
+        let opsBroken = try makeReceiver { _, _ in .respond(status: 500) }
+        let flaky = try makeReceiver { _, index in index < 2 ? .respond(status: 500) : .ok }
+        let doomed = try makeReceiver { _, _ in .respond(status: 500) }
+        var opsHook = endpoint("ops-hook", tenant: "ops", url: ops.url("/ops"))
+        opsHook.signingSecrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        var slack = endpoint("ops-slack", tenant: "ops", url: ops.url("/slack"))
+        slack.bodyFormat = .slack
+        try addTenant("ops", endpoints: [opsHook, endpoint("ops-broken", tenant: "ops", url: opsBroken.url("/ops")), slack])
+        XCTAssertEqual(try store.endpoint(id: "ops-slack")?.bodyFormat, .slack)
+        var circuit = endpoint("flaky", url: flaky.url("/flaky"), retry: .schedule(.init(delaysSeconds: [0.01, 0.01, 0.01, 0.01])))
+        circuit.circuit = CircuitPolicy(failureThreshold: 2, cooldownSeconds: 0.3, disableAfterSeconds: 3_600)
+        try addTenant(endpoints: [circuit, endpoint("doomed", url: doomed.url("/doomed"), retry: .oneRetry(delaySeconds: 0))])
+        let opsStore = try openStore(options: StoreOptions(operationsTenant: "ops"))
+        let service = DeliveryService(store: opsStore, configuration: DeliveryServiceConfiguration(
+            concurrentRequests: 4, pollInterval: 0.02, leaseSeconds: 30,
+            destinationPolicy: DestinationPolicy(allowPrivateAddresses: true), urlPolicy: URLPolicy(requireHTTPS: false), logger: .silent))
+        try service.start()
+        addTeardownBlock { service.stop() }
+        try waitForFinalDeliveries(of: try enqueue().eventID)
+        waitUntil("three operational events reach the operations endpoint") { ops.requests(on: "/ops").count >= 3 }
+        let opsEvents = { try self.store.deliveries(matching: DeliveryFilter(tenantID: "ops", limit: 100)) }
+        try waitUntil("every operational delivery is final", timeout: 20) { try opsEvents().allSatisfy { $0.status.isFinal } }
+
+        let types = Set(try opsEvents().map(\.eventType))
+        XCTAssertEqual(types, ["operations.endpoint.circuit_opened", "operations.endpoint.circuit_closed", "operations.delivery.exhausted"])
+        XCTAssertEqual(try opsEvents().count, 9, "three events, each to the three operations endpoints, and nothing about their failures")
+        waitUntil("the Slack endpoint has all three") { ops.requests(on: "/slack").count >= 3 }
+        let texts = try ops.requests(on: "/slack").map { request -> String in
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+            XCTAssertEqual(Array(object.keys), ["text"])
+            return try XCTUnwrap(object["text"] as? String)
+        }
+        XCTAssertTrue(texts.contains { $0.contains("The circuit of endpoint `flaky` (tenant `tenant-a`) opened after 2 failures") }, "\(texts)")
+        XCTAssertTrue(texts.contains { $0.contains("to endpoint `doomed` (tenant `tenant-a`) failed for good after 2 attempts") }, "\(texts)")
+        let bodies = ops.requests(on: "/ops").map { String(decoding: $0.body, as: UTF8.self) }
+        XCTAssertTrue(bodies.contains { $0.contains(#""type":"operations.endpoint.circuit_opened""#) && $0.contains(#""endpoint_id":"flaky""#) }, "\(bodies)")
+        XCTAssertTrue(bodies.contains { $0.contains(#""type":"operations.delivery.exhausted""#) && $0.contains(#""endpoint_id":"doomed""#)
+                                        && $0.contains(#""attempts":2"#) && $0.contains(#""last_status":500"#) }, "\(bodies)")
+        XCTAssertTrue(ops.requests(on: "/ops").allSatisfy { $0.header("webhook-signature")?.hasPrefix("v1,") == true }, "signed like any delivery")
+
+        try opsStore.withConnection { db in try db.execute("UPDATE endpoints SET enabled = 0, disabled_reason = 'failing since then' WHERE id = 'doomed'") }
+        try opsStore.setEndpointEnabled(id: "doomed", enabled: true)
+        try opsStore.setEndpointEnabled(id: "flaky", enabled: false)
+        try opsStore.setEndpointEnabled(id: "flaky", enabled: true)
+        let recovered = try opsEvents().filter { $0.eventType == "operations.endpoint.recovered" }
+        XCTAssertEqual(recovered.count, 3, "one event, to each operations endpoint; enabling what was disabled by hand says nothing")
+    }
+
     // MARK: - Rate limits
 
     /// 50 a second across two worker pools on one database (as two `serve` processes): the
