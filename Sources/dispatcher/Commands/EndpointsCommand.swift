@@ -14,7 +14,7 @@ struct EndpointsCommand: DispatcherCommand {
     static let spec = CommandSpec(
         name: "endpoints",
         abstract: "Manage endpoints: list with health, add, update, remove, enable, disable, test; signing keys.",
-        positionals: "list | add | update ID | remove ID | enable ID | disable ID | test ID | public-key ID | new-secret",
+        positionals: "list | show ID | add | update ID | remove ID | enable ID | disable ID | test ID | public-key ID | new-secret",
         options: [
             OptionSpec(name: "tenant", value: "ID", help: "add: the endpoint's tenant (created if new)."),
             OptionSpec(name: "id", value: "ID", help: "add: the endpoint id (unique across tenants)."),
@@ -64,6 +64,7 @@ struct EndpointsCommand: DispatcherCommand {
         case test(String)
         case publicKey(String)
         case newSecret
+        case show(String)
     }
 
     let action: Action
@@ -82,8 +83,9 @@ struct EndpointsCommand: DispatcherCommand {
         case ("disable", 2): action = .setEnabled(words[1], false)
         case ("test", 2): action = .test(words[1])
         case ("public-key", 2): action = .publicKey(words[1])
+        case ("show", 2): action = .show(words[1])
         case ("new-secret", 1): action = .newSecret
-        default: throw UsageError("expected list, add, new-secret, or update | remove | enable | disable | test | public-key followed by an endpoint id")
+        default: throw UsageError("expected list, add, new-secret, or show | update | remove | enable | disable | test | public-key followed by an endpoint id")
         }
         if case .add = action {
             guard arguments.value("tenant") != nil, arguments.value("id") != nil, arguments.value("url") != nil else {
@@ -103,6 +105,20 @@ struct EndpointsCommand: DispatcherCommand {
         switch action {
         case .newSecret:
             break
+        case .show(let id):
+            guard let status = try store.endpointStatuses().first(where: { $0.endpoint.id == id }) else {
+                throw DispatcherError.notFound("endpoint '\(id)'")
+            }
+            var object = JSONRepresentation.endpointStatus(status)
+            // A v1a endpoint's public keys, for its receiver (the private keys stay ***).
+            if status.endpoint.signatureScheme == .standardWebhooksEd25519 {
+                object["public_keys"] = status.endpoint.signingSecrets.compactMap { secret in
+                    WebhookSigner.publicKey(ofSecret: EnvironmentReference(secret).map { $0.value ?? "" } ?? secret)
+                }
+            }
+            let line = JSONRepresentation.line(object)
+            // JSON either way (escaped, so nothing reaches the terminal raw); indented for people.
+            Console.out(json: (json ? line : JSONPrettyPrinter.prettyPrinted(Array(line.utf8)) ?? line) + "\n")
         case .publicKey(let id):
             guard let endpoint = try store.endpoint(id: id) else { throw DispatcherError.notFound("endpoint '\(id)'") }
             guard endpoint.signatureScheme == .standardWebhooksEd25519 else {
