@@ -78,6 +78,8 @@ final class ServerLoop: @unchecked Sendable {
     private var inProgress = 0
     private let completions = Mutex<[(descriptor: Int32, generation: UInt64, completion: Completion)]>([])
     private let stopping = Atomic<Bool>(false)
+    /// False once the loop has ended and closed `wakeup`; guards every write to it.
+    private let wakeupOpen = Mutex<Bool>(true)
     private let finished = DispatchSemaphore(value: 0)
     let accepted = Atomic<Int>(0)
     let wakeups = Atomic<Int>(0)
@@ -160,7 +162,13 @@ final class ServerLoop: @unchecked Sendable {
                     // A handler that never answered keeps its socket; nothing else is left open.
                     for connection in Array(connections.values) where connection.state != .handling { drop(connection) }
                     close(epoll)
-                    close(wakeup)
+                    // A reply that comes after this (a handler past the grace period, the
+                    // ingest committer finishing) must not write to a descriptor number the
+                    // process may have handed out again.
+                    wakeupOpen.withLock { open in
+                        open = false
+                        close(wakeup)
+                    }
                     close(listener)
                     return
                 }
@@ -319,8 +327,11 @@ final class ServerLoop: @unchecked Sendable {
     }
 
     private func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8)
+        wakeupOpen.withLock { open in
+            guard open else { return }
+            var one: UInt64 = 1
+            _ = write(wakeup, &one, 8)
+        }
     }
 
     private func finishCompletions() {

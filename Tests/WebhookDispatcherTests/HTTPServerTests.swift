@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Glibc
 import XCTest
 import DispatcherServer
@@ -189,5 +190,38 @@ final class HTTPServerTests: XCTestCase {
         let order = [#""later""#, "dropped without an answer", #""now""#, #""by the handler""#].map { answer.range(of: $0)?.lowerBound }
         XCTAssertFalse(order.contains(nil), answer)
         XCTAssertEqual(order.compactMap { $0 }, order.compactMap { $0 }.sorted(), answer)
+    }
+
+    /// A reply that comes after the server has stopped (a committer finishing late) goes
+    /// nowhere: not to a descriptor the process has since reused for something else.
+    func testAReplyAfterTheServerStoppedWritesNowhere() throws {
+        let held = Mutex<[HTTPServerResponder]>([])
+        let arrived = DispatchSemaphore(value: 0)
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, immediate: { _, responder in
+            held.withLock { $0.append(responder) }
+            arrived.signal()
+            return true
+        }, handler: { _ in .respond(.json(200, "{}")) })
+        let client = try LoopbackSocket(port: server.port)
+        client.send("GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(arrived.wait(timeout: .now() + 5), .success)
+        server.stop()
+        // The loop's descriptors are closed; new socket pairs take their numbers (the lowest
+        // free ones), and bytes written to either end can be read at the other.
+        let pairs = (0..<8).map { _ -> [Int32] in
+            var ends: [Int32] = [0, 0]
+            XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends), 0)
+            for end in ends { _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK) }
+            return ends
+        }
+        defer { for ends in pairs { close(ends[0]); close(ends[1]) } }
+        held.withLock { responders in
+            for responder in responders { responder.replyFromLoop { .json(200, "{}") } }
+            responders.removeAll()
+        }
+        for end in pairs.joined() {
+            var byte: UInt8 = 0
+            XCTAssertEqual(read(end, &byte, 1), -1, "nothing was written into descriptor \(end)'s pair")
+        }
     }
 }
