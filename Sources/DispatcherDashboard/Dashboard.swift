@@ -57,8 +57,8 @@ struct DashboardApp: Sendable {
         self.store = store
         self.token = token
         self.hosts = hosts
-        csrfToken = Digest.hex(Digest.randomBytes(32))
-        sessionValue = token.map { Digest.hex(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
+        csrfToken = Hex.lowercase(Digest.randomBytes(32))
+        sessionValue = token.map { Hex.lowercase(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
     }
 
     /// Every response, whatever the route, leaves with the security headers.
@@ -96,7 +96,7 @@ struct DashboardApp: Sendable {
         if request.method == "GET", segments.count == 2, segments[0] == "assets" { return DashboardAssets.response(for: segments[1]) }
         if segments == ["login"] { return login(request) }
         // A bearer token is a login too: guesses count against the same client.
-        let presentsToken = token != nil && request.header("Authorization")?.lowercased().hasPrefix("bearer ") == true
+        let presentsToken = token != nil && request.bearerToken != nil
         if presentsToken, let wait = logins.wait(for: request.remoteAddress) {
             var response = Self.jsonError(429, "too many wrong tokens; try again in \(wait) s")
             response.headers.append(HeaderField("Retry-After", String(wait)))
@@ -188,9 +188,7 @@ struct DashboardApp: Sendable {
 
     private func isAuthorized(_ request: HTTPServerRequest) -> Bool {
         guard let token, let sessionValue else { return true }
-        if let authorization = request.header("Authorization"), authorization.lowercased().hasPrefix("bearer ") {
-            return Digest.constantTimeEquals(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), token)
-        }
+        if let presented = request.bearerToken { return Digest.constantTimeEquals(presented, token) }
         let cookies = request.headers.filter { $0.hasName("Cookie") }.flatMap { $0.value.split(separator: ";") }
         return cookies.contains { cookie in
             let parts = cookie.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)

@@ -1,7 +1,8 @@
 import CCrypto
+import DispatcherModel
 import Foundation
 
-/// SHA-256, random bytes, hex and constant-time comparison: the pieces of the credentials the
+/// SHA-256, random bytes and constant-time comparison: the pieces of the credentials the
 /// dispatcher issues and checks (API keys, the dashboard's session and CSRF token).
 package enum Digest {
     package static func sha256Hex(_ bytes: [UInt8]) -> String {
@@ -10,18 +11,7 @@ package enum Digest {
         let ok = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha256(), nil) }
         // EVP_Digest fails only without memory; an empty hash then matches nothing.
         guard ok == 1 else { return "" }
-        return hex(digest.prefix(Int(length)))
-    }
-
-    /// Lowercase hex, two digits a byte.
-    package static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        return Hex.lowercase(digest.prefix(Int(length)))
     }
 
     /// Whether `a` and `b` are equal, in time that does not depend on where they differ.

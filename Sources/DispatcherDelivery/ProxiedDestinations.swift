@@ -20,34 +20,45 @@ package final class ProxiedDestinations: Sendable {
     static let lifetime: TimeInterval = 30
     static let maxEntries = 10_000
 
-    private let verdicts = Mutex<[String: (refusal: Refusal?, until: Date)]>([:])
+    /// A host's verdict: the refusal (nil: allowed), under which policy, kept until when.
+    private struct Verdict {
+        let policy: DestinationPolicy
+        let refusal: Refusal?
+        let until: Date
+    }
+
+    private let verdicts = Mutex<[String: Verdict]>([:])
 
     /// True when `url`'s verdict is known and fresh: judging it will not block.
     package func isKnown(_ url: String, policy: DestinationPolicy) -> Bool {
-        let key = Self.key(url, policy)
-        return verdicts.withLock { $0[key].map { $0.until > Date() } ?? false }
+        kept(Self.host(url), policy: policy, now: Date()) != nil
     }
 
     /// The refusal for `url` under `policy`, or nil when every address of its host is allowed.
     /// Resolves (blocking) when no fresh verdict is kept.
     package func judge(_ url: String, policy: DestinationPolicy) -> Refusal? {
-        let key = Self.key(url, policy)
-        let now = Date()
-        if let kept = verdicts.withLock({ $0[key] }), kept.until > now { return kept.refusal }
+        let host = Self.host(url), now = Date()
+        if let kept = kept(host, policy: policy, now: now) { return kept.refusal }
         let refusal = Self.resolveAndJudge(url, policy: policy)
         // A failed lookup is not kept: the next request asks DNS again.
         if refusal?.kind != .dns {
             verdicts.withLock { kept in
                 if kept.count >= Self.maxEntries { kept.removeAll() }
-                kept[key] = (refusal, now.addingTimeInterval(Self.lifetime))
+                kept[host] = Verdict(policy: policy, refusal: refusal, until: now.addingTimeInterval(Self.lifetime))
             }
         }
         return refusal
     }
 
-    private static func key(_ url: String, _ policy: DestinationPolicy) -> String {
-        (URLComponents(string: url)?.host ?? url) + "|" + String(describing: policy)
+    /// The fresh verdict kept for `host` under `policy`, if any.
+    private func kept(_ host: String, policy: DestinationPolicy, now: Date) -> Verdict? {
+        verdicts.withLock { verdicts in
+            guard let kept = verdicts[host], kept.policy == policy, kept.until > now else { return nil }
+            return kept
+        }
     }
+
+    private static func host(_ url: String) -> String { URLComponents(string: url)?.host ?? url }
 
     static func resolveAndJudge(_ url: String, policy: DestinationPolicy) -> Refusal? {
         guard let components = URLComponents(string: url), var host = components.host, !host.isEmpty else {

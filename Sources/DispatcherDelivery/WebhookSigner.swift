@@ -24,7 +24,7 @@ package enum WebhookSigner {
             return signatures.isEmpty ? nil : HeaderField("webhook-signature", signatures.joined(separator: " "))
         case .hmacSHA256Hex(let header, let prefix):
             guard let secret = secrets.first else { return nil }
-            return HeaderField(header, prefix + Digest.hex(hmacSHA256(key: Array(secret.utf8), message: body)))
+            return HeaderField(header, prefix + Hex.lowercase(hmacSHA256(key: Array(secret.utf8), message: body)))
         }
     }
 
@@ -57,10 +57,8 @@ package enum WebhookSigner {
 
     /// A new `whsk_` secret key and its `whpk_` public key.
     package static func newEd25519Key() -> (secret: String, publicKey: String)? {
-        let seed = Digest.randomBytes(32)
-        guard seed.count == 32, let publicKey = ed25519PublicKey(seed: seed) else { return nil }
-        return (SigningSecret.ed25519Prefix + Data(seed).base64EncodedString(),
-                SigningSecret.publicKeyPrefix + Data(publicKey).base64EncodedString())
+        let secret = SigningSecret.ed25519Prefix + Data(Digest.randomBytes(32)).base64EncodedString()
+        return publicKey(ofSecret: secret).map { (secret, $0) }
     }
 
     /// The `whpk_` public key of a `whsk_` secret, or nil when it is not one.
@@ -69,10 +67,14 @@ package enum WebhookSigner {
         return SigningSecret.publicKeyPrefix + Data(key).base64EncodedString()
     }
 
+    /// The ed25519 private key of a 32-byte seed; the caller frees it.
+    private static func ed25519PrivateKey(seed: [UInt8]) -> OpaquePointer? {
+        guard seed.count == 32 else { return nil }
+        return seed.withUnsafeBufferPointer { EVP_PKEY_new_raw_private_key(dispatcher_evp_pkey_ed25519(), nil, $0.baseAddress, 32) }
+    }
+
     static func ed25519PublicKey(seed: [UInt8]) -> [UInt8]? {
-        guard let key = seed.withUnsafeBufferPointer({ EVP_PKEY_new_raw_private_key(dispatcher_evp_pkey_ed25519(), nil, $0.baseAddress, 32) }) else {
-            return nil
-        }
+        guard let key = ed25519PrivateKey(seed: seed) else { return nil }
         defer { EVP_PKEY_free(key) }
         var publicKey = [UInt8](repeating: 0, count: 32)
         var length = 32
@@ -81,12 +83,10 @@ package enum WebhookSigner {
     }
 
     static func ed25519Sign(seed: [UInt8], message: [UInt8]) -> [UInt8]? {
-        guard let key = seed.withUnsafeBufferPointer({ EVP_PKEY_new_raw_private_key(dispatcher_evp_pkey_ed25519(), nil, $0.baseAddress, 32) }),
-              let context = EVP_MD_CTX_new() else { return nil }
-        defer {
-            EVP_MD_CTX_free(context)
-            EVP_PKEY_free(key)
-        }
+        guard let key = ed25519PrivateKey(seed: seed) else { return nil }
+        defer { EVP_PKEY_free(key) }
+        guard let context = EVP_MD_CTX_new() else { return nil }
+        defer { EVP_MD_CTX_free(context) }
         var signature = [UInt8](repeating: 0, count: 64)
         var length = 64
         guard EVP_DigestSignInit(context, nil, nil, nil, key) == 1,
@@ -95,12 +95,12 @@ package enum WebhookSigner {
     }
 
     static func ed25519Verify(publicKey: [UInt8], signature: [UInt8], message: [UInt8]) -> Bool {
-        guard let key = publicKey.withUnsafeBufferPointer({ EVP_PKEY_new_raw_public_key(dispatcher_evp_pkey_ed25519(), nil, $0.baseAddress, 32) }),
-              let context = EVP_MD_CTX_new() else { return false }
-        defer {
-            EVP_MD_CTX_free(context)
-            EVP_PKEY_free(key)
-        }
+        guard publicKey.count == 32,
+              let key = publicKey.withUnsafeBufferPointer({ EVP_PKEY_new_raw_public_key(dispatcher_evp_pkey_ed25519(), nil, $0.baseAddress, 32) })
+        else { return false }
+        defer { EVP_PKEY_free(key) }
+        guard let context = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(context) }
         return EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1
             && EVP_DigestVerify(context, signature, signature.count, message, message.count) == 1
     }

@@ -19,8 +19,8 @@ package final class APIKeys: Sendable {
 
     /// Makes a key, stores its hash, and returns the key: the only time it is ever shown.
     package static func create(name: String, tenants: [String]?, in store: any APIKeyRegistry) throws -> (record: APIKeyRecord, key: String) {
-        let id = Digest.hex(Digest.randomBytes(6))
-        let key = prefix + id + "_" + Digest.hex(Digest.randomBytes(24))
+        let id = Hex.lowercase(Digest.randomBytes(6))
+        let key = prefix + id + "_" + Hex.lowercase(Digest.randomBytes(24))
         let record = APIKeyRecord(id: id, name: name, keyHash: Digest.sha256Hex(Array(key.utf8)), tenants: tenants, createdAt: Date())
         try store.insertAPIKey(record)
         return (record, key)

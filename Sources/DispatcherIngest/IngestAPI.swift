@@ -62,7 +62,7 @@ package struct IngestAPI: Sendable {
     /// `respond` on a handler thread: returns false.
     package func respondImmediately(to request: HTTPServerRequest, responder: HTTPServerResponder) -> Bool {
         guard request.method == "POST", request.path == "/v1/events",
-              let presented = Self.bearerToken(request), let key = keys.recentlyVerified(presented) else { return false }
+              let presented = request.bearerToken, let key = keys.recentlyVerified(presented) else { return false }
         do {
             let prepared = try admitOne(request, key: key)
             let submitted = committer.submit([prepared]) { outcome in
@@ -87,18 +87,8 @@ package struct IngestAPI: Sendable {
         }
     }
 
-    /// The token of `Authorization: Bearer <token>` (the scheme in any case), byte by byte:
-    /// it is read for every request.
-    private static func bearerToken(_ request: HTTPServerRequest) -> String? {
-        guard let header = request.header("Authorization")?.utf8, header.count > 7,
-              HeaderField(String(decoding: header.prefix(6), as: UTF8.self), "").hasName("bearer"),
-              header.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
-        let token = header.dropFirst(7).drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
-        return String(decoding: Array(token), as: UTF8.self)
-    }
-
     private func authenticate(_ request: HTTPServerRequest) throws -> APIKeyRecord {
-        guard let token = Self.bearerToken(request) else {
+        guard let token = request.bearerToken, !token.isEmpty else {
             throw Failure(401, "send Authorization: Bearer <API key> (dispatcher api-keys create)")
         }
         guard let key = try keys.verify(token) else {

@@ -88,7 +88,7 @@ extension UUID {
     /// The canonical lowercase form (`0190c2b4-...`), as events are stored and shown: written
     /// directly rather than as Foundation's uppercase string lowered afterwards.
     package var lowercasedString: String {
-        let digits = Array("0123456789abcdef".utf8)
+        let digits = Hex.digits
         return withUnsafeBytes(of: uuid) { bytes in
             String(unsafeUninitializedCapacity: 36) { text in
                 var position = 0

@@ -33,4 +33,19 @@ package enum ProxyAddress {
         components.password = HeaderRedaction.placeholder
         return components.string ?? HeaderRedaction.placeholder
     }
+
+    /// A proxy variable that is not set to a proxy address.
+    package struct UnsetVariable: Error, CustomStringConvertible {
+        package let name: String
+        package var description: String { "proxy environment variable \(name) is not set to http://host:port" }
+    }
+
+    /// The proxy a request goes through, from what is configured for it (the endpoint's, else
+    /// the config's): nil for none or `"none"`, an `env:NAME` read now.
+    package static func resolve(_ configured: String?) throws(UnsetVariable) -> String? {
+        guard let configured, configured != none else { return nil }
+        guard let reference = EnvironmentReference(configured) else { return configured }
+        guard let value = reference.value, problem(with: value, allowNone: false) == nil else { throw UnsetVariable(name: reference.name) }
+        return value
+    }
 }

@@ -52,7 +52,6 @@ public struct TraceContext: Sendable, Equatable {
     /// so each attempt is a span of its own in the producer's trace.
     package func attemptTraceparent(spanID: [UInt8]) -> String {
         let parts = traceparent.split(separator: "-")
-        let span = spanID.map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined()
-        return "00-\(parts[1])-\(span)-\(parts[3])"
+        return "00-\(parts[1])-\(Hex.lowercase(spanID))-\(parts[3])"
     }
 }

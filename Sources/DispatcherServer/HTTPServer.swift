@@ -20,6 +20,16 @@ package struct HTTPServerRequest: Sendable {
     }
 
     package var path: String { String(target.prefix { $0 != "?" }) }
+
+    /// The token of `Authorization: Bearer <token>` (the scheme in any case, spaces and tabs
+    /// around the token dropped), read byte by byte: the ingest API reads it for every request.
+    package var bearerToken: String? {
+        guard let header = header("Authorization")?.utf8, header.count >= 7,
+              HeaderField(String(decoding: header.prefix(6), as: UTF8.self), "").hasName("bearer"),
+              header.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
+        let token = header.dropFirst(7).drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        return String(decoding: Array(token), as: UTF8.self)
+    }
 }
 
 /// A response to send.
@@ -125,8 +135,12 @@ package final class HTTPServerResponder: Sendable {
             let bytes = HTTPServer.serialize(response, keepAlive: keepAlive)
             let sent = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
             loop.complete(descriptor, generation, .written(bytes, written: max(0, sent), keepAlive: keepAlive))
-        case .close, .raw, .reset:
-            loop.complete(descriptor, generation, .reply(reply, keepAlive: keepAlive))
+        case .close:
+            loop.complete(descriptor, generation, .close)
+        case .raw(let bytes):
+            loop.complete(descriptor, generation, .raw(bytes))
+        case .reset:
+            loop.complete(descriptor, generation, .reset)
         }
     }
 }

@@ -52,11 +52,15 @@ final class ServerLoop: @unchecked Sendable {
 
     /// A handler's answer on its way back to the loop.
     enum Completion {
-        case reply(HTTPServerReply, keepAlive: Bool)
-        /// The handler's thread wrote `bytes` up to `written` itself; the loop writes the rest.
+        /// The replying thread wrote `bytes` up to `written` itself; the loop writes the rest.
         case written([UInt8], written: Int, keepAlive: Bool)
         /// A response for the loop to build and write.
         case build(@Sendable () -> HTTPServerResponse, keepAlive: Bool)
+        /// Bytes to write verbatim, then close.
+        case raw([UInt8])
+        case close
+        case reset
+        /// A stream reply's thread has finished with the connection.
         case streamed
     }
 
@@ -345,22 +349,18 @@ final class ServerLoop: @unchecked Sendable {
             connection.state = .reading
             if connection.peerGone { drop(connection); continue }
             switch entry.completion {
-            case .streamed, .reply(.close, _):
+            case .streamed, .close:
                 drop(connection)
-            case .reply(.reset, _):
+            case .reset:
                 var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
                 setsockopt(connection.descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
                 drop(connection)
-            case .reply(.raw(let bytes), _):
+            case .raw(let bytes):
                 answer(connection, bytes)
-            case .reply(.respond(let response), let keepAlive):
-                answer(connection, HTTPServer.serialize(response, keepAlive: keepAlive), keepOpen: keepAlive)
             case .build(let makeResponse, let keepAlive):
                 answer(connection, HTTPServer.serialize(makeResponse(), keepAlive: keepAlive), keepOpen: keepAlive)
             case .written(let bytes, let written, let keepAlive):
                 answer(connection, bytes, keepOpen: keepAlive, alreadyWritten: written)
-            case .reply(.stream, _):
-                drop(connection)  // handled on the handler thread
             }
         }
     }

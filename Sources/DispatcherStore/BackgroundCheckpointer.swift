@@ -19,8 +19,8 @@ import Foundation
 /// the commit checkpoints itself as SQLite would have, so the WAL stays as bounded as before;
 /// that copy is short, since the thread has done most of it.
 ///
-/// `@unchecked Sendable`: `requested`, `checkpointedUpTo`, `stopped`, `started` and `finished` are
-/// touched only with `condition` locked.
+/// `@unchecked Sendable`: `requested`, `checkpointedUpTo`, `stopped` and `started` are touched only
+/// with `condition` locked.
 final class BackgroundCheckpointer: @unchecked Sendable {
     static let backgroundPages: Int32 = 2_500
     static let inlinePages: Int32 = 10_000
@@ -33,7 +33,6 @@ final class BackgroundCheckpointer: @unchecked Sendable {
     private var checkpointedUpTo: Int32 = 0
     private var stopped = false
     private var started = false
-    private var finished = 0
 
     init(path: String, busyTimeoutMilliseconds: Int32) {
         self.path = path
@@ -80,13 +79,6 @@ final class BackgroundCheckpointer: @unchecked Sendable {
         condition.signal()
     }
 
-    /// Checkpoints this thread has finished.
-    var completed: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return finished
-    }
-
     /// Ends the thread (after the checkpoint in progress, if any).
     func stop() {
         condition.lock()
@@ -108,10 +100,7 @@ final class BackgroundCheckpointer: @unchecked Sendable {
             requested = false
             condition.unlock()
             // A failure (busy, a vanished file) leaves the WAL to the writer's own checkpoint.
-            guard let database, sqlite3_wal_checkpoint_v2(database.handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_OK else { continue }
-            condition.lock()
-            finished += 1
-            condition.unlock()
+            if let database { _ = sqlite3_wal_checkpoint_v2(database.handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil) }
         }
     }
 }

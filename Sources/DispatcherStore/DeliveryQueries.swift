@@ -333,7 +333,8 @@ enum DeliveryQueries {
         return disabled
     }
 
-    private static func lastError(of attempt: Attempt) -> String? {
+    /// An attempt's error as a delivery's `last_error` keeps it: `kind: message`.
+    static func lastError(of attempt: Attempt) -> String? {
         attempt.errorKind.map { kind in attempt.errorMessage.map { "\(kind): \($0)" } ?? kind.rawValue }
     }
 

@@ -18,13 +18,12 @@ enum OperationsNotices {
         let tenantID: String
         let consecutiveFailures: Int
         let circuitOpenUntil: Int64?
-        let lastError: String?
     }
 
+    /// Read before and after each recording (primary-key probes): what the results changed.
     static let endpointStates = DialectSQL { dialect in
         """
-        SELECT e.id, e.tenant_id, e.consecutive_failures, e.circuit_open_until,
-               (SELECT d.last_error FROM deliveries d WHERE d.endpoint_id = e.id AND d.last_error IS NOT NULL ORDER BY d.updated_at DESC LIMIT 1)
+        SELECT e.id, e.tenant_id, e.consecutive_failures, e.circuit_open_until
           FROM endpoints e WHERE \(DeliveryQueries.isMember("e.id", of: "?1", dialect))
         """
     }
@@ -38,7 +37,7 @@ enum OperationsNotices {
         var states: [String: EndpointState] = [:]
         try db.forEachRow(endpointStates[db.dialect], [JSONText.strings(endpointIDs)]) { row in
             states[row.string(0)] = EndpointState(tenantID: row.string(1), consecutiveFailures: row.int(2),
-                                                  circuitOpenUntil: row.isNull(3) ? nil : row.int64(3), lastError: row.optionalString(4))
+                                                  circuitOpenUntil: row.isNull(3) ? nil : row.int64(3))
         }
         return states
     }
@@ -52,11 +51,14 @@ enum OperationsNotices {
             guard let new = after[endpointID] else { continue }
             let wasOpen = (old.circuitOpenUntil ?? 0) > now, isOpen = (new.circuitOpenUntil ?? 0) > now
             if !wasOpen && isOpen {
+                // The failure that opened it is among these results: the last one of the endpoint's.
+                let lastError = results.last { $0.endpointID == endpointID && $0.attempt.errorKind != nil }
+                    .flatMap { DeliveryQueries.lastError(of: $0.attempt) }
                 try enqueue("operations.endpoint.circuit_opened", [
                     ("endpoint_id", .string(endpointID)), ("tenant_id", .string(new.tenantID)),
                     ("consecutive_failures", .integer(Int64(new.consecutiveFailures))),
                     ("circuit_open_until", .string(Clock.iso8601(Clock.date(milliseconds: new.circuitOpenUntil ?? now)))),
-                    ("last_error", new.lastError.map(JSONValue.string) ?? .null),
+                    ("last_error", lastError.map(JSONValue.string) ?? .null),
                 ], tenant: tenant, now: now, options: options, in: db)
             } else if old.circuitOpenUntil != nil && new.circuitOpenUntil == nil {
                 try enqueue("operations.endpoint.circuit_closed", [

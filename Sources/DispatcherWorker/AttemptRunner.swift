@@ -70,12 +70,11 @@ struct AttemptRunner {
     /// The proxy a request to `endpoint` goes through: its own, else the configured one;
     /// `"none"` for none; `env:NAME` read now.
     func proxy(for endpoint: Endpoint) throws(Unsendable) -> String? {
-        guard let configured = endpoint.proxy ?? client.defaultProxy, configured != ProxyAddress.none else { return nil }
-        guard let reference = EnvironmentReference(configured) else { return configured }
-        guard let value = reference.value, ProxyAddress.problem(with: value, allowNone: false) == nil else {
-            throw Unsendable(kind: .other, description: "proxy environment variable \(reference.name) is not set to http://host:port; nothing was sent")
+        do {
+            return try ProxyAddress.resolve(endpoint.proxy ?? client.defaultProxy)
+        } catch {
+            throw Unsendable(kind: .other, description: "\(error); nothing was sent")
         }
-        return value
     }
 
     /// The endpoint's TLS settings with `env:` certificates and keys read now.

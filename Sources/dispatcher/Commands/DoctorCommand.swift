@@ -91,11 +91,14 @@ struct DoctorCommand: DispatcherCommand {
                 checks.append(Check(check: "destination", subject: endpoint.id, result: .pass, detail: "every address is allowed"))
             }
             guard endpoint.url.lowercased().hasPrefix("https://") else { continue }
-            // As serve would connect: its TLS settings and its proxy (the environment checks above
-            // already flagged a variable that is not set).
-            var proxy = endpoint.proxy ?? configuration.proxy
-            if proxy == ProxyAddress.none { proxy = nil }
-            if let reference = proxy.flatMap(EnvironmentReference.init) { proxy = reference.value }
+            // As serve would connect: its TLS settings and its proxy.
+            let proxy: String?
+            do {
+                proxy = try ProxyAddress.resolve(endpoint.proxy ?? configuration.proxy)
+            } catch {
+                checks.append(Check(check: "tls", subject: endpoint.id, result: .fail, detail: "not tried: \(error)"))
+                continue
+            }
             let request = HTTPRequest(url: endpoint.url, headers: [], body: [], timeoutSeconds: timeout, connectTimeoutSeconds: timeout,
                                       tls: try? RequestTLS.resolving(endpoint.tls), proxy: proxy, http2: endpoint.http2)
             let probe = client.probe(request)

@@ -112,9 +112,7 @@ struct EndpointsCommand: DispatcherCommand {
             var object = JSONRepresentation.endpointStatus(status)
             // A v1a endpoint's public keys, for its receiver (the private keys stay ***).
             if status.endpoint.signatureScheme == .standardWebhooksEd25519 {
-                object["public_keys"] = status.endpoint.signingSecrets.compactMap { secret in
-                    WebhookSigner.publicKey(ofSecret: EnvironmentReference(secret).map { $0.value ?? "" } ?? secret)
-                }
+                object["public_keys"] = Self.publicKeys(of: status.endpoint).compactMap(\.key)
             }
             let line = JSONRepresentation.line(object)
             // JSON either way (escaped, so nothing reaches the terminal raw); indented for people.
@@ -125,9 +123,8 @@ struct EndpointsCommand: DispatcherCommand {
                 throw DispatcherError.invalidConfiguration(path: "endpoint \(id).signing",
                     message: "signs with \(endpoint.signingSecrets.isEmpty ? "nothing" : endpoint.signatureScheme.name); only v1a has public keys")
             }
-            for secret in endpoint.signingSecrets {
-                let resolved = EnvironmentReference(secret).map { $0.value ?? "" } ?? secret
-                guard let key = WebhookSigner.publicKey(ofSecret: resolved) else {
+            for (secret, key) in Self.publicKeys(of: endpoint) {
+                guard let key else {
                     throw DispatcherError.invalidConfiguration(path: "endpoint \(id).signing",
                         message: "\(secret) does not hold a whsk_ secret here; its public key cannot be shown")
                 }
@@ -224,6 +221,14 @@ struct EndpointsCommand: DispatcherCommand {
         return object
     }
 
+    /// Each signing secret (as configured) with the `whpk_` public key of what it holds here
+    /// (an `env:` secret read now); nil when it holds no `whsk_` secret.
+    static func publicKeys(of endpoint: Endpoint) -> [(secret: String, key: String?)] {
+        endpoint.signingSecrets.map { secret in
+            (secret, WebhookSigner.publicKey(ofSecret: EnvironmentReference(secret).map { $0.value ?? "" } ?? secret))
+        }
+    }
+
     /// The `signing` object with the --signing-* options laid over it.
     func signing(over base: [String: Any]?) -> [String: Any]? {
         let secrets = arguments.allValues("signing-secret")
@@ -252,7 +257,7 @@ struct EndpointsCommand: DispatcherCommand {
             guard let pair = WebhookSigner.newEd25519Key() else { throw UsageError("libcrypto could not make an ed25519 key") }
             Console.out("secret:     \(pair.secret)\npublic key: \(pair.publicKey)   (for the receiver)\n")
         case "hmac_sha256_hex":
-            Console.out("\(Digest.hex(Digest.randomBytes(32)))\n")
+            Console.out("\(Hex.lowercase(Digest.randomBytes(32)))\n")
         case let other:
             throw UsageError("--signing-scheme '\(other)' is not one of v1, v1a, hmac_sha256_hex")
         }
