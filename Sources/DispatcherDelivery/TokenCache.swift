@@ -24,6 +24,15 @@ package final class TokenCache: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var entries: [Key: Entry] = [:]
+    private var succeededFetches = 0
+    private var failedFetches = 0
+
+    /// Token requests made so far, by how they ended (for `/metrics`).
+    package var fetchCounts: (succeeded: Int, failed: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (succeededFetches, failedFetches)
+    }
 
     package init() {}
 
@@ -52,6 +61,7 @@ package final class TokenCache: @unchecked Sendable {
             condition.lock()
             switch outcome {
             case .success(let fresh):
+                succeededFetches += 1
                 // Renew a little early: 10% of the lifetime, at most 30 seconds.
                 let margin = min(30, fresh.expiresIn * 0.1)
                 entries[key] = .valid(token: fresh.token, renewAt: Date().addingTimeInterval(fresh.expiresIn - margin))
@@ -59,6 +69,7 @@ package final class TokenCache: @unchecked Sendable {
                 condition.unlock()
                 return fresh.token
             case .failure(let error):
+                failedFetches += 1
                 entries[key] = .failed(error, until: Date().addingTimeInterval(1))
                 condition.broadcast()
                 condition.unlock()

@@ -129,6 +129,52 @@ enum OperationsQueries {
         return stats
     }
 
+    // MARK: - Metrics
+
+    /// Counted through the `deliveries_by_status` index, never the table.
+    static let deliveriesByStatus = "SELECT status, count(*) FROM deliveries GROUP BY status"
+    /// Through the partial indexes of pending and leased rows: the cost follows the queue, not the history.
+    static let pendingByEndpoint = """
+        SELECT endpoint_id, count(*), min(created_at) FROM deliveries WHERE status = 'pending' GROUP BY endpoint_id
+        """
+    static let deliveringByEndpoint = """
+        SELECT endpoint_id, count(*) FROM deliveries WHERE status = 'delivering' GROUP BY endpoint_id
+        """
+    static let endpointSwitches = """
+        SELECT id, tenant_id, enabled, circuit_open_until FROM endpoints WHERE removed_at IS NULL ORDER BY id
+        """
+    static let eventsCreatedBetween = """
+        SELECT tenant_id, type, count(*) FROM events WHERE created_at > ?1 AND created_at <= ?2 GROUP BY tenant_id, type
+        """
+
+    static func metrics(eventsAfter: Int64, eventsUpTo: Int64, in db: some SQLConnection) throws -> StoreMetrics {
+        var metrics = StoreMetrics()
+        for status in DeliveryStatus.allCases { metrics.deliveriesByStatus[status.rawValue] = 0 }
+        for (status, count) in try db.query(deliveriesByStatus, map: { ($0.string(0), $0.int(1)) }) {
+            metrics.deliveriesByStatus[status] = count
+        }
+        var pending: [String: (count: Int, oldest: Int64)] = [:]
+        for row in try db.query(pendingByEndpoint, map: { ($0.string(0), $0.int(1), $0.int64(2)) }) {
+            pending[row.0] = (row.1, row.2)
+        }
+        var delivering: [String: Int] = [:]
+        for (endpointID, count) in try db.query(deliveringByEndpoint, map: { ($0.string(0), $0.int(1)) }) {
+            delivering[endpointID] = count
+        }
+        let now = Clock.nowMilliseconds()
+        metrics.endpoints = try db.query(endpointSwitches) { row in
+            let id = row.string(0)
+            return StoreMetrics.EndpointGauges(
+                endpointID: id, tenantID: row.string(1), enabled: row.int(2) != 0,
+                circuitOpen: !row.isNull(3) && row.int64(3) > now, pending: pending[id]?.count ?? 0,
+                delivering: delivering[id] ?? 0, oldestPendingCreatedAt: pending[id]?.oldest)
+        }
+        metrics.eventsCreated = try db.query(eventsCreatedBetween, [eventsAfter, eventsUpTo]) {
+            StoreMetrics.EventCount(tenantID: $0.string(0), type: $0.string(1), count: $0.int(2))
+        }
+        return metrics
+    }
+
     // MARK: - Retention
 
     /// Finished deliveries last touched before the cut-off, with their attempts; then events

@@ -70,12 +70,16 @@ extension OutboxStore: DeliveryQueue {
     }
 
     package func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
-                               inFlight: [String: Int]) throws -> (disabled: [DisabledEndpoint], claimed: [ClaimedDelivery]) {
-        try provider.withRetryingTransaction { db in
+                               inFlight: [String: Int]) throws -> StoreCycle {
+        var bodyEnded = DispatchTime.now()
+        let (disabled, claimed) = try provider.withRetryingTransaction { db in
             let disabled = try DeliveryQueries.record(results, options: options, in: db)
             let claimed = try DeliveryQueries.claim(limit: claimLimit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
+            bodyEnded = DispatchTime.now()
             return (disabled, claimed)
         }
+        let commitNanoseconds = DispatchTime.now().uptimeNanoseconds - bodyEnded.uptimeNanoseconds
+        return StoreCycle(disabled: disabled, claimed: claimed, commitSeconds: Double(commitNanoseconds) / 1e9)
     }
 
     package func releaseLeases(deliveryIDs: [Int64], owner: String) throws {
@@ -95,6 +99,10 @@ extension OutboxStore: DeliveryQueue {
 }
 
 extension OutboxStore: OutboxAdministration {
+    package func metrics(eventsAfter: Int64, eventsUpTo: Int64) throws -> StoreMetrics {
+        try withConnection { db in try OperationsQueries.metrics(eventsAfter: eventsAfter, eventsUpTo: eventsUpTo, in: db) }
+    }
+
     package func endpointStatuses() throws -> [EndpointStatus] {
         try withConnection { db in try EndpointQueries.endpointsWithHealth(in: db) }
     }

@@ -64,7 +64,7 @@ package protocol DeliveryQueue: AnyObject, Sendable {
     /// up to `claimLimit` as `claimDueDeliveries` does (`inFlight` counted after these results),
     /// in one transaction, so the rows just finished and the rows just leased share one commit.
     func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
-                        inFlight: [String: Int]) throws -> (disabled: [DisabledEndpoint], claimed: [ClaimedDelivery])
+                        inFlight: [String: Int]) throws -> StoreCycle
 
     /// Hands claimed deliveries back unattempted (graceful stop), due now.
     func releaseLeases(deliveryIDs: [Int64], owner: String) throws
@@ -90,6 +90,14 @@ package protocol DeliveryQueue: AnyObject, Sendable {
     func hasUnfinishedDeliveries() throws -> Bool
 }
 
+/// What one store-loop cycle did: the endpoints its results disabled, what it claimed, and how
+/// long its commit took (for `/metrics`).
+package struct StoreCycle: Sendable {
+    package var disabled: [DisabledEndpoint]
+    package var claimed: [ClaimedDelivery]
+    package var commitSeconds: Double
+}
+
 /// The operator's side: health, re-queueing, cancelling, statistics, retention.
 package protocol OutboxAdministration: AnyObject, Sendable {
     /// Every endpoint with its health, by tenant.
@@ -103,6 +111,10 @@ package protocol OutboxAdministration: AnyObject, Sendable {
     func cancel(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int
     /// Counts, the oldest pending delivery, attempts and latency over the last `windowSeconds`.
     func stats(windowSeconds: Double) throws -> DeliveryStats
+    /// The shared state `/metrics` reports: deliveries by status, each endpoint's queue, leases,
+    /// circuit and switch, and the events created after `eventsAfter` up to `eventsUpTo`
+    /// (milliseconds since the epoch), counted by tenant and type.
+    func metrics(eventsAfter: Int64, eventsUpTo: Int64) throws -> StoreMetrics
     /// Deletes finished deliveries, their attempts and orphaned events older than `cutoff`.
     func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult
     /// Attempts since `since` folded into a timeline of `bucketSeconds` buckets and each

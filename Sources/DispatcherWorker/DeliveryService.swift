@@ -25,6 +25,8 @@ public struct DeliveryServiceConfiguration: Sendable {
     /// An HTTP proxy for every endpoint that names none (`http://[user:password@]host:port` or
     /// `env:NAME`), so receivers can allowlist its address; nil for direct connections.
     public var proxy: String?
+    /// Endpoints that get their own `endpoint` label in `/metrics`; the rest are summed into `(other)`.
+    public var maxEndpointLabels = 100
     public var logger: DispatcherLogger
 
     public init(concurrentRequests: Int = 8, pollInterval: Double = 0.1, leaseSeconds: Double = 60,
@@ -67,7 +69,9 @@ public final class DeliveryService: Sendable {
     private let store: any DeliveryQueue & EndpointDirectory
     private let board = JobBoard()
     private let endpoints: EndpointCache
-    private let tokens = TokenCache()
+    private let tokens: TokenCache
+    /// What this service counts of its own work, for `/metrics` (`MetricsExporter`).
+    package let metrics: ServiceMetrics
     private let state = Mutex<State>(.idle)
     private let transfersRunning = DispatchGroup()
     private let storeLoopRunning = DispatchGroup()
@@ -81,6 +85,9 @@ public final class DeliveryService: Sendable {
         self.store = store
         self.configuration = configuration
         self.endpoints = EndpointCache(store: store)
+        let tokens = TokenCache()
+        self.tokens = tokens
+        self.metrics = ServiceMetrics(endpointLabels: BoundedLabels(limit: configuration.maxEndpointLabels), tokens: tokens)
         let host = ProcessInfo.processInfo.hostName
         self.leaseOwner = "\(host):\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
     }
@@ -227,8 +234,11 @@ public final class DeliveryService: Sendable {
                     try store.checkHealth()
                     nextHealthCheck = Date().addingTimeInterval(1)
                 }
+                let cycleStart = DispatchTime.now()
                 let cycle = try store.recordAndClaim(results, claimLimit: max(0, claimLimit), owner: leaseOwner,
                                                      leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
+                metrics.recordCycle(results, cycleSeconds: Double(DispatchTime.now().uptimeNanoseconds - cycleStart.uptimeNanoseconds) / 1e9,
+                                    commitSeconds: cycle.commitSeconds)
                 if failures > 0 { configuration.logger.log(.info, "recording and claiming work again after \(failures) failure(s)") }
                 failures = 0
                 for endpoint in cycle.disabled {
