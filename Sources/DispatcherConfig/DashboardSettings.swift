@@ -29,25 +29,11 @@ public struct DashboardSettings: Sendable, Equatable {
     public init(listen: String, token: String?) throws {
         let (host, port) = try ListenAddress.parse(listen, key: "dashboard.listen")
         self.init(host: host, port: port, token: token)
-        if let token, EnvironmentReference(token) == nil, token.count < 16 {
-            throw DispatcherError.invalidConfiguration(path: "dashboard.token", message: "must be at least 16 characters")
-        }
-        guard token != nil || isLoopback else {
-            throw DispatcherError.invalidConfiguration(
-                path: "dashboard", message: "listening on \(host) (not loopback) needs dashboard.token, so only people holding it see the log")
-        }
+        try AccessToken.check(token, section: "dashboard", host: host, isLoopback: isLoopback, reason: "see the log")
     }
 
     /// The token itself, with an `env:NAME` reference read now.
-    public func resolvedToken() throws -> String? {
-        guard let token else { return nil }
-        guard let reference = EnvironmentReference(token) else { return token }
-        guard let value = reference.value, value.count >= 16 else {
-            throw DispatcherError.invalidConfiguration(
-                path: "dashboard.token", message: "environment variable \(reference.name) must be set to a token of at least 16 characters")
-        }
-        return value
-    }
+    public func resolvedToken() throws -> String? { try AccessToken.resolve(token, section: "dashboard") }
 
     /// Letters, digits, '-' and '.', as DNS names are written.
     package static func isHostName(_ name: String) -> Bool {

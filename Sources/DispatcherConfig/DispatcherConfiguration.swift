@@ -30,6 +30,8 @@ public struct DispatcherConfiguration: Sendable {
     public var dashboard: DashboardSettings?
     /// When set, `serve` also hosts the HTTP ingest API; `dispatcher api` reads it too.
     public var api: APISettings?
+    /// When set, `serve` exposes Prometheus metrics at `/metrics` on its own listener.
+    public var metrics: MetricsSettings?
     /// The egress proxy of every endpoint that names none (`http://host:port` or `env:NAME`).
     public var proxy: String?
     /// How `serve` writes its log: text, or one JSON object a line.
@@ -150,6 +152,22 @@ public struct DispatcherConfiguration: Sendable {
             try reader.rejectUnknownKeys()
             api = try APISettings(listen: listen, maxBatch: maxBatch)
         }
+        var metrics: MetricsSettings?
+        if let reader = try root.object("metrics") {
+            let listen = try reader.string("listen") ?? MetricsSettings.defaultListen
+            let token = try reader.string("token")
+            let hostNames = try reader.stringArray("hosts") ?? []
+            for (index, name) in hostNames.enumerated() where !DashboardSettings.isHostName(name) {
+                throw DispatcherError.invalidConfiguration(path: "metrics.hosts[\(index)]",
+                                                           message: "'\(name)' is not a host name such as metrics.example.com")
+            }
+            var settings = try MetricsSettings(listen: listen, token: token)
+            settings.hostNames = hostNames.map { $0.lowercased() }
+            settings.maxEndpointLabels = try reader.integer("max_endpoint_labels", default: 100, in: 0...10_000)
+            settings.maxTenantLabels = try reader.integer("max_tenant_labels", default: 100, in: 0...10_000)
+            try reader.rejectUnknownKeys()
+            metrics = settings
+        }
         var operationsTenant: String?
         if let reader = try root.object("operations") {
             let tenant = try reader.requiredString("tenant")
@@ -171,6 +189,7 @@ public struct DispatcherConfiguration: Sendable {
         configuration.retentionDays = retentionDays
         configuration.dashboard = dashboard
         configuration.api = api
+        configuration.metrics = metrics
         configuration.proxy = proxy
         configuration.logFormat = logFormat
         configuration.operationsTenant = operationsTenant
@@ -209,6 +228,7 @@ public struct DispatcherConfiguration: Sendable {
             responseBodyCap: responseBodyCapBytes, destinationPolicy: destinationPolicy, urlPolicy: urlPolicy, logger: logger)
         configuration.responseHeaderCap = responseHeaderCap
         configuration.proxy = proxy
+        if let metrics { configuration.maxEndpointLabels = metrics.maxEndpointLabels }
         return configuration
     }
 }

@@ -24,8 +24,11 @@ package final class Dashboard: Sendable {
     /// The per-process token every POST carries (forms embed it; API clients read `/api/session`).
     package var csrfToken: String { app.csrfToken }
 
-    package init(store: any DashboardStore, settings: DashboardSettings) throws {
-        let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: HostPolicy(settings: settings))
+    /// `metrics` renders `/metrics`: pass serve's exporter so the dashboard's figures include its
+    /// delivery service's counters; by default the dashboard reports the store and itself.
+    package init(store: any DashboardStore, settings: DashboardSettings, metrics: MetricsExporter? = nil) throws {
+        let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: HostPolicy(settings: settings),
+                               metrics: metrics ?? MetricsExporter(store: store))
         self.app = app
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024,
                                 maxConnections: Self.maxConnections, readTimeout: Self.readTimeout, gracePeriod: 2) { request in
@@ -46,6 +49,7 @@ struct DashboardApp: Sendable {
     let store: any DashboardStore
     let token: String?
     let hosts: HostPolicy
+    let metrics: MetricsExporter
     let logins = LoginThrottle()
     let csrfToken: String
     /// What the login cookie holds: derived from the token, so the token itself never sits in a cookie.
@@ -53,10 +57,11 @@ struct DashboardApp: Sendable {
 
     static let sessionCookie = "dispatcher_session"
 
-    init(store: any DashboardStore, token: String?, hosts: HostPolicy) {
+    init(store: any DashboardStore, token: String?, hosts: HostPolicy, metrics: MetricsExporter) {
         self.store = store
         self.token = token
         self.hosts = hosts
+        self.metrics = metrics
         csrfToken = Hex.lowercase(Digest.randomBytes(32))
         sessionValue = token.map { Hex.lowercase(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
     }
@@ -123,6 +128,7 @@ struct DashboardApp: Sendable {
             if route.matches("deliveries") { return html(try pages.deliveries(query: query)) }
             if let id = route.capture("deliveries/*") { return html(try pages.delivery(id: try Self.deliveryID(id), query: query)) }
             if route.matches("endpoints") { return html(try pages.endpoints(query: query)) }
+            if route.matches("metrics") { return .text(200, metrics.render(), contentType: PrometheusText.contentType) }
             if route.matches("api/session") { return Self.json(["csrf_token": csrfToken]) }
             if route.matches("api/overview") { return Self.json(try api.overview()) }
             if route.matches("api/deliveries") { return Self.json(try api.deliveries(query: query)) }

@@ -13,11 +13,15 @@ struct HostPolicy: Sendable {
     private let acceptsAnyIPLiteral: Bool
 
     init(settings: DashboardSettings) {
-        var names = Set(settings.hostNames.map { $0.lowercased() })
-        names.insert(Self.bracketed(settings.host.lowercased()))
-        if settings.isLoopback { names.formUnion(["localhost", "127.0.0.1", "[::1]"]) }
+        self.init(listenHost: settings.host, isLoopback: settings.isLoopback, hostNames: settings.hostNames)
+    }
+
+    init(listenHost: String, isLoopback: Bool, hostNames: [String]) {
+        var names = Set(hostNames.map { $0.lowercased() })
+        names.insert(Self.bracketed(listenHost.lowercased()))
+        if isLoopback { names.formUnion(["localhost", "127.0.0.1", "[::1]"]) }
         self.names = names
-        acceptsAnyIPLiteral = IPAddress(settings.host).map { $0.bytes.allSatisfy { $0 == 0 } } ?? false
+        acceptsAnyIPLiteral = IPAddress(listenHost).map { $0.bytes.allSatisfy { $0 == 0 } } ?? false
     }
 
     /// Whether a request's `Host` header names this dashboard (its port is not judged: the

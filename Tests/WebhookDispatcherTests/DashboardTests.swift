@@ -319,14 +319,8 @@ final class DashboardTests: DispatcherTestCase {
         let config = try writeConfig(url: receiver.url(), extra: #", "dashboard": {"listen": "127.0.0.1:0"}"#)
         let log = directory.file("serve.log")
         let serve = try startServe(config: config, logFile: log)
-        var port: Int?
-        waitUntil("serve logs the dashboard's address") {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            guard let line = text.split(separator: "\n").first(where: { $0.contains("dashboard on") }) else { return false }
-            port = dashboardPort(in: line)
-            return true
-        }
-        let overview = try LoopbackHTTP(port: try XCTUnwrap(port)).json("/api/endpoints")
+        let port = waitForAnnouncedPort(in: log, after: "dashboard on http://127.0.0.1:")
+        let overview = try LoopbackHTTP(port: port).json("/api/endpoints")
         XCTAssertEqual((overview["endpoints"] as? [[String: Any]])?.first?["id"] as? String, "ep-1")
         XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
     }

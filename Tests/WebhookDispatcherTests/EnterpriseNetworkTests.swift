@@ -47,13 +47,6 @@ final class EnterpriseNetworkTests: DispatcherTestCase {
         return PKI(folder: folder, pin: "sha256//" + made.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// A free port on 127.0.0.1 (bound and released: the server about to use it binds it next).
-    func freePort() throws -> Int {
-        let probe = try HTTPServer(host: "127.0.0.1", port: 0) { _ in .close }
-        defer { probe.stop() }
-        return probe.port
-    }
-
     /// Waits until something accepts connections on `port`.
     func waitForListener(_ port: Int, _ what: String) {
         waitUntil("\(what) listens on 127.0.0.1:\(port)") { (try? LoopbackSocket(port: port)) != nil }

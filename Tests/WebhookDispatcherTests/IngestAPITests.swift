@@ -171,15 +171,9 @@ final class IngestAPITests: DispatcherTestCase {
         XCTAssertEqual(try DispatcherConfiguration.load(path: config).api, APISettings(host: "127.0.0.1", port: 0, maxBatch: 50))
         let logFile = directory.file("serve.log")
         _ = try startServe(config: config, logFile: logFile)
-        var port: Int?
-        waitUntil("serve says where the API listens") {
-            let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
-            guard let range = log.range(of: "ingest API on http://127.0.0.1:") else { return false }
-            port = Int(log[range.upperBound...].prefix { $0.isNumber })
-            return port != nil
-        }
+        let port = waitForAnnouncedPort(in: logFile, after: "ingest API on http://127.0.0.1:")
         let key = try APIKeys.create(name: "serve", tenants: nil, in: store).key
-        let reply = try Self.curl(base: "http://127.0.0.1:\(try XCTUnwrap(port))", "POST", "/v1/events", key: key,
+        let reply = try Self.curl(base: "http://127.0.0.1:\(port)", "POST", "/v1/events", key: key,
                                   data: #"{"tenant":"tenant-a","type":"order.shipped","data":{"via":"serve"}}"#)
         XCTAssertEqual(reply.status, 202)
         waitUntil("the event is delivered") { receiver.requests.contains { String(decoding: $0.body, as: UTF8.self) == #"{"via":"serve"}"# } }

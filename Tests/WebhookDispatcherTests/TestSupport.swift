@@ -386,6 +386,25 @@ class DispatcherTestCase: XCTestCase {
         XCTFail("timed out after \(timeout)s waiting until \(description)", file: file, line: line)
     }
 
+    /// The port a daemon's log announces after `prefix` ("metrics on http://127.0.0.1:"), once it does.
+    func waitForAnnouncedPort(in logFile: String, after prefix: String, file: StaticString = #filePath, line: UInt = #line) -> Int {
+        var port = 0
+        waitUntil("the log announces '\(prefix)PORT'", file: file, line: line) {
+            let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            guard let range = log.range(of: prefix), let announced = Int(log[range.upperBound...].prefix { $0.isNumber }) else { return false }
+            port = announced
+            return true
+        }
+        return port
+    }
+
+    /// A free port on 127.0.0.1 (bound and released: the server about to use it binds it next).
+    func freePort() throws -> Int {
+        let probe = try HTTPServer(host: "127.0.0.1", port: 0) { _ in .close }
+        defer { probe.stop() }
+        return probe.port
+    }
+
     /// Waits until every delivery of the event is in a final state; returns its record.
     @discardableResult
     func waitForFinalDeliveries(of eventID: String, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line) throws -> EventRecord {

@@ -44,7 +44,9 @@ struct DashboardCommand: DispatcherCommand {
 
     func run() throws {
         let store = try selection.openStore()
-        let dashboard = try Dashboard(store: store, settings: settings)
+        let limits = selection.configuration?.metrics ?? MetricsSettings()
+        let exporter = MetricsExporter(store: store, maxEndpointLabels: limits.maxEndpointLabels, maxTenantLabels: limits.maxTenantLabels)
+        let dashboard = try Dashboard(store: store, settings: settings, metrics: exporter)
         Console.error("dispatcher \(DispatcherVersion.current) dashboard on \(dashboard.url) (\(store.location))\n")
         Console.waitForTermination()
         dashboard.stop()

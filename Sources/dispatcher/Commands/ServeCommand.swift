@@ -63,8 +63,14 @@ struct ServeCommand: DispatcherCommand {
         housekeeping.start()
         // The dashboard reads through its own connection, so a long page query never holds
         // the workers' connection.
+        // One exporter for /metrics on both listeners: the store's figures and this service's counters.
+        let metricsSettings = selection.configuration?.metrics
+        let exporter = MetricsExporter(store: store, service: service.metrics,
+                                       maxTenantLabels: metricsSettings?.maxTenantLabels ?? MetricsSettings().maxTenantLabels)
+        let metrics = try metricsSettings.map { settings in try MetricsServer(exporter: exporter, settings: settings) }
+        if let metrics { logger.log(.info, "metrics on \(metrics.url)") }
         let dashboard = try selection.configuration?.dashboard.map { settings in
-            try Dashboard(store: try selection.openStore(), settings: settings)
+            try Dashboard(store: try selection.openStore(), settings: settings, metrics: exporter)
         }
         if let dashboard { logger.log(.info, "dashboard on \(dashboard.url)") }
         let api = try selection.configuration?.api.map { settings in
@@ -96,6 +102,7 @@ struct ServeCommand: DispatcherCommand {
         }
         try service.run()
         dashboard?.stop()
+        metrics?.stop()
         api?.stop()
         housekeeping.stop()
         sources.forEach { $0.cancel() }
