@@ -19,7 +19,7 @@ package final class GroupCommitter: @unchecked Sendable {
         let completion: @Sendable (Results) -> Void
     }
 
-    private let store: any EventOutbox
+    private let store: OutboxStore
     private let condition = NSCondition()
     private var waiting: [Ticket] = []
     private var pendingEvents = 0
@@ -29,7 +29,7 @@ package final class GroupCommitter: @unchecked Sendable {
     /// Events waiting at most; past it requests are turned away (429) rather than queued.
     let maxPendingEvents: Int
 
-    package init(store: any EventOutbox, maxEventsPerCommit: Int = 1_000, maxPendingEvents: Int = 20_000) {
+    package init(store: OutboxStore, maxEventsPerCommit: Int = 1_000, maxPendingEvents: Int = 20_000) {
         self.store = store
         self.maxEventsPerCommit = max(1, maxEventsPerCommit)
         self.maxPendingEvents = max(1, maxPendingEvents)
@@ -38,7 +38,7 @@ package final class GroupCommitter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues `events` for the next commit (each on its own: a rejected one does not stop the
+    /// Queues `events` (made by `NDJSONEvent.parse`, which checked their bodies) for the next commit (each on its own: a rejected one does not stop the
     /// others) and returns at once; `completion` gets their results, or the storage error that
     /// failed their commit (nothing of it was written), on the committing thread. Returns false,
     /// without queueing, when too many events are waiting already or the committer has stopped.
@@ -91,7 +91,7 @@ package final class GroupCommitter: @unchecked Sendable {
             pendingEvents -= count
             condition.unlock()
 
-            let outcome = Result { try store.enqueueEach(batch.flatMap(\.events)) }
+            let outcome = Result { try store.enqueueEach(parsed: batch.flatMap(\.events)) }
             var offset = 0
             for ticket in batch {
                 ticket.completion(outcome.map { Array($0[offset..<(offset + ticket.events.count)]) })

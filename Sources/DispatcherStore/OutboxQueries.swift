@@ -64,20 +64,21 @@ enum OutboxQueries {
         """
 
     /// Checks `event` and returns its canonical id; throws before anything is written.
-    static func validate(_ event: NewEvent, options: StoreOptions) throws -> String {
+    /// `bodyChecked`: the caller already knows the body is a JSON object (it parsed it).
+    static func validate(_ event: NewEvent, options: StoreOptions, bodyChecked: Bool = false) throws -> String {
         guard EventType.isValid(event.type) else { throw DispatcherError.invalidEventType(event.type) }
         guard event.body.count <= options.maxPayloadBytes else {
             throw DispatcherError.payloadTooLarge(bytes: event.body.count, limit: options.maxPayloadBytes)
         }
-        try JSONValidation.requireObject(event.body)
+        if !bodyChecked { try JSONValidation.requireObject(event.body) }
         return (event.id ?? UUID.timeOrdered()).lowercasedString
     }
 
     /// Stores one event and its deliveries atomically (inside the caller's transaction when
     /// there is one). A `DispatcherError` is thrown only when nothing was written, so a batch
     /// can report a bad event and carry on without a savepoint.
-    static func enqueue(_ event: NewEvent, in db: some SQLConnection, options: StoreOptions) throws -> EnqueueResult {
-        let id = try validate(event, options: options)
+    static func enqueue(_ event: NewEvent, in db: some SQLConnection, options: StoreOptions, bodyChecked: Bool = false) throws -> EnqueueResult {
+        let id = try validate(event, options: options, bodyChecked: bodyChecked)
         let now = Clock.nowMilliseconds()
         let bindings: [SQLBindable] = [id, event.type, now, event.tenantID, event.orderingKey, event.body,
                                        event.traceContext?.traceparent, event.traceContext?.tracestate]

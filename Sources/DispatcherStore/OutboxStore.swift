@@ -97,6 +97,13 @@ public final class OutboxStore: EventOutbox, Sendable {
         try write { tx in try events.map { event in try tx.enqueueIsolated(event) } }
     }
 
+    /// `enqueueEach` for events `NDJSONEvent.parse` made (the ingest API, `enqueue --ndjson`):
+    /// it checked every body to be a JSON object while reading the line, so the one thread that
+    /// commits does not read each body again.
+    package func enqueueEach(parsed events: [NewEvent]) throws -> [Result<EnqueueResult, DispatcherError>] {
+        try write { tx in try events.map { event in try tx.enqueueIsolated(event, bodyChecked: true) } }
+    }
+
     /// Enqueues `event` on a SQLite connection the producer opened itself, inside whatever
     /// transaction is open on it, so an app that already uses GRDB or another SQLite wrapper
     /// keeps one transaction for its rows and its events:

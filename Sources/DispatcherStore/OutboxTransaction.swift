@@ -32,9 +32,9 @@ public struct OutboxTransaction {
     /// Enqueues on its own: an invalid event is returned as its error and the transaction goes
     /// on (an enqueue that throws `DispatcherError` has written nothing); a database failure
     /// still throws.
-    func enqueueIsolated(_ event: NewEvent) throws -> Result<EnqueueResult, DispatcherError> {
+    func enqueueIsolated(_ event: NewEvent, bodyChecked: Bool = false) throws -> Result<EnqueueResult, DispatcherError> {
         do {
-            return .success(try OutboxQueries.enqueue(event, in: db, options: options))
+            return .success(try OutboxQueries.enqueue(event, in: db, options: options, bodyChecked: bodyChecked))
         } catch let error as DispatcherError {
             return .failure(error)
         }

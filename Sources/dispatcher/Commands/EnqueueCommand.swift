@@ -117,7 +117,7 @@ struct EnqueueCommand: DispatcherCommand {
 
         func flush() throws {
             guard !batch.isEmpty else { return }
-            for (entry, result) in zip(batch, try store.enqueueEach(batch.map(\.event))) {
+            for (entry, result) in zip(batch, try store.enqueueEach(parsed: batch.map(\.event))) {
                 switch result {
                 case .success(let outcome): if outcome.isDuplicate { duplicates += 1 } else { accepted += 1 }
                 case .failure(let error): rejected.append((entry.line, error.description))
