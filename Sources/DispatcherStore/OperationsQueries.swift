@@ -131,11 +131,10 @@ enum OperationsQueries {
 
     // MARK: - Metrics
 
-    /// Counted through the `deliveries_by_status` index, never the table.
-    static let deliveriesByStatus = "SELECT status, count(*) FROM deliveries GROUP BY status"
-    /// Through the partial indexes of pending and leased rows: the cost follows the queue, not the history.
+    /// Through the partial indexes of pending and leased rows: the cost follows the queue, not
+    /// the history (finished deliveries are counted by the services that finish them).
     static let pendingByEndpoint = """
-        SELECT endpoint_id, count(*), min(created_at) FROM deliveries WHERE status = 'pending' GROUP BY endpoint_id
+        SELECT endpoint_id, count(*), min(next_attempt_at) FROM deliveries WHERE status = 'pending' GROUP BY endpoint_id
         """
     static let deliveringByEndpoint = """
         SELECT endpoint_id, count(*) FROM deliveries WHERE status = 'delivering' GROUP BY endpoint_id
@@ -149,10 +148,6 @@ enum OperationsQueries {
 
     static func metrics(eventsAfter: Int64, eventsUpTo: Int64, in db: some SQLConnection) throws -> StoreMetrics {
         var metrics = StoreMetrics()
-        for status in DeliveryStatus.allCases { metrics.deliveriesByStatus[status.rawValue] = 0 }
-        for (status, count) in try db.query(deliveriesByStatus, map: { ($0.string(0), $0.int(1)) }) {
-            metrics.deliveriesByStatus[status] = count
-        }
         var pending: [String: (count: Int, oldest: Int64)] = [:]
         for row in try db.query(pendingByEndpoint, map: { ($0.string(0), $0.int(1), $0.int64(2)) }) {
             pending[row.0] = (row.1, row.2)
@@ -167,8 +162,10 @@ enum OperationsQueries {
             return StoreMetrics.EndpointGauges(
                 endpointID: id, tenantID: row.string(1), enabled: row.int(2) != 0,
                 circuitOpen: !row.isNull(3) && row.int64(3) > now, pending: pending[id]?.count ?? 0,
-                delivering: delivering[id] ?? 0, oldestPendingCreatedAt: pending[id]?.oldest)
+                delivering: delivering[id] ?? 0, earliestDueAt: pending[id]?.oldest)
         }
+        metrics.pending = pending.values.reduce(0) { $0 + $1.count }
+        metrics.delivering = delivering.values.reduce(0, +)
         metrics.eventsCreated = try db.query(eventsCreatedBetween, [eventsAfter, eventsUpTo]) {
             StoreMetrics.EventCount(tenantID: $0.string(0), type: $0.string(1), count: $0.int(2))
         }

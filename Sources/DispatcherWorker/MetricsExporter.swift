@@ -75,14 +75,13 @@ package final class MetricsExporter: Sendable {
     }
 
     private func writeStore(_ metrics: StoreMetrics, now: Int64, to text: inout PrometheusText) {
-        text.family("dispatcher_deliveries", .gauge, "Delivery rows in the store, by status.")
-        for (status, count) in metrics.deliveriesByStatus.sorted(by: { $0.key < $1.key }) {
-            text.sample("dispatcher_deliveries", [("status", status)], count)
-        }
+        text.family("dispatcher_deliveries", .gauge, "Unfinished deliveries in the store: pending (waiting for an attempt) and delivering (leased).")
+        text.sample("dispatcher_deliveries", [("status", "delivering")], metrics.delivering)
+        text.sample("dispatcher_deliveries", [("status", "pending")], metrics.pending)
 
         struct Gauges {
             var backlog = 0, inFlight = 0, circuitOpen = 0, disabled = 0
-            var oldestPending: Int64?
+            var earliestDue: Int64?
         }
         var byLabel: [String: Gauges] = [:]
         for endpoint in metrics.endpoints {
@@ -92,7 +91,7 @@ package final class MetricsExporter: Sendable {
             gauges.inFlight += endpoint.delivering
             gauges.circuitOpen += endpoint.circuitOpen ? 1 : 0
             gauges.disabled += endpoint.enabled ? 0 : 1
-            if let oldest = endpoint.oldestPendingCreatedAt { gauges.oldestPending = min(gauges.oldestPending ?? oldest, oldest) }
+            if let due = endpoint.earliestDueAt { gauges.earliestDue = min(gauges.earliestDue ?? due, due) }
             byLabel[label] = gauges
         }
         let rows = byLabel.sorted { $0.key < $1.key }
@@ -101,8 +100,9 @@ package final class MetricsExporter: Sendable {
             for (label, gauges) in rows { text.sample(name, [("endpoint", label)], value(gauges)) }
         }
         family("dispatcher_endpoint_backlog", "Deliveries waiting for an attempt (due or not), by endpoint.") { Double($0.backlog) }
-        family("dispatcher_endpoint_oldest_pending_age_seconds", "Age of the endpoint's oldest waiting delivery; 0 when none waits.") {
-            $0.oldestPending.map { Double(max(0, now - $0)) / 1000 } ?? 0
+        family("dispatcher_endpoint_oldest_pending_age_seconds",
+               "How long the endpoint's longest-waiting delivery has been due (since its enqueue, or its retry time); 0 when none is due.") {
+            $0.earliestDue.map { Double(max(0, now - $0)) / 1000 } ?? 0
         }
         family("dispatcher_endpoint_in_flight", "Deliveries leased by any process (requests in flight or about to be), by endpoint.") { Double($0.inFlight) }
         family("dispatcher_endpoint_circuit_open", "1 while the endpoint's circuit is open (its deliveries wait); summed under (other).") { Double($0.circuitOpen) }

@@ -23,6 +23,7 @@ package final class ServiceMetrics: Sendable {
 
     private struct State {
         var attempts: [AttemptKey: Int] = [:]
+        var completed: [String: Int] = ["succeeded": 0, "failed": 0]
         var latency: [String: Histogram] = [:]
         var cycles = Histogram(bounds: Histogram.storeSeconds)
         var commits = Histogram(bounds: Histogram.storeSeconds)
@@ -39,6 +40,13 @@ package final class ServiceMetrics: Sendable {
         state.withLock { state in
             state.cycles.observe(cycleSeconds)
             state.commits.observe(commitSeconds)
+            for result in results where !result.keepsLease {
+                switch result.attempt.verdict {
+                case .succeeded: state.completed["succeeded", default: 0] += 1
+                case .failed: state.completed["failed", default: 0] += 1
+                case .retryScheduled: break
+                }
+            }
             for (endpoint, attempt) in labelled {
                 let key = AttemptKey(endpoint: endpoint, outcome: attempt.errorKind == nil ? "succeeded" : "failed",
                                      errorKind: attempt.errorKind?.rawValue ?? "none")
@@ -55,6 +63,11 @@ package final class ServiceMetrics: Sendable {
                     "HTTP attempts this process made, by endpoint, outcome (succeeded: the success rule accepted the response) and error kind.")
         for (key, count) in snapshot.attempts.sorted(by: { ($0.key.endpoint, $0.key.outcome, $0.key.errorKind) < ($1.key.endpoint, $1.key.outcome, $1.key.errorKind) }) {
             text.sample("dispatcher_attempts_total", [("endpoint", key.endpoint), ("outcome", key.outcome), ("error_kind", key.errorKind)], count)
+        }
+        text.family("dispatcher_deliveries_completed_total", .counter,
+                    "Deliveries this process finished for good, by status: succeeded, or failed once the retry policy gave up.")
+        for (status, count) in snapshot.completed.sorted(by: { $0.key < $1.key }) {
+            text.sample("dispatcher_deliveries_completed_total", [("status", status)], count)
         }
         text.family("dispatcher_attempt_duration_seconds", .histogram, "How long attempts took, request sent to response read, by endpoint.")
         for (endpoint, histogram) in snapshot.latency.sorted(by: { $0.key < $1.key }) {

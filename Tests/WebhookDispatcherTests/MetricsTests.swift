@@ -48,7 +48,7 @@ final class MetricsTests: DispatcherTestCase {
         XCTAssertFalse(text.contains(#"endpoint="ep-3""#), text)
         XCTAssertEqual(Self.value(text, #"dispatcher_endpoint_circuit_open{endpoint="(other)"}"#), 0)
         XCTAssertEqual(Self.value(text, #"dispatcher_deliveries{status="pending"}"#), 10)
-        XCTAssertEqual(Self.value(text, #"dispatcher_deliveries{status="succeeded"}"#), 0)
+        XCTAssertEqual(Self.value(text, #"dispatcher_deliveries{status="delivering"}"#), 0)
         XCTAssertGreaterThanOrEqual(Self.value(text, #"dispatcher_endpoint_oldest_pending_age_seconds{endpoint="ep-1"}"#) ?? -1, 0)
         // Tenants are bounded the same way: one label, then (other).
         XCTAssertEqual(Self.value(text, #"dispatcher_events_enqueued_total{tenant="tenant-a",type="checkin.outcome"}"#), 2)
@@ -90,6 +90,8 @@ final class MetricsTests: DispatcherTestCase {
                 && Self.value(body, #"dispatcher_attempts_total{endpoint="ep-bad",outcome="failed",error_kind="http"}"#) == 6
         }
         XCTAssertEqual(Self.value(body, #"dispatcher_attempt_duration_seconds_count{endpoint="ep-1"}"#), 3, body)
+        XCTAssertEqual(Self.value(body, #"dispatcher_deliveries_completed_total{status="succeeded"}"#), 3, body)
+        XCTAssertEqual(Self.value(body, #"dispatcher_deliveries_completed_total{status="failed"}"#), 3, body)
         XCTAssertGreaterThan(Self.value(body, "dispatcher_store_cycle_seconds_count") ?? 0, 0, body)
         XCTAssertEqual(Self.value(body, #"dispatcher_token_fetches_total{outcome="succeeded"}"#), 0, body)
         XCTAssertGreaterThan(Self.value(body, "process_cpu_seconds_total") ?? 0, 0, body)
