@@ -10,27 +10,6 @@ enum DeliveryQueries {
          WHERE status = 'delivering' AND lease_expires_at <= ?1
         """
 
-    /// Endpoints that may get work now, with how many deliveries each may have in flight:
-    /// `max_concurrency`, or 1 while the circuit is half-open (a probe). The claim subtracts
-    /// what is in flight across every serve process (`inFlightEndpoints`), or what this process
-    /// holds (results not yet recorded included) if that is more.
-    /// A rate-limited endpoint's room is also what its token bucket holds (`RateBucket`).
-    static let eligibleEndpoints = """
-        SELECT e.id, e.ordered,
-               CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
-               e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END,
-               e.rate_limit_per_second, e.rate_tokens, e.rate_updated_at
-          FROM endpoints e
-         WHERE \(claimableEndpoint)
-        """
-
-    /// Enabled, not removed, circuit not open, not told to wait by a 429 (as of ?1): an
-    /// endpoint a claim may serve.
-    private static let claimableEndpoint = """
-        e.enabled = 1 AND e.removed_at IS NULL AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= ?1)
-           AND (e.throttled_until IS NULL OR e.throttled_until <= ?1)
-        """
-
     /// What a rate-limited endpoint's bucket holds after a claim took from it (?2 tokens as of ?3).
     static let spendRateTokens = "UPDATE endpoints SET rate_tokens = ?2, rate_updated_at = ?3 WHERE id = ?1"
 
@@ -46,16 +25,6 @@ enum DeliveryQueries {
     /// The endpoint of every live lease: at most the deliveries in flight in all processes,
     /// read through the partial index of leases and counted in Swift (cheaper than a GROUP BY).
     static let inFlightEndpoints = "SELECT endpoint_id FROM deliveries WHERE status = 'delivering' AND lease_expires_at > ?1"
-
-    /// PostgreSQL: a claim first locks the rows of the endpoints it will claim for, skipping
-    /// those another process is claiming for right now, so two claims never both fill the same
-    /// endpoint's room from one count. (SQLite's write lock already serialises claims.)
-    static let lockClaimableEndpoints = """
-        SELECT e.id FROM endpoints e
-         WHERE \(claimableEndpoint)
-         ORDER BY e.id
-           FOR UPDATE SKIP LOCKED
-        """
 
     /// Endpoints' oldest due deliveries, each endpoint's up to its own limit: an index probe
     /// per endpoint, so a claim's cost does not grow with the backlog, and one endpoint's
@@ -198,80 +167,265 @@ enum DeliveryQueries {
     /// How many candidates a claim considers per claimed row: room to skip saturated endpoints.
     static let scanFactor = 4
 
-    /// Claims up to `limit` due deliveries in one transaction; see `eligibleEndpoints`.
+    /// A page of `endpoint_work` in due order, each with what a claim needs of its endpoint
+    /// (?1 now, ?2 and ?3 the last row of the page before, ?4 the page size). Rows: endpoint,
+    /// due_at, version, usable (enabled and not removed), ordered, concurrency (1 while the
+    /// circuit is half-open: a probe), revision, half-open, rate limit, tokens, tokens as of,
+    /// held until (an open circuit's or a 429's end, when later than now).
+    static let workPage = """
+        SELECT w.endpoint_id, w.due_at, w.version,
+               CASE WHEN e.enabled = 1 AND e.removed_at IS NULL THEN 1 ELSE 0 END, e.ordered,
+               CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
+               e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END,
+               e.rate_limit_per_second, e.rate_tokens, e.rate_updated_at,
+               CASE WHEN coalesce(e.circuit_open_until, 0) > ?1 OR coalesce(e.throttled_until, 0) > ?1
+                    THEN CASE WHEN coalesce(e.circuit_open_until, 0) > coalesce(e.throttled_until, 0)
+                              THEN e.circuit_open_until ELSE e.throttled_until END END
+          FROM endpoint_work w LEFT JOIN endpoints e ON e.id = w.endpoint_id
+         WHERE w.due_at <= ?1 AND (w.due_at, w.endpoint_id) > (?2, ?3)
+         ORDER BY w.due_at, w.endpoint_id
+         LIMIT ?4
+        """
+
+    /// Rows a claim reads from `endpoint_work` at a time.
+    static let workPageSize = 256
+
+    /// PostgreSQL: folds the committed signals into `endpoint_work`, endpoints in id order (so
+    /// folds and claims lock rows in one order). Runs only under `foldLock`: one folder at a time.
+    static let foldSignals = """
+        WITH taken AS (
+            DELETE FROM endpoint_work_signals
+             WHERE id IN (SELECT id FROM endpoint_work_signals ORDER BY id LIMIT 50000)
+            RETURNING endpoint_id, due_at
+        )
+        INSERT INTO endpoint_work (endpoint_id, due_at)
+        SELECT endpoint_id, min(due_at) FROM taken GROUP BY endpoint_id ORDER BY endpoint_id
+        ON CONFLICT (endpoint_id) DO UPDATE
+           SET due_at = least(endpoint_work.due_at, excluded.due_at), version = endpoint_work.version + 1
+        """
+    static let foldLock = "SELECT CASE WHEN pg_try_advisory_xact_lock(7465627) THEN 1 ELSE 0 END"
+
+    /// PostgreSQL: locks the endpoints a claim will take from (ids as a JSON array in ?1),
+    /// skipping those another process is claiming for right now, so two claims never both fill
+    /// the same endpoint's room from one count. (SQLite's write lock already serialises claims.)
+    static let lockEndpoints = """
+        SELECT id FROM endpoints WHERE \(isMember("id", of: "?1", .postgres)) ORDER BY id FOR UPDATE SKIP LOCKED
+        """
+
+    /// Moves an endpoint's row to ?2 (?1 endpoint, ?3 the version the claim read): past an open
+    /// circuit or an empty bucket, or to its next pending delivery. On PostgreSQL a row another
+    /// claim holds is left alone: an early row is only revisited.
+    static let moveWork = DialectSQL { dialect in
+        dialect == .sqlite
+            ? "UPDATE endpoint_work SET due_at = ?2, version = version + 1 WHERE endpoint_id = ?1 AND version = ?3"
+            : """
+              UPDATE endpoint_work SET due_at = ?2, version = version + 1
+               WHERE endpoint_id = (SELECT endpoint_id FROM endpoint_work WHERE endpoint_id = ?1 AND version = ?3 FOR UPDATE SKIP LOCKED)
+              """
+    }
+
+    /// Deletes an endpoint's row (?1 endpoint, ?2 the version read): no pending delivery left,
+    /// or the endpoint disabled or removed.
+    static let dropWork = DialectSQL { dialect in
+        dialect == .sqlite
+            ? "DELETE FROM endpoint_work WHERE endpoint_id = ?1 AND version = ?2"
+            : """
+              DELETE FROM endpoint_work
+               WHERE endpoint_id = (SELECT endpoint_id FROM endpoint_work WHERE endpoint_id = ?1 AND version = ?2 FOR UPDATE SKIP LOCKED)
+              """
+    }
+
+    /// The earliest pending delivery of ?1 but those this claim leases (?2, a JSON array of ids):
+    /// where the endpoint's row goes once its due work is taken. On PostgreSQL rows another
+    /// claim is leasing still read as pending, so they keep the row where it is.
+    static let nextPendingDue = DialectSQL { dialect in
+        """
+        SELECT min(next_attempt_at) FROM deliveries
+         WHERE endpoint_id = ?1 AND status = 'pending' AND NOT (\(isMember("id", of: "?2", dialect, as: "bigint")))
+        """
+    }
+
+    /// One endpoint of `endpoint_work` as a claim weighs it.
+    private struct WorkRow {
+        var id: String
+        var dueAt: Int64
+        var version: Int64
+        var usable: Bool
+        var ordered: Bool
+        var concurrency: Int
+        var revision: Int
+        var halfOpen: Bool
+        var bucket: RateBucket?
+        var heldUntil: Int64?
+    }
+
+    /// An endpoint a claim takes from: how many it may take, and how many rows it asked for.
+    private struct Probe {
+        var row: WorkRow
+        var room: Int
+        var asked: Int
+    }
+
+    /// Claims up to `limit` due deliveries in one transaction.
+    ///
+    /// It reads `endpoint_work` in due order, a page at a time, and probes only the endpoints
+    /// there that may take work now: its cost follows the endpoints with due work it visits
+    /// (at most those with work in flight besides the ones it takes from), not how many
+    /// endpoints exist. Each endpoint's oldest due deliveries are read by its own index probe,
+    /// up to its room, so one endpoint's backlog cannot hide another's work; the rows chosen
+    /// are the oldest due among them. An endpoint whose due work it took, or that may not take
+    /// work before a known time, has its row moved on, so the next claim does not visit it again.
     static func claim(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int], in db: some SQLConnection) throws -> [ClaimedDelivery] {
         guard limit > 0 else { return [] }
         let now = Clock.nowMilliseconds()
         let leaseExpiry = now + Int64((leaseSeconds * 1000).rounded())
         return try db.inTransaction {
             try db.execute(sweepExpiredLeases, [now])
-            // Locked before the counts are read, so that they include whatever a claim that held
-            // a lock committed (each statement sees the latest commits under READ COMMITTED).
-            let claimable = db.dialect == .postgres ? Set(try db.query(lockClaimableEndpoints, [now]) { $0.string(0) }) : nil
-            var everywhere: [String: Int] = [:]
-            try db.forEachRow(inFlightEndpoints, [now]) { everywhere[$0.string(0), default: 0] += 1 }
-            let endpoints = try db.query(eligibleEndpoints, [now]) { row in
-                let bucket = row.isNull(5) ? nil : RateBucket(perSecond: row.double(5), tokens: row.isNull(6) ? nil : row.double(6),
-                                                              asOf: row.isNull(7) ? nil : row.int64(7), now: now)
-                let concurrency = row.int(2) - max(everywhere[row.string(0)] ?? 0, inFlight[row.string(0)] ?? 0)
-                return (id: row.string(0), ordered: row.int(1) != 0, room: min(concurrency, bucket?.whole ?? concurrency),
-                        revision: row.int(3), halfOpen: row.int(4) != 0, bucket: bucket)
-            }.filter { $0.room > 0 && claimable?.contains($0.id) != false }
-            // An ordered endpoint looks further: the oldest rows may all wait on one key.
-            let due = try dueDeliveries(limits: endpoints.map { ($0.id, $0.ordered ? limit * scanFactor : min($0.room, limit)) },
-                                        now: now, in: db)
-            var candidates: [(id: Int64, due: Int64)] = []
-            for endpoint in endpoints {
-                let room = min(endpoint.room, limit)
-                var taken = 0
-                for row in due[endpoint.id] ?? [] where taken < room {
-                    if endpoint.ordered, try !db.query(earlierUnfinished, [endpoint.id, row.key, row.id], map: { _ in true }).isEmpty {
-                        continue
-                    }
-                    candidates.append((row.id, row.due))
-                    taken += 1
+            if db.dialect == .postgres, try db.query(foldLock, map: { $0.int(0) }).first == 1 {
+                try db.execute(foldSignals, [])
+            }
+            var probes: [Probe] = []
+            var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
+            var after: (due: Int64, id: String) = (Int64.min, "")
+            var pageWasFull = true
+            while pageWasFull && candidates.count < limit {
+                let page = try db.query(workPage, [now, after.due, after.id, workPageSize]) { row in
+                    WorkRow(id: row.string(0), dueAt: row.int64(1), version: row.int64(2), usable: row.int(3) != 0,
+                            ordered: !row.isNull(4) && row.int(4) != 0, concurrency: row.isNull(5) ? 0 : row.int(5),
+                            revision: row.isNull(6) ? 0 : row.int(6), halfOpen: !row.isNull(7) && row.int(7) != 0,
+                            bucket: row.isNull(8) ? nil : RateBucket(perSecond: row.double(8), tokens: row.isNull(9) ? nil : row.double(9),
+                                                                     asOf: row.isNull(10) ? nil : row.int64(10), now: now),
+                            heldUntil: row.isNull(11) ? nil : row.int64(11))
                 }
+                pageWasFull = page.count == workPageSize
+                guard let last = page.last else { break }
+                after = (last.dueAt, last.id)
+                let pageProbes = try weigh(page, limit: limit - candidates.count, inFlight: inFlight, now: now, in: db)
+                candidates += try probe(pageProbes, limit: limit, now: now, in: db)
+                probes += pageProbes
             }
             candidates.sort { ($0.due, $0.id) < ($1.due, $1.id) }
-
-            let chosen = candidates.prefix(limit).map(\.id)
+            let chosen = Array(candidates.prefix(limit))
+            try moveOn(probes, chosen: chosen, in: db)
             guard !chosen.isEmpty else { return [] }
-            let position = Dictionary(uniqueKeysWithValues: chosen.enumerated().map { ($1, $0) })
-            var claimed = try db.query(lease[db.dialect],
-                                       [JSONText.integers(chosen), owner, leaseExpiry, now]) { row in
-                ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
-                                tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
-                                attemptNumber: row.int(5) + 1, body: [], createdAt: Clock.date(milliseconds: row.int64(6)),
-                                firstAttemptAt: nil, retryBase: row.int(7))
-            }
-            claimed.sort { position[$0.deliveryID, default: 0] < position[$1.deliveryID, default: 0] }
-            let eventIDs = Array(Set(claimed.map(\.eventID)))
-            let bodies = Dictionary(try db.query(bodies[db.dialect], [JSONText.strings(eventIDs)]) { row in
-                (row.string(0), (body: row.bytes(1),
-                                 trace: try? row.optionalString(2).map { try TraceContext(traceparent: $0, tracestate: row.optionalString(3)) }))
-            }, uniquingKeysWith: { first, _ in first })
-            let byID = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.id, $0) })
-            for endpoint in endpoints where endpoint.halfOpen && claimed.contains(where: { $0.endpointID == endpoint.id }) {
-                try db.execute(startProbe, [endpoint.id, now])
-            }
-            for endpoint in endpoints {
-                guard let bucket = endpoint.bucket else { continue }
-                let taken = claimed.count { $0.endpointID == endpoint.id }
-                if taken > 0 { try db.execute(spendRateTokens, [endpoint.id, bucket.tokens - Double(taken), now]) }
-            }
-            for index in claimed.indices {
-                let stored = bodies[claimed[index].eventID]
-                claimed[index].body = stored?.body ?? []
-                claimed[index].traceContext = stored?.trace ?? nil
-                claimed[index].endpointRevision = byID[claimed[index].endpointID]?.revision ?? 0
-                if claimed[index].attemptNumber > claimed[index].retryBase + 1 {
-                    claimed[index].firstAttemptAt = try db.query(firstAttemptStart, [claimed[index].deliveryID, claimed[index].retryBase]) {
-                        $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0))
-                    }.first ?? nil
-                }
-            }
-            return claimed
+            return try leaseChosen(chosen.map(\.id), of: probes.map(\.row), owner: owner, leaseExpiry: leaseExpiry, now: now, in: db)
         }
+    }
+
+    /// The endpoints of a page that may take work now, each with its room; the others' rows are
+    /// moved past what holds them, or dropped. On PostgreSQL the endpoints are locked first
+    /// (skipping those another claim holds), then the leases counted, so the counts include
+    /// whatever a claim that held a lock committed.
+    private static func weigh(_ page: [WorkRow], limit: Int, inFlight: [String: Int], now: Int64,
+                              in db: some SQLConnection) throws -> [Probe] {
+        var open: [WorkRow] = []
+        for row in page {
+            if !row.usable {
+                try db.execute(dropWork[db.dialect], [row.id, row.version])
+            } else if let heldUntil = row.heldUntil {
+                try db.execute(moveWork[db.dialect], [row.id, heldUntil, row.version])
+            } else if let bucket = row.bucket, bucket.whole == 0 {
+                // When the bucket next holds a whole token.
+                let wait = Int64(((1 - bucket.tokens) / bucket.perSecond * 1000).rounded(.up))
+                try db.execute(moveWork[db.dialect], [row.id, now + max(1, wait), row.version])
+            } else {
+                open.append(row)
+            }
+        }
+        guard !open.isEmpty else { return [] }
+        let locked = db.dialect == .postgres
+            ? Set(try db.query(lockEndpoints, [JSONText.strings(open.map(\.id))]) { $0.string(0) }) : nil
+        var everywhere: [String: Int] = [:]
+        try db.forEachRow(inFlightEndpoints, [now]) { everywhere[$0.string(0), default: 0] += 1 }
+        return open.compactMap { row in
+            guard locked?.contains(row.id) != false else { return nil }
+            let concurrency = row.concurrency - max(everywhere[row.id] ?? 0, inFlight[row.id] ?? 0)
+            let room = min(concurrency, row.bucket?.whole ?? concurrency, limit)
+            guard room > 0 else { return nil }
+            // An ordered endpoint looks further: the oldest rows may all wait on one key.
+            return Probe(row: row, room: room, asked: row.ordered ? limit * scanFactor : room)
+        }
+    }
+
+    /// Each probed endpoint's oldest due deliveries, up to its room.
+    private static func probe(_ probes: [Probe], limit: Int, now: Int64,
+                              in db: some SQLConnection) throws -> [(id: Int64, due: Int64, endpointID: String)] {
+        let due = try dueDeliveries(limits: probes.map { ($0.row.id, $0.asked) }, now: now, in: db)
+        var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
+        for probe in probes {
+            var taken = 0
+            for row in due[probe.row.id] ?? [] where taken < probe.room {
+                if probe.row.ordered, try !db.query(earlierUnfinished, [probe.row.id, row.key, row.id], map: { _ in true }).isEmpty {
+                    continue
+                }
+                candidates.append((row.id, row.due, probe.row.id))
+                taken += 1
+            }
+        }
+        return candidates
+    }
+
+    /// Moves each probed endpoint's row on to its earliest pending delivery but those this
+    /// claim leases, or deletes it when there is none: the next claim visits it only when it has
+    /// due work again. (Its due work left, if any, keeps the row where it is: a room that ran
+    /// out, a candidate not chosen, an ordered key waiting, another claim's lease not yet
+    /// committed.) An endpoint that filled its room surely has more: left as it is.
+    private static func moveOn(_ probes: [Probe], chosen: [(id: Int64, due: Int64, endpointID: String)], in db: some SQLConnection) throws {
+        let chosenOf = Dictionary(grouping: chosen, by: \.endpointID)
+        for probe in probes {
+            let mine = chosenOf[probe.row.id] ?? []
+            guard mine.count < probe.room else { continue }
+            let next = try db.query(nextPendingDue[db.dialect], [probe.row.id, JSONText.integers(mine.map(\.id))]) {
+                $0.isNull(0) ? nil : $0.int64(0)
+            }.first ?? nil
+            if let next {
+                if next > probe.row.dueAt { try db.execute(moveWork[db.dialect], [probe.row.id, next, probe.row.version]) }
+            } else {
+                try db.execute(dropWork[db.dialect], [probe.row.id, probe.row.version])
+            }
+        }
+    }
+
+    /// Leases the chosen deliveries and reads what their attempts need: bodies, trace context,
+    /// the endpoint's revision, when the run of attempts began. Starts a half-open endpoint's
+    /// probe and spends rate-limited endpoints' tokens.
+    private static func leaseChosen(_ chosen: [Int64], of endpoints: [WorkRow], owner: String, leaseExpiry: Int64, now: Int64,
+                              in db: some SQLConnection) throws -> [ClaimedDelivery] {
+        let position = Dictionary(uniqueKeysWithValues: chosen.enumerated().map { ($1, $0) })
+        var claimed = try db.query(lease[db.dialect],
+                                   [JSONText.integers(chosen), owner, leaseExpiry, now]) { row in
+            ClaimedDelivery(deliveryID: row.int64(0), eventID: row.string(1), eventType: row.string(2),
+                            tenantID: row.string(3), endpointID: row.string(4), endpointRevision: 0,
+                            attemptNumber: row.int(5) + 1, body: [], createdAt: Clock.date(milliseconds: row.int64(6)),
+                            firstAttemptAt: nil, retryBase: row.int(7))
+        }
+        claimed.sort { position[$0.deliveryID, default: 0] < position[$1.deliveryID, default: 0] }
+        let eventIDs = Array(Set(claimed.map(\.eventID)))
+        let bodies = Dictionary(try db.query(bodies[db.dialect], [JSONText.strings(eventIDs)]) { row in
+            (row.string(0), (body: row.bytes(1),
+                             trace: try? row.optionalString(2).map { try TraceContext(traceparent: $0, tracestate: row.optionalString(3)) }))
+        }, uniquingKeysWith: { first, _ in first })
+        let byID = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.id, $0) })
+        for endpoint in endpoints where endpoint.halfOpen && claimed.contains(where: { $0.endpointID == endpoint.id }) {
+            try db.execute(startProbe, [endpoint.id, now])
+        }
+        for endpoint in endpoints {
+            guard let bucket = endpoint.bucket else { continue }
+            let taken = claimed.count { $0.endpointID == endpoint.id }
+            if taken > 0 { try db.execute(spendRateTokens, [endpoint.id, bucket.tokens - Double(taken), now]) }
+        }
+        for index in claimed.indices {
+            let stored = bodies[claimed[index].eventID]
+            claimed[index].body = stored?.body ?? []
+            claimed[index].traceContext = stored?.trace ?? nil
+            claimed[index].endpointRevision = byID[claimed[index].endpointID]?.revision ?? 0
+            if claimed[index].attemptNumber > claimed[index].retryBase + 1 {
+                claimed[index].firstAttemptAt = try db.query(firstAttemptStart, [claimed[index].deliveryID, claimed[index].retryBase]) {
+                    $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0))
+                }.first ?? nil
+            }
+        }
+        return claimed
     }
 
     /// Records a batch in a few statements whatever its size: attempts and delivery verdicts
