@@ -167,24 +167,35 @@ enum DeliveryQueries {
     /// How many candidates a claim considers per claimed row: room to skip saturated endpoints.
     static let scanFactor = 4
 
-    /// A page of `endpoint_work` in due order, each with what a claim needs of its endpoint
-    /// (?1 now, ?2 and ?3 the last row of the page before, ?4 the page size). Rows: endpoint,
-    /// due_at, version, usable (enabled and not removed), ordered, concurrency (1 while the
-    /// circuit is half-open: a probe), revision, half-open, rate limit, tokens, tokens as of,
-    /// held until (an open circuit's or a 429's end, when later than now).
+    /// What a claim weighs of an endpoint `e` (?1 now): usable (enabled and not removed),
+    /// ordered, concurrency (1 while the circuit is half-open: a probe), revision, half-open,
+    /// rate limit, tokens, tokens as of, held until (an open circuit's or a 429's end, when
+    /// later than now). NULLs when the endpoint row is missing.
+    private static let endpointState = """
+        CASE WHEN e.enabled = 1 AND e.removed_at IS NULL THEN 1 ELSE 0 END, e.ordered,
+        CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
+        e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END,
+        e.rate_limit_per_second, e.rate_tokens, e.rate_updated_at,
+        CASE WHEN coalesce(e.circuit_open_until, 0) > ?1 OR coalesce(e.throttled_until, 0) > ?1
+             THEN CASE WHEN coalesce(e.circuit_open_until, 0) > coalesce(e.throttled_until, 0)
+                       THEN e.circuit_open_until ELSE e.throttled_until END END
+        """
+
+    /// A page of `endpoint_work` in due order with its endpoints' `endpointState` (?1 now, ?2
+    /// and ?3 the last row of the page before, ?4 the page size).
     static let workPage = """
-        SELECT w.endpoint_id, w.due_at, w.version,
-               CASE WHEN e.enabled = 1 AND e.removed_at IS NULL THEN 1 ELSE 0 END, e.ordered,
-               CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE e.max_concurrency END,
-               e.revision, CASE WHEN e.consecutive_failures >= e.circuit_failure_threshold THEN 1 ELSE 0 END,
-               e.rate_limit_per_second, e.rate_tokens, e.rate_updated_at,
-               CASE WHEN coalesce(e.circuit_open_until, 0) > ?1 OR coalesce(e.throttled_until, 0) > ?1
-                    THEN CASE WHEN coalesce(e.circuit_open_until, 0) > coalesce(e.throttled_until, 0)
-                              THEN e.circuit_open_until ELSE e.throttled_until END END
+        SELECT w.endpoint_id, w.due_at, w.version, \(endpointState)
           FROM endpoint_work w LEFT JOIN endpoints e ON e.id = w.endpoint_id
          WHERE w.due_at <= ?1 AND (w.due_at, w.endpoint_id) > (?2, ?3)
          ORDER BY w.due_at, w.endpoint_id
          LIMIT ?4
+        """
+
+    /// PostgreSQL: `endpointState` read again once the endpoints are locked (?1 now, ?2 a JSON
+    /// array of ids), since another claim may have spent tokens or closed a circuit after the
+    /// page was read.
+    static let lockedEndpointStates = """
+        SELECT e.id, \(endpointState) FROM endpoints e WHERE \(isMember("e.id", of: "?2", .postgres))
         """
 
     /// Rows a claim reads from `endpoint_work` at a time.
@@ -250,13 +261,27 @@ enum DeliveryQueries {
         var id: String
         var dueAt: Int64
         var version: Int64
-        var usable: Bool
-        var ordered: Bool
-        var concurrency: Int
-        var revision: Int
-        var halfOpen: Bool
+        var usable = false
+        var ordered = false
+        var concurrency = 0
+        var revision = 0
+        var halfOpen = false
         var bucket: RateBucket?
         var heldUntil: Int64?
+
+        /// The `endpointState` columns from `start` on.
+        mutating func read(_ row: some SQLRow, from start: Int32, now: Int64) {
+            func isSet(_ offset: Int32) -> Bool { !row.isNull(start + offset) && row.int(start + offset) != 0 }
+            usable = isSet(0)
+            ordered = isSet(1)
+            concurrency = row.isNull(start + 2) ? 0 : row.int(start + 2)
+            revision = row.isNull(start + 3) ? 0 : row.int(start + 3)
+            halfOpen = isSet(4)
+            bucket = row.isNull(start + 5) ? nil : RateBucket(
+                perSecond: row.double(start + 5), tokens: row.isNull(start + 6) ? nil : row.double(start + 6),
+                asOf: row.isNull(start + 7) ? nil : row.int64(start + 7), now: now)
+            heldUntil = row.isNull(start + 8) ? nil : row.int64(start + 8)
+        }
     }
 
     /// An endpoint a claim takes from: how many it may take, and how many rows it asked for.
@@ -290,12 +315,9 @@ enum DeliveryQueries {
             var pageWasFull = true
             while pageWasFull && candidates.count < limit {
                 let page = try db.query(workPage, [now, after.due, after.id, workPageSize]) { row in
-                    WorkRow(id: row.string(0), dueAt: row.int64(1), version: row.int64(2), usable: row.int(3) != 0,
-                            ordered: !row.isNull(4) && row.int(4) != 0, concurrency: row.isNull(5) ? 0 : row.int(5),
-                            revision: row.isNull(6) ? 0 : row.int(6), halfOpen: !row.isNull(7) && row.int(7) != 0,
-                            bucket: row.isNull(8) ? nil : RateBucket(perSecond: row.double(8), tokens: row.isNull(9) ? nil : row.double(9),
-                                                                     asOf: row.isNull(10) ? nil : row.int64(10), now: now),
-                            heldUntil: row.isNull(11) ? nil : row.int64(11))
+                    var work = WorkRow(id: row.string(0), dueAt: row.int64(1), version: row.int64(2))
+                    work.read(row, from: 3, now: now)
+                    return work
                 }
                 pageWasFull = page.count == workPageSize
                 guard let last = page.last else { break }
@@ -314,10 +336,27 @@ enum DeliveryQueries {
 
     /// The endpoints of a page that may take work now, each with its room; the others' rows are
     /// moved past what holds them, or dropped. On PostgreSQL the endpoints are locked first
-    /// (skipping those another claim holds), then the leases counted, so the counts include
-    /// whatever a claim that held a lock committed.
+    /// (skipping those another claim holds) and read again, then the leases counted, so the
+    /// state and counts include whatever a claim that held a lock committed.
     private static func weigh(_ page: [WorkRow], limit: Int, inFlight: [String: Int], now: Int64,
                               in db: some SQLConnection) throws -> [Probe] {
+        var page = page
+        if db.dialect == .postgres {
+            let ids = JSONText.strings(page.map(\.id))
+            let locked = Set(try db.query(lockEndpoints, [ids]) { $0.string(0) })
+            var fresh: [String: WorkRow] = [:]
+            try db.forEachRow(lockedEndpointStates, [now, JSONText.strings(Array(locked))]) { row in
+                var work = WorkRow(id: row.string(0), dueAt: 0, version: 0)
+                work.read(row, from: 1, now: now)
+                fresh[work.id] = work
+            }
+            page = page.compactMap { row in
+                guard var state = fresh[row.id] else { return nil }
+                state.dueAt = row.dueAt
+                state.version = row.version
+                return state
+            }
+        }
         var open: [WorkRow] = []
         for row in page {
             if !row.usable {
@@ -333,12 +372,9 @@ enum DeliveryQueries {
             }
         }
         guard !open.isEmpty else { return [] }
-        let locked = db.dialect == .postgres
-            ? Set(try db.query(lockEndpoints, [JSONText.strings(open.map(\.id))]) { $0.string(0) }) : nil
         var everywhere: [String: Int] = [:]
         try db.forEachRow(inFlightEndpoints, [now]) { everywhere[$0.string(0), default: 0] += 1 }
         return open.compactMap { row in
-            guard locked?.contains(row.id) != false else { return nil }
             let concurrency = row.concurrency - max(everywhere[row.id] ?? 0, inFlight[row.id] ?? 0)
             let room = min(concurrency, row.bucket?.whole ?? concurrency, limit)
             guard room > 0 else { return nil }
