@@ -112,16 +112,19 @@ public struct DispatcherConfiguration: Sendable {
 
         var tenants: [Tenant] = []
         var endpoints: [Endpoint] = []
+        // Duplicate checks by set: a config of 10,000 endpoints is a customer base, not a typo.
+        var tenantIDs: Set<String> = []
+        var endpointIDs: Set<String> = []
         for (tenantIndex, tenantJSON) in (try root.array("tenants") ?? []).enumerated() {
             let tenantReader = try JSONReader(tenantJSON, path: "tenants[\(tenantIndex)]")
             let id = try tenantReader.requiredString("id")
             guard EventType.isValid(id) else { throw tenantReader.fail("id", "'\(id)' must be 1-200 letters, digits, '.', '_' or '-'") }
-            guard !tenants.contains(where: { $0.id == id }) else { throw tenantReader.fail("id", "tenant '\(id)' is defined twice") }
+            guard tenantIDs.insert(id).inserted else { throw tenantReader.fail("id", "tenant '\(id)' is defined twice") }
             let name = try tenantReader.string("name") ?? id
             for (endpointIndex, endpointJSON) in (try tenantReader.array("endpoints") ?? []).enumerated() {
                 let reader = try JSONReader(endpointJSON, path: "\(tenantReader.keyPath("endpoints"))[\(endpointIndex)]")
                 let endpoint = try Endpoint.decode(reader, tenantID: id, urlPolicy: urlPolicy)
-                guard !endpoints.contains(where: { $0.id == endpoint.id }) else {
+                guard endpointIDs.insert(endpoint.id).inserted else {
                     throw reader.fail("id", "endpoint '\(endpoint.id)' is defined twice; endpoint ids are unique across tenants")
                 }
                 guard endpoint.timeoutSeconds < leaseSeconds else {
@@ -171,7 +174,7 @@ public struct DispatcherConfiguration: Sendable {
         var operationsTenant: String?
         if let reader = try root.object("operations") {
             let tenant = try reader.requiredString("tenant")
-            guard tenants.contains(where: { $0.id == tenant }) else {
+            guard tenantIDs.contains(tenant) else {
                 throw reader.fail("tenant", "'\(tenant)' is not one of the config's tenants")
             }
             try reader.rejectUnknownKeys()
