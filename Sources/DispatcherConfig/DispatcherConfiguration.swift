@@ -82,7 +82,7 @@ public struct DispatcherConfiguration: Sendable {
             database = URL(fileURLWithPath: baseDirectory).appendingPathComponent(database).standardizedFileURL.path
         }
         // `workers` names the transfer loop's slots, as it named threads before; kept for configs.
-        let workers = try root.integer("workers", default: 8, in: 1...512)
+        let workers = try root.integer("workers", default: 8, in: 1...20_000)
         let pollInterval = try root.integer("poll_interval_ms", default: 100, in: 1...60_000)
         let leaseSeconds = try root.number("lease_seconds", default: 60, in: 1...86_400)
         let maxPayload = try root.integer("max_payload_bytes", default: 256 * 1024, in: 2...(16 * 1024 * 1024))

@@ -55,7 +55,7 @@ final class ConfigurationTests: XCTestCase {
 
     func testWrongTypesAndValuesNameTheKey() {
         assertRejected(#"{"workers": "8"}"#, path: "workers", mentioning: "expected a number")
-        assertRejected(#"{"workers": 0}"#, path: "workers", mentioning: "between 1 and 512")
+        assertRejected(#"{"workers": 0}"#, path: "workers", mentioning: "between 1 and 20000")
         assertRejected(#"{"workers": 2.5}"#, path: "workers", mentioning: "whole number")
         // One reader for every JSON input: a boolean is never a number, in any of them.
         assertRejected(#"{"workers": true}"#, path: "workers", mentioning: "expected a number, got true")

@@ -36,7 +36,7 @@ struct ServeCommand: DispatcherCommand {
 
     init(_ arguments: ParsedArguments) throws {
         selection = try StoreSelection(arguments, requireConfig: true)
-        workers = try arguments.integer("workers", in: 1...512)
+        workers = try arguments.integer("workers", in: 1...20_000)
         verbose = arguments.flag("verbose")
         if let format = arguments.value("log-format") {
             guard let parsed = DispatcherLogger.Format(rawValue: format) else { throw UsageError("--log-format must be text or json") }
@@ -56,6 +56,13 @@ struct ServeCommand: DispatcherCommand {
         var configuration = selection.configuration?.serviceConfiguration(logger: logger)
             ?? DeliveryServiceConfiguration(logger: logger)
         if let workers { configuration.concurrentRequests = workers }
+        // Each request in flight holds a socket; main raised the soft limit to the hard one.
+        var descriptors = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &descriptors) == 0,
+           UInt64(configuration.concurrentRequests) + 256 > UInt64(descriptors.rlim_cur) {
+            logger.log(.warning, "\(configuration.concurrentRequests) workers need as many sockets, and this process may open \(descriptors.rlim_cur) files; "
+                       + "raise the limit (ulimit -n, LimitNOFILE=) or requests will fail to connect")
+        }
         let service = DeliveryService(store: store, configuration: configuration)
         let housekeeping = Housekeeping(store: store, settings: Housekeeping.Settings(
             statsIntervalSeconds: selection.configuration?.statsIntervalSeconds ?? 60,
