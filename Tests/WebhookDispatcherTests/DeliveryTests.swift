@@ -322,6 +322,28 @@ final class DeliveryTests: DispatcherTestCase {
         XCTAssertTrue(messages.withLock { $0.contains { $0.contains("work again after") } })
     }
 
+    /// Under steady load the board's list of claimed jobs never runs empty; the jobs taken from
+    /// it (and their bodies) must still go, or memory grows with every delivery.
+    func testTheJobBoardDropsTakenJobsWhenItNeverRunsEmpty() {
+        let board = JobBoard()
+        var next: Int64 = 0
+        func claims(_ count: Int) -> [ClaimedDelivery] {
+            (0..<count).map { _ in
+                next += 1
+                return ClaimedDelivery(deliveryID: next, eventID: "e\(next)", eventType: "t", tenantID: "a", endpointID: "ep",
+                                       endpointRevision: 1, attemptNumber: 1, body: Array(repeating: 0x20, count: 1_024), createdAt: Date())
+            }
+        }
+        XCTAssertEqual(board.add(claims(100)).count, 0)
+        var taken: [Int64] = []
+        for _ in 0..<1_000 {
+            XCTAssertEqual(board.add(claims(10)).count, 0)
+            for _ in 0..<10 { if case .job(let job) = board.poll() { taken.append(job.deliveryID) } }
+        }
+        XCTAssertEqual(taken, Array(1...10_000), "jobs come out in claim order")
+        XCTAssertLessThanOrEqual(board.retainedJobs, 2_200, "10,100 added, 100 waiting: the taken ones were dropped")
+    }
+
     func testFailedClaimsBackOffToFiveSeconds() {
         XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 0), 0.1)
         XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 1), 0.2, accuracy: 1e-9)
