@@ -139,14 +139,10 @@ public struct DispatcherConfiguration: Sendable {
         if let reader = try root.object("dashboard") {
             let listen = try reader.string("listen") ?? DashboardSettings.defaultListen
             let token = try reader.string("token")
-            let hostNames = try reader.stringArray("hosts") ?? []
-            for (index, name) in hostNames.enumerated() where !DashboardSettings.isHostName(name) {
-                throw DispatcherError.invalidConfiguration(path: "dashboard.hosts[\(index)]",
-                                                           message: "'\(name)' is not a host name such as dispatcher.example.com")
-            }
+            let hostNames = try hostNamesOf(reader, section: "dashboard")
             try reader.rejectUnknownKeys()
             dashboard = try DashboardSettings(listen: listen, token: token)
-            dashboard?.hostNames = hostNames.map { $0.lowercased() }
+            dashboard?.hostNames = hostNames
         }
         var api: APISettings?
         if let reader = try root.object("api") {
@@ -159,13 +155,9 @@ public struct DispatcherConfiguration: Sendable {
         if let reader = try root.object("metrics") {
             let listen = try reader.string("listen") ?? MetricsSettings.defaultListen
             let token = try reader.string("token")
-            let hostNames = try reader.stringArray("hosts") ?? []
-            for (index, name) in hostNames.enumerated() where !DashboardSettings.isHostName(name) {
-                throw DispatcherError.invalidConfiguration(path: "metrics.hosts[\(index)]",
-                                                           message: "'\(name)' is not a host name such as metrics.example.com")
-            }
+            let hostNames = try hostNamesOf(reader, section: "metrics")
             var settings = try MetricsSettings(listen: listen, token: token)
-            settings.hostNames = hostNames.map { $0.lowercased() }
+            settings.hostNames = hostNames
             settings.maxEndpointLabels = try reader.integer("max_endpoint_labels", default: 100, in: 0...10_000)
             settings.maxTenantLabels = try reader.integer("max_tenant_labels", default: 100, in: 0...10_000)
             try reader.rejectUnknownKeys()
@@ -197,6 +189,16 @@ public struct DispatcherConfiguration: Sendable {
         configuration.logFormat = logFormat
         configuration.operationsTenant = operationsTenant
         return configuration
+    }
+
+    /// A listener's `hosts`: the names people or Prometheus reach it by (lowercased), each a DNS name.
+    private static func hostNamesOf(_ reader: JSONReader, section: String) throws -> [String] {
+        let names = try reader.stringArray("hosts") ?? []
+        for (index, name) in names.enumerated() where !DashboardSettings.isHostName(name) {
+            throw DispatcherError.invalidConfiguration(path: "\(section).hosts[\(index)]",
+                                                       message: "'\(name)' is not a host name such as dispatcher.example.com")
+        }
+        return names.map { $0.lowercased() }
     }
 
     /// Every `env:NAME` value the endpoints name (headers, signing secrets, OAuth client
