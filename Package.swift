@@ -5,7 +5,7 @@ import PackageDescription
 // wrong-way import does not compile.
 //
 //   dispatcher (CLI) ─▶ WebhookDispatcher (re-exports the producer API) ─▶ Config, Worker, Store, Events, Model
-//   DispatcherDashboard ─▶ DispatcherConfig, DispatcherServer, DispatcherWorker
+//   DispatcherDashboard ─▶ DispatcherConfig, DispatcherServer, DispatcherWorker, DispatcherEvents
 //   DispatcherIngest ─▶ DispatcherConfig, DispatcherServer, DispatcherStore, DispatcherEvents
 //   DispatcherConfig ─▶ DispatcherWorker ─▶ DispatcherStore ─▶ DispatcherModel
 //                                       └─▶ DispatcherDelivery ─▶ DispatcherModel
@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "DispatcherServer", dependencies: ["DispatcherModel", "CEventLoop"]),
         .target(
             name: "DispatcherDashboard",
-            dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery", "DispatcherWorker",
+            dependencies: ["DispatcherModel", "DispatcherEvents", "DispatcherStore", "DispatcherDelivery", "DispatcherWorker",
                            "DispatcherConfig", "DispatcherServer"],
             // The dashboard's stylesheet and script, compiled in (no files beside the binary).
             resources: [

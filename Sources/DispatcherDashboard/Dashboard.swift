@@ -128,6 +128,8 @@ struct DashboardApp: Sendable {
             if route.matches("deliveries") { return html(try pages.deliveries(query: query)) }
             if let id = route.capture("deliveries/*") { return html(try pages.delivery(id: try Self.deliveryID(id), query: query)) }
             if route.matches("endpoints") { return html(try pages.endpoints(query: query)) }
+            if route.matches("catalog") { return html(pages.catalog()) }
+            if route.matches("api/catalog") { return Self.json(api.catalog()) }
             if route.matches("metrics") { return .text(200, metrics.render(), contentType: PrometheusText.contentType) }
             if route.matches("api/session") { return Self.json(["csrf_token": csrfToken]) }
             if route.matches("api/overview") { return Self.json(try api.overview()) }

@@ -1,5 +1,6 @@
 import DispatcherConfig
 import DispatcherDelivery
+import DispatcherEvents
 import DispatcherModel
 import DispatcherServer
 import DispatcherStore
@@ -167,5 +168,14 @@ struct DashboardAPI {
             return object
         }
         return ["endpoints": endpoints]
+    }
+
+    /// `GET /api/catalog`: every event type, its meaning and its example body.
+    func catalog() -> [String: Any] {
+        ["types": EventCatalog.entries.map { entry -> [String: Any] in
+            var object: [String: Any] = ["type": entry.type, "family": entry.family, "summary": entry.summary]
+            object["example"] = entry.example.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } ?? NSNull()
+            return object
+        }]
     }
 }

@@ -1,5 +1,6 @@
 import DispatcherConfig
 import DispatcherDelivery
+import DispatcherEvents
 import DispatcherModel
 import DispatcherServer
 import DispatcherStore
@@ -298,6 +299,55 @@ struct DashboardPages {
 
     // MARK: - Login and errors
 
+    /// Every event type with its meaning and documented example, and how a receiver checks a
+    /// signature: what a customer's developer reads before writing their handler.
+    func catalog() -> HTML {
+        let sections = Self.catalogFamilies.map { family, title -> HTML in
+            let rows = EventCatalog.entries.filter { $0.family == family }.map { entry -> HTML in
+                let example: HTML = entry.example.flatMap { JSONPrettyPrinter.prettyPrinted(Array($0.utf8)) }.map {
+                    "<details><summary>Example</summary><pre class=\"body json\">\($0)</pre></details>"
+                } ?? ""
+                return "<tr id=\"type-\(entry.type)\"><td><code>\(entry.type)</code></td><td>\(entry.summary)\(example)</td></tr>"
+            }
+            return """
+                <section class="panel"><h2>\(title)</h2>
+                <table><thead><tr><th>Type</th><th>Meaning</th></tr></thead><tbody>\(rows)</tbody></table></section>
+                """
+        }
+        return layout(title: "Event catalog", active: "catalog", body: """
+            <h1>Event catalog</h1>
+            <p class="muted">Every type an endpoint may receive; an endpoint's <code>events</code> filter takes these names or globs such as <code>visit.*</code>.</p>
+            \(sections)
+            <section class="panel" id="signatures"><h2>Verifying a signature</h2>
+            <p>Each request carries <code>webhook-id</code>, <code>webhook-timestamp</code> and <code>webhook-signature</code>
+            (Standard Webhooks): <code>v1,</code> then the base64 HMAC-SHA256 of <code>id.timestamp.body</code>, keyed with the
+            base64 part of your <code>whsec_</code> secret. While a secret is being rotated the header holds two signatures,
+            space-separated; accept the request if either matches. Check the raw body, before any JSON parsing, and refuse old
+            timestamps. In Python, standard library only:</p>
+            <pre class="body" id="verify-snippet">\(Self.verificationSnippet)</pre>
+            </section>
+            """)
+    }
+
+    static let catalogFamilies = [
+        ("checkin", "Check-in"), ("visit", "Telehealth visits"), ("onboarding", "Identity onboarding"),
+        ("verification", "KYC verification"), ("operations", "Operational events (the operations tenant)"), ("dispatcher", "The dispatcher"),
+    ]
+
+    /// The Python a receiver verifies with (a test runs it against the dispatcher's own signatures).
+    static let verificationSnippet = """
+        import base64, hashlib, hmac, time
+
+        def verify(secret, headers, body, tolerance=300):
+            # secret: "whsec_..."; headers: a dict with lower-case names; body: the raw bytes.
+            if abs(time.time() - int(headers["webhook-timestamp"])) > tolerance:
+                return False
+            key = base64.b64decode(secret.removeprefix("whsec_"))
+            signed = f'{headers["webhook-id"]}.{headers["webhook-timestamp"]}.'.encode() + body
+            expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+            return any(hmac.compare_digest(expected, given) for given in headers["webhook-signature"].split())
+        """
+
     func login(failed: Bool) -> HTML {
         layout(title: "Sign in", active: "", navigation: false, body: """
             <form method="post" action="/login" class="login panel">
@@ -336,7 +386,8 @@ struct DashboardPages {
     private func notice(error message: String) -> HTML { "<p class=\"notice error\">\(message)</p>" }
 
     private func layout(title: String, active: String, navigation: Bool = true, body: HTML) -> HTML {
-        let links = [("overview", "/", "Overview"), ("deliveries", "/deliveries", "Deliveries"), ("endpoints", "/endpoints", "Endpoints")]
+        let links = [("overview", "/", "Overview"), ("deliveries", "/deliveries", "Deliveries"), ("endpoints", "/endpoints", "Endpoints"),
+                     ("catalog", "/catalog", "Event catalog")]
         let nav: HTML = navigation ? """
             <header><a class="brand" href="/">dispatcher</a><nav>\(links.map { key, href, label -> HTML in
                 "<a href=\"\(href)\"\(key == active ? HTML(" class=\"active\" aria-current=\"page\"") : "")>\(label)</a>"

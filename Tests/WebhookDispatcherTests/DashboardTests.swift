@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import XCTest
 @testable import DispatcherDashboard
+import DispatcherEvents
 @testable import DispatcherModel
 import DispatcherServer
 import WebhookDispatcher
@@ -399,7 +400,12 @@ final class DashboardTests: DispatcherTestCase {
         let rowA = try XCTUnwrap(page.evaluate("document.getElementById('endpoint-clinic-a-hooks').textContent") as? String)
         XCTAssertTrue(rowA.contains("100.0% of 5") && rowA.contains("100.0% of 60"), rowA)
         try page.screenshot(to: screenshots + "/endpoints.png")
-        for name in ["overview", "deliveries", "delivery", "endpoints"] {
+        // The event catalog: every type a row, the examples folded away until opened.
+        try page.open(base + "/catalog")
+        XCTAssertEqual(try page.evaluate("document.querySelectorAll('tr[id^=type-]').length") as? Int, EventCatalog.entries.count)
+        XCTAssertEqual(try page.evaluate("document.querySelector('#verify-snippet').textContent.includes('def verify(')") as? Bool, true)
+        try page.screenshot(to: screenshots + "/catalog.png")
+        for name in ["overview", "deliveries", "delivery", "endpoints", "catalog"] {
             let size = (try? FileManager.default.attributesOfItem(atPath: "\(screenshots)/\(name).png")[.size] as? Int) ?? 0
             XCTAssertGreaterThan(size, 10_000, "\(name).png holds a rendered page")
         }
