@@ -26,9 +26,10 @@ package final class Dashboard: Sendable {
 
     /// `metrics` renders `/metrics`: pass serve's exporter so the dashboard's figures include its
     /// delivery service's counters; by default the dashboard reports the store and itself.
-    package init(store: any DashboardStore, settings: DashboardSettings, metrics: MetricsExporter? = nil) throws {
+    /// `tester` lets the endpoints page send a test event (the hosting process's delivery settings).
+    package init(store: any DashboardStore, settings: DashboardSettings, metrics: MetricsExporter? = nil, tester: EndpointTester? = nil) throws {
         let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: HostPolicy(settings: settings),
-                               metrics: metrics ?? MetricsExporter(store: store))
+                               metrics: metrics ?? MetricsExporter(store: store), tester: tester)
         self.app = app
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024,
                                 maxConnections: Self.maxConnections, readTimeout: Self.readTimeout, gracePeriod: 2) { request in
@@ -50,6 +51,7 @@ struct DashboardApp: Sendable {
     let token: String?
     let hosts: HostPolicy
     let metrics: MetricsExporter
+    let tester: EndpointTester?
     let logins = LoginThrottle()
     let csrfToken: String
     /// What the login cookie holds: derived from the token, so the token itself never sits in a cookie.
@@ -57,11 +59,12 @@ struct DashboardApp: Sendable {
 
     static let sessionCookie = "dispatcher_session"
 
-    init(store: any DashboardStore, token: String?, hosts: HostPolicy, metrics: MetricsExporter) {
+    init(store: any DashboardStore, token: String?, hosts: HostPolicy, metrics: MetricsExporter, tester: EndpointTester? = nil) {
         self.store = store
         self.token = token
         self.hosts = hosts
         self.metrics = metrics
+        self.tester = tester
         csrfToken = Hex.lowercase(Digest.randomBytes(32))
         sessionValue = token.map { Hex.lowercase(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
     }
@@ -158,7 +161,7 @@ struct DashboardApp: Sendable {
         }
         let actionSegments = isAPI ? Array(segments.dropFirst()) : segments
         let action = try DashboardAction(segments: actionSegments, form: isAPI ? FormData(query: request.target) : form)
-        let outcome = try action.perform(on: store)
+        let outcome = try action.perform(on: store, tester: tester)
         if isAPI { return Self.json(outcome.json) }
         return Self.redirect(outcome.redirect)
     }

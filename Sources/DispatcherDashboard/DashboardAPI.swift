@@ -81,11 +81,12 @@ struct DashboardAction {
         case redeliver(Int64)
         case replay(DashboardFilter)
         case setEnabled(endpointID: String, enabled: Bool)
+        case test(endpointID: String)
     }
 
     let kind: Kind
 
-    /// `deliveries/ID/redeliver`, `replay` (filter in the form or query), `endpoints/ID/enable|disable`.
+    /// `deliveries/ID/redeliver`, `replay` (filter in the form or query), `endpoints/ID/enable|disable|test`.
     init(segments: [String], form: FormData) throws {
         let route = Route(segments)
         if let id = route.capture("deliveries/*/redeliver") {
@@ -96,6 +97,8 @@ struct DashboardAction {
             kind = .setEnabled(endpointID: id, enabled: true)
         } else if let id = route.capture("endpoints/*/disable") {
             kind = .setEnabled(endpointID: id, enabled: false)
+        } else if let id = route.capture("endpoints/*/test") {
+            kind = .test(endpointID: id)
         } else {
             throw DashboardError(status: 404, message: "no such action: /\(segments.joined(separator: "/"))")
         }
@@ -107,8 +110,20 @@ struct DashboardAction {
         var redirect: String
     }
 
-    func perform(on store: any DashboardStore) throws -> Outcome {
+    /// `tester` sends test events (`dispatcher.ping`) with the delivery settings of the process
+    /// that hosts the dashboard, so its destination guard and URL policy apply.
+    func perform(on store: any DashboardStore, tester: EndpointTester?) throws -> Outcome {
         switch kind {
+        case .test(let endpointID):
+            guard let tester else { throw DashboardError(status: 503, message: "this dashboard was started without delivery settings; use dispatcher endpoints test") }
+            let record: EventRecord
+            do {
+                record = try tester.ping(endpointID: endpointID)
+            } catch DispatcherError.notFound {
+                throw DashboardError(status: 404, message: "no endpoint '\(endpointID)'")
+            }
+            let deliveryID = record.deliveries.first?.delivery.id ?? 0
+            return Outcome(json: JSONRepresentation.eventRecord(record), redirect: "/deliveries/\(deliveryID)?notice=tested")
         case .redeliver(let id):
             let count = try store.redeliver(deliveryIDs: [id], eventIDs: [])
             guard count > 0 else {

@@ -251,9 +251,11 @@ struct DashboardPages {
             let endpoint = status.endpoint
             let health = activity.endpoints[endpoint.id] ?? EndpointActivity()
             let lastError: HTML = health.lastFailure.map { "\(Self.time($0.at))<br><span class=\"error-text\">\(String($0.summary.prefix(160)))</span>" } ?? "–"
-            let action: HTML = endpoint.enabled
+            let test: HTML = "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/test\" data-confirm=\"Send a dispatcher.ping to \(endpoint.id) now? It goes through the normal request path and is recorded.\">\(csrfField)<button type=\"submit\">Send test</button></form>"
+            let toggle: HTML = (endpoint.enabled
                 ? "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/disable\" data-confirm=\"Disable \(endpoint.id)? Its deliveries wait until it is enabled again.\">\(csrfField)<button type=\"submit\" class=\"danger\">Disable</button></form>"
-                : "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/enable\" data-confirm=\"Enable \(endpoint.id)? Its waiting deliveries are attempted at once.\">\(csrfField)<button type=\"submit\">Enable</button></form>"
+                : "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/enable\" data-confirm=\"Enable \(endpoint.id)? Its waiting deliveries are attempted at once.\">\(csrfField)<button type=\"submit\">Enable</button></form>")
+            let action: HTML = "\(test)\(toggle)"
             return """
                 <tr id="endpoint-\(endpoint.id)">
                   <td><strong>\(endpoint.id)</strong><br><small>\(endpoint.tenantID)</small></td>
@@ -379,6 +381,7 @@ struct DashboardPages {
         case "replayed": return "<p class=\"notice\">Replayed \(Int(query["count"] ?? "") ?? 0) deliveries.</p>"
         case "enabled": return "<p class=\"notice\">Enabled \(query["endpoint"] ?? "the endpoint").</p>"
         case "disabled": return "<p class=\"notice\">Disabled \(query["endpoint"] ?? "the endpoint"); its deliveries wait.</p>"
+        case "tested": return "<p class=\"notice\">Test event sent: the recorded attempt is below.</p>"
         default: return ""
         }
     }

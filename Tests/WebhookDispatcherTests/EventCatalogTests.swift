@@ -1,4 +1,5 @@
 import DispatcherConfig
+import DispatcherWorker
 import DispatcherDashboard
 import DispatcherEvents
 import DispatcherModel
@@ -66,5 +67,55 @@ final class EventCatalogTests: DispatcherTestCase {
         XCTAssertEqual(types.count, EventCatalog.entries.count)
         let checkin = try XCTUnwrap(types.first { $0["type"] as? String == "checkin.outcome" })
         XCTAssertEqual((checkin["example"] as? [String: Any])?["event"] as? String, "checkin.outcome")
+    }
+}
+
+/// Sending a test event from the endpoints page (#19, item 3).
+final class DashboardTestSendTests: DispatcherTestCase {
+    func testSendTestGoesThroughTheRequestPathAndLandsOnItsRecordedAttempt() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url(), headers: ["Authorization": "Bearer receiver-secret-123"])])
+        let delivery = DeliveryServiceConfiguration(destinationPolicy: DestinationPolicy(allowPrivateAddresses: true),
+                                                    urlPolicy: URLPolicy(requireHTTPS: false), logger: .silent)
+        let dashboard = try Dashboard(store: store, settings: DashboardSettings(port: 0),
+                                      tester: EndpointTester(store: store, configuration: delivery))
+        defer { dashboard.stop() }
+        let http = LoopbackHTTP(port: dashboard.port)
+        XCTAssertTrue(try http.request("GET", "/endpoints").text.contains("action=\"/endpoints/ep-1/test\""))
+        XCTAssertEqual(try http.request("POST", "/endpoints/ep-1/test", body: "csrf=wrong").status, 403, "CSRF as for every action")
+        XCTAssertTrue(receiver.requests.isEmpty)
+
+        let sent = try http.request("POST", "/endpoints/ep-1/test", body: "csrf=\(dashboard.csrfToken)",
+                                    headers: ["Content-Type": "application/x-www-form-urlencoded"])
+        XCTAssertEqual(sent.status, 303)
+        let location = try XCTUnwrap(sent.header("Location"))
+        XCTAssertTrue(location.hasPrefix("/deliveries/") && location.hasSuffix("?notice=tested"), location)
+        XCTAssertEqual(receiver.requests.count, 1)
+        XCTAssertTrue(String(decoding: receiver.requests[0].body, as: UTF8.self).contains(#""type":"dispatcher.ping""#))
+        let page = try http.request("GET", location).text
+        XCTAssertTrue(page.contains("Test event sent") && page.contains("dispatcher.ping"), page)
+        XCTAssertTrue(page.contains("***") && !page.contains("receiver-secret-123"), "the credential is redacted as in the audit log")
+
+        // The JSON route answers with the record; an unknown endpoint is a 404.
+        let api = try http.request("POST", "/api/endpoints/ep-1/test", headers: ["X-CSRF-Token": dashboard.csrfToken])
+        XCTAssertEqual(api.status, 200)
+        let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(api.body)) as? [String: Any])
+        let attempts = (record["deliveries"] as? [[String: Any]])?.first?["attempt_log"] as? [[String: Any]]
+        XCTAssertEqual(attempts?.first?["response_status"] as? Int, 200, api.text)
+        XCTAssertEqual(try http.request("POST", "/api/endpoints/nope/test", headers: ["X-CSRF-Token": dashboard.csrfToken]).status, 404)
+    }
+
+    /// The destination guard of the hosting process applies: with the defaults (https only, no
+    /// loopback) nothing reaches the receiver, and the refusal is what the page shows.
+    func testATestSendObeysTheDestinationGuard() throws {
+        let receiver = try makeReceiver()
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        let dashboard = try Dashboard(store: store, settings: DashboardSettings(port: 0),
+                                      tester: EndpointTester(store: store, configuration: DeliveryServiceConfiguration(logger: .silent)))
+        defer { dashboard.stop() }
+        let api = try LoopbackHTTP(port: dashboard.port).request("POST", "/api/endpoints/ep-1/test", headers: ["X-CSRF-Token": dashboard.csrfToken])
+        XCTAssertEqual(api.status, 200)
+        XCTAssertTrue(api.text.contains(#""error_kind":"blocked""#), api.text)
+        XCTAssertTrue(receiver.requests.isEmpty)
     }
 }

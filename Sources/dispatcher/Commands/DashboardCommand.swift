@@ -46,7 +46,10 @@ struct DashboardCommand: DispatcherCommand {
         let store = try selection.openStore()
         let limits = selection.configuration?.metrics ?? MetricsSettings()
         let exporter = MetricsExporter(store: store, maxEndpointLabels: limits.maxEndpointLabels, maxTenantLabels: limits.maxTenantLabels)
-        let dashboard = try Dashboard(store: store, settings: settings, metrics: exporter)
+        // Test sends go out with the config's delivery settings (its destination guard), or the defaults.
+        let delivery = selection.configuration?.serviceConfiguration(logger: .silent) ?? DeliveryServiceConfiguration(logger: .silent)
+        let dashboard = try Dashboard(store: store, settings: settings, metrics: exporter,
+                                      tester: EndpointTester(store: store, configuration: delivery))
         Console.error("dispatcher \(DispatcherVersion.current) dashboard on \(dashboard.url) (\(store.location))\n")
         Console.waitForTermination()
         dashboard.stop()

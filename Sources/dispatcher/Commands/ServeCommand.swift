@@ -77,7 +77,8 @@ struct ServeCommand: DispatcherCommand {
         let metrics = try metricsSettings.map { settings in try MetricsServer(exporter: exporter, settings: settings) }
         if let metrics { logger.log(.info, "metrics on \(metrics.url)") }
         let dashboard = try selection.configuration?.dashboard.map { settings in
-            try Dashboard(store: try selection.openStore(), settings: settings, metrics: exporter)
+            try Dashboard(store: try selection.openStore(), settings: settings, metrics: exporter,
+                          tester: EndpointTester(store: store, configuration: configuration))
         }
         if let dashboard { logger.log(.info, "dashboard on \(dashboard.url)") }
         let api = try selection.configuration?.api.map { settings in
