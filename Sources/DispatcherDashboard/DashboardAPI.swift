@@ -81,7 +81,8 @@ struct DashboardAction {
         case redeliver(Int64)
         case replay(DashboardFilter)
         case setEnabled(endpointID: String, enabled: Bool)
-        case test(endpointID: String)
+        /// A ping, or the catalog's example of `type`.
+        case test(endpointID: String, type: String?)
     }
 
     let kind: Kind
@@ -98,7 +99,7 @@ struct DashboardAction {
         } else if let id = route.capture("endpoints/*/disable") {
             kind = .setEnabled(endpointID: id, enabled: false)
         } else if let id = route.capture("endpoints/*/test") {
-            kind = .test(endpointID: id)
+            kind = .test(endpointID: id, type: form["type"].flatMap { $0.isEmpty ? nil : $0 })
         } else {
             throw DashboardError(status: 404, message: "no such action: /\(segments.joined(separator: "/"))")
         }
@@ -114,11 +115,18 @@ struct DashboardAction {
     /// that hosts the dashboard, so its destination guard and URL policy apply.
     func perform(on store: any DashboardStore, tester: EndpointTester?) throws -> Outcome {
         switch kind {
-        case .test(let endpointID):
+        case .test(let endpointID, let type):
             guard let tester else { throw DashboardError(status: 503, message: "this dashboard was started without delivery settings; use dispatcher endpoints test") }
             let record: EventRecord
             do {
-                record = try tester.ping(endpointID: endpointID)
+                if let type {
+                    guard let example = EventCatalog.entry(type: type)?.example else {
+                        throw DashboardError(status: 400, message: "'\(type)' has no documented example in the event catalog")
+                    }
+                    record = try tester.send(endpointID: endpointID, type: type, body: Array(example.utf8))
+                } else {
+                    record = try tester.ping(endpointID: endpointID)
+                }
             } catch DispatcherError.notFound {
                 throw DashboardError(status: 404, message: "no endpoint '\(endpointID)'")
             }

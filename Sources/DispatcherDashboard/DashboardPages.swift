@@ -251,7 +251,9 @@ struct DashboardPages {
             let endpoint = status.endpoint
             let health = activity.endpoints[endpoint.id] ?? EndpointActivity()
             let lastError: HTML = health.lastFailure.map { "\(Self.time($0.at))<br><span class=\"error-text\">\(String($0.summary.prefix(160)))</span>" } ?? "–"
-            let test: HTML = "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/test\" data-confirm=\"Send a dispatcher.ping to \(endpoint.id) now? It goes through the normal request path and is recorded.\">\(csrfField)<button type=\"submit\">Send test</button></form>"
+            let test: HTML = """
+                <form method="post" action="/endpoints/\(FormData.escape(endpoint.id))/test" class="test-send" data-confirm="Send a test event to \(endpoint.id) now? It goes through the normal request path and is recorded.">\(csrfField)<select name="type" aria-label="Test event">\(Self.testEventOptions)</select><button type="submit">Send test</button></form>
+                """
             let toggle: HTML = (endpoint.enabled
                 ? "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/disable\" data-confirm=\"Disable \(endpoint.id)? Its deliveries wait until it is enabled again.\">\(csrfField)<button type=\"submit\" class=\"danger\">Disable</button></form>"
                 : "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/enable\" data-confirm=\"Enable \(endpoint.id)? Its waiting deliveries are attempted at once.\">\(csrfField)<button type=\"submit\">Enable</button></form>")
@@ -330,6 +332,11 @@ struct DashboardPages {
             </section>
             """)
     }
+
+    /// `dispatcher.ping` first, then every type the catalog has an example of.
+    static let testEventOptions: HTML = HTML.join(["<option value=\"\">dispatcher.ping</option>"] + EventCatalog.entries.filter {
+        $0.example != nil && $0.type != EventType.ping
+    }.map { "<option value=\"\($0.type)\">\($0.type) (example)</option>" })
 
     static let catalogFamilies = [
         ("checkin", "Check-in"), ("visit", "Telehealth visits"), ("onboarding", "Identity onboarding"),

@@ -76,15 +76,15 @@ enum OperationsQueries {
         RETURNING id
         """
 
-    /// A ping event with one delivery to `endpoint`, already leased to `owner`.
-    static func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double, in db: some SQLConnection) throws -> ClaimedDelivery {
+    /// A test event of `type` with one delivery to `endpoint`, already leased to `owner`.
+    static func enqueueTestEvent(endpoint: Endpoint, type: String, body: [UInt8], owner: String, leaseSeconds: Double, in db: some SQLConnection) throws -> ClaimedDelivery {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             let id = UUID.timeOrdered().lowercasedString
-            try db.execute(insertPingEvent, [id, endpoint.tenantID, EventType.ping, body, now])
-            let deliveryID = try db.query(insertPingDelivery, [id, endpoint.id, endpoint.tenantID, EventType.ping, owner,
+            try db.execute(insertPingEvent, [id, endpoint.tenantID, type, body, now])
+            let deliveryID = try db.query(insertPingDelivery, [id, endpoint.id, endpoint.tenantID, type, owner,
                                                                now + Int64(leaseSeconds * 1000), now]) { $0.int64(0) }.first ?? 0
-            return ClaimedDelivery(deliveryID: deliveryID, eventID: id, eventType: EventType.ping,
+            return ClaimedDelivery(deliveryID: deliveryID, eventID: id, eventType: type,
                                    tenantID: endpoint.tenantID, endpointID: endpoint.id, endpointRevision: 0, attemptNumber: 1,
                                    body: body, createdAt: Clock.date(milliseconds: now), firstAttemptAt: nil)
         }

@@ -142,9 +142,9 @@ public final class OutboxStore: EventOutbox, Sendable {
         try withConnection { db in try db.execute(OutboxQueries.recordMaxPayload, [options.maxPayloadBytes]) }
     }
 
-    package func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double) throws -> ClaimedDelivery {
+    package func enqueueTestEvent(endpoint: Endpoint, type: String, body: [UInt8], owner: String, leaseSeconds: Double) throws -> ClaimedDelivery {
         try withConnection { db in
-            try OperationsQueries.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: leaseSeconds, in: db)
+            try OperationsQueries.enqueueTestEvent(endpoint: endpoint, type: type, body: body, owner: owner, leaseSeconds: leaseSeconds, in: db)
         }
     }
 

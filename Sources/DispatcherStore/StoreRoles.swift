@@ -69,8 +69,9 @@ package protocol DeliveryQueue: AnyObject, Sendable {
     /// Hands claimed deliveries back unattempted (graceful stop), due now.
     func releaseLeases(deliveryIDs: [Int64], owner: String) throws
 
-    /// A ping event with one delivery to `endpoint`, already leased to `owner` (`endpoints test`).
-    func enqueuePing(endpoint: Endpoint, body: [UInt8], owner: String, leaseSeconds: Double) throws -> ClaimedDelivery
+    /// A test event (a ping, or a documented example) with one delivery to `endpoint`, already
+    /// leased to `owner` (`endpoints test`, the dashboard's Send test).
+    func enqueueTestEvent(endpoint: Endpoint, type: String, body: [UInt8], owner: String, leaseSeconds: Double) throws -> ClaimedDelivery
 
     /// The endpoint's revision, which grows on every change; workers cache parsed endpoints by it.
     func endpointRevision(id: String) throws -> Int?

@@ -20,12 +20,18 @@ package struct EndpointTester {
 
     /// Sends the ping and returns the recorded record (one delivery, one attempt or two after a 401).
     package func ping(endpointID: String) throws -> EventRecord {
-        guard let endpoint = try store.endpoint(id: endpointID) else { throw DispatcherError.notFound("endpoint '\(endpointID)'") }
-        let owner = "ping:\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
         let body = JSONValue.object([
             ("type", .string(EventType.ping)), ("endpoint_id", .string(endpointID)), ("sent_at", .string(Clock.iso8601(Date()))),
         ]).serialized
-        let claimed = try store.enqueuePing(endpoint: endpoint, body: body, owner: owner, leaseSeconds: configuration.leaseSeconds)
+        return try send(endpointID: endpointID, type: EventType.ping, body: body)
+    }
+
+    /// Sends an event of `type` with `body` (a documented example, say) the same way: once, now,
+    /// whatever the endpoint's filter, recorded like any attempt.
+    package func send(endpointID: String, type: String, body: [UInt8]) throws -> EventRecord {
+        guard let endpoint = try store.endpoint(id: endpointID) else { throw DispatcherError.notFound("endpoint '\(endpointID)'") }
+        let owner = "ping:\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
+        let claimed = try store.enqueueTestEvent(endpoint: endpoint, type: type, body: body, owner: owner, leaseSeconds: configuration.leaseSeconds)
         let runner = AttemptRunner(client: try HTTPClient(configuration: configuration.clientConfiguration), leaseOwner: owner, tokens: TokenCache())
         var results = runner.attempts(claimed, endpoint: endpoint)
         if case .retryScheduled = results[results.count - 1].attempt.verdict {

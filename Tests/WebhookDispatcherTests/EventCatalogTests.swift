@@ -103,6 +103,19 @@ final class DashboardTestSendTests: DispatcherTestCase {
         let attempts = (record["deliveries"] as? [[String: Any]])?.first?["attempt_log"] as? [[String: Any]]
         XCTAssertEqual(attempts?.first?["response_status"] as? Int, 200, api.text)
         XCTAssertEqual(try http.request("POST", "/api/endpoints/nope/test", headers: ["X-CSRF-Token": dashboard.csrfToken]).status, 404)
+
+        // A documented example instead of the ping: its bytes as the catalog gives them, typed as such.
+        let example = try XCTUnwrap(EventCatalog.entry(type: "visit.ended")?.example)
+        XCTAssertTrue(try http.request("GET", "/endpoints").text.contains("<option value=\"visit.ended\">"))
+        let typed = try http.request("POST", "/endpoints/ep-1/test", body: "csrf=\(dashboard.csrfToken)&type=visit.ended",
+                                     headers: ["Content-Type": "application/x-www-form-urlencoded"])
+        XCTAssertEqual(typed.status, 303)
+        XCTAssertEqual(receiver.requests.count, 3)
+        XCTAssertEqual(String(decoding: receiver.requests[2].body, as: UTF8.self), example)
+        XCTAssertEqual(receiver.requests[2].header("webhook-id").map { $0.isEmpty }, false)
+        let unknown = try http.request("POST", "/api/endpoints/ep-1/test?type=no.such.type", headers: ["X-CSRF-Token": dashboard.csrfToken])
+        XCTAssertEqual(unknown.status, 400)
+        XCTAssertEqual(receiver.requests.count, 3, "nothing sent for a type without an example")
     }
 
     /// The destination guard of the hosting process applies: with the defaults (https only, no
