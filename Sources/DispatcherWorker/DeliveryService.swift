@@ -189,7 +189,8 @@ public final class DeliveryService: Sendable {
     /// results and writes them, without claiming, after a back-off: a claim that keeps failing
     /// never holds results back, and a database that is down is not hammered.
     private func storeLoop() {
-        let capacity = max(1, configuration.concurrentRequests) * 4
+        let workers = max(1, configuration.concurrentRequests)
+        let capacity = workers + min(workers * 3, Self.maxClaimedAhead)
         var lastChange = (try? store.externalChangeToken()) ?? 0
         func externalChange() -> Bool {
             guard let token = try? store.externalChangeToken(), token != lastChange else { return false }
@@ -272,6 +273,11 @@ public final class DeliveryService: Sendable {
     /// Failed cycles in a row, with an error that cannot heal, before the service stops
     /// (about six seconds of back-off).
     static let attemptsOnUnhealableErrors = 6
+
+    /// Deliveries claimed beyond the workers' own, so a freed slot finds its next job waiting: three
+    /// per worker, but no more than this in all, since each holds its event's body (with 10,000
+    /// workers, 30,000 of them were about 60 MB).
+    static let maxClaimedAhead = 2_048
 
     /// Upper bound on the results one transaction records.
     static let maxResultsPerCycle = 500
