@@ -181,19 +181,21 @@ enum DeliveryQueries {
                        THEN e.circuit_open_until ELSE e.throttled_until END END
         """
 
-    /// A page of `endpoint_work` in due order with its endpoints' `endpointState` (?1 now, ?2
-    /// and ?3 the last row of the page before, ?4 the page size).
-    static let workPage = """
-        SELECT w.endpoint_id, w.due_at, w.version, \(endpointState)
-          FROM endpoint_work w LEFT JOIN endpoints e ON e.id = w.endpoint_id
+    /// A page of `endpoint_work` in due order (?1 now, ?2 and ?3 the last row of the page
+    /// before, ?4 the page size). On SQLite with its endpoints' `endpointState`; PostgreSQL reads
+    /// that once the page's endpoints are locked (`lockedEndpointStates`), and only then.
+    static let workPage = DialectSQL { dialect in
+        """
+        SELECT w.endpoint_id, w.due_at, w.version\(dialect == .sqlite ? ", " + endpointState : "")
+          FROM endpoint_work w\(dialect == .sqlite ? " LEFT JOIN endpoints e ON e.id = w.endpoint_id" : "")
          WHERE w.due_at <= ?1 AND (w.due_at, w.endpoint_id) > (?2, ?3)
          ORDER BY w.due_at, w.endpoint_id
          LIMIT ?4
         """
+    }
 
-    /// PostgreSQL: `endpointState` read again once the endpoints are locked (?1 now, ?2 a JSON
-    /// array of ids), since another claim may have spent tokens or closed a circuit after the
-    /// page was read.
+    /// PostgreSQL: `endpointState` read once the endpoints are locked (?1 now, ?2 a JSON array of
+    /// ids), so it includes whatever another claim (spending tokens, closing a circuit) committed.
     static let lockedEndpointStates = """
         SELECT e.id, \(endpointState) FROM endpoints e WHERE \(isMember("e.id", of: "?2", .postgres))
         """
@@ -314,16 +316,16 @@ enum DeliveryQueries {
             var after: (due: Int64, id: String) = (Int64.min, "")
             var pageWasFull = true
             while pageWasFull && candidates.count < limit {
-                let page = try db.query(workPage, [now, after.due, after.id, workPageSize]) { row in
+                let page = try db.query(workPage[db.dialect], [now, after.due, after.id, workPageSize]) { row in
                     var work = WorkRow(id: row.string(0), dueAt: row.int64(1), version: row.int64(2))
-                    work.read(row, from: 3, now: now)
+                    if db.dialect == .sqlite { work.read(row, from: 3, now: now) }
                     return work
                 }
                 pageWasFull = page.count == workPageSize
                 guard let last = page.last else { break }
                 after = (last.dueAt, last.id)
                 let pageProbes = try weigh(page, limit: limit - candidates.count, inFlight: inFlight, now: now, in: db)
-                candidates += try probe(pageProbes, limit: limit, now: now, in: db)
+                candidates += try probe(pageProbes, now: now, in: db)
                 probes += pageProbes
             }
             candidates.sort { ($0.due, $0.id) < ($1.due, $1.id) }
@@ -336,8 +338,8 @@ enum DeliveryQueries {
 
     /// The endpoints of a page that may take work now, each with its room; the others' rows are
     /// moved past what holds them, or dropped. On PostgreSQL the endpoints are locked first
-    /// (skipping those another claim holds) and read again, then the leases counted, so the
-    /// state and counts include whatever a claim that held a lock committed.
+    /// (skipping those another claim holds) and then read, then the leases counted, so the state
+    /// and counts include whatever a claim that held a lock committed.
     private static func weigh(_ page: [WorkRow], limit: Int, inFlight: [String: Int], now: Int64,
                               in db: some SQLConnection) throws -> [Probe] {
         var page = page
@@ -384,8 +386,7 @@ enum DeliveryQueries {
     }
 
     /// Each probed endpoint's oldest due deliveries, up to its room.
-    private static func probe(_ probes: [Probe], limit: Int, now: Int64,
-                              in db: some SQLConnection) throws -> [(id: Int64, due: Int64, endpointID: String)] {
+    private static func probe(_ probes: [Probe], now: Int64, in db: some SQLConnection) throws -> [(id: Int64, due: Int64, endpointID: String)] {
         let due = try dueDeliveries(limits: probes.map { ($0.row.id, $0.asked) }, now: now, in: db)
         var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
         for probe in probes {
@@ -426,7 +427,7 @@ enum DeliveryQueries {
     /// the endpoint's revision, when the run of attempts began. Starts a half-open endpoint's
     /// probe and spends rate-limited endpoints' tokens.
     private static func leaseChosen(_ chosen: [Int64], of endpoints: [WorkRow], owner: String, leaseExpiry: Int64, now: Int64,
-                              in db: some SQLConnection) throws -> [ClaimedDelivery] {
+                                    in db: some SQLConnection) throws -> [ClaimedDelivery] {
         let position = Dictionary(uniqueKeysWithValues: chosen.enumerated().map { ($1, $0) })
         var claimed = try db.query(lease[db.dialect],
                                    [JSONText.integers(chosen), owner, leaseExpiry, now]) { row in
