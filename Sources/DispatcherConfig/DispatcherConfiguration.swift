@@ -32,6 +32,8 @@ public struct DispatcherConfiguration: Sendable {
     public var api: APISettings?
     /// When set, `serve` exposes Prometheus metrics at `/metrics` on its own listener.
     public var metrics: MetricsSettings?
+    /// When set, the dashboard also serves tenants through signed links (`portal-link`).
+    public var portal: PortalSettings?
     /// The egress proxy of every endpoint that names none (`http://host:port` or `env:NAME`).
     public var proxy: String?
     /// How `serve` writes its log: text, or one JSON object a line.
@@ -163,6 +165,7 @@ public struct DispatcherConfiguration: Sendable {
             try reader.rejectUnknownKeys()
             metrics = settings
         }
+        let portal = try root.object("portal").map(PortalSettings.decode)
         var operationsTenant: String?
         if let reader = try root.object("operations") {
             let tenant = try reader.requiredString("tenant")
@@ -185,6 +188,7 @@ public struct DispatcherConfiguration: Sendable {
         configuration.dashboard = dashboard
         configuration.api = api
         configuration.metrics = metrics
+        configuration.portal = portal
         configuration.proxy = proxy
         configuration.logFormat = logFormat
         configuration.operationsTenant = operationsTenant

@@ -73,94 +73,23 @@ struct DashboardFilter: Equatable {
     }
 
     var isEmpty: Bool { pairs.allSatisfy { $0.1 == nil } }
-}
 
-/// A mutation the dashboard performs, from a form post or an API call.
-struct DashboardAction {
-    enum Kind {
-        case redeliver(Int64)
-        case replay(DashboardFilter)
-        case setEnabled(endpointID: String, enabled: Bool)
-        /// A ping, or the catalog's example of `type`.
-        case test(endpointID: String, type: String?)
-    }
-
-    let kind: Kind
-
-    /// `deliveries/ID/redeliver`, `replay` (filter in the form or query), `endpoints/ID/enable|disable|test`.
-    init(segments: [String], form: FormData) throws {
-        let route = Route(segments)
-        if let id = route.capture("deliveries/*/redeliver") {
-            kind = .redeliver(try DashboardApp.deliveryID(id))
-        } else if route.matches("replay") {
-            kind = .replay(try DashboardFilter(form))
-        } else if let id = route.capture("endpoints/*/enable") {
-            kind = .setEnabled(endpointID: id, enabled: true)
-        } else if let id = route.capture("endpoints/*/disable") {
-            kind = .setEnabled(endpointID: id, enabled: false)
-        } else if let id = route.capture("endpoints/*/test") {
-            kind = .test(endpointID: id, type: form["type"].flatMap { $0.isEmpty ? nil : $0 })
-        } else {
-            throw DashboardError(status: 404, message: "no such action: /\(segments.joined(separator: "/"))")
-        }
-    }
-
-    struct Outcome {
-        var json: [String: Any]
-        /// Where a form post lands afterwards, with a notice to show.
-        var redirect: String
-    }
-
-    /// `tester` sends test events (`dispatcher.ping`) with the delivery settings of the process
-    /// that hosts the dashboard, so its destination guard and URL policy apply.
-    func perform(on store: any DashboardStore, tester: EndpointTester?) throws -> Outcome {
-        switch kind {
-        case .test(let endpointID, let type):
-            guard let tester else { throw DashboardError(status: 503, message: "this dashboard was started without delivery settings; use dispatcher endpoints test") }
-            let record: EventRecord
-            do {
-                if let type {
-                    guard let example = EventCatalog.entry(type: type)?.example else {
-                        throw DashboardError(status: 400, message: "'\(type)' has no documented example in the event catalog")
-                    }
-                    record = try tester.send(endpointID: endpointID, type: type, body: Array(example.utf8))
-                } else {
-                    record = try tester.ping(endpointID: endpointID)
-                }
-            } catch DispatcherError.notFound {
-                throw DashboardError(status: 404, message: "no endpoint '\(endpointID)'")
-            }
-            let deliveryID = record.deliveries.first?.delivery.id ?? 0
-            return Outcome(json: JSONRepresentation.eventRecord(record), redirect: "/deliveries/\(deliveryID)?notice=tested")
-        case .redeliver(let id):
-            let count = try store.redeliver(deliveryIDs: [id], eventIDs: [])
-            guard count > 0 else {
-                guard try store.eventRecord(deliveryID: id) != nil else { throw DashboardError(status: 404, message: "no delivery \(id)") }
-                throw DashboardError(status: 409, message: "delivery \(id) is being attempted right now; try again when the attempt is recorded")
-            }
-            return Outcome(json: ["redelivered": count], redirect: "/deliveries/\(id)?notice=redelivered")
-        case .replay(let filter):
-            guard let replay = filter.replayFilter else {
-                throw DashboardError(status: 400, message: "replay re-queues finished deliveries: filter by failed, cancelled or succeeded")
-            }
-            let count = try store.replay(replay, dryRun: false)
-            let query = FormData.encode(filter.pairs + [("notice", "replayed"), ("count", String(count))])
-            return Outcome(json: ["replayed": count], redirect: "/deliveries?" + query)
-        case .setEnabled(let endpointID, let enabled):
-            do {
-                try store.setEndpointEnabled(id: endpointID, enabled: enabled)
-            } catch DispatcherError.notFound {
-                throw DashboardError(status: 404, message: "no endpoint '\(endpointID)'")
-            }
-            return Outcome(json: ["endpoint_id": endpointID, "enabled": enabled],
-                           redirect: "/endpoints?notice=\(enabled ? "enabled" : "disabled")&endpoint=\(FormData.escape(endpointID))")
-        }
+    /// The filter as `viewer` may use it: a tenant sees its own deliveries whatever the query
+    /// says, and naming another tenant or its endpoint is answered as if it did not exist.
+    func scoped(to viewer: Viewer, store: any DashboardStore) throws -> DashboardFilter {
+        guard let own = viewer.tenantID else { return self }
+        var scoped = self
+        if let tenantID, tenantID != own { throw viewer.notFound("tenant") }
+        if let endpointID { _ = try viewer.endpoint(endpointID, in: store) }
+        scoped.tenantID = own
+        return scoped
     }
 }
 
-/// The JSON API under `/api/`: the same snake_case shapes as the CLI's `--json`.
+/// The JSON API under `/api/`: the same snake_case shapes as the CLI's `--json`, scoped to the viewer.
 struct DashboardAPI {
     let store: any DashboardStore
+    let viewer: Viewer
 
     func overview(now: Date = Date()) throws -> [String: Any] {
         var object = JSONRepresentation.stats(try store.stats(windowSeconds: 3_600))
@@ -172,25 +101,41 @@ struct DashboardAPI {
     }
 
     func deliveries(query: FormData) throws -> [String: Any] {
-        let filter = try DashboardFilter(query)
+        let filter = try DashboardFilter(query).scoped(to: viewer, store: store)
         let deliveries = try store.deliveries(matching: filter.deliveryFilter)
         let next: Any = deliveries.count == DashboardFilter.pageSize ? (deliveries.last?.id ?? 0) : NSNull()
         return ["deliveries": deliveries.map(JSONRepresentation.delivery), "next_before": next]
     }
 
     func delivery(id: Int64) throws -> [String: Any] {
-        guard let record = try store.eventRecord(deliveryID: id) else { throw DashboardError(status: 404, message: "no delivery \(id)") }
+        guard let record = try store.eventRecord(deliveryID: id) else { throw viewer.notFound("delivery \(id)") }
+        try viewer.check(tenant: record.event.tenantID, "delivery \(id)")
         return JSONRepresentation.eventRecord(record)
     }
 
     func endpoints(now: Date = Date()) throws -> [String: Any] {
         let activity = try store.activity(since: now.addingTimeInterval(-86_400), bucketSeconds: 86_400, now: now)
-        let endpoints = try store.endpointStatuses().map { status -> [String: Any] in
-            var object = JSONRepresentation.endpointStatus(status, now: now)
+        let endpoints = try store.endpointStatuses().filter { viewer.sees(tenant: $0.endpoint.tenantID) }.map { status -> [String: Any] in
+            var object = JSONRepresentation.endpointForPanel(status, tenantView: !viewer.isOperator, now: now)
             object["health"] = JSONRepresentation.endpointActivity(activity.endpoints[status.endpoint.id] ?? EndpointActivity())
             return object
         }
         return ["endpoints": endpoints]
+    }
+
+    func endpoint(id: String) throws -> [String: Any] {
+        let status = try viewer.endpoint(id, in: store)
+        var object = JSONRepresentation.endpointForPanel(status, tenantView: !viewer.isOperator)
+        object["history"] = try store.endpointHistory(id: id, limit: 100).map(JSONRepresentation.endpointChange)
+        return object
+    }
+
+    func tokens() throws -> [String: Any] {
+        guard let tenant = viewer.tenantID else { throw DashboardError(status: 404, message: "read tokens are listed in each tenant's portal") }
+        return ["tokens": try store.tenantTokens(tenantID: tenant).map { token -> [String: Any] in
+            ["id": token.id, "name": token.name, "created_at": Clock.iso8601(token.createdAt),
+             "last_used_at": token.lastUsedAt.map(Clock.iso8601) ?? NSNull(), "revoked_at": token.revokedAt.map(Clock.iso8601) ?? NSNull()]
+        }]
     }
 
     /// `GET /api/catalog`: every event type, its meaning and its example body.

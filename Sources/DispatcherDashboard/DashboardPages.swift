@@ -11,12 +11,18 @@ import Foundation
 /// only turns times into the viewer's local time and asks before an action.
 struct DashboardPages {
     let store: any DashboardStore
-    let csrfToken: String
+    /// Whose pages these are: every list and action below is scoped to the viewer.
+    let viewer: Viewer
     var now = Date()
 
-    init(store: any DashboardStore, csrfToken: String) {
+    init(store: any DashboardStore, viewer: Viewer) {
         self.store = store
-        self.csrfToken = csrfToken
+        self.viewer = viewer
+    }
+
+    /// The endpoints this viewer sees.
+    func visibleEndpoints() throws -> [EndpointStatus] {
+        try store.endpointStatuses().filter { viewer.sees(tenant: $0.endpoint.tenantID) }
     }
 
     // MARK: - Overview
@@ -69,8 +75,8 @@ struct DashboardPages {
     func deliveries(query: FormData) throws -> HTML {
         let filter: DashboardFilter
         do {
-            filter = try DashboardFilter(query, now: now)
-        } catch let error as DashboardError {
+            filter = try DashboardFilter(query, now: now).scoped(to: viewer, store: store)
+        } catch let error as DashboardError where error.status != 404 {
             return layout(title: "Deliveries", active: "deliveries", body: "<h1>Deliveries</h1>\(notice(error: error.message))\(try filterForm(nil))")
         }
         let deliveries = try store.deliveries(matching: filter.deliveryFilter)
@@ -96,9 +102,11 @@ struct DashboardPages {
             pager.append("<a class=\"button\" rel=\"next\" href=\"/deliveries?\(FormData.encode(filter.pairs + [("before", String(last.id))]))\">Older →</a>")
         }
         var replay: HTML = ""
-        if let replayFilter = filter.replayFilter {
+        if viewer.canChange, let replayFilter = filter.replayFilter {
             let count = try store.replay(replayFilter, dryRun: true)
-            if count > 0 {
+            if count > DashboardAction.portalReplayCap && !viewer.isOperator {
+                replay = "<span class=\"muted\">\(Self.number(count)) \(replayFilter.status.rawValue) deliveries match; narrow the filter to replay up to \(Self.number(DashboardAction.portalReplayCap)) at a time.</span>"
+            } else if count > 0 {
                 let label = "Replay \(Self.number(count)) \(replayFilter.status.rawValue) \(count == 1 ? "delivery" : "deliveries") matching this filter"
                 replay = """
                     <form method="post" action="/replay" class="inline" data-confirm="\(label)? They are queued again as new runs.">
@@ -127,8 +135,8 @@ struct DashboardPages {
     }
 
     private func filterForm(_ filter: DashboardFilter?) throws -> HTML {
-        let tenants = try store.tenants()
-        let endpoints = try store.endpointStatuses().map(\.endpoint)
+        let tenants = try store.tenants().filter { viewer.sees(tenant: $0.id) }
+        let endpoints = try visibleEndpoints().map(\.endpoint)
         func options(_ values: [String], selected: String?, any: String) -> HTML {
             HTML.join(["<option value=\"\">\(any)</option>"] + values.map { value in
                 "<option value=\"\(value)\"\(value == selected ? HTML(" selected") : "")>\(value)</option>"
@@ -136,7 +144,7 @@ struct DashboardPages {
         }
         return """
             <form method="get" action="/deliveries" class="filters" id="filters">
-              <label>Tenant <select name="tenant">\(options(tenants.map(\.id), selected: filter?.tenantID, any: "any tenant"))</select></label>
+              \(viewer.isOperator ? "<label>Tenant <select name=\"tenant\">\(options(tenants.map(\.id), selected: filter?.tenantID, any: "any tenant"))</select></label>" as HTML : "")
               <label>Endpoint <select name="endpoint">\(options(endpoints.map(\.id), selected: filter?.endpointID, any: "any endpoint"))</select></label>
               <label>Type <input name="type" placeholder="visit.*" value="\(filter?.typePattern ?? "")"></label>
               <label>Status <select name="status">\(options(DeliveryStatus.allCases.map(\.rawValue), selected: filter?.status?.rawValue, any: "any status"))</select></label>
@@ -161,15 +169,15 @@ struct DashboardPages {
     // MARK: - One delivery
 
     func delivery(id: Int64, query: FormData) throws -> HTML {
-        guard let record = try store.eventRecord(deliveryID: id), let entry = record.deliveries.first else {
-            throw DashboardError(status: 404, message: "There is no delivery \(id); it may have been pruned.")
+        guard let record = try store.eventRecord(deliveryID: id), let entry = record.deliveries.first, viewer.sees(tenant: record.event.tenantID) else {
+            throw viewer.isOperator ? DashboardError(status: 404, message: "There is no delivery \(id); it may have been pruned.") : viewer.notFound("delivery")
         }
         let delivery = entry.delivery
         let event = record.event
         let body: HTML = JSONPrettyPrinter.prettyPrinted(event.body).map { "<pre class=\"body json\">\($0)</pre>" }
             ?? "<pre class=\"body\">\(String(decoding: event.body, as: UTF8.self))</pre>"
         let attempts = entry.attempts.reversed().map(attemptSection)
-        let redeliver: HTML = delivery.status == .delivering ? "<span class=\"muted\">An attempt is in flight.</span>" : """
+        let redeliver: HTML = !viewer.canChange ? "" : delivery.status == .delivering ? "<span class=\"muted\">An attempt is in flight.</span>" : """
             <form method="post" action="/deliveries/\(delivery.id)/redeliver" class="inline" data-confirm="Redeliver delivery \(delivery.id) to \(delivery.endpointID)? It is queued again as a new run of attempts.">
               \(csrfField)<button type="submit">Redeliver</button>
             </form>
@@ -182,7 +190,7 @@ struct DashboardPages {
               <dt>Event</dt><dd><code>\(event.id)</code></dd>
               <dt>Type</dt><dd><code>\(event.type)</code></dd>
               <dt>Tenant</dt><dd><a href="/deliveries?tenant=\(FormData.escape(delivery.tenantID))">\(delivery.tenantID)</a></dd>
-              <dt>Endpoint</dt><dd><a href="/endpoints#endpoint-\(delivery.endpointID)">\(delivery.endpointID)</a></dd>
+              <dt>Endpoint</dt><dd><a href="/endpoints/\(FormData.escape(delivery.endpointID))">\(delivery.endpointID)</a></dd>
               <dt>Created</dt><dd>\(Self.time(delivery.createdAt))</dd>
               <dt>Updated</dt><dd>\(Self.time(delivery.updatedAt))</dd>
               <dt>Attempts</dt><dd>\(delivery.attemptCount)</dd>
@@ -240,7 +248,7 @@ struct DashboardPages {
     // MARK: - Endpoints
 
     func endpoints(query: FormData) throws -> HTML {
-        let statuses = try store.endpointStatuses()
+        let statuses = try visibleEndpoints()
         let activity = try store.activity(since: now.addingTimeInterval(-86_400), bucketSeconds: 86_400, now: now)
         func window(_ window: AttemptWindow) -> HTML {
             guard window.attempts > 0 else { return "<span class=\"muted\">no attempts</span>" }
@@ -251,38 +259,48 @@ struct DashboardPages {
             let endpoint = status.endpoint
             let health = activity.endpoints[endpoint.id] ?? EndpointActivity()
             let lastError: HTML = health.lastFailure.map { "\(Self.time($0.at))<br><span class=\"error-text\">\(String($0.summary.prefix(160)))</span>" } ?? "–"
-            let test: HTML = """
-                <form method="post" action="/endpoints/\(FormData.escape(endpoint.id))/test" class="test-send" data-confirm="Send a test event to \(endpoint.id) now? It goes through the normal request path and is recorded.">\(csrfField)<select name="type" aria-label="Test event">\(Self.testEventOptions)</select><button type="submit">Send test</button></form>
-                """
-            let toggle: HTML = (endpoint.enabled
-                ? "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/disable\" data-confirm=\"Disable \(endpoint.id)? Its deliveries wait until it is enabled again.\">\(csrfField)<button type=\"submit\" class=\"danger\">Disable</button></form>"
-                : "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/enable\" data-confirm=\"Enable \(endpoint.id)? Its waiting deliveries are attempted at once.\">\(csrfField)<button type=\"submit\">Enable</button></form>")
-            let action: HTML = "\(test)\(toggle)"
+            let managed: HTML = status.isManagedByConfig ? " <span class=\"badge\" title=\"Managed by the config file\">config</span>" : ""
             return """
                 <tr id="endpoint-\(endpoint.id)">
-                  <td><strong>\(endpoint.id)</strong><br><small>\(endpoint.tenantID)</small></td>
+                  <td><a href="/endpoints/\(FormData.escape(endpoint.id))"><strong>\(endpoint.id)</strong></a>\(managed)<br><small>\(endpoint.tenantID)</small></td>
                   <td class="url"><code>\(endpoint.url)</code><br><small>\(endpoint.eventFilters.isEmpty ? "every event" : endpoint.eventFilters.joined(separator: ", "))</small></td>
                   <td>\(endpointState(status))</td>
                   <td>\(window(health.lastHour))</td>
                   <td>\(window(health.lastDay))</td>
                   <td>\(lastError)</td>
-                  <td>\(action)</td>
+                  <td>\(viewer.canChange ? endpointActions(status) : "")</td>
                 </tr>
                 """
         }
         let table: HTML = statuses.isEmpty
-            ? "<p class=\"empty\">No endpoints yet: add them to the config or with <code>dispatcher endpoints add</code>.</p>"
+            ? (viewer.isOperator
+                ? "<p class=\"empty\">No endpoints yet: add one here, in the config or with <code>dispatcher endpoints add</code>.</p>"
+                : "<p class=\"empty\">No endpoints yet.</p>")
             : """
               <table class="endpoints">
                 <thead><tr><th>Endpoint</th><th>URL and events</th><th>State</th><th>Last hour</th><th>Last day</th><th>Last error</th><th></th></tr></thead>
                 <tbody>\(rows)</tbody>
               </table>
               """
+        let create: HTML = viewer.canChange ? "<a class=\"button\" href=\"/endpoints/new\">New endpoint</a>" : ""
         return layout(title: "Endpoints", active: "endpoints", body: """
-            <h1>Endpoints</h1>
+            <div class="title-row"><h1>Endpoints</h1>\(create)</div>
             \(notice(query))
             \(table)
+            \(viewer.isOperator ? try portalLinkForm() : "")
             """)
+    }
+
+    /// Send test and enable/disable, beside each endpoint and on its page.
+    func endpointActions(_ status: EndpointStatus) -> HTML {
+        let endpoint = status.endpoint
+        let test: HTML = """
+            <form method="post" action="/endpoints/\(FormData.escape(endpoint.id))/test" class="test-send" data-confirm="Send a test event to \(endpoint.id) now? It goes through the normal request path and is recorded.">\(csrfField)<select name="type" aria-label="Test event">\(Self.testEventOptions)</select><button type="submit">Send test</button></form>
+            """
+        let toggle: HTML = (endpoint.enabled
+            ? "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/disable\" data-confirm=\"Disable \(endpoint.id)? Its deliveries wait until it is enabled again.\">\(csrfField)<button type=\"submit\" class=\"danger\">Disable</button></form>"
+            : "<form method=\"post\" action=\"/endpoints/\(FormData.escape(endpoint.id))/enable\" data-confirm=\"Enable \(endpoint.id)? Its waiting deliveries are attempted at once.\">\(csrfField)<button type=\"submit\">Enable</button></form>")
+        return "\(test)\(toggle)"
     }
 
     private func endpointState(_ status: EndpointStatus) -> HTML {
@@ -379,29 +397,40 @@ struct DashboardPages {
 
     // MARK: - Pieces
 
-    private var csrfField: HTML { "<input type=\"hidden\" name=\"csrf\" value=\"\(csrfToken)\">" }
+    var csrfField: HTML { "<input type=\"hidden\" name=\"csrf\" value=\"\(viewer.csrfToken)\">" }
 
     /// The message an action left in the redirect's query; a fixed set, never echoed text.
-    private func notice(_ query: FormData) -> HTML {
+    func notice(_ query: FormData) -> HTML {
         switch query["notice"] {
         case "redelivered": return "<p class=\"notice\">Queued again: the delivery gets a new run of attempts.</p>"
         case "replayed": return "<p class=\"notice\">Replayed \(Int(query["count"] ?? "") ?? 0) deliveries.</p>"
-        case "enabled": return "<p class=\"notice\">Enabled \(query["endpoint"] ?? "the endpoint").</p>"
-        case "disabled": return "<p class=\"notice\">Disabled \(query["endpoint"] ?? "the endpoint"); its deliveries wait.</p>"
+        case "enabled": return "<p class=\"notice\">Enabled.</p>"
+        case "disabled": return "<p class=\"notice\">Disabled: its deliveries wait.</p>"
+        case "saved": return "<p class=\"notice\">Saved.</p>"
+        case "removed": return "<p class=\"notice\">Removed: its pending deliveries were cancelled.</p>"
+        case "revoked": return "<p class=\"notice\">Revoked.</p>"
         case "tested": return "<p class=\"notice\">Test event sent: the recorded attempt is below.</p>"
         default: return ""
         }
     }
 
-    private func notice(error message: String) -> HTML { "<p class=\"notice error\">\(message)</p>" }
+    func notice(error message: String) -> HTML { "<p class=\"notice error\">\(message)</p>" }
 
-    private func layout(title: String, active: String, navigation: Bool = true, body: HTML) -> HTML {
-        let links = [("overview", "/", "Overview"), ("deliveries", "/deliveries", "Deliveries"), ("endpoints", "/endpoints", "Endpoints"),
-                     ("catalog", "/catalog", "Event catalog")]
+    func layout(title: String, active: String, navigation: Bool = true, body: HTML) -> HTML {
+        var links = [("deliveries", "/deliveries", "Deliveries"), ("endpoints", "/endpoints", "Endpoints"), ("catalog", "/catalog", "Event catalog")]
+        if viewer.isOperator { links.insert(("overview", "/", "Overview"), at: 0) }
+        if !viewer.isOperator && viewer.canChange { links.append(("tokens", "/tokens", "Read tokens")) }
+        // In the portal the header says whose it is, and how to leave.
+        let who: HTML = viewer.tenantID.map { tenant in
+            """
+            <span class="portal-who">\(tenant) · \(viewer.role.rawValue)</span>\
+            <form method="post" action="/portal/exit" class="inline">\(csrfField)<button type="submit" class="plain">Sign out</button></form>
+            """
+        } ?? ""
         let nav: HTML = navigation ? """
             <header><a class="brand" href="/">dispatcher</a><nav>\(links.map { key, href, label -> HTML in
                 "<a href=\"\(href)\"\(key == active ? HTML(" class=\"active\" aria-current=\"page\"") : "")>\(label)</a>"
-            })</nav><span class="generated">\(Self.time(now))</span></header>
+            })</nav>\(who)<span class="generated">\(Self.time(now))</span></header>
             """ : ""
         return """
             <!doctype html>

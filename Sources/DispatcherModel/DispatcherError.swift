@@ -21,6 +21,8 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
     /// The store failed in a way retrying does not mend (corrupt, not a database, read-only,
     /// deleted); the delivery service stopped.
     case storeUnusable(String)
+    /// The change cannot be made in the object's present state (who manages it, how it signs).
+    case conflict(String)
 
     public var description: String {
         switch self {
@@ -46,6 +48,8 @@ public enum DispatcherError: Error, Equatable, CustomStringConvertible, Localize
             return "cannot start delivering: \(reason)"
         case .storeUnusable(let reason):
             return "stopped delivering: the store cannot be used (\(reason))"
+        case .conflict(let reason):
+            return reason
         }
     }
 

@@ -122,6 +122,12 @@ package struct EndpointStatus: Sendable, Equatable {
     package var circuitOpenUntil: Date?
     /// Set when the dispatcher disabled the endpoint itself.
     package var disabledReason: String?
+    /// `"config"` while the config file names the endpoint; nil when it lives in the store.
+    package var managedBy: String?
+    /// Each signing secret's age and, during a rotation, its end (never its value).
+    package var secrets: [SigningSecretInfo] = []
+
+    package var isManagedByConfig: Bool { managedBy == "config" }
 
     package func isCircuitOpen(at now: Date = Date()) -> Bool {
         circuitOpenUntil.map { $0 > now } ?? false

@@ -125,7 +125,29 @@ package enum JSONRepresentation {
         } else {
             object["auth"] = NSNull()
         }
+        object["managed_by"] = status.managedBy ?? "store"
+        object["signing_secrets"] = status.secrets.map { info -> [String: Any] in
+            ["created_at": info.createdAt.map(Clock.iso8601) ?? NSNull(), "expires_at": info.expiresAt.map(Clock.iso8601) ?? NSNull()]
+        }
         return object
+    }
+
+    /// `endpointStatus` as the control panel shows it: every header value written `***` (they are
+    /// write-only there), and for a tenant without the operator's transport settings (TLS file
+    /// paths, the proxy), which are not theirs to see.
+    package static func endpointForPanel(_ status: EndpointStatus, tenantView: Bool, now: Date = Date()) -> [String: Any] {
+        var object = endpointStatus(status, now: now)
+        object["headers"] = status.endpoint.headers.mapValues { _ in HeaderRedaction.placeholder }
+        if tenantView {
+            object["tls"] = nil
+            object["proxy"] = nil
+        }
+        return object
+    }
+
+    package static func endpointChange(_ change: EndpointChange) -> [String: Any] {
+        ["id": change.id, "endpoint_id": change.endpointID, "tenant_id": change.tenantID, "actor": change.actor, "at": Clock.iso8601(change.at),
+         "changes": change.changes.map { ["field": $0.field, "from": $0.from ?? NSNull(), "to": $0.to ?? NSNull()] as [String: Any] }]
     }
 
     package static func stats(_ stats: DeliveryStats) -> [String: Any] {

@@ -8,10 +8,7 @@ package enum TimeExpression {
 
     package static func parse(_ text: String, now: Date = Date()) -> Date? {
         let text = text.trimmingCharacters(in: .whitespaces)
-        if let unit = text.last, let amount = Double(text.dropLast()), amount >= 0, amount.isFinite {
-            let seconds: Double? = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800][unit].map { amount * $0 }
-            if let seconds { return now.addingTimeInterval(-seconds) }
-        }
+        if let seconds = seconds(text) { return now.addingTimeInterval(-seconds) }
         let withTime = ISO8601DateFormatter()
         withTime.formatOptions = [.withInternetDateTime]
         if let date = withTime.date(from: text) { return date }
@@ -20,5 +17,12 @@ package enum TimeExpression {
         let dateOnly = ISO8601DateFormatter()
         dateOnly.formatOptions = [.withFullDate]
         return dateOnly.date(from: text)
+    }
+
+    /// A duration (`90s`, `15m`, `24h`, `7d`, `1w`) in seconds, or nil.
+    package static func seconds(_ text: String) -> Double? {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        guard let unit = text.last, let amount = Double(text.dropLast()), amount >= 0, amount.isFinite else { return nil }
+        return ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800][unit].map { amount * $0 }
     }
 }

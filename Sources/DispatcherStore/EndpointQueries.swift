@@ -19,8 +19,10 @@ enum EndpointQueries {
         INSERT INTO endpoints (id, tenant_id, url, event_filters, headers, timeout_ms, connect_timeout_ms,
                                max_concurrency, retry, success_rule, enabled, secret_headers, auth, signing, ordered,
                                circuit_failure_threshold, circuit_cooldown_ms, disable_after_ms, tls, proxy, http2,
-                               rate_limit_per_second, body_format, revision, created_at, updated_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, 1, ?12, ?12)
+                               rate_limit_per_second, body_format, signing_meta, signing_expires_at, managed_by,
+                               revision, created_at, updated_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,
+                ?25, ?26, ?27, 1, ?12, ?12)
         ON CONFLICT (id) DO UPDATE SET
             url = excluded.url, event_filters = excluded.event_filters, headers = excluded.headers,
             secret_headers = excluded.secret_headers, timeout_ms = excluded.timeout_ms,
@@ -32,7 +34,8 @@ enum EndpointQueries {
             circuit_cooldown_ms = excluded.circuit_cooldown_ms, disable_after_ms = excluded.disable_after_ms,
             tls = excluded.tls, proxy = excluded.proxy, http2 = excluded.http2,
             rate_limit_per_second = excluded.rate_limit_per_second, body_format = excluded.body_format,
-            removed_at = NULL, revision = endpoints.revision + 1, updated_at = excluded.updated_at
+            signing_meta = excluded.signing_meta, signing_expires_at = excluded.signing_expires_at,
+            managed_by = excluded.managed_by, removed_at = NULL, revision = endpoints.revision + 1, updated_at = excluded.updated_at
          WHERE endpoints.removed_at IS NOT NULL OR (endpoints.url, endpoints.event_filters, endpoints.headers, endpoints.timeout_ms,
                 endpoints.connect_timeout_ms, endpoints.max_concurrency, endpoints.retry, endpoints.success_rule,
                 endpoints.secret_headers, endpoints.auth, endpoints.signing, endpoints.ordered,
@@ -44,6 +47,7 @@ enum EndpointQueries {
                     excluded.circuit_failure_threshold, excluded.circuit_cooldown_ms, excluded.disable_after_ms,
                     excluded.tls, excluded.proxy, excluded.http2, excluded.rate_limit_per_second, excluded.body_format)
             OR (endpoints.disabled_reason IS NULL AND endpoints.enabled IS DISTINCT FROM excluded.enabled)
+            OR endpoints.managed_by IS DISTINCT FROM excluded.managed_by
         """
 
     static let endpointColumns = """
@@ -55,8 +59,33 @@ enum EndpointQueries {
     static let selectEndpoint = "SELECT \(endpointColumns) FROM endpoints WHERE id = ? AND removed_at IS NULL"
 
     static let selectEndpointsWithHealth = """
-        SELECT \(endpointColumns), consecutive_failures, failing_since, circuit_open_until, disabled_reason
+        SELECT \(endpointColumns), consecutive_failures, failing_since, circuit_open_until, disabled_reason,
+               managed_by, signing_meta
           FROM endpoints WHERE removed_at IS NULL ORDER BY tenant_id, id
+        """
+
+    /// An endpoint row as a change is weighed against it: removed ones too (an id stays its tenant's).
+    static let selectStored = "SELECT \(endpointColumns), managed_by, signing_meta, removed_at FROM endpoints WHERE id = ?"
+
+    static let configManaged = "SELECT id FROM endpoints WHERE managed_by = 'config'"
+    static let releaseFromConfig = "UPDATE endpoints SET managed_by = NULL, revision = revision + 1, updated_at = ?2 WHERE id = ?1"
+
+    static let updateSigning = """
+        UPDATE endpoints SET signing = ?2, signing_meta = ?3, signing_expires_at = ?4, revision = revision + 1, updated_at = ?5
+         WHERE id = ?1 AND removed_at IS NULL
+        """
+
+    static let expiredSigning = """
+        SELECT id FROM endpoints WHERE signing_expires_at <= ? AND removed_at IS NULL ORDER BY id LIMIT 1000
+        """
+
+    static let insertChange = """
+        INSERT INTO endpoint_changes (endpoint_id, tenant_id, actor, changed_at, changes) VALUES (?, ?, ?, ?, ?)
+        """
+
+    static let selectChanges = """
+        SELECT id, endpoint_id, tenant_id, actor, changed_at, changes FROM endpoint_changes
+         WHERE endpoint_id = ? ORDER BY id DESC LIMIT ?
         """
 
     /// Enabling also forgets the failure run, so the endpoint starts with a closed circuit.
@@ -79,19 +108,94 @@ enum EndpointQueries {
 
     static let disabledState = "SELECT tenant_id, disabled_reason FROM endpoints WHERE id = ?1 AND removed_at IS NULL"
 
-    static func upsert(tenants: [Tenant], endpoints: [Endpoint], in db: some SQLConnection) throws {
+    /// An endpoint as stored, with what the control panel keeps beside it.
+    struct Stored {
+        var endpoint: Endpoint
+        var managedBy: String?
+        var secretMeta: [SecretMeta]
+        var removed: Bool
+    }
+
+    /// One signing secret's [created_at, expires_at] in milliseconds.
+    struct SecretMeta: Equatable {
+        var createdAt: Int64?
+        var expiresAt: Int64?
+    }
+
+    static func stored(id: String, in db: some SQLConnection) throws -> Stored? {
+        try db.query(selectStored, [id]) { row in
+            let endpoint = try readEndpoint(row)
+            return Stored(endpoint: endpoint, managedBy: row.optionalString(23),
+                          secretMeta: try readSecretMeta(row.optionalString(24), count: endpoint.signingSecrets.count),
+                          removed: !row.isNull(25))
+        }.first
+    }
+
+    static func readSecretMeta(_ text: String?, count: Int) throws -> [SecretMeta] {
+        let pairs = try text.map { try JSONText.decode($0) as? [[Any]] ?? [] } ?? []
+        return (0..<count).map { index in
+            guard index < pairs.count, pairs[index].count == 2 else { return SecretMeta() }
+            return SecretMeta(createdAt: (pairs[index][0] as? NSNumber)?.int64Value, expiresAt: (pairs[index][1] as? NSNumber)?.int64Value)
+        }
+    }
+
+    static func secretMetaColumns(_ meta: [SecretMeta]) throws -> (text: String?, earliestExpiry: Int64?) {
+        guard !meta.isEmpty else { return (nil, nil) }
+        let text = try JSONText.encode(meta.map { [$0.createdAt.map { NSNumber(value: $0) } ?? NSNull(), $0.expiresAt.map { NSNumber(value: $0) } ?? NSNull()] as [Any] })
+        return (text, meta.compactMap(\.expiresAt).min())
+    }
+
+    /// Keeps each secret's age across an update: a secret it had keeps its dates, a new one is made now.
+    static func carriedSecretMeta(_ secrets: [String], old: Stored?, now: Int64) -> [SecretMeta] {
+        secrets.map { secret in
+            if let old, !old.removed, let index = old.endpoint.signingSecrets.firstIndex(of: secret), index < old.secretMeta.count {
+                return old.secretMeta[index]
+            }
+            return SecretMeta(createdAt: now, expiresAt: nil)
+        }
+    }
+
+    static func recordChange(endpointID: String, tenantID: String, actor: ChangeActor, changes: [FieldChange], now: Int64,
+                             in db: some SQLConnection) throws {
+        guard !changes.isEmpty else { return }
+        let text = try JSONText.encode(changes.map { change -> [String: Any] in
+            ["field": change.field, "from": change.from ?? NSNull(), "to": change.to ?? NSNull()]
+        })
+        try db.execute(insertChange, [endpointID, tenantID, actor.description, now, text])
+    }
+
+    static func history(id: String, limit: Int, in db: some SQLConnection) throws -> [EndpointChange] {
+        try db.query(selectChanges, [id, limit]) { row in
+            let entries = try JSONText.decode(row.string(5)) as? [[String: Any]] ?? []
+            return EndpointChange(id: row.int64(0), endpointID: row.string(1), tenantID: row.string(2), actor: row.string(3),
+                                  at: Clock.date(milliseconds: row.int64(4)),
+                                  changes: entries.map { FieldChange(field: $0["field"] as? String ?? "", from: $0["from"] as? String, to: $0["to"] as? String) })
+        }
+    }
+
+    static func upsert(tenants: [Tenant], endpoints: [Endpoint], actor: ChangeActor, in db: some SQLConnection) throws {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             for tenant in tenants {
                 try db.execute(upsertTenant, [tenant.id, tenant.name, now])
             }
+            if actor == .config {
+                // The config is the whole list of what it manages: one it no longer names lives in the store now.
+                let named = Set(endpoints.map(\.id))
+                for id in try db.query(configManaged, map: { $0.string(0) }) where !named.contains(id) {
+                    try db.execute(releaseFromConfig, [id, now])
+                }
+            }
             for endpoint in endpoints {
                 try endpoint.checkRequestSafety()
-                if let owner = try db.query(endpointTenant, [endpoint.id], map: { $0.string(0) }).first, owner != endpoint.tenantID {
+                let old = try stored(id: endpoint.id, in: db)
+                if let owner = old?.endpoint.tenantID, owner != endpoint.tenantID {
                     throw DispatcherError.invalidConfiguration(
                         path: "endpoint \(endpoint.id)",
                         message: "already belongs to tenant '\(owner)'; endpoint ids are unique across tenants")
                 }
+                let meta = try secretMetaColumns(carriedSecretMeta(endpoint.signingSecrets, old: old, now: now))
+                let managedBy = actor == .config ? "config" : old?.managedBy
                 let values: [any SQLBindable] = [
                     endpoint.id, endpoint.tenantID, endpoint.url,
                     try JSONText.encode(endpoint.eventFilters), try JSONText.encode(endpoint.headers),
@@ -104,10 +208,73 @@ enum EndpointQueries {
                     Int64((endpoint.circuit.disableAfterSeconds * 1000).rounded()),
                     try endpoint.tls.map { try JSONText.encode($0.configObject) }, endpoint.proxy, endpoint.http2,
                     endpoint.rateLimitPerSecond, endpoint.bodyFormat == .event ? nil : endpoint.bodyFormat.rawValue,
+                    meta.text, meta.earliestExpiry, managedBy,
                 ]
-                try db.execute(upsertEndpoint, values)
+                if try db.execute(upsertEndpoint, values) > 0 {
+                    let previous = old.flatMap { $0.removed ? nil : $0.endpoint }
+                    try recordChange(endpointID: endpoint.id, tenantID: endpoint.tenantID, actor: actor,
+                                     changes: endpoint.changes(from: previous), now: now, in: db)
+                }
             }
         }
+    }
+
+    /// Standard Webhooks secrets only: the other schemes sign with one secret or a key pair.
+    static func rotateSigningSecret(endpointID: String, secret: String, graceSeconds: Double, actor: ChangeActor,
+                                    in db: some SQLConnection) throws {
+        try db.inTransaction {
+            guard let old = try stored(id: endpointID, in: db), !old.removed else { throw DispatcherError.notFound("endpoint '\(endpointID)'") }
+            if old.managedBy == "config" {
+                throw DispatcherError.conflict("endpoint '\(endpointID)' is managed by the config file: change its signing secrets there")
+            }
+            guard old.endpoint.signatureScheme == .standardWebhooks else {
+                throw DispatcherError.conflict("endpoint '\(endpointID)' signs with \(old.endpoint.signatureScheme.name); rotation is for Standard Webhooks (v1) secrets")
+            }
+            if let problem = SignatureScheme.standardWebhooks.problem(withSecret: secret) {
+                throw DispatcherError.invalidConfiguration(path: "signing.secret", message: problem)
+            }
+            let now = Clock.nowMilliseconds()
+            let graceEnd = now + Int64((max(0, graceSeconds) * 1000).rounded())
+            // The newest old secret keeps signing through the grace period; any older one (a
+            // rotation already under way) goes now, as v1 signs with two at most.
+            var secrets = [secret], meta = [SecretMeta(createdAt: now, expiresAt: nil)]
+            if graceSeconds > 0, let kept = old.endpoint.signingSecrets.first, kept != secret {
+                let keptMeta = old.secretMeta.first ?? SecretMeta()
+                secrets.append(kept)
+                meta.append(SecretMeta(createdAt: keptMeta.createdAt, expiresAt: min(keptMeta.expiresAt ?? graceEnd, graceEnd)))
+            }
+            var updated = old.endpoint
+            updated.signingSecrets = secrets
+            let columns = try secretMetaColumns(meta)
+            try db.execute(updateSigning, [endpointID, try signingColumn(updated), columns.text, columns.earliestExpiry, now])
+            try recordChange(endpointID: endpointID, tenantID: old.endpoint.tenantID, actor: actor,
+                             changes: updated.changes(from: old.endpoint), now: now, in: db)
+        }
+    }
+
+    /// Each endpoint whose grace period ended signs with its remaining secrets (or none).
+    static func dropExpiredSigningSecrets(now: Date, in db: some SQLConnection) throws -> Int {
+        let nowMilliseconds = Clock.milliseconds(now)
+        var changed = 0
+        for id in try db.query(expiredSigning, [nowMilliseconds], map: { $0.string(0) }) {
+            try db.inTransaction {
+                guard let old = try stored(id: id, in: db), !old.removed else { return }
+                var updated = old.endpoint
+                var meta: [SecretMeta] = []
+                updated.signingSecrets = []
+                for (secret, secretMeta) in zip(old.endpoint.signingSecrets, old.secretMeta)
+                where secretMeta.expiresAt.map({ $0 > nowMilliseconds }) ?? true {
+                    updated.signingSecrets.append(secret)
+                    meta.append(secretMeta)
+                }
+                let columns = try secretMetaColumns(meta)
+                try db.execute(updateSigning, [id, try signingColumn(updated), columns.text, columns.earliestExpiry, nowMilliseconds])
+                try recordChange(endpointID: id, tenantID: old.endpoint.tenantID, actor: .dispatcher,
+                                 changes: updated.changes(from: old.endpoint), now: nowMilliseconds, in: db)
+                changed += 1
+            }
+        }
+        return changed
     }
 
     static func endpoint(id: String, in db: some SQLConnection) throws -> Endpoint? {
@@ -116,25 +283,40 @@ enum EndpointQueries {
 
     static func endpointsWithHealth(in db: some SQLConnection) throws -> [EndpointStatus] {
         try db.query(selectEndpointsWithHealth) { row in
-            EndpointStatus(
-                endpoint: try readEndpoint(row), consecutiveFailures: row.int(23),
+            let endpoint = try readEndpoint(row)
+            var status = EndpointStatus(
+                endpoint: endpoint, consecutiveFailures: row.int(23),
                 failingSince: row.isNull(24) ? nil : Clock.date(milliseconds: row.int64(24)),
                 circuitOpenUntil: row.isNull(25) ? nil : Clock.date(milliseconds: row.int64(25)),
                 disabledReason: row.optionalString(26))
+            status.managedBy = row.optionalString(27)
+            status.secrets = try readSecretMeta(row.optionalString(28), count: endpoint.signingSecrets.count).map {
+                SigningSecretInfo(createdAt: $0.createdAt.map(Clock.date(milliseconds:)), expiresAt: $0.expiresAt.map(Clock.date(milliseconds:)))
+            }
+            return status
         }
     }
 
-    static func setEnabled(id: String, enabled: Bool, reason: String?, in db: some SQLConnection) throws {
-        guard try db.execute(setEnabled, [id, enabled, reason, Clock.nowMilliseconds()]) == 1 else {
+    static func setEnabled(id: String, enabled: Bool, reason: String?, actor: ChangeActor = .dispatcher, in db: some SQLConnection) throws {
+        let before = try db.query(selectEndpoint, [id], map: readEndpoint).first
+        let now = Clock.nowMilliseconds()
+        guard let before, try db.execute(setEnabled, [id, enabled, reason, now]) == 1 else {
             throw DispatcherError.notFound("endpoint '\(id)'")
+        }
+        if before.enabled != enabled {
+            try recordChange(endpointID: id, tenantID: before.tenantID, actor: actor,
+                             changes: [FieldChange(field: "enabled", from: String(before.enabled), to: String(enabled))], now: now, in: db)
         }
     }
 
     /// Returns how many pending deliveries were cancelled.
-    static func remove(id: String, in db: some SQLConnection) throws -> Int {
+    static func remove(id: String, actor: ChangeActor, in db: some SQLConnection) throws -> Int {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
-            guard try db.execute(removeEndpoint, [id, now]) == 1 else { throw DispatcherError.notFound("endpoint '\(id)'") }
+            guard let tenant = try db.query(endpointTenant, [id], map: { $0.string(0) }).first,
+                  try db.execute(removeEndpoint, [id, now]) == 1 else { throw DispatcherError.notFound("endpoint '\(id)'") }
+            try recordChange(endpointID: id, tenantID: tenant, actor: actor,
+                             changes: [FieldChange(field: "removed", from: nil, to: "true")], now: now, in: db)
             return try db.execute(OperationsQueries.cancelPendingOfEndpoint, ["cancelled: endpoint \(id) was removed", now, id])
         }
     }

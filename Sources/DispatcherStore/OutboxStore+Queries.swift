@@ -2,9 +2,9 @@ import DispatcherModel
 import Foundation
 
 extension OutboxStore: EndpointDirectory {
-    public func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws {
+    public func upsert(tenants: [Tenant], endpoints: [Endpoint], actor: ChangeActor) throws {
         try withConnection { db in
-            try EndpointQueries.upsert(tenants: tenants, endpoints: endpoints, in: db)
+            try EndpointQueries.upsert(tenants: tenants, endpoints: endpoints, actor: actor, in: db)
             try provider.announceWork(on: db)
         }
     }
@@ -17,11 +17,11 @@ extension OutboxStore: EndpointDirectory {
         try withConnection { db in try db.query(EndpointQueries.selectTenants) { Tenant(id: $0.string(0), name: $0.string(1)) } }
     }
 
-    public func setEndpointEnabled(id: String, enabled: Bool) throws {
+    public func setEndpointEnabled(id: String, enabled: Bool, actor: ChangeActor) throws {
         try withConnection { db in
             try db.inTransaction {
                 let before = try db.query(EndpointQueries.disabledState, [id]) { (tenant: $0.string(0), reason: $0.optionalString(1)) }.first
-                try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", in: db)
+                try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", actor: actor, in: db)
                 if enabled, let tenant = options.operationsTenant, let before, let reason = before.reason, reason != "disabled by hand" {
                     try OperationsNotices.recovered(endpointID: id, tenantID: before.tenant, reason: reason, tenant: tenant, options: options, in: db)
                 }
@@ -30,8 +30,18 @@ extension OutboxStore: EndpointDirectory {
         }
     }
 
-    public func removeEndpoint(id: String) throws -> Int {
-        try withConnection { db in try EndpointQueries.remove(id: id, in: db) }
+    public func removeEndpoint(id: String, actor: ChangeActor) throws -> Int {
+        try withConnection { db in try EndpointQueries.remove(id: id, actor: actor, in: db) }
+    }
+
+    public func rotateSigningSecret(endpointID: String, secret: String, graceSeconds: Double, actor: ChangeActor) throws {
+        try withConnection { db in
+            try EndpointQueries.rotateSigningSecret(endpointID: endpointID, secret: secret, graceSeconds: graceSeconds, actor: actor, in: db)
+        }
+    }
+
+    public func endpointHistory(id: String, limit: Int) throws -> [EndpointChange] {
+        try withConnection { db in try EndpointQueries.history(id: id, limit: limit, in: db) }
     }
 }
 
@@ -135,5 +145,11 @@ extension OutboxStore: OutboxAdministration {
 
     package func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport {
         try withConnection { db in try LogQueries.activity(since: since, bucketSeconds: bucketSeconds, now: now, in: db) }
+    }
+
+    package func dropExpiredSigningSecrets(now: Date) throws -> Int {
+        let changed = try withConnection { db in try EndpointQueries.dropExpiredSigningSecrets(now: now, in: db) }
+        if changed > 0 { try withConnection { db in try provider.announceWork(on: db) } }
+        return changed
     }
 }

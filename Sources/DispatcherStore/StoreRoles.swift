@@ -28,13 +28,27 @@ public protocol EventOutbox: AnyObject, Sendable {
 public protocol EndpointDirectory: AnyObject, Sendable {
     /// Creates or updates tenants and their endpoints. Endpoints the list does not name are
     /// left as they are.
-    func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws
+    /// Every endpoint that changes gets an entry in its history naming `actor`; with
+    /// `.config` the endpoints become managed by the config file (and those it no longer
+    /// names stop being).
+    func upsert(tenants: [Tenant], endpoints: [Endpoint], actor: ChangeActor) throws
     func endpoint(id: String) throws -> Endpoint?
     func tenants() throws -> [Tenant]
     /// Enables or disables an endpoint by hand; enabling clears a failure run and its circuit.
-    func setEndpointEnabled(id: String, enabled: Bool) throws
+    func setEndpointEnabled(id: String, enabled: Bool, actor: ChangeActor) throws
     /// Removes an endpoint (its history stays) and cancels its pending deliveries; returns how many.
-    func removeEndpoint(id: String) throws -> Int
+    func removeEndpoint(id: String, actor: ChangeActor) throws -> Int
+    /// Makes `secret` the endpoint's signing secret (Standard Webhooks `v1`). The one it had
+    /// keeps signing beside it for `graceSeconds` (0: dropped now), then housekeeping drops it.
+    func rotateSigningSecret(endpointID: String, secret: String, graceSeconds: Double, actor: ChangeActor) throws
+    /// The endpoint's change history, newest first.
+    func endpointHistory(id: String, limit: Int) throws -> [EndpointChange]
+}
+
+extension EndpointDirectory {
+    public func upsert(tenants: [Tenant], endpoints: [Endpoint]) throws { try upsert(tenants: tenants, endpoints: endpoints, actor: .library) }
+    public func setEndpointEnabled(id: String, enabled: Bool) throws { try setEndpointEnabled(id: id, enabled: enabled, actor: .library) }
+    public func removeEndpoint(id: String) throws -> Int { try removeEndpoint(id: id, actor: .library) }
 }
 
 /// The recorded-response audit log: what `dispatcher log` and `show` read.
@@ -121,4 +135,6 @@ package protocol OutboxAdministration: AnyObject, Sendable {
     /// Attempts since `since` folded into a timeline of `bucketSeconds` buckets and each
     /// endpoint's last-hour and last-day health (the dashboard's overview and endpoints pages).
     func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport
+    /// Drops the signing secrets whose rotation grace period has ended; returns how many endpoints changed.
+    func dropExpiredSigningSecrets(now: Date) throws -> Int
 }

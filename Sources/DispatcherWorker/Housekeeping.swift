@@ -4,7 +4,8 @@ import DispatcherStore
 import Foundation
 
 /// The periodic jobs of a long-running `serve`: the stats summary line, a progress line while a
-/// large backlog (a replay, a backfill) drains, and pruning by `retention_days`.
+/// large backlog (a replay, a backfill) drains, pruning by `retention_days`, and dropping
+/// signing secrets whose rotation grace period ended.
 ///
 /// `@unchecked Sendable`: the timer is a Dispatch source (safe to cancel from any thread), and
 /// `state` is touched only by the timer's handler, which runs on one serial queue.
@@ -54,6 +55,10 @@ package final class Housekeeping: @unchecked Sendable {
                     if pruned.deliveries + pruned.events > 0 {
                         logger.log(.info, "retention: deleted \(pruned.deliveries) deliveries, \(pruned.attempts) attempts, \(pruned.events) events older than \(days) days")
                     }
+                }
+                let dropped = try store.dropExpiredSigningSecrets(now: now)
+                if dropped > 0 {
+                    logger.log(.info, "signing: the grace period of a rotated-out secret ended on \(dropped) endpoint(s); they sign with the new one only")
                 }
                 // The full stats only when a line is due; the progress check needs one count.
                 if settings.statsIntervalSeconds > 0 && now.timeIntervalSince(state.lastStats) >= settings.statsIntervalSeconds - 0.001 {

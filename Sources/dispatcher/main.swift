@@ -13,7 +13,7 @@ import WebhookDispatcher
 
 let commands: [DispatcherCommand.Type] = [
     ServeCommand.self, EnqueueCommand.self, LogCommand.self, ShowCommand.self, EndpointsCommand.self, RedeliverCommand.self, ReplayCommand.self,
-    CancelCommand.self, StatsCommand.self, PruneCommand.self, DashboardCommand.self, APICommand.self, APIKeysCommand.self, ReceiveCommand.self,
+    CancelCommand.self, StatsCommand.self, PruneCommand.self, DashboardCommand.self, APICommand.self, APIKeysCommand.self, PortalLinkCommand.self, ReceiveCommand.self,
     DoctorCommand.self,
 ]
 

@@ -143,7 +143,7 @@ final class DashboardTests: DispatcherTestCase {
         let form = try client.request("POST", "/endpoints/clinic-b-hooks/disable", body: "csrf=\(csrf)",
                                       headers: ["Content-Type": "application/x-www-form-urlencoded"])
         XCTAssertEqual(form.status, 303)
-        XCTAssertEqual(form.header("Location"), "/endpoints?notice=disabled&endpoint=clinic-b-hooks")
+        XCTAssertEqual(form.header("Location"), "/endpoints/clinic-b-hooks?notice=disabled")
         XCTAssertEqual(try store.endpoint(id: "clinic-b-hooks")?.enabled, false)
         XCTAssertEqual(try client.request("POST", "/api/endpoints/nope/enable", headers: ["X-CSRF-Token": csrf]).status, 404)
         XCTAssertEqual(try client.request("DELETE", "/api/endpoints").status, 405)

@@ -49,7 +49,8 @@ struct DashboardCommand: DispatcherCommand {
         // Test sends go out with the config's delivery settings (its destination guard), or the defaults.
         let delivery = selection.configuration?.serviceConfiguration(logger: .silent) ?? DeliveryServiceConfiguration(logger: .silent)
         let dashboard = try Dashboard(store: store, settings: settings, metrics: exporter,
-                                      tester: EndpointTester(store: store, configuration: delivery))
+                                      tester: EndpointTester(store: store, configuration: delivery),
+                                      rules: selection.configuration?.endpointRules ?? EndpointRules(), portal: selection.configuration?.portal)
         Console.error("dispatcher \(DispatcherVersion.current) dashboard on \(dashboard.url) (\(store.location))\n")
         Console.waitForTermination()
         dashboard.stop()

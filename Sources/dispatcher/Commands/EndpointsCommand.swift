@@ -8,13 +8,13 @@ import DispatcherStore
 import DispatcherWorker
 import WebhookDispatcher
 
-/// `dispatcher endpoints list|add|update|remove|enable|disable|test|public-key|new-secret`:
-/// endpoints and their health, and their signing keys.
+/// `dispatcher endpoints list|add|update|remove|enable|disable|test|public-key|new-secret|rotate-secret|history`:
+/// endpoints and their health, their signing keys, and every change made to them.
 struct EndpointsCommand: DispatcherCommand {
     static let spec = CommandSpec(
         name: "endpoints",
         abstract: "Manage endpoints: list with health, add, update, remove, enable, disable, test; signing keys.",
-        positionals: "list | show ID | add | update ID | remove ID | enable ID | disable ID | test ID | public-key ID | new-secret",
+        positionals: "list | show ID | add | update ID | remove ID | enable ID | disable ID | test ID | public-key ID | new-secret | rotate-secret ID | history ID",
         options: [
             OptionSpec(name: "tenant", value: "ID", help: "add: the endpoint's tenant (created if new)."),
             OptionSpec(name: "id", value: "ID", help: "add: the endpoint id (unique across tenants)."),
@@ -43,7 +43,8 @@ struct EndpointsCommand: DispatcherCommand {
             OptionSpec(name: "tls-client-key", value: "FILE", help: "PEM key of the client certificate (or env:NAME)."),
             OptionSpec(name: "tls-ca-file", value: "FILE", help: "PEM file of the CAs trusted for this endpoint only."),
             OptionSpec(name: "tls-pin", value: "sha256//BASE64", help: "The receiver's public key pin."),
-            OptionSpec(name: "json", value: nil, help: "list: one JSON object per endpoint (secrets shown as ***); test: the record as JSON."),
+            OptionSpec(name: "grace", value: "DURATION", help: "rotate-secret: how long the old secret keeps signing beside the new one (default 24h; 0s drops it now)."),
+            OptionSpec(name: "json", value: nil, help: "list: one JSON object per endpoint (secrets shown as ***); test: the record as JSON; history: one change a line."),
         ] + StoreSelection.options,
         discussion: """
             add and update validate exactly as the config file does, and write nothing when a value
@@ -53,6 +54,11 @@ struct EndpointsCommand: DispatcherCommand {
             `test` sends a dispatcher.ping event now and prints the recorded attempt.
             `new-secret` prints a fresh signing secret (for v1a also its whpk_ public key); `public-key`
             prints the whpk_ public keys a receiver verifies a v1a endpoint's signatures with.
+            `rotate-secret` makes a new v1 secret, prints it once, and keeps the old one signing beside
+            it for --grace; `serve` drops the old one when that ends. `history` lists every change to an
+            endpoint: who (config, cli, operator, a portal session, the dispatcher), when, and what,
+            secrets as ***. An endpoint the config names is managed by it: serve's start applies the
+            file's version, so change such an endpoint in the file.
             """)
 
     enum Action {
@@ -65,6 +71,8 @@ struct EndpointsCommand: DispatcherCommand {
         case publicKey(String)
         case newSecret
         case show(String)
+        case rotateSecret(String)
+        case history(String)
     }
 
     let action: Action
@@ -85,7 +93,9 @@ struct EndpointsCommand: DispatcherCommand {
         case ("public-key", 2): action = .publicKey(words[1])
         case ("show", 2): action = .show(words[1])
         case ("new-secret", 1): action = .newSecret
-        default: throw UsageError("expected list, add, new-secret, or show | update | remove | enable | disable | test | public-key followed by an endpoint id")
+        case ("rotate-secret", 2): action = .rotateSecret(words[1])
+        case ("history", 2): action = .history(words[1])
+        default: throw UsageError("expected list, add, new-secret, or show | update | remove | enable | disable | test | public-key | rotate-secret | history followed by an endpoint id")
         }
         if case .add = action {
             guard arguments.value("tenant") != nil, arguments.value("id") != nil, arguments.value("url") != nil else {
@@ -93,6 +103,12 @@ struct EndpointsCommand: DispatcherCommand {
             }
         } else if arguments.value("tenant") != nil || arguments.value("id") != nil {
             throw UsageError("--tenant and --id go with add only")
+        }
+        if let grace = arguments.value("grace") {
+            guard case .rotateSecret = action else { throw UsageError("--grace goes with rotate-secret only") }
+            guard let seconds = TimeExpression.seconds(grace), seconds <= 30 * 86_400 else {
+                throw UsageError("--grace '\(grace)' must be a duration such as 24h, 30m or 0s, at most 30d")
+            }
         }
         self.arguments = arguments
         json = arguments.flag("json")
@@ -138,20 +154,43 @@ struct EndpointsCommand: DispatcherCommand {
                                                          tenantID: tenantID, urlPolicy: urlPolicy)
             guard try store.endpoint(id: endpoint.id) == nil else { throw UsageError("endpoint '\(endpoint.id)' exists; use update") }
             let tenant = try store.tenants().first { $0.id == tenantID } ?? Tenant(id: tenantID, name: tenantID)
-            try store.upsert(tenants: [tenant], endpoints: [endpoint])
+            try store.upsert(tenants: [tenant], endpoints: [endpoint], actor: .cli)
             Console.out("added endpoint \(endpoint.id) for tenant \(tenantID)\n")
         case .update(let id):
             guard let existing = try store.endpoint(id: id) else { throw DispatcherError.notFound("endpoint '\(id)'") }
             let endpoint = try Endpoint.fromConfigObject(try applyOptions(to: existing.configObject),
                                                          tenantID: existing.tenantID, urlPolicy: urlPolicy)
-            try store.upsert(tenants: [], endpoints: [endpoint])
+            try store.upsert(tenants: [], endpoints: [endpoint], actor: .cli)
             Console.out("updated endpoint \(id)\n")
+            try warnIfManagedByConfig(id, store: store)
         case .remove(let id):
-            let cancelled = try store.removeEndpoint(id: id)
+            let cancelled = try store.removeEndpoint(id: id, actor: .cli)
             Console.out("removed endpoint \(id); cancelled \(cancelled) pending deliveries\n")
         case .setEnabled(let id, let enabled):
-            try store.setEndpointEnabled(id: id, enabled: enabled)
+            try store.setEndpointEnabled(id: id, enabled: enabled, actor: .cli)
             Console.out("endpoint \(id) \(enabled ? "enabled" : "disabled")\n")
+        case .rotateSecret(let id):
+            let grace = arguments.value("grace").flatMap(TimeExpression.seconds) ?? 86_400
+            let had = try store.endpoint(id: id)?.signingSecrets.isEmpty == false
+            let secret = WebhookSigner.newStandardSecret()
+            try store.rotateSigningSecret(endpointID: id, secret: secret, graceSeconds: grace, actor: .cli)
+            Console.out("\(secret)\n")
+            Console.error(had && grace > 0
+                ? "endpoint \(id) signs with this secret and, for \(JSONReader.format(grace / 3_600)) h more, the previous one; give it to the receiver now (it is not shown again)\n"
+                : "endpoint \(id) signs with this secret only; give it to the receiver now (it is not shown again)\n")
+        case .history(let id):
+            guard try store.endpointStatuses().contains(where: { $0.endpoint.id == id }) || !(try store.endpointHistory(id: id, limit: 1).isEmpty) else {
+                throw DispatcherError.notFound("endpoint '\(id)'")
+            }
+            let changes = try store.endpointHistory(id: id, limit: 1_000)
+            if json {
+                for change in changes { Console.out(json: JSONRepresentation.line(JSONRepresentation.endpointChange(change)) + "\n") }
+            } else {
+                for change in changes {
+                    let what = change.changes.map { "\($0.field): \($0.from ?? "–") → \($0.to ?? "–")" }.joined(separator: "; ")
+                    Console.out("\(Clock.iso8601(change.at))  \(change.actor)  \(what)\n")
+                }
+            }
         case .test(let id):
             let configuration = selection.configuration?.serviceConfiguration(logger: .silent)
                 ?? DeliveryServiceConfiguration(logger: .silent)
@@ -166,6 +205,13 @@ struct EndpointsCommand: DispatcherCommand {
     }
 
     var urlPolicy: URLPolicy { selection.configuration?.urlPolicy ?? URLPolicy() }
+
+    /// The CLI may change any endpoint, but the config file wins for the ones it names.
+    func warnIfManagedByConfig(_ id: String, store: OutboxStore) throws {
+        if try store.endpointStatuses().first(where: { $0.endpoint.id == id })?.isManagedByConfig == true {
+            Console.error("note: the config file manages \(id); serve's next start applies the file's version over this change\n")
+        }
+    }
 
     /// The config object with the command-line options laid over it.
     func applyOptions(to base: [String: Any]) throws -> [String: Any] {
@@ -252,7 +298,7 @@ struct EndpointsCommand: DispatcherCommand {
     func printNewSecret() throws {
         switch arguments.value("signing-scheme") ?? "v1" {
         case "v1":
-            Console.out("\(SigningSecret.prefix + Data(Digest.randomBytes(32)).base64EncodedString())\n")
+            Console.out("\(WebhookSigner.newStandardSecret())\n")
         case "v1a":
             guard let pair = WebhookSigner.newEd25519Key() else { throw UsageError("libcrypto could not make an ed25519 key") }
             Console.out("secret:     \(pair.secret)\npublic key: \(pair.publicKey)   (for the receiver)\n")

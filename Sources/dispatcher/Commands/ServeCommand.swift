@@ -78,7 +78,8 @@ struct ServeCommand: DispatcherCommand {
         if let metrics { logger.log(.info, "metrics on \(metrics.url)") }
         let dashboard = try selection.configuration?.dashboard.map { settings in
             try Dashboard(store: try selection.openStore(), settings: settings, metrics: exporter,
-                          tester: EndpointTester(store: store, configuration: configuration))
+                          tester: EndpointTester(store: store, configuration: configuration),
+                          rules: selection.configuration?.endpointRules ?? EndpointRules(), portal: selection.configuration?.portal)
         }
         if let dashboard { logger.log(.info, "dashboard on \(dashboard.url)") }
         let api = try selection.configuration?.api.map { settings in

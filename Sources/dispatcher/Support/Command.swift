@@ -46,7 +46,7 @@ struct StoreSelection {
     /// Writes the config's tenants and endpoints into the store (idempotent).
     func syncConfiguration(into store: OutboxStore) throws {
         guard let configuration else { return }
-        try store.upsert(tenants: configuration.tenants, endpoints: configuration.endpoints)
+        try store.upsert(tenants: configuration.tenants, endpoints: configuration.endpoints, actor: .config)
         try store.recordLimits()
     }
 }
