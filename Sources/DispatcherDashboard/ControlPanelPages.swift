@@ -218,6 +218,7 @@ extension DashboardPages {
 
     func tokens(query: FormData) throws -> HTML {
         guard let tenant = viewer.tenantID else { throw DashboardError(status: 404, message: "read tokens are made in each tenant's portal") }
+        try viewer.checkCanChange()
         let tokens = try store.tenantTokens(tenantID: tenant)
         let rows = tokens.map { token -> HTML in
             let state: HTML = token.revokedAt.map { "revoked \(Self.time($0))" } ?? (viewer.canChange ? """

@@ -132,6 +132,7 @@ struct DashboardAPI {
 
     func tokens() throws -> [String: Any] {
         guard let tenant = viewer.tenantID else { throw DashboardError(status: 404, message: "read tokens are listed in each tenant's portal") }
+        try viewer.checkCanChange()
         return ["tokens": try store.tenantTokens(tenantID: tenant).map { token -> [String: Any] in
             ["id": token.id, "name": token.name, "created_at": Clock.iso8601(token.createdAt),
              "last_used_at": token.lastUsedAt.map(Clock.iso8601) ?? NSNull(), "revoked_at": token.revokedAt.map(Clock.iso8601) ?? NSNull()]

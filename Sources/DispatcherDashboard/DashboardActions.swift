@@ -210,7 +210,7 @@ struct DashboardAction {
         }
         var endpointForm = EndpointForm(posted: form)
         if existing == nil, let id = form["id"], try store.endpoint(id: id) != nil {
-            endpointForm.errors["id"] = "'\(id)' is taken: choose another id"
+            endpointForm.errors["id"] = Self.takenID
         }
         var endpoint = endpointForm.errors.isEmpty ? endpointForm.endpoint(tenantID: tenant, existing: existing, rules: context.rules) : nil
         if let valid = endpoint {
@@ -219,7 +219,7 @@ struct DashboardAction {
                 try store.upsert(tenants: newTenant, endpoints: [valid], actor: viewer.actor)
             } catch DispatcherError.invalidConfiguration(let path, let message) where path.hasPrefix("endpoint ") && message.contains("already belongs") {
                 // Another tenant's id (perhaps removed): say it is taken, never whose it is.
-                endpointForm.errors["id"] = "'\(valid.id)' is taken: choose another id"
+                endpointForm.errors["id"] = Self.takenID
                 endpoint = nil
             }
         }
@@ -231,6 +231,9 @@ struct DashboardAction {
         return Outcome(json: ["endpoint_id": endpoint.id, "saved": true],
                        redirect: "/endpoints/\(FormData.escape(endpoint.id))?notice=saved")
     }
+
+    /// Endpoint ids are unique across tenants; the message never says whose an id is.
+    static let takenID = "this id is taken: choose another"
 
     /// The tenant a new endpoint or token belongs to: the session's own; the operator names one
     /// (for an endpoint, possibly a new tenant).
