@@ -123,12 +123,22 @@ extension DashboardPages {
             "<label>\(label) <input name=\"\(name)\" value=\"\(fields[name] ?? "")\" placeholder=\"\(placeholder)\">\(hint)</label>"
         }
         func select(_ name: String, _ options: [String], selected: String?) -> HTML {
-            HTML.join(options.map { "<option value=\"\($0)\"\($0 == selected ? HTML(" selected") : "")>\($0)</option>" as HTML })
+            HTML.join(options.map { option -> HTML in
+                let label = option == EndpointForm.profile ? "the family's documented rule" : option
+                return "<option value=\"\(option)\"\(option == selected ? HTML(" selected") : "")>\(label)</option>"
+            })
         }
         let chosen = Set(fields.values("events"))
         let knownTypes = (EventCatalog.entries.map(\.type) + ((try? store.deliveries(matching: DeliveryFilter(tenantID: viewer.tenantID, limit: 200)).map(\.eventType)) ?? []))
-        let picker = HTML.join(Array(Set(knownTypes)).sorted().filter { viewer.isOperator || !$0.hasPrefix("operations.") }.map { type -> HTML in
-            "<label class=\"check\"><input type=\"checkbox\" name=\"events\" value=\"\(type)\"\(chosen.contains(type) ? HTML(" checked") : "")> <code>\(type)</code></label>"
+        // Each family's glob first, then its types: the seed families', and those the store has seen.
+        let types = Array(Set(knownTypes)).sorted().filter { viewer.isOperator || !$0.hasPrefix("operations.") }
+        let families = Array(Set(types.map { String($0.prefix { $0 != "." }) })).sorted()
+        func box(_ value: String) -> HTML {
+            "<label class=\"check\"><input type=\"checkbox\" name=\"events\" value=\"\(value)\"\(chosen.contains(value) ? HTML(" checked") : "")> <code>\(value)</code></label>"
+        }
+        let picker = HTML.join(families.map { family -> HTML in
+            let members = types.filter { $0.hasPrefix(family + ".") || $0 == family }
+            return "<div class=\"family\">\(box(family + ".*"))\(HTML.join(members.map(box)))</div>"
         })
         let tenantField: HTML
         if let existing {
@@ -144,7 +154,7 @@ extension DashboardPages {
         } else {
             tenantField = "\(text("id", "Endpoint id", placeholder: "production"))\(error("id"))"
         }
-        let retryPolicy = fields["retry_policy"] ?? "one_retry"
+        let retryPolicy = fields["retry_policy"] ?? EndpointForm.profile
         let action = existing.map { "/endpoints/\(FormData.escape($0.id))" } ?? "/endpoints"
         let title = existing.map { "Edit \($0.id)" } ?? "New endpoint"
         let summary: HTML = form.errors.isEmpty ? "" : "<p class=\"notice error\" id=\"form-errors\">Nothing was saved: \(form.errors.count == 1 ? "one value needs" : "some values need") fixing.</p>"
@@ -163,8 +173,8 @@ extension DashboardPages {
                 \(text("events_other", "More types or globs", placeholder: "visit.*, verification.*"))\(error("events"))
               </fieldset>
               <fieldset><legend>Headers</legend>
-                <label>One <code>Name: value</code> a line; saved values show as <code>***</code> (keep it to keep the value)
-                <textarea name="headers" rows="3" cols="60">\(fields["headers"] ?? "")</textarea></label>\(error("headers"))
+                <label><span>One <code>Name: value</code> a line; a saved value shows as <code>***</code>: leave it to keep it</span>
+                <textarea name="headers" rows="3" cols="60" placeholder="X-Api-Key: ...">\(fields["headers"] ?? "")</textarea></label>\(error("headers"))
                 \(text("secret_headers", "Secret headers (redacted in the log)", placeholder: "X-Api-Key"))\(error("secret_headers"))
               </fieldset>
               <fieldset><legend>OAuth 2.0 client credentials <small>(optional)</small></legend>
@@ -177,12 +187,12 @@ extension DashboardPages {
                 \(text("timeout_seconds", "Timeout (s)"))\(error("timeout_seconds"))
                 \(text("connect_timeout_seconds", "Connect timeout (s)"))\(error("connect_timeout_seconds"))
                 \(text("max_concurrency", "Max concurrency"))\(error("max_concurrency"))
-                <label>Success <select name="success">\(select("success", SuccessRule.allCases.map(\.rawValue), selected: fields["success"]))</select></label>\(error("success"))
+                <label>Success <select name="success">\(select("success", [EndpointForm.profile] + SuccessRule.allCases.map(\.rawValue), selected: fields["success"]))</select></label>\(error("success"))
                 <label class="check"><input type="checkbox" name="ordered"\(fields["ordered"] != nil ? HTML(" checked") : "")> Ordered (one at a time per ordering key)</label>
                 <label class="check"><input type="checkbox" name="enabled"\(fields["enabled"] != nil ? HTML(" checked") : "")> Enabled</label>
               </fieldset>
               <fieldset><legend>Retries</legend>
-                <label>Policy <select name="retry_policy">\(select("retry_policy", ["one_retry", "exponential", "schedule"], selected: retryPolicy))</select></label>
+                <label>Policy <select name="retry_policy">\(select("retry_policy", [EndpointForm.profile, "one_retry", "exponential", "schedule"], selected: retryPolicy))</select></label>
                 \(text("retry_delay_seconds", "one_retry: delay (s)", placeholder: "5"))
                 \(text("retry_initial_seconds", "exponential: first wait (s)", placeholder: "5"))
                 \(text("retry_factor", "factor", placeholder: "2"))

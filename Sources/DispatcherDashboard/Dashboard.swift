@@ -33,9 +33,8 @@ package final class Dashboard: Sendable {
     package init(store: any DashboardStore, settings: DashboardSettings, metrics: MetricsExporter? = nil, tester: EndpointTester? = nil,
                  rules: EndpointRules = EndpointRules(), portal: PortalSettings? = nil) throws {
         let sessions = try portal.map { PortalSessions(key: try $0.resolvedKey(), settings: $0, csrfKey: Digest.randomBytes(32)) }
-        let baseURL = portal?.baseURL ?? "http://\(DashboardSettings(host: settings.host, port: settings.port).listen)"
         let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: HostPolicy(settings: settings),
-                               metrics: metrics ?? MetricsExporter(store: store), tester: tester, rules: rules, portal: sessions, baseURL: baseURL)
+                               metrics: metrics ?? MetricsExporter(store: store), tester: tester, rules: rules, portal: sessions)
         self.app = app
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024,
                                 maxConnections: Self.maxConnections, readTimeout: Self.readTimeout, gracePeriod: 2) { request in
@@ -60,8 +59,6 @@ struct DashboardApp: Sendable {
     let tester: EndpointTester?
     let rules: EndpointRules
     let portal: PortalSessions?
-    /// Where portal links point: the config's `portal.base_url`, or this dashboard's address.
-    var baseURL: String
     let logins = LoginThrottle()
     let csrfToken: String
     /// What the login cookie holds: derived from the token, so the token itself never sits in a cookie.
@@ -70,7 +67,7 @@ struct DashboardApp: Sendable {
     static let sessionCookie = "dispatcher_session"
 
     init(store: any DashboardStore, token: String?, hosts: HostPolicy, metrics: MetricsExporter, tester: EndpointTester? = nil,
-         rules: EndpointRules = EndpointRules(), portal: PortalSessions? = nil, baseURL: String = "") {
+         rules: EndpointRules = EndpointRules(), portal: PortalSessions? = nil) {
         self.store = store
         self.token = token
         self.hosts = hosts
@@ -78,7 +75,6 @@ struct DashboardApp: Sendable {
         self.tester = tester
         self.rules = rules
         self.portal = portal
-        self.baseURL = baseURL
         csrfToken = Hex.lowercase(Digest.randomBytes(32))
         sessionValue = token.map { Hex.lowercase(WebhookSigner.hmacSHA256(key: Array($0.utf8), message: Array("dispatcher-dashboard-session".utf8))) }
     }
@@ -221,6 +217,8 @@ struct DashboardApp: Sendable {
         // An API call's fields come in the query or, as a form's do, in the body.
         let fields = isAPI ? FormData(query: request.target).merging(form) : form
         let action = try DashboardAction(segments: actionSegments, form: fields)
+        // Links point at `portal.base_url`, or at this dashboard as the operator reached it (Host was checked).
+        let baseURL = portal?.settings.baseURL ?? "http://\(request.header("Host") ?? "127.0.0.1")"
         let outcome = try action.perform(DashboardAction.Context(store: store, viewer: viewer, tester: tester, rules: rules, portal: portal, baseURL: baseURL))
         if isAPI { return Self.json(outcome.json, status: outcome.status) }
         if let page = outcome.page { return html(page, status: outcome.status) }

@@ -17,12 +17,15 @@ struct EndpointForm {
     var errors: [String: String] = [:]
 
     static let masked = "***"
+    /// The retry or success choice that leaves it to the family's documented profile.
+    static let profile = "profile"
 
     /// The form for an endpoint as saved (nil: a new one).
-    init(endpoint: Endpoint?) {
-        guard let endpoint else {
-            fields = FormData("retry_policy=one_retry&success=any_2xx&enabled=on&timeout_seconds=10&connect_timeout_seconds=5&max_concurrency=4")
-            return
+    init(endpoint saved: Endpoint?) {
+        // A new endpoint's form starts from the defaults the config file has.
+        let endpoint = saved ?? Endpoint(id: "", tenantID: "", url: "")
+        defer {
+            if saved == nil { fields = FormData("retry_policy=\(Self.profile)&success=\(Self.profile)").merging(fields) }
         }
         var pairs: [(String, String?)] = [
             ("id", endpoint.id), ("tenant", endpoint.tenantID), ("url", endpoint.url),
@@ -54,7 +57,7 @@ struct EndpointForm {
             pairs += [("auth_token_url", credentials.tokenURL), ("auth_client_id", credentials.clientID), ("auth_scope", credentials.scope),
                       ("auth_client_secret", Self.masked)]
         }
-        fields = FormData(FormData.encode(pairs))
+        fields = FormData(FormData.encode(pairs.filter { $0.1?.isEmpty == false }))
     }
 
     init(posted: FormData) { fields = posted }
@@ -78,10 +81,11 @@ struct EndpointForm {
         let secretHeaders = Self.list(fields["secret_headers"])
         if !secretHeaders.isEmpty { object["secret_headers"] = secretHeaders }
         for key in ["timeout_seconds", "connect_timeout_seconds", "max_concurrency"] { object[key] = Self.number(fields[key]) }
-        object["success"] = fields["success"] ?? SuccessRule.any2xx.rawValue
+        // "profile": the rule the seed documents give the family the endpoint takes (the config's default).
+        if let success = fields["success"], success != Self.profile { object["success"] = success }
         object["ordered"] = fields["ordered"] != nil
         object["enabled"] = fields["enabled"] != nil
-        object["retry"] = retry()
+        if fields["retry_policy"] != Self.profile { object["retry"] = retry() }
         object["circuit"] = [
             "failure_threshold": Self.number(fields["circuit_failure_threshold"]), "cooldown_seconds": Self.number(fields["circuit_cooldown_seconds"]),
             "disable_after_seconds": Self.number(fields["circuit_disable_after_seconds"]),
