@@ -212,7 +212,7 @@ struct DashboardAction {
         if existing == nil, let id = form["id"], try store.endpoint(id: id) != nil {
             endpointForm.errors["id"] = Self.takenID
         }
-        var endpoint = endpointForm.errors.isEmpty ? endpointForm.endpoint(tenantID: tenant, existing: existing, rules: context.rules) : nil
+        var endpoint = endpointForm.errors.isEmpty ? endpointForm.endpoint(tenantID: tenant, existing: existing, rules: context.rules, allowEnvironment: viewer.isOperator) : nil
         if let valid = endpoint {
             do {
                 let newTenant = try store.tenants().contains(where: { $0.id == tenant }) ? [] : [Tenant(id: tenant, name: form["new_tenant_name"] ?? tenant)]

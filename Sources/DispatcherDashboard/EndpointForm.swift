@@ -65,7 +65,9 @@ struct EndpointForm {
     /// Validates the posted fields into an endpoint of `tenantID`. `existing` supplies what the
     /// form leaves alone (signing secrets, TLS, proxy, HTTP/2, rate limit, body format) and the
     /// write-only values kept as `***`. Throws `self` with `errors` filled in.
-    mutating func endpoint(tenantID: String, existing: Endpoint?, rules: EndpointRules) -> Endpoint? {
+    /// `allowEnvironment` is the operator's: an `env:NAME` value makes the dispatcher read its own
+    /// environment at send time, which a tenant could aim at any variable and have sent to its URL.
+    mutating func endpoint(tenantID: String, existing: Endpoint?, rules: EndpointRules, allowEnvironment: Bool) -> Endpoint? {
         errors = [:]
         var object: [String: Any] = existing?.configObject ?? [:]
         for key in ["events", "headers", "secret_headers", "retry", "auth", "circuit", "ordered", "enabled", "success"] { object[key] = nil }
@@ -100,6 +102,17 @@ struct EndpointForm {
                 auth["client_secret"] = posted ?? ""
             }
             object["auth"] = auth
+        }
+        if !allowEnvironment {
+            let saved = Set((existing?.headers ?? [:]).values)
+            if let headers = object["headers"] as? [String: String],
+               headers.values.contains(where: { EnvironmentReference($0) != nil && !saved.contains($0) }) {
+                errors["headers"] = "a value may not start with env: here (the operator's way to read the dispatcher's environment)"
+            }
+            if let auth = object["auth"] as? [String: Any], let secret = auth["client_secret"] as? String, EnvironmentReference(secret) != nil,
+               fields["auth_client_secret"] != nil && fields["auth_client_secret"] != Self.masked {
+                errors["auth"] = "the client secret may not start with env: here (the operator's way to read the dispatcher's environment)"
+            }
         }
         guard errors.isEmpty else { return nil }
         do {

@@ -298,6 +298,12 @@ final class ControlPanelTests: DispatcherTestCase {
             XCTAssertEqual(refused.status, 400, url)
             XCTAssertTrue(refused.text.contains("deliveries may not go there"), "\(url): \(refused.text)")
         }
+        // env:NAME reads the dispatcher's own environment at send time: not for tenants.
+        for field in ["headers=X-Leak%3A+env%3AHOME", "auth_token_url=https%3A%2F%2Fauth.example.com%2Ft&auth_client_id=c&auth_client_secret=env%3AHOME"] {
+            let refused = try acme.post("/api/endpoints", "id=acme-2&url=https%3A%2F%2Fhooks.example.com%2Fh&" + field)
+            XCTAssertEqual(refused.status, 400, field)
+            XCTAssertTrue(refused.text.contains("may not start with env:"), refused.text)
+        }
         XCTAssertNil(try store.endpoint(id: "acme-2"))
         XCTAssertEqual(try acme.post("/api/endpoints", "id=acme-2&url=https%3A%2F%2Fhooks.example.com%2Fh&enabled=on").status, 200)
         XCTAssertEqual(try store.endpoint(id: "acme-2")?.tenantID, "acme", "a tenant's endpoint is its own, whatever the form says")
