@@ -162,7 +162,7 @@ extension DashboardPages {
             <p class="crumbs"><a href="/endpoints">Endpoints</a> / \(existing?.id ?? "new")</p>
             <h1>\(title)</h1>
             \(summary)
-            <form method="post" action="\(action)" class="endpoint-form" id="endpoint-form">\(csrfField)
+            <form method="post" action="\(action)" class="endpoint-form" id="endpoint-form" data-confirm="Save \(existing?.id ?? "this new endpoint")? Deliveries use it from their next attempt.">\(csrfField)
               <fieldset><legend>Where</legend>
                 \(tenantField)
                 <label>URL <input name="url" value="\(fields["url"] ?? "")" placeholder="https://example.com/webhooks" size="60" required></label>\(error("url"))

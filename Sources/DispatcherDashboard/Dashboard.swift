@@ -33,7 +33,11 @@ package final class Dashboard: Sendable {
     package init(store: any DashboardStore, settings: DashboardSettings, metrics: MetricsExporter? = nil, tester: EndpointTester? = nil,
                  rules: EndpointRules = EndpointRules(), portal: PortalSettings? = nil) throws {
         let sessions = try portal.map { PortalSessions(key: try $0.resolvedKey(), settings: $0, csrfKey: Digest.randomBytes(32)) }
-        let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: HostPolicy(settings: settings),
+        // The portal's base_url is a name tenants reach the dashboard by: it is one of its hosts.
+        var hostNames = settings.hostNames
+        if let name = portal?.baseURL.flatMap({ URLComponents(string: $0)?.host?.lowercased() }) { hostNames.append(name) }
+        let hosts = HostPolicy(listenHost: settings.host, isLoopback: settings.isLoopback, hostNames: hostNames)
+        let app = DashboardApp(store: store, token: try settings.resolvedToken(), hosts: hosts,
                                metrics: metrics ?? MetricsExporter(store: store), tester: tester, rules: rules, portal: sessions)
         self.app = app
         server = try HTTPServer(host: settings.host, port: settings.port, maxBodyBytes: 64 * 1024,

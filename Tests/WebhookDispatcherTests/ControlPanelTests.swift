@@ -83,8 +83,9 @@ final class ControlPanelTests: DispatcherTestCase {
         XCTAssertTrue(link.hasPrefix("https://webhooks.example.com/portal/open?token="), link)
         let path = String(link.dropFirst("https://webhooks.example.com".count))
 
-        let opened = try client.request("GET", path)
-        XCTAssertEqual(opened.status, 200)
+        let opened = try client.request("GET", path, headers: ["Host": "webhooks.example.com"])
+        XCTAssertEqual(opened.status, 200, "base_url's host is one the dashboard answers to")
+        XCTAssertEqual(try client.request("GET", path, headers: ["Host": "evil.example"]).status, 421)
         let setCookie = try XCTUnwrap(opened.header("Set-Cookie"))
         XCTAssertTrue(setCookie.contains("; Secure"), "behind https the cookie is Secure: \(setCookie)")
         XCTAssertFalse(setCookie.contains(Self.portalKey), "the cookie holds no secret")
@@ -486,6 +487,7 @@ final class ControlPanelTests: DispatcherTestCase {
         try set("url", seed.receiver.url("/browser"))
         try page.click("#endpoint-form button[type=submit]")
         try page.waitForLoad { $0.contains("/endpoints/browser-made?notice=saved") }
+        XCTAssertTrue(browser.dialogs.contains { $0.hasPrefix("Save this new endpoint?") }, "saving asks first: \(browser.dialogs)")
         XCTAssertEqual(try store.endpoint(id: "browser-made")?.eventFilters, ["checkin.outcome"])
 
         // Generate a secret: asked first, shown once.
