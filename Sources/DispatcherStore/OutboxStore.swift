@@ -88,20 +88,20 @@ public final class OutboxStore: EventOutbox, Sendable {
     /// `enqueue`, all or nothing (one invalid event stores none).
     @discardableResult
     public func enqueue(contentsOf events: [NewEvent]) throws -> [EnqueueResult] {
-        try write { tx in try events.map { try tx.enqueue($0) } }
+        try write { tx in try tx.enqueueEach(events).map { try $0.get() } }
     }
 
     /// Enqueues many events in one transaction, each on its own: a rejected event (its error
     /// returned in its place) does not stop the others. For backfills (`enqueue --ndjson`).
     public func enqueueEach(_ events: [NewEvent]) throws -> [Result<EnqueueResult, DispatcherError>] {
-        try write { tx in try events.map { event in try tx.enqueueIsolated(event) } }
+        try write { tx in try tx.enqueueEach(events) }
     }
 
     /// `enqueueEach` for events `NDJSONEvent.parse` made (the ingest API, `enqueue --ndjson`):
     /// it checked every body to be a JSON object while reading the line, so the one thread that
     /// commits does not read each body again.
     package func enqueueEach(parsed events: [NewEvent]) throws -> [Result<EnqueueResult, DispatcherError>] {
-        try write { tx in try events.map { event in try tx.enqueueIsolated(event, bodyChecked: true) } }
+        try write { tx in try tx.enqueueEach(events, bodyChecked: true) }
     }
 
     /// Enqueues `event` on a SQLite connection the producer opened itself, inside whatever

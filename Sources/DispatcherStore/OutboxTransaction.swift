@@ -29,14 +29,10 @@ public struct OutboxTransaction {
         try OutboxQueries.enqueue(event, in: db, options: options)
     }
 
-    /// Enqueues on its own: an invalid event is returned as its error and the transaction goes
-    /// on (an enqueue that throws `DispatcherError` has written nothing); a database failure
-    /// still throws.
-    func enqueueIsolated(_ event: NewEvent, bodyChecked: Bool = false) throws -> Result<EnqueueResult, DispatcherError> {
-        do {
-            return .success(try OutboxQueries.enqueue(event, in: db, options: options, bodyChecked: bodyChecked))
-        } catch let error as DispatcherError {
-            return .failure(error)
-        }
+    /// Enqueues each event on its own: an invalid one is returned as its error and the
+    /// transaction goes on (an enqueue that throws `DispatcherError` has written nothing); a
+    /// database failure still throws. On PostgreSQL the batch is one statement.
+    func enqueueEach(_ events: [NewEvent], bodyChecked: Bool = false) throws -> [Result<EnqueueResult, DispatcherError>] {
+        try OutboxQueries.enqueueEach(events, in: db, options: options, bodyChecked: bodyChecked)
     }
 }

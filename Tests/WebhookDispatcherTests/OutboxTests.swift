@@ -173,6 +173,71 @@ final class OutboxTests: DispatcherTestCase {
         XCTAssertEqual(try store.deliveries(matching: DeliveryFilter(limit: 1_000)).count, 100, "nothing of the failed batch was stored")
     }
 
+    /// A batch (one statement on PostgreSQL) answers every event as enqueuing it alone would:
+    /// the same results, errors and delivery rows, in the same order. The alone path runs in a
+    /// transaction that is rolled back, the batch path for real, on the same data.
+    func testABatchAnswersEachEventAsEnqueuingItAloneWould() throws {
+        try store.upsert(tenants: [Tenant(id: "tenant-a", name: "A"), Tenant(id: "tenant-b", name: "B")], endpoints: [
+            endpoint("every", tenant: "tenant-a", url: "https://example.com/every"),
+            endpoint("visits", tenant: "tenant-a", url: "https://example.com/visits", events: ["visit.*"]),
+            endpoint("off", tenant: "tenant-a", url: "https://example.com/off"),
+        ])
+        try store.setEndpointEnabled(id: "off", enabled: false)
+        let stored = UUID(), reused = UUID()
+        try store.enqueue(NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"first":true}"#, id: stored))
+        let trace = try TraceContext(traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "k=v")
+        var batch: [NewEvent] = [
+            NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"n":1}"#),
+            NewEvent(tenantID: "tenant-a", type: "visit.ended", json: #"{"n":2,"s":"ünïcode \\ \"q\""}"#, id: reused, orderingKey: "visit-7"),
+            NewEvent(tenantID: "nobody", type: "checkin.outcome", json: #"{"n":3}"#),
+            NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"first":true}"#, id: stored),
+            NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"other":true}"#, id: stored),
+            NewEvent(tenantID: "tenant-a", type: "visit.ended", json: #"{"n":2,"s":"ünïcode \\ \"q\""}"#, id: reused, orderingKey: "visit-7"),
+            NewEvent(tenantID: "tenant-a", type: "visit.ended", json: #"{"n":"changed"}"#, id: reused),
+            NewEvent(tenantID: "tenant-a", type: "bad type!", json: #"{"n":4}"#),
+            NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: "[1]"),
+            NewEvent(tenantID: "tenant-b", type: "visit.started", json: #"{"n":5}"#),
+        ]
+        batch[0].traceContext = trace
+        // Ids the store makes are new each time: give every event one, as a caller that retries would.
+        for index in batch.indices where batch[index].id == nil { batch[index].id = UUID() }
+
+        struct Rollback: Error {}
+        func snapshot(_ tx: OutboxTransaction) throws -> [[SQLValue]] {
+            try tx.rows("""
+                SELECT d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.status, d.ordering_key, d.ordered,
+                       e.body, e.traceparent, e.tracestate, e.ordering_key
+                  FROM deliveries d JOIN events e ON e.id = d.event_id ORDER BY d.id
+                """)
+        }
+        func describe(_ result: Result<EnqueueResult, DispatcherError>) -> String {
+            switch result {
+            case .success(let r): return "ok \(r.eventID) duplicate=\(r.isDuplicate) deliveries=\(r.deliveryCount)"
+            case .failure(let error): return "error \(error)"
+            }
+        }
+        var alone: [String] = [], aloneRows: [[SQLValue]] = []
+        XCTAssertThrowsError(try store.write { tx in
+            for event in batch {
+                do { alone.append(describe(.success(try tx.enqueue(event)))) } catch let error as DispatcherError { alone.append(describe(.failure(error))) }
+            }
+            aloneRows = try snapshot(tx)
+            throw Rollback()
+        })
+        let together = try store.enqueueEach(batch).map(describe)
+        XCTAssertEqual(together, alone)
+        XCTAssertEqual(alone.filter { $0.hasPrefix("ok") }.count, 5, "\(alone)")
+        let rows = try store.write { tx in try snapshot(tx) }
+        // Delivery ids are the sequence's: compare everything but them, and their order.
+        XCTAssertEqual(rows.map { Array($0.dropFirst()) }, aloneRows.map { Array($0.dropFirst()) })
+        let ids: [Int64] = rows.map { row -> Int64 in
+            if case .integer(let id) = row[0] { return id }
+            return 0
+        }
+        XCTAssertEqual(ids, ids.sorted())
+        XCTAssertFalse(ids.contains(0))
+    }
+
     func testNDJSONLinesKeepTheirDataBytesExactly() throws {
         let line = #"{"tenant":"t","data": {"b" : 2, "a":[1, 2.50]} , "type":"x.y","ordering_key":"k1"}"#
         let event = try NDJSONEvent.parse(Array(line.utf8))
