@@ -137,10 +137,7 @@ enum OutboxQueries {
             }
         }
         // What the statement did not insert (an unknown tenant, a taken id, a repeat): as `enqueue` answers it.
-        for index in events.indices where results[index] == nil {
-            results[index] = try alone(events[index])
-        }
-        return results.map { $0! }
+        return try events.indices.map { index in try results[index] ?? alone(events[index]) }
     }
 
     /// The limit the SQL contract (`dispatcher_outbox`, `dispatcher_enqueue`) enforces, kept
