@@ -258,6 +258,39 @@ enum DeliveryQueries {
         """
     }
 
+    /// PostgreSQL: `moveOn` for every probed endpoint in one statement (a round trip each cost
+    /// more than the work: nine in ten of a claim's statements at ten endpoints). ?1 is a JSON
+    /// array of `{endpoint_id, version, due_at, mine}` (`mine`: a JSON array of the ids this claim
+    /// leases). Each row whose version is still the one read, and that no other claim holds,
+    /// moves to its endpoint's next pending delivery, or goes when there is none; rows are
+    /// locked in endpoint order, as claims and folds lock them.
+    static let moveOnPostgres = """
+        WITH input AS (
+            SELECT x.endpoint_id, x.version, x.due_at, x.mine
+              FROM json_to_recordset(?1::json) AS x(endpoint_id text, version bigint, due_at bigint, mine text)
+        ), nexts AS (
+            SELECT i.endpoint_id, i.version, i.due_at,
+                   (SELECT min(d.next_attempt_at) FROM deliveries d
+                     WHERE d.endpoint_id = i.endpoint_id AND d.status = 'pending'
+                       AND NOT (\(isMember("d.id", of: "i.mine", .postgres, as: "bigint")))) AS next
+              FROM input i
+        ), locked AS (
+            SELECT w.endpoint_id FROM endpoint_work w JOIN nexts n ON n.endpoint_id = w.endpoint_id AND w.version = n.version
+             WHERE n.next IS NULL OR n.next > n.due_at
+             ORDER BY w.endpoint_id FOR UPDATE OF w SKIP LOCKED
+        ), moved AS (
+            UPDATE endpoint_work w SET due_at = n.next, version = w.version + 1
+              FROM nexts n
+             WHERE w.endpoint_id = n.endpoint_id AND n.next IS NOT NULL AND w.endpoint_id IN (SELECT endpoint_id FROM locked)
+            RETURNING 1
+        ), dropped AS (
+            DELETE FROM endpoint_work w USING nexts n
+             WHERE w.endpoint_id = n.endpoint_id AND n.next IS NULL AND w.endpoint_id IN (SELECT endpoint_id FROM locked)
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM dropped)
+        """
+
     /// One endpoint of `endpoint_work` as a claim weighs it.
     private struct WorkRow {
         var id: String
@@ -409,9 +442,18 @@ enum DeliveryQueries {
     /// committed.) An endpoint that filled its room surely has more: left as it is.
     private static func moveOn(_ probes: [Probe], chosen: [(id: Int64, due: Int64, endpointID: String)], in db: some SQLConnection) throws {
         let chosenOf = Dictionary(grouping: chosen, by: \.endpointID)
-        for probe in probes {
+        let moving = probes.filter { (chosenOf[$0.row.id]?.count ?? 0) < $0.room }
+        if db.dialect == .postgres {
+            guard !moving.isEmpty else { return }
+            let rows = moving.map { probe -> JSONValue in
+                .object([("endpoint_id", .string(probe.row.id)), ("version", .integer(probe.row.version)), ("due_at", .integer(probe.row.dueAt)),
+                         ("mine", .string(JSONText.integers((chosenOf[probe.row.id] ?? []).map(\.id))))])
+            }
+            _ = try db.query(moveOnPostgres, [JSONValue.array(rows).text]) { $0.int(0) }
+            return
+        }
+        for probe in moving {
             let mine = chosenOf[probe.row.id] ?? []
-            guard mine.count < probe.room else { continue }
             let next = try db.query(nextPendingDue[db.dialect], [probe.row.id, JSONText.integers(mine.map(\.id))]) {
                 $0.isNull(0) ? nil : $0.int64(0)
             }.first ?? nil
