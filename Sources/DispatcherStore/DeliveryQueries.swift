@@ -183,7 +183,7 @@ enum DeliveryQueries {
 
     /// A page of `endpoint_work` in due order (?1 now, ?2 and ?3 the last row of the page
     /// before, ?4 the page size). On SQLite with its endpoints' `endpointState`; PostgreSQL reads
-    /// that once the page's endpoints are locked (`lockedEndpointStates`), and only then.
+    /// that once the page's endpoints are locked (`lockEndpointStates`), and only then.
     static let workPage = DialectSQL { dialect in
         """
         SELECT w.endpoint_id, w.due_at, w.version\(dialect == .sqlite ? ", " + endpointState : "")
@@ -194,10 +194,15 @@ enum DeliveryQueries {
         """
     }
 
-    /// PostgreSQL: `endpointState` read once the endpoints are locked (?1 now, ?2 a JSON array of
-    /// ids), so it includes whatever another claim (spending tokens, closing a circuit) committed.
-    static let lockedEndpointStates = """
+    /// PostgreSQL: locks the endpoints a claim will take from (?1 now, ?2 their ids as a JSON
+    /// array) and reads their `endpointState`, skipping those another process is claiming for
+    /// right now, so two claims never both fill the same endpoint's room from one count. (SQLite's
+    /// write lock already serialises claims.) A row locked FOR UPDATE is read as its latest
+    /// committed version, so the state includes whatever another claim (spending tokens,
+    /// closing a circuit) committed; ids in order, as folds and claims lock them.
+    static let lockEndpointStates = """
         SELECT e.id, \(endpointState) FROM endpoints e WHERE \(isMember("e.id", of: "?2", .postgres))
+         ORDER BY e.id FOR UPDATE OF e SKIP LOCKED
         """
 
     /// Rows a claim reads from `endpoint_work` at a time.
@@ -217,13 +222,6 @@ enum DeliveryQueries {
            SET due_at = least(endpoint_work.due_at, excluded.due_at), version = endpoint_work.version + 1
         """
     static let foldLock = "SELECT CASE WHEN pg_try_advisory_xact_lock(7465627) THEN 1 ELSE 0 END"
-
-    /// PostgreSQL: locks the endpoints a claim will take from (ids as a JSON array in ?1),
-    /// skipping those another process is claiming for right now, so two claims never both fill
-    /// the same endpoint's room from one count. (SQLite's write lock already serialises claims.)
-    static let lockEndpoints = """
-        SELECT id FROM endpoints WHERE \(isMember("id", of: "?1", .postgres)) ORDER BY id FOR UPDATE SKIP LOCKED
-        """
 
     /// Moves an endpoint's row to ?2 (?1 endpoint, ?3 the version the claim read): past an open
     /// circuit or an empty bucket, or to its next pending delivery. On PostgreSQL a row another
@@ -377,10 +375,8 @@ enum DeliveryQueries {
                               in db: some SQLConnection) throws -> [Probe] {
         var page = page
         if db.dialect == .postgres {
-            let ids = JSONText.strings(page.map(\.id))
-            let locked = Set(try db.query(lockEndpoints, [ids]) { $0.string(0) })
             var fresh: [String: WorkRow] = [:]
-            try db.forEachRow(lockedEndpointStates, [now, JSONText.strings(Array(locked))]) { row in
+            try db.forEachRow(lockEndpointStates, [now, JSONText.strings(page.map(\.id))]) { row in
                 var work = WorkRow(id: row.string(0), dueAt: 0, version: 0)
                 work.read(row, from: 1, now: now)
                 fresh[work.id] = work
@@ -516,7 +512,7 @@ enum DeliveryQueries {
             // With an operations tenant, the endpoints' health before these results, to tell
             // what they changed (`OperationsNotices`).
             let before = try options.operationsTenant.map { _ in try OperationsNotices.states(of: Array(Set(results.map(\.endpointID))), in: db) }
-            for chunk in chunked(results) {
+            for chunk in chunked(results, db.dialect) {
                 try db.execute(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), chunk.flatMap(attemptRow))
             }
             // An interim attempt (a 401 retried at once) counts under the lease its final
@@ -524,7 +520,7 @@ enum DeliveryQueries {
             for result in results where result.keepsLease {
                 try db.execute(countAttempt, [result.attempt.responseStatus, lastError(of: result.attempt), now, result.deliveryID, result.leaseOwner])
             }
-            for chunk in chunked(results.filter { !$0.keepsLease }) {
+            for chunk in chunked(results.filter { !$0.keepsLease }, db.dialect) {
                 try db.execute(finishAttempts[chunk.count] ?? finishAttemptsSQL(rows: chunk.count), chunk.flatMap { verdictRow($0, now: now) })
             }
             let disabled = try updateEndpointHealth(after: results, now: now, in: db)
@@ -604,12 +600,14 @@ enum DeliveryQueries {
     static let chunkSizes = [32, 16, 8, 4, 2, 1]
 
     /// Splits a batch into chunks of `chunkSizes`, so that only six statement texts (each
-    /// prepared once per connection) ever serve any batch size.
-    static func chunked<T>(_ rows: [T]) -> [ArraySlice<T>] {
+    /// prepared once per connection) ever serve any batch size. On PostgreSQL, where each
+    /// statement is a round trip, a chunk is as large as it can be (up to 32 rows: 32 texts).
+    static func chunked<T>(_ rows: [T], _ dialect: SQLDialect = .sqlite) -> [ArraySlice<T>] {
         var chunks: [ArraySlice<T>] = []
         var start = rows.startIndex
         while start < rows.endIndex {
-            let size = chunkSizes.first { $0 <= rows.endIndex - start } ?? 1
+            let left = rows.endIndex - start
+            let size = dialect == .postgres ? min(left, chunkSizes[0]) : chunkSizes.first { $0 <= left } ?? 1
             chunks.append(rows[start..<(start + size)])
             start += size
         }
