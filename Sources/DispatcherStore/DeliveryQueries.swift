@@ -209,11 +209,15 @@ enum DeliveryQueries {
     static let workPageSize = 256
 
     /// PostgreSQL: folds the committed signals into `endpoint_work`, endpoints in id order (so
-    /// folds and claims lock rows in one order). Runs only under `foldLock`: one folder at a time.
+    /// folds and claims lock rows in one order), when this claim gets the fold lock (one folder
+    /// at a time; the others go on without waiting). One statement: the lock is tried first,
+    /// and the signals are taken only under it.
     static let foldSignals = """
-        WITH taken AS (
+        WITH folder AS (
+            SELECT pg_try_advisory_xact_lock(7465627) AS holds
+        ), taken AS (
             DELETE FROM endpoint_work_signals
-             WHERE id IN (SELECT id FROM endpoint_work_signals ORDER BY id LIMIT 50000)
+             WHERE id IN (SELECT id FROM endpoint_work_signals WHERE (SELECT holds FROM folder) ORDER BY id LIMIT 50000)
             RETURNING endpoint_id, due_at
         )
         INSERT INTO endpoint_work (endpoint_id, due_at)
@@ -221,7 +225,6 @@ enum DeliveryQueries {
         ON CONFLICT (endpoint_id) DO UPDATE
            SET due_at = least(endpoint_work.due_at, excluded.due_at), version = endpoint_work.version + 1
         """
-    static let foldLock = "SELECT CASE WHEN pg_try_advisory_xact_lock(7465627) THEN 1 ELSE 0 END"
 
     /// Moves an endpoint's row to ?2 (?1 endpoint, ?3 the version the claim read): past an open
     /// circuit or an empty bucket, or to its next pending delivery. On PostgreSQL a row another
@@ -339,9 +342,7 @@ enum DeliveryQueries {
         let leaseExpiry = now + Int64((leaseSeconds * 1000).rounded())
         return try db.inTransaction {
             try db.execute(sweepExpiredLeases, [now])
-            if db.dialect == .postgres, try db.query(foldLock, map: { $0.int(0) }).first == 1 {
-                try db.execute(foldSignals, [])
-            }
+            if db.dialect == .postgres { try db.execute(foldSignals, []) }
             var probes: [Probe] = []
             var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
             var after: (due: Int64, id: String) = (Int64.min, "")
