@@ -94,8 +94,41 @@ enum OutboxQueries {
          ORDER BY i.ord
         """
 
+    /// SQLite's enqueue of up to `sqliteRowsPerStatement` events in two statements (its per-event
+    /// pair costs a statement step, a trigger and a VALUES parse each): the events, in
+    /// `ord` order, answering the ids inserted; then their deliveries, in the same order.
+    /// Columns of a row: ord, id, tenant, type, body, ordering key, traceparent, tracestate; ?1 now.
+    static func insertEventsSQLite(rows: Int) -> String {
+        let row = "(" + Array(repeating: "?", count: 8).joined(separator: ", ") + ")"
+        return """
+            INSERT INTO events (id, tenant_id, type, body, created_at, ordering_key, traceparent, tracestate)
+            SELECT v.column2, t.id, v.column4, v.column5, ?1, v.column6, v.column7, v.column8
+              FROM (VALUES \(Array(repeating: row, count: rows).joined(separator: ", "))) AS v JOIN tenants t ON t.id = v.column3
+             WHERE true ORDER BY v.column1
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
+            """
+    }
+
+    /// The deliveries of the events ?2 names (a JSON array of ids, in batch order), ?1 now.
+    static let fanOutManySQLite = """
+        INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status,
+                                next_attempt_at, created_at, updated_at, ordering_key, ordered)
+        SELECT ev.id, e.id, e.tenant_id, ev.type, 'pending', ?1, ?1, ?1, coalesce(ev.ordering_key, e.tenant_id), e.ordered
+          FROM json_each(?2) j JOIN events ev ON ev.id = j.value JOIN endpoints e ON e.tenant_id = ev.tenant_id
+         WHERE e.enabled = 1 AND e.removed_at IS NULL
+           AND (e.event_filters = '[]' OR EXISTS (SELECT 1 FROM json_each(e.event_filters) f WHERE glob(f.value, ev.type)))
+         ORDER BY j.key, e.id
+        RETURNING event_id
+        """
+
+    /// 32 rows of 8 columns: 257 parameters, far below SQLite's limit.
+    static let sqliteRowsPerStatement = 32
+    static let insertEventsSQLiteFull = insertEventsSQLite(rows: sqliteRowsPerStatement)
+
     /// Enqueues each event on its own (a rejected one is returned as its error and writes
-    /// nothing), inside the caller's transaction: on PostgreSQL in one statement per batch.
+    /// nothing), inside the caller's transaction: on PostgreSQL in one statement per batch, on
+    /// SQLite in two per 32 events.
     static func enqueueEach(_ events: [NewEvent], in db: some SQLConnection, options: StoreOptions,
                             bodyChecked: Bool = false) throws -> [Result<EnqueueResult, DispatcherError>] {
         func alone(_ event: NewEvent) throws -> Result<EnqueueResult, DispatcherError> {
@@ -105,35 +138,58 @@ enum OutboxQueries {
                 return .failure(error)
             }
         }
-        guard db.dialect == .postgres, events.count > 1 else { return try events.map(alone) }
+        guard events.count > 1 else { return try events.map(alone) }
         var results = [Result<EnqueueResult, DispatcherError>?](repeating: nil, count: events.count)
-        var rows: [JSONValue] = [], ids: [String] = [], indexes: [Int] = [], seen: Set<String> = []
+        // The events to insert together: valid, and the first of their id in this batch.
+        var batch: [(index: Int, id: String)] = [], seen: Set<String> = []
         for (index, event) in events.enumerated() {
-            let id: String
             do {
-                id = try validate(event, options: options, bodyChecked: bodyChecked)
+                let id = try validate(event, options: options, bodyChecked: bodyChecked)
+                // A second event with an id already in this batch is looked at after it, alone.
+                if seen.insert(id).inserted { batch.append((index, id)) }
             } catch let error as DispatcherError {
                 results[index] = .failure(error)
-                continue
             }
-            // A second event with an id already in this batch is looked at after it, alone.
-            guard seen.insert(id).inserted else { continue }
-            rows.append(.object([
-                ("ord", .integer(Int64(rows.count))), ("id", .string(id)), ("tenant_id", .string(event.tenantID)),
-                ("type", .string(event.type)), ("body", .string(Data(event.body).base64EncodedString())),
-                ("ordering_key", event.orderingKey.map(JSONValue.string) ?? .null),
-                ("traceparent", event.traceContext.map { .string($0.traceparent) } ?? .null),
-                ("tracestate", event.traceContext?.tracestate.map(JSONValue.string) ?? .null),
-            ]))
-            ids.append(id)
-            indexes.append(index)
         }
-        if !rows.isEmpty {
-            let answers = try db.query(enqueueManyPostgres, [JSONValue.array(rows).text, Clock.nowMilliseconds()]) { row in
+        let now = Clock.nowMilliseconds()
+        if db.dialect == .postgres, !batch.isEmpty {
+            let rows = batch.enumerated().map { ord, item -> JSONValue in
+                let event = events[item.index]
+                return .object([
+                    ("ord", .integer(Int64(ord))), ("id", .string(item.id)), ("tenant_id", .string(event.tenantID)),
+                    ("type", .string(event.type)), ("body", .string(Data(event.body).base64EncodedString())),
+                    ("ordering_key", event.orderingKey.map(JSONValue.string) ?? .null),
+                    ("traceparent", event.traceContext.map { .string($0.traceparent) } ?? .null),
+                    ("tracestate", event.traceContext?.tracestate.map(JSONValue.string) ?? .null),
+                ])
+            }
+            let answers = try db.query(enqueueManyPostgres, [JSONValue.array(rows).text, now]) { row in
                 (ord: row.int(0), inserted: row.int(1) != 0, deliveries: row.int(2))
             }
-            for answer in answers where answer.ord < indexes.count && answer.inserted {
-                results[indexes[answer.ord]] = .success(EnqueueResult(eventID: ids[answer.ord], isDuplicate: false, deliveryCount: answer.deliveries))
+            for answer in answers where answer.ord < batch.count && answer.inserted {
+                let item = batch[answer.ord]
+                results[item.index] = .success(EnqueueResult(eventID: item.id, isDuplicate: false, deliveryCount: answer.deliveries))
+            }
+        } else if db.dialect == .sqlite {
+            for start in stride(from: 0, to: batch.count, by: sqliteRowsPerStatement) {
+                let chunk = batch[start..<min(start + sqliteRowsPerStatement, batch.count)]
+                var bindings: [SQLBindable] = [now]
+                bindings.reserveCapacity(1 + chunk.count * 8)
+                for (ord, item) in chunk.enumerated() {
+                    let event = events[item.index]
+                    let row: [SQLBindable] = [ord, item.id, event.tenantID, event.type, event.body, event.orderingKey,
+                                              event.traceContext?.traceparent, event.traceContext?.tracestate]
+                    bindings += row
+                }
+                let sql = chunk.count == sqliteRowsPerStatement ? insertEventsSQLiteFull : insertEventsSQLite(rows: chunk.count)
+                let inserted = Set(try db.query(sql, bindings) { $0.string(0) })
+                guard !inserted.isEmpty else { continue }
+                let order = chunk.map(\.id).filter(inserted.contains)
+                var fanned: [String: Int] = [:]
+                try db.forEachRow(fanOutManySQLite, [now, JSONText.strings(order)]) { fanned[$0.string(0), default: 0] += 1 }
+                for item in chunk where inserted.contains(item.id) {
+                    results[item.index] = .success(EnqueueResult(eventID: item.id, isDuplicate: false, deliveryCount: fanned[item.id] ?? 0))
+                }
             }
         }
         // What the statement did not insert (an unknown tenant, a taken id, a repeat): as `enqueue` answers it.
