@@ -199,15 +199,15 @@ enum EndpointQueries {
                 let managedBy = actor == .config ? "config" : old?.managedBy
                 let values: [any SQLBindable] = [
                     endpoint.id, endpoint.tenantID, endpoint.url,
-                    try JSONText.encode(endpoint.eventFilters), try JSONText.encode(endpoint.headers),
+                    JSONText.encode(endpoint.eventFilters), JSONText.encode(endpoint.headers),
                     Int64((endpoint.timeoutSeconds * 1000).rounded()), Int64((endpoint.connectTimeoutSeconds * 1000).rounded()),
-                    endpoint.maxConcurrency, try JSONText.encode(endpoint.retry.jsonObject),
-                    endpoint.success.rawValue, endpoint.enabled, now, try JSONText.encode(endpoint.secretHeaders),
-                    try endpoint.auth.map { try JSONText.encode($0.jsonObject) },
+                    endpoint.maxConcurrency, JSONText.encode(endpoint.retry.jsonObject),
+                    endpoint.success.rawValue, endpoint.enabled, now, JSONText.encode(endpoint.secretHeaders),
+                    endpoint.auth.map { JSONText.encode($0.jsonObject) },
                     try signingColumn(endpoint), endpoint.ordered,
                     endpoint.circuit.failureThreshold, Int64((endpoint.circuit.cooldownSeconds * 1000).rounded()),
                     Int64((endpoint.circuit.disableAfterSeconds * 1000).rounded()),
-                    try endpoint.tls.map { try JSONText.encode($0.configObject) }, endpoint.proxy, endpoint.http2,
+                    endpoint.tls.map { JSONText.encode($0.configObject) }, endpoint.proxy, endpoint.http2,
                     endpoint.rateLimitPerSecond, endpoint.bodyFormat == .event ? nil : endpoint.bodyFormat.rawValue,
                     meta.text, meta.earliestExpiry, managedBy,
                 ]
@@ -355,8 +355,8 @@ enum EndpointQueries {
     /// other schemes existed), the config's `signing` object for the others.
     static func signingColumn(_ endpoint: Endpoint) throws -> String? {
         guard !endpoint.signingSecrets.isEmpty else { return nil }
-        if endpoint.signatureScheme == .standardWebhooks { return try JSONText.encode(endpoint.signingSecrets) }
-        return try JSONText.encode(endpoint.signatureScheme.configObject(secrets: endpoint.signingSecrets))
+        if endpoint.signatureScheme == .standardWebhooks { return JSONText.encode(endpoint.signingSecrets) }
+        return JSONText.encode(endpoint.signatureScheme.configObject(secrets: endpoint.signingSecrets))
     }
 
     static func readSigning(_ text: String?, endpointID: String) throws -> (scheme: SignatureScheme, secrets: [String]) {
