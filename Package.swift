@@ -49,8 +49,8 @@ let package = Package(
         .target(name: "DispatcherDelivery", dependencies: ["DispatcherModel", "CCurl", "CCrypto"]),
         // Joins the two: the delivery service, its store loop and transfer loop, housekeeping.
         .target(name: "DispatcherWorker", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery"]),
-        // The config file `serve`, `dashboard` and the other commands read.
-        .target(name: "DispatcherConfig", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherWorker"]),
+        // The config file `serve`, `dashboard` and the other commands read (the portal key signs with Delivery's HMAC).
+        .target(name: "DispatcherConfig", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery", "DispatcherWorker"]),
         // A small HTTP/1.1 server for the dashboard.
         .target(name: "DispatcherServer", dependencies: ["DispatcherModel", "CEventLoop"]),
         .target(
