@@ -65,8 +65,11 @@ public struct PortalKey: Sendable {
     /// The grant a token carries when it is of `kind`, signed with this key and not expired.
     public func verify(_ token: String, kind: Kind, now: Date = Date()) -> PortalGrant? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        // Canonical base64url only: the last character's unused bits would otherwise let one
+        // token be written several ways.
         guard token.utf8.count <= 1_024, parts.count == 2, let payload = Self.bytes(base64URL: parts[0]),
-              let signature = Self.bytes(base64URL: parts[1]) else { return nil }
+              let signature = Self.bytes(base64URL: parts[1]),
+              Self.base64URL(payload) == parts[0], Self.base64URL(signature) == parts[1] else { return nil }
         let expected = WebhookSigner.hmacSHA256(key: key, message: payload)
         guard signature.count == expected.count, zip(signature, expected).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else { return nil }
         let fields = String(decoding: payload, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false).map(String.init)

@@ -97,10 +97,17 @@ final class ControlPanelTests: DispatcherTestCase {
         let token = String(path.split(separator: "=", maxSplits: 1)[1])
         let parts = token.split(separator: ".").map(String.init)
         let forgedPayload = PortalKey.base64URL(Array("v1|link|globex|admin|\(Int(Date().timeIntervalSince1970) + 3600)|00".utf8))
-        let flipped = parts[1].hasSuffix("A") ? String(parts[1].dropLast()) + "B" : String(parts[1].dropLast()) + "A"
+        // One signature character changed (the first: every bit of it counts), and the last
+        // one written another way (its two unused bits set), which decodes to the same bytes.
+        let flipped = (parts[1].hasPrefix("A") ? "B" : "A") + String(parts[1].dropFirst())
+        let last = parts[1].last.map(String.init) ?? "A"
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let lastIndex = alphabet.firstIndex(of: Character(last)) ?? 0
+        let noncanonical = String(parts[1].dropLast()) + String(alphabet[lastIndex | 3 == lastIndex ? lastIndex - 1 : lastIndex | 3])
         let expired = key.link(tenant: "acme", ttl: 60, baseURL: "", now: Date().addingTimeInterval(-120))
         let sessionToken = String(cookie.split(separator: "=", maxSplits: 1)[1])
-        for bad in ["/portal/open?token=\(forgedPayload).\(parts[1])", "/portal/open?token=\(parts[0]).\(flipped)", expired,
+        for bad in ["/portal/open?token=\(forgedPayload).\(parts[1])", "/portal/open?token=\(parts[0]).\(flipped)",
+                    "/portal/open?token=\(parts[0]).\(noncanonical)", expired,
                     "/portal/open?token=\(sessionToken)", "/portal/open?token=", "/portal/open"] {
             let response = try client.request("GET", bad)
             XCTAssertEqual(response.status, 401, bad)
