@@ -48,6 +48,11 @@ public final class OutboxStore: EventOutbox, Sendable {
     }
 
     /// Whether `location` names a PostgreSQL database rather than a SQLite file.
+    /// How many deliveries the delivery service claims ahead of each worker. Every claim on
+    /// PostgreSQL is a run of round trips, so there a claim takes more at once: with eight per
+    /// worker one `serve` delivered 13,000/s where three gave 8,700/s (README "Scaling out").
+    package var claimsAheadPerWorker: Int { provider is PostgresConnectionProvider ? 8 : 3 }
+
     public static func isPostgresURL(_ location: String) -> Bool {
         PostgresConnectionProvider.isURL(location)
     }

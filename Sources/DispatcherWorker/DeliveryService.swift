@@ -67,6 +67,8 @@ public final class DeliveryService: Sendable {
     /// Identifies this process's leases: host, pid and a random suffix.
     public let leaseOwner: String
     private let store: any DeliveryQueue & EndpointDirectory
+    /// Deliveries claimed ahead of each worker (`OutboxStore.claimsAheadPerWorker`).
+    private let claimsAheadPerWorker: Int
     private let board = JobBoard()
     private let endpoints: EndpointCache
     private let tokens: TokenCache
@@ -83,6 +85,7 @@ public final class DeliveryService: Sendable {
 
     public init(store: OutboxStore, configuration: DeliveryServiceConfiguration = DeliveryServiceConfiguration()) {
         self.store = store
+        self.claimsAheadPerWorker = store.claimsAheadPerWorker
         self.configuration = configuration
         self.endpoints = EndpointCache(store: store)
         let tokens = TokenCache()
@@ -190,7 +193,7 @@ public final class DeliveryService: Sendable {
     /// never holds results back, and a database that is down is not hammered.
     private func storeLoop() {
         let workers = max(1, configuration.concurrentRequests)
-        let capacity = workers + min(workers * 3, Self.maxClaimedAhead)
+        let capacity = workers + min(workers * claimsAheadPerWorker, Self.maxClaimedAhead)
         var lastChange = (try? store.externalChangeToken()) ?? 0
         func externalChange() -> Bool {
             guard let token = try? store.externalChangeToken(), token != lastChange else { return false }
@@ -275,8 +278,8 @@ public final class DeliveryService: Sendable {
     static let attemptsOnUnhealableErrors = 6
 
     /// Deliveries claimed beyond the workers' own, so a freed slot finds its next job waiting: three
-    /// per worker, but no more than this in all, since each holds its event's body (with 10,000
-    /// workers, 30,000 of them were about 60 MB).
+    /// per worker (eight on PostgreSQL), but no more than this in all, since each holds its event's
+    /// body (with 10,000 workers, 30,000 of them were about 60 MB).
     static let maxClaimedAhead = 2_048
 
     /// Upper bound on the results one transaction records.
