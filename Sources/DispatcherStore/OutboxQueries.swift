@@ -21,22 +21,30 @@ enum OutboxQueries {
 
     static let countDeliveries = "SELECT count(*) FROM deliveries WHERE event_id = ?"
 
-    /// One delivery per enabled endpoint of the tenant whose filter matches the type:
-    /// `[]` matches everything; otherwise any pattern that GLOBs the type. The filters are a
-    /// JSON array, which each engine unpacks with its own table function.
-    static func fanOut(_ dialect: SQLDialect, from source: String = "endpoints e") -> String {
+    /// The columns every fan-out fills, in the order its SELECT lists them.
+    static let deliveryColumns = """
+        event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at, created_at, updated_at, ordering_key, ordered
+        """
+
+    /// Whether endpoint `e` gets an event of `type` (an SQL expression): enabled, not removed,
+    /// and its filter matches — `[]` matches everything; otherwise any pattern that GLOBs the
+    /// type. The filters are a JSON array, which each engine unpacks with its own table function.
+    /// Every fan-out (one event, a batch, either engine) asks this.
+    static func receives(_ dialect: SQLDialect, type: String) -> String {
         let patterns = dialect == .sqlite
-            ? "SELECT 1 FROM json_each(e.event_filters) f WHERE glob(f.value, ?2)"
-            : "SELECT 1 FROM json_array_elements_text(e.event_filters::json) f WHERE glob(f, ?2)"
-        return """
-            INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status,
-                                    next_attempt_at, created_at, updated_at, ordering_key, ordered)
-            SELECT ?1, e.id, e.tenant_id, ?2, 'pending', ?3, ?3, ?3, coalesce(?5, e.tenant_id), e.ordered
-              FROM \(source)
-             WHERE e.tenant_id = ?4
-               AND e.enabled = 1 AND e.removed_at IS NULL
-               AND (e.event_filters = '[]' OR EXISTS (\(patterns)))
-            """
+            ? "SELECT 1 FROM json_each(e.event_filters) f WHERE glob(f.value, \(type))"
+            : "SELECT 1 FROM json_array_elements_text(e.event_filters::json) f WHERE glob(f, \(type))"
+        return "e.enabled = 1 AND e.removed_at IS NULL AND (e.event_filters = '[]' OR EXISTS (\(patterns)))"
+    }
+
+    /// One delivery per endpoint of the tenant that `receives` the type.
+    static func fanOut(_ dialect: SQLDialect, from source: String = "endpoints e") -> String {
+        """
+        INSERT INTO deliveries (\(deliveryColumns))
+        SELECT ?1, e.id, e.tenant_id, ?2, 'pending', ?3, ?3, ?3, coalesce(?5, e.tenant_id), e.ordered
+          FROM \(source)
+         WHERE e.tenant_id = ?4 AND \(receives(dialect, type: "?2"))
+        """
     }
     static let fanOutSQLite = fanOut(.sqlite)
 
@@ -76,12 +84,10 @@ enum OutboxQueries {
             ON CONFLICT (id) DO NOTHING
             RETURNING id
         ), fanned AS (
-            INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status,
-                                    next_attempt_at, created_at, updated_at, ordering_key, ordered)
+            INSERT INTO deliveries (\(deliveryColumns))
             SELECT i.id, e.id, e.tenant_id, i.type, 'pending', ?2, ?2, ?2, coalesce(i.ordering_key, e.tenant_id), e.ordered
               FROM event ev JOIN input i ON i.id = ev.id JOIN endpoints e ON e.tenant_id = i.tenant_id
-             WHERE e.enabled = 1 AND e.removed_at IS NULL
-               AND (e.event_filters = '[]' OR EXISTS (SELECT 1 FROM json_array_elements_text(e.event_filters::json) f WHERE glob(f, i.type)))
+             WHERE \(receives(.postgres, type: "i.type"))
              ORDER BY i.ord, e.id
             RETURNING event_id
         ), counted AS (
@@ -112,12 +118,10 @@ enum OutboxQueries {
 
     /// The deliveries of the events ?2 names (a JSON array of ids, in batch order), ?1 now.
     static let fanOutManySQLite = """
-        INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status,
-                                next_attempt_at, created_at, updated_at, ordering_key, ordered)
+        INSERT INTO deliveries (\(deliveryColumns))
         SELECT ev.id, e.id, e.tenant_id, ev.type, 'pending', ?1, ?1, ?1, coalesce(ev.ordering_key, e.tenant_id), e.ordered
           FROM json_each(?2) j JOIN events ev ON ev.id = j.value JOIN endpoints e ON e.tenant_id = ev.tenant_id
-         WHERE e.enabled = 1 AND e.removed_at IS NULL
-           AND (e.event_filters = '[]' OR EXISTS (SELECT 1 FROM json_each(e.event_filters) f WHERE glob(f.value, ev.type)))
+         WHERE \(receives(.sqlite, type: "ev.type"))
          ORDER BY j.key, e.id
         RETURNING event_id
         """

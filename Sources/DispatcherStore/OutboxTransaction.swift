@@ -31,7 +31,7 @@ public struct OutboxTransaction {
 
     /// Enqueues each event on its own: an invalid one is returned as its error and the
     /// transaction goes on (an enqueue that throws `DispatcherError` has written nothing); a
-    /// database failure still throws. On PostgreSQL the batch is one statement.
+    /// database failure still throws. The batch takes one statement on PostgreSQL, two per 32 events on SQLite.
     func enqueueEach(_ events: [NewEvent], bodyChecked: Bool = false) throws -> [Result<EnqueueResult, DispatcherError>] {
         try OutboxQueries.enqueueEach(events, in: db, options: options, bodyChecked: bodyChecked)
     }
