@@ -249,15 +249,18 @@ enum DeliveryQueries {
               """
     }
 
-    /// The earliest pending delivery of ?1 but those this claim leases (?2, a JSON array of ids):
-    /// where the endpoint's row goes once its due work is taken. On PostgreSQL rows another
-    /// claim is leasing still read as pending, so they keep the row where it is.
-    static let nextPendingDue = DialectSQL { dialect in
+    /// The earliest pending delivery of `endpoint` but those this claim leases (`mine`, a JSON
+    /// array of ids): where the endpoint's row goes once its due work is taken. On PostgreSQL
+    /// rows another claim is leasing still read as pending, so they keep the row where it is.
+    static func nextPendingDue(endpoint: String, mine: String, _ dialect: SQLDialect) -> String {
         """
-        SELECT min(next_attempt_at) FROM deliveries
-         WHERE endpoint_id = ?1 AND status = 'pending' AND NOT (\(isMember("id", of: "?2", dialect, as: "bigint")))
+        SELECT min(d.next_attempt_at) FROM deliveries d
+         WHERE d.endpoint_id = \(endpoint) AND d.status = 'pending' AND NOT (\(isMember("d.id", of: mine, dialect, as: "bigint")))
         """
     }
+
+    /// SQLite's `moveOn`, an endpoint at a time (?1 endpoint, ?2 the ids this claim leases).
+    static let nextPendingDueSQLite = nextPendingDue(endpoint: "?1", mine: "?2", .sqlite)
 
     /// PostgreSQL: `moveOn` for every probed endpoint in one statement (a round trip each cost
     /// more than the work: nine in ten of a claim's statements at ten endpoints). ?1 is a JSON
@@ -270,10 +273,7 @@ enum DeliveryQueries {
             SELECT x.endpoint_id, x.version, x.due_at, x.mine
               FROM json_to_recordset(?1::json) AS x(endpoint_id text, version bigint, due_at bigint, mine text)
         ), nexts AS (
-            SELECT i.endpoint_id, i.version, i.due_at,
-                   (SELECT min(d.next_attempt_at) FROM deliveries d
-                     WHERE d.endpoint_id = i.endpoint_id AND d.status = 'pending'
-                       AND NOT (\(isMember("d.id", of: "i.mine", .postgres, as: "bigint")))) AS next
+            SELECT i.endpoint_id, i.version, i.due_at, (\(nextPendingDue(endpoint: "i.endpoint_id", mine: "i.mine", .postgres))) AS next
               FROM input i
         ), locked AS (
             SELECT w.endpoint_id FROM endpoint_work w JOIN nexts n ON n.endpoint_id = w.endpoint_id AND w.version = n.version
@@ -451,7 +451,7 @@ enum DeliveryQueries {
         }
         for probe in moving {
             let mine = chosenOf[probe.row.id] ?? []
-            let next = try db.query(nextPendingDue[db.dialect], [probe.row.id, JSONText.integers(mine.map(\.id))]) {
+            let next = try db.query(nextPendingDueSQLite, [probe.row.id, JSONText.integers(mine.map(\.id))]) {
                 $0.isNull(0) ? nil : $0.int64(0)
             }.first ?? nil
             if let next {
@@ -603,7 +603,7 @@ enum DeliveryQueries {
     /// Splits a batch into chunks of `chunkSizes`, so that only six statement texts (each
     /// prepared once per connection) ever serve any batch size. On PostgreSQL, where each
     /// statement is a round trip, a chunk is as large as it can be (up to 32 rows: 32 texts).
-    static func chunked<T>(_ rows: [T], _ dialect: SQLDialect = .sqlite) -> [ArraySlice<T>] {
+    static func chunked<T>(_ rows: [T], _ dialect: SQLDialect) -> [ArraySlice<T>] {
         var chunks: [ArraySlice<T>] = []
         var start = rows.startIndex
         while start < rows.endIndex {

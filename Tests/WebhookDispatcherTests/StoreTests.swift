@@ -207,10 +207,11 @@ final class StoreTests: DispatcherTestCase {
     }
 
     func testBatchesAreWrittenInChunksOfAFewStatementShapes() {
-        XCTAssertEqual(DeliveryQueries.chunked([Int]()).map(\.count), [])
-        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<1)).map(\.count), [1])
-        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<45)).map(\.count), [32, 8, 4, 1])
-        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<100)).map(\.count), [32, 32, 32, 4])
-        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<45)).flatMap { $0 }, Array(0..<45), "in order, each row once")
+        XCTAssertEqual(DeliveryQueries.chunked([Int](), .sqlite).map(\.count), [])
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<1), .sqlite).map(\.count), [1])
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<45), .sqlite).map(\.count), [32, 8, 4, 1])
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<100), .sqlite).map(\.count), [32, 32, 32, 4])
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<45), .sqlite).flatMap { $0 }, Array(0..<45), "in order, each row once")
+        XCTAssertEqual(DeliveryQueries.chunked(Array(0..<45), .postgres).map(\.count), [32, 13], "PostgreSQL: as few statements as it can")
     }
 }
