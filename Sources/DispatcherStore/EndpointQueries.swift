@@ -106,7 +106,8 @@ enum EndpointQueries {
 
     static let selectRevision = "SELECT revision FROM endpoints WHERE id = ?"
 
-    static let disabledState = "SELECT tenant_id, disabled_reason FROM endpoints WHERE id = ?1 AND removed_at IS NULL"
+    /// What a hand toggle weighs: the tenant, why the dispatcher disabled it (if it did), enabled.
+    static let enabledState = "SELECT tenant_id, disabled_reason, enabled FROM endpoints WHERE id = ?1 AND removed_at IS NULL"
 
     /// An endpoint as stored, with what the control panel keeps beside it.
     struct Stored {
@@ -298,8 +299,11 @@ enum EndpointQueries {
         }
     }
 
-    static func setEnabled(id: String, enabled: Bool, reason: String?, actor: ChangeActor = .dispatcher, in db: some SQLConnection) throws {
-        let before = try db.query(selectEndpoint, [id], map: readEndpoint).first
+    /// Returns the endpoint's tenant and why the dispatcher had disabled it, if it had.
+    @discardableResult
+    static func setEnabled(id: String, enabled: Bool, reason: String?, actor: ChangeActor,
+                           in db: some SQLConnection) throws -> (tenantID: String, disabledReason: String?) {
+        let before = try db.query(enabledState, [id]) { (tenantID: $0.string(0), disabledReason: $0.optionalString(1), enabled: $0.int(2) != 0) }.first
         let now = Clock.nowMilliseconds()
         guard let before, try db.execute(setEnabled, [id, enabled, reason, now]) == 1 else {
             throw DispatcherError.notFound("endpoint '\(id)'")
@@ -308,6 +312,7 @@ enum EndpointQueries {
             try recordChange(endpointID: id, tenantID: before.tenantID, actor: actor,
                              changes: [FieldChange(field: "enabled", from: String(before.enabled), to: String(enabled))], now: now, in: db)
         }
+        return (before.tenantID, before.disabledReason)
     }
 
     /// Returns how many pending deliveries were cancelled.

@@ -20,10 +20,9 @@ extension OutboxStore: EndpointDirectory {
     public func setEndpointEnabled(id: String, enabled: Bool, actor: ChangeActor) throws {
         try withConnection { db in
             try db.inTransaction {
-                let before = try db.query(EndpointQueries.disabledState, [id]) { (tenant: $0.string(0), reason: $0.optionalString(1)) }.first
-                try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", actor: actor, in: db)
-                if enabled, let tenant = options.operationsTenant, let before, let reason = before.reason, reason != "disabled by hand" {
-                    try OperationsNotices.recovered(endpointID: id, tenantID: before.tenant, reason: reason, tenant: tenant, options: options, in: db)
+                let before = try EndpointQueries.setEnabled(id: id, enabled: enabled, reason: enabled ? nil : "disabled by hand", actor: actor, in: db)
+                if enabled, let tenant = options.operationsTenant, let reason = before.disabledReason, reason != "disabled by hand" {
+                    try OperationsNotices.recovered(endpointID: id, tenantID: before.tenantID, reason: reason, tenant: tenant, options: options, in: db)
                 }
             }
             try provider.announceWork(on: db)
