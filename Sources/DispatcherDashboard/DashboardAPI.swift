@@ -115,7 +115,7 @@ struct DashboardAPI {
 
     func endpoints(now: Date = Date()) throws -> [String: Any] {
         let activity = try store.activity(since: now.addingTimeInterval(-86_400), bucketSeconds: 86_400, now: now)
-        let endpoints = try store.endpointStatuses().filter { viewer.sees(tenant: $0.endpoint.tenantID) }.map { status -> [String: Any] in
+        let endpoints = try store.endpointStatuses(tenantID: viewer.tenantID).map { status -> [String: Any] in
             var object = JSONRepresentation.endpointForPanel(status, tenantView: !viewer.isOperator, now: now)
             object["health"] = JSONRepresentation.endpointActivity(activity.endpoints[status.endpoint.id] ?? EndpointActivity())
             return object

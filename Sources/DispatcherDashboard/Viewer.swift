@@ -41,7 +41,7 @@ struct Viewer: Sendable {
 
     /// The endpoint, when this viewer may see it.
     func endpoint(_ id: String, in store: any DashboardStore) throws -> EndpointStatus {
-        guard let status = try store.endpointStatuses().first(where: { $0.endpoint.id == id }), sees(tenant: status.endpoint.tenantID) else {
+        guard let status = try store.endpointStatus(id: id), sees(tenant: status.endpoint.tenantID) else {
             throw notFound("endpoint '\(id)'")
         }
         return status

@@ -58,11 +58,18 @@ enum EndpointQueries {
 
     static let selectEndpoint = "SELECT \(endpointColumns) FROM endpoints WHERE id = ? AND removed_at IS NULL"
 
-    static let selectEndpointsWithHealth = """
+    /// Endpoints (not removed) with their health, those `condition` (on ?1) lets through.
+    private static func selectWithHealth(_ condition: String) -> String {
+        """
         SELECT \(endpointColumns), consecutive_failures, failing_since, circuit_open_until, disabled_reason,
                managed_by, signing_meta
-          FROM endpoints WHERE removed_at IS NULL ORDER BY tenant_id, id
+          FROM endpoints WHERE removed_at IS NULL AND \(condition) ORDER BY tenant_id, id
         """
+    }
+
+    static let selectEndpointsWithHealth = selectWithHealth("true")
+    static let selectTenantEndpointsWithHealth = selectWithHealth("tenant_id = ?1")
+    static let selectEndpointWithHealth = selectWithHealth("id = ?1")
 
     /// An endpoint row as a change is weighed against it: removed ones too (an id stays its tenant's).
     static let selectStored = "SELECT \(endpointColumns), managed_by, signing_meta, removed_at FROM endpoints WHERE id = ?"
@@ -283,8 +290,11 @@ enum EndpointQueries {
         try db.query(selectEndpoint, [id], map: readEndpoint).first
     }
 
-    static func endpointsWithHealth(in db: some SQLConnection) throws -> [EndpointStatus] {
-        try db.query(selectEndpointsWithHealth) { row in
+    /// Every endpoint with its health; `tenantID`'s only, or the one `id`, when given.
+    static func endpointsWithHealth(tenantID: String? = nil, id: String? = nil, in db: some SQLConnection) throws -> [EndpointStatus] {
+        let (sql, bindings): (String, [SQLBindable]) = id.map { (selectEndpointWithHealth, [$0]) }
+            ?? tenantID.map { (selectTenantEndpointsWithHealth, [$0]) } ?? (selectEndpointsWithHealth, [])
+        return try db.query(sql, bindings) { row in
             let endpoint = try readEndpoint(row)
             var status = EndpointStatus(
                 endpoint: endpoint, consecutiveFailures: row.int(23),

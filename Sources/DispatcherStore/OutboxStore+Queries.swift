@@ -112,8 +112,12 @@ extension OutboxStore: OutboxAdministration {
         try withConnection { db in try OperationsQueries.metrics(eventsAfter: eventsAfter, eventsUpTo: eventsUpTo, in: db) }
     }
 
-    package func endpointStatuses() throws -> [EndpointStatus] {
-        try withConnection { db in try EndpointQueries.endpointsWithHealth(in: db) }
+    package func endpointStatuses(tenantID: String?) throws -> [EndpointStatus] {
+        try withConnection { db in try EndpointQueries.endpointsWithHealth(tenantID: tenantID, in: db) }
+    }
+
+    package func endpointStatus(id: String) throws -> EndpointStatus? {
+        try withConnection { db in try EndpointQueries.endpointsWithHealth(id: id, in: db).first }
     }
 
     package func redeliver(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int {

@@ -115,8 +115,10 @@ package struct StoreCycle: Sendable {
 
 /// The operator's side: health, re-queueing, cancelling, statistics, retention.
 package protocol OutboxAdministration: AnyObject, Sendable {
-    /// Every endpoint with its health, by tenant.
-    func endpointStatuses() throws -> [EndpointStatus]
+    /// Every endpoint with its health, by tenant; only `tenantID`'s when given.
+    func endpointStatuses(tenantID: String?) throws -> [EndpointStatus]
+    /// One endpoint with its health; nil when there is none (or it was removed).
+    func endpointStatus(id: String) throws -> EndpointStatus?
     /// Re-queues deliveries (by delivery id, or every delivery of an event id) as a new run of
     /// attempts: history and event id kept. Returns how many were re-queued.
     func redeliver(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int
@@ -137,4 +139,9 @@ package protocol OutboxAdministration: AnyObject, Sendable {
     func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport
     /// Drops the signing secrets whose rotation grace period has ended; returns how many endpoints changed.
     func dropExpiredSigningSecrets(now: Date) throws -> Int
+}
+
+extension OutboxAdministration {
+    /// Every endpoint with its health, by tenant.
+    package func endpointStatuses() throws -> [EndpointStatus] { try endpointStatuses(tenantID: nil) }
 }

@@ -122,7 +122,7 @@ struct EndpointsCommand: DispatcherCommand {
         case .newSecret:
             break
         case .show(let id):
-            guard let status = try store.endpointStatuses().first(where: { $0.endpoint.id == id }) else {
+            guard let status = try store.endpointStatus(id: id) else {
                 throw DispatcherError.notFound("endpoint '\(id)'")
             }
             var object = JSONRepresentation.endpointStatus(status)
@@ -179,7 +179,7 @@ struct EndpointsCommand: DispatcherCommand {
                 ? "endpoint \(id) signs with this secret and, for \(JSONReader.format(grace / 3_600)) h more, the previous one; give it to the receiver now (it is not shown again)\n"
                 : "endpoint \(id) signs with this secret only; give it to the receiver now (it is not shown again)\n")
         case .history(let id):
-            guard try store.endpointStatuses().contains(where: { $0.endpoint.id == id }) || !(try store.endpointHistory(id: id, limit: 1).isEmpty) else {
+            guard try store.endpointStatus(id: id) != nil || !(try store.endpointHistory(id: id, limit: 1).isEmpty) else {
                 throw DispatcherError.notFound("endpoint '\(id)'")
             }
             let changes = try store.endpointHistory(id: id, limit: 1_000)
@@ -208,7 +208,7 @@ struct EndpointsCommand: DispatcherCommand {
 
     /// The CLI may change any endpoint, but the config file wins for the ones it names.
     func warnIfManagedByConfig(_ id: String, store: OutboxStore) throws {
-        if try store.endpointStatuses().first(where: { $0.endpoint.id == id })?.isManagedByConfig == true {
+        if try store.endpointStatus(id: id)?.isManagedByConfig == true {
             Console.error("note: the config file manages \(id); serve's next start applies the file's version over this change\n")
         }
     }
