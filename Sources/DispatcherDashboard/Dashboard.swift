@@ -309,11 +309,7 @@ struct DashboardApp: Sendable {
     private func isAuthorized(_ request: HTTPServerRequest) -> Bool {
         guard let token, let sessionValue else { return true }
         if let presented = request.bearerToken { return Digest.constantTimeEquals(presented, token) }
-        let cookies = request.headers.filter { $0.hasName("Cookie") }.flatMap { $0.value.split(separator: ";") }
-        return cookies.contains { cookie in
-            let parts = cookie.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            return parts.count == 2 && parts[0] == Self.sessionCookie && Digest.constantTimeEquals(String(parts[1]), sessionValue)
-        }
+        return request.cookies(Self.sessionCookie).contains { Digest.constantTimeEquals($0, sessionValue) }
     }
 
     // MARK: - Responses

@@ -81,16 +81,16 @@ struct PortalSessions: Sendable {
 }
 
 extension HTTPServerRequest {
-    /// The value of the cookie `name`, when the request carries it.
-    func cookie(_ name: String) -> String? {
-        for header in headers where header.hasName("Cookie") {
-            for cookie in header.value.split(separator: ";") {
-                let parts = cookie.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-                if parts.count == 2 && parts[0] == name { return String(parts[1]) }
-            }
+    /// Every value the request carries for the cookie `name`, in order.
+    func cookies(_ name: String) -> [String] {
+        headers.filter { $0.hasName("Cookie") }.flatMap { $0.value.split(separator: ";") }.compactMap { cookie in
+            let parts = cookie.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            return parts.count == 2 && parts[0] == name ? String(parts[1]) : nil
         }
-        return nil
     }
+
+    /// The first value of the cookie `name`, when the request carries it.
+    func cookie(_ name: String) -> String? { cookies(name).first }
 }
 
 /// Tenant read tokens, `dtt_<id>_<secret>`: made in the portal, shown once, stored hashed;
