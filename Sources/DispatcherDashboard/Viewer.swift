@@ -99,20 +99,16 @@ enum TenantTokens {
     static let prefix = "dtt_"
 
     static func create(tenantID: String, name: String, in store: any TenantTokenRegistry) throws -> (record: TenantTokenRecord, token: String) {
-        let id = Hex.lowercase(Digest.randomBytes(6))
-        let token = prefix + id + "_" + Hex.lowercase(Digest.randomBytes(24))
-        let record = TenantTokenRecord(id: id, tenantID: tenantID, name: name, tokenHash: Digest.sha256Hex(Array(token.utf8)), createdAt: Date())
+        let token = HashedToken(prefix: prefix)
+        let record = TenantTokenRecord(id: token.id, tenantID: tenantID, name: name, tokenHash: token.hash, createdAt: Date())
         try store.insertTenantToken(record)
-        return (record, token)
+        return (record, token.token)
     }
 
     /// The tenant a presented token reads for, when it is a valid, unrevoked token.
     static func tenant(of presented: String, in store: any TenantTokenRegistry) throws -> String? {
-        let parts = presented.split(separator: "_", omittingEmptySubsequences: false)
-        guard presented.hasPrefix(prefix), parts.count == 3, parts[1].utf8.count == 12 else { return nil }
-        let hash = Digest.sha256Hex(Array(presented.utf8))
-        guard let record = try store.tenantToken(id: String(parts[1])), record.revokedAt == nil,
-              Digest.constantTimeEquals(record.tokenHash, hash) else { return nil }
+        guard let token = HashedToken(presented: presented, prefix: prefix), token.id.utf8.count == 12,
+              let record = try store.tenantToken(id: token.id), record.revokedAt == nil, token.matches(record.tokenHash) else { return nil }
         try store.touchTenantToken(id: record.id, at: Date())
         return record.tenantID
     }

@@ -19,23 +19,18 @@ package final class APIKeys: Sendable {
 
     /// Makes a key, stores its hash, and returns the key: the only time it is ever shown.
     package static func create(name: String, tenants: [String]?, in store: any APIKeyRegistry) throws -> (record: APIKeyRecord, key: String) {
-        let id = Hex.lowercase(Digest.randomBytes(6))
-        let key = prefix + id + "_" + Hex.lowercase(Digest.randomBytes(24))
-        let record = APIKeyRecord(id: id, name: name, keyHash: Digest.sha256Hex(Array(key.utf8)), tenants: tenants, createdAt: Date())
+        let key = HashedToken(prefix: prefix)
+        let record = APIKeyRecord(id: key.id, name: name, keyHash: key.hash, tenants: tenants, createdAt: Date())
         try store.insertAPIKey(record)
-        return (record, key)
+        return (record, key.token)
     }
 
     /// The key's record when `presented` is a valid, unrevoked key; nil otherwise.
     package func verify(_ presented: String) throws -> APIKeyRecord? {
-        let parts = presented.split(separator: "_", omittingEmptySubsequences: false)
-        guard presented.hasPrefix(Self.prefix), parts.count == 3 else { return nil }
-        let id = String(parts[1])
+        guard let key = HashedToken(presented: presented, prefix: Self.prefix) else { return nil }
         let now = Date()
         if let record = recentlyVerified(presented, now: now) { return record }
-        let hash = Digest.sha256Hex(Array(presented.utf8))
-        guard let record = try store.apiKey(id: id), record.revokedAt == nil,
-              !hash.isEmpty, Digest.constantTimeEquals(record.keyHash, hash) else { return nil }
+        guard let record = try store.apiKey(id: key.id), record.revokedAt == nil, key.matches(record.keyHash) else { return nil }
         checked.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
             cache[presented] = (record, now.addingTimeInterval(Self.cacheSeconds))
