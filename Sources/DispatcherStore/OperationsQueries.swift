@@ -64,12 +64,12 @@ enum OperationsQueries {
         }
     }
 
-    // MARK: - Pings
+    // MARK: - Test events
 
-    static let insertPingEvent = """
+    static let insertTestEvent = """
         INSERT INTO events (id, tenant_id, type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
         """
-    static let insertPingDelivery = """
+    static let insertTestDelivery = """
         INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, lease_owner, lease_expires_at,
                                 created_at, updated_at, ordering_key)
         VALUES (?1, ?2, ?3, ?4, 'delivering', ?5, ?6, ?7, ?7, ?3)
@@ -81,8 +81,8 @@ enum OperationsQueries {
         try db.inTransaction {
             let now = Clock.nowMilliseconds()
             let id = UUID.timeOrdered().lowercasedString
-            try db.execute(insertPingEvent, [id, endpoint.tenantID, type, body, now])
-            let deliveryID = try db.query(insertPingDelivery, [id, endpoint.id, endpoint.tenantID, type, owner,
+            try db.execute(insertTestEvent, [id, endpoint.tenantID, type, body, now])
+            let deliveryID = try db.query(insertTestDelivery, [id, endpoint.id, endpoint.tenantID, type, owner,
                                                                now + Int64(leaseSeconds * 1000), now]) { $0.int64(0) }.first ?? 0
             return ClaimedDelivery(deliveryID: deliveryID, eventID: id, eventType: type,
                                    tenantID: endpoint.tenantID, endpointID: endpoint.id, endpointRevision: 0, attemptNumber: 1,
