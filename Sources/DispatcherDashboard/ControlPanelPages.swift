@@ -39,7 +39,7 @@ extension DashboardPages {
             \(actions)
             <dl class="summary" id="endpoint-settings">
               <dt>Tenant</dt><dd>\(endpoint.tenantID)</dd>
-              <dt>State</dt><dd>\(endpointStateBadge(status))</dd>
+              <dt>State</dt><dd>\(endpointState(status))</dd>
               <dt>URL</dt><dd><code>\(endpoint.url)</code></dd>
               <dt>Events</dt><dd>\(endpoint.eventFilters.isEmpty ? "every event" : endpoint.eventFilters.joined(separator: ", "))</dd>
               <dt>Headers</dt><dd>\(headers)</dd>
@@ -92,11 +92,6 @@ extension DashboardPages {
             return "<tr><td>\(Self.time(change.at))</td><td>\(change.actor)</td><td class=\"changes\">\(fields)</td></tr>"
         }
         return "<table class=\"history\"><thead><tr><th>When</th><th>Who</th><th>What changed</th></tr></thead><tbody>\(rows)</tbody></table>"
-    }
-
-    private func endpointStateBadge(_ status: EndpointStatus) -> HTML {
-        if !status.endpoint.enabled { return "<span class=\"badge status-failed\">disabled</span> <small>\(status.disabledReason ?? "")</small>" }
-        return status.isCircuitOpen(at: now) ? "<span class=\"badge status-failed\">circuit open</span>" : "<span class=\"badge status-succeeded\">enabled</span>"
     }
 
     static func retryText(_ retry: RetryPolicy) -> String {

@@ -303,7 +303,8 @@ struct DashboardPages {
         return "\(test)\(toggle)"
     }
 
-    private func endpointState(_ status: EndpointStatus) -> HTML {
+    /// An endpoint's state as the list, the overview and its own page show it.
+    func endpointState(_ status: EndpointStatus) -> HTML {
         if !status.endpoint.enabled {
             return "<span class=\"badge status-failed\">disabled</span><br><small>\(status.disabledReason ?? "by an operator")</small>"
         }
