@@ -330,9 +330,9 @@ enum DeliveryQueries {
     /// Claims up to `limit` due deliveries in one transaction.
     ///
     /// It reads `endpoint_work` in due order, a page at a time, and probes only the endpoints
-    /// there that may take work now: its cost follows the endpoints with due work it visits
-    /// (at most those with work in flight besides the ones it takes from), not how many
-    /// endpoints exist. Each endpoint's oldest due deliveries are read by its own index probe,
+    /// there that may take work now, in that order, no more of them than their room needs to
+    /// cover the limit: its cost follows the endpoints with due work it visits (at most those
+    /// with work in flight besides the ones it takes from), not how many endpoints exist. Each endpoint's oldest due deliveries are read by its own index probe,
     /// up to its room, so one endpoint's backlog cannot hide another's work; the rows chosen
     /// are the oldest due among them. An endpoint whose due work it took, or that may not take
     /// work before a known time, has its row moved on, so the next claim does not visit it again.
@@ -347,18 +347,24 @@ enum DeliveryQueries {
             var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
             var after: (due: Int64, id: String) = (Int64.min, "")
             var pageWasFull = true
-            while pageWasFull && candidates.count < limit {
-                let page = try db.query(workPage[db.dialect], [now, after.due, after.id, workPageSize]) { row in
-                    var work = WorkRow(id: row.string(0), dueAt: row.int64(1), version: row.int64(2))
-                    if db.dialect == .sqlite { work.read(row, from: 3, now: now) }
-                    return work
+            var open: ArraySlice<Probe> = []
+            while candidates.count < limit {
+                if open.isEmpty {
+                    guard pageWasFull else { break }
+                    let page = try db.query(workPage[db.dialect], [now, after.due, after.id, workPageSize]) { row in
+                        var work = WorkRow(id: row.string(0), dueAt: row.int64(1), version: row.int64(2))
+                        if db.dialect == .sqlite { work.read(row, from: 3, now: now) }
+                        return work
+                    }
+                    pageWasFull = page.count == workPageSize
+                    guard let last = page.last else { break }
+                    after = (last.dueAt, last.id)
+                    open = try weigh(page, limit: limit - candidates.count, inFlight: inFlight, now: now, in: db)[...]
+                    continue
                 }
-                pageWasFull = page.count == workPageSize
-                guard let last = page.last else { break }
-                after = (last.dueAt, last.id)
-                let pageProbes = try weigh(page, limit: limit - candidates.count, inFlight: inFlight, now: now, in: db)
-                candidates += try probe(pageProbes, now: now, in: db)
-                probes += pageProbes
+                let next = fewestCovering(limit - candidates.count, of: &open)
+                candidates += try probe(next, now: now, in: db)
+                probes += next
             }
             candidates.sort { ($0.due, $0.id) < ($1.due, $1.id) }
             let chosen = Array(candidates.prefix(limit))
@@ -413,6 +419,21 @@ enum DeliveryQueries {
             // An ordered endpoint looks further: the oldest rows may all wait on one key.
             return Probe(row: row, room: room, asked: row.ordered ? limit * scanFactor : room)
         }
+    }
+
+    /// The first endpoints of `open` (in due order) whose room covers `needed`, taken from it;
+    /// the last one's room cut to what is left. A page holds up to `workPageSize` endpoints:
+    /// probing them all to take a few would read every due row of each and leave most of them.
+    private static func fewestCovering(_ needed: Int, of open: inout ArraySlice<Probe>) -> [Probe] {
+        var left = needed
+        var taken: [Probe] = []
+        while left > 0, var probe = open.popFirst() {
+            probe.room = min(probe.room, left)
+            if !probe.row.ordered { probe.asked = probe.room }
+            left -= probe.room
+            taken.append(probe)
+        }
+        return taken
     }
 
     /// Each probed endpoint's oldest due deliveries, up to its room.
