@@ -71,14 +71,13 @@ public struct DispatcherConfiguration: Sendable {
 
     /// Validates config JSON; `baseDirectory` anchors a relative `database` path.
     public static func parse(_ data: Data, baseDirectory: String? = nil) throws -> DispatcherConfiguration {
-        let json: Any
+        let json: JSONValue
         do {
-            json = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            let detail = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"
+            json = try JSONValidation.parse(Array(data))
+        } catch DispatcherError.invalidJSON(let detail) {
             throw DispatcherError.invalidConfiguration(path: "", message: "the file is not valid JSON (\(detail))")
         }
-        let root = try JSONReader(configuration: json, path: "")
+        let root = try JSONReader(json, path: "")
         var database = try root.string("database") ?? "dispatcher.sqlite"
         if let baseDirectory, !database.hasPrefix("/"), database != ":memory:", !OutboxStore.isPostgresURL(database) {
             database = URL(fileURLWithPath: baseDirectory).appendingPathComponent(database).standardizedFileURL.path

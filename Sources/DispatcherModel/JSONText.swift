@@ -8,8 +8,8 @@ package enum JSONText {
         JSONValue(foundation: value).text
     }
 
-    package static func decode(_ text: String) throws -> Any {
-        try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+    package static func decode(_ text: String) throws -> JSONValue {
+        try JSONValidation.parse(Array(text.utf8))
     }
 
     /// A JSON array of ids: a list parameter (`DeliveryQueries.isMember`).
@@ -38,7 +38,10 @@ package enum JSONText {
     }
 
     package static func decodeHeaders(_ text: String) -> [HeaderField] {
-        guard let pairs = try? decode(text) as? [[String]] else { return [] }
-        return pairs.compactMap { $0.count == 2 ? HeaderField($0[0], $0[1]) : nil }
+        guard case .array(let pairs)? = try? decode(text) else { return [] }
+        return pairs.compactMap { pair in
+            guard let strings = pair.strings, strings.count == 2 else { return nil }
+            return HeaderField(strings[0], strings[1])
+        }
     }
 }

@@ -94,8 +94,46 @@ public indirect enum JSONValue: Sendable, Equatable {
 extension JSONValue {
     /// Parses JSON text (a fragment such as `"x"` included), or nil when it is not JSON.
     package init?(parsing bytes: [UInt8]) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else { return nil }
-        self.init(foundation: object)
+        guard let value = try? JSONValidation.parse(bytes) else { return nil }
+        self = value
+    }
+
+    /// The elements when this is an array of strings only.
+    package var strings: [String]? {
+        guard case .array(let elements) = self else { return nil }
+        var strings: [String] = []
+        strings.reserveCapacity(elements.count)
+        for element in elements {
+            guard case .string(let string) = element else { return nil }
+            strings.append(string)
+        }
+        return strings
+    }
+
+    /// The members when this is an object of strings only (a repeated key: the last).
+    package var stringMembers: [String: String]? {
+        guard case .object(let members) = self else { return nil }
+        var strings: [String: String] = [:]
+        for (key, value) in members {
+            guard case .string(let string) = value else { return nil }
+            strings[key] = string
+        }
+        return strings
+    }
+
+    /// The member `key` of an object (a repeated key: the last), or nil.
+    package subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.last { $0.0 == key }?.1
+    }
+
+    /// An integer, or a double with no fraction that fits.
+    package var int64Value: Int64? {
+        switch self {
+        case .integer(let value): return value
+        case .number(let value): return Int64(exactly: value)
+        default: return nil
+        }
     }
 
     /// Converts what JSONSerialization returns; object keys come out sorted. The one place a

@@ -21,7 +21,7 @@ enum APIKeyQueries {
 
     static func read(_ row: some SQLRow) throws -> APIKeyRecord {
         APIKeyRecord(id: row.string(0), name: row.string(1), keyHash: row.string(2),
-                     tenants: try row.optionalString(3).map { try JSONText.decode($0) as? [String] ?? [] },
+                     tenants: try row.optionalString(3).map { try JSONText.decode($0).strings ?? [] },
                      createdAt: Clock.date(milliseconds: row.int64(4)), revokedAt: row.optionalInt(5).map { Clock.date(milliseconds: Int64($0)) })
     }
 }

@@ -140,10 +140,10 @@ enum EndpointQueries {
     }
 
     static func readSecretMeta(_ text: String?, count: Int) throws -> [SecretMeta] {
-        let pairs = try text.map { try JSONText.decode($0) as? [[Any]] ?? [] } ?? []
+        guard let text, case .array(let pairs) = try JSONText.decode(text) else { return Array(repeating: SecretMeta(), count: count) }
         return (0..<count).map { index in
-            guard index < pairs.count, pairs[index].count == 2 else { return SecretMeta() }
-            return SecretMeta(createdAt: (pairs[index][0] as? NSNumber)?.int64Value, expiresAt: (pairs[index][1] as? NSNumber)?.int64Value)
+            guard index < pairs.count, case .array(let dates) = pairs[index], dates.count == 2 else { return SecretMeta() }
+            return SecretMeta(createdAt: dates[0].int64Value, expiresAt: dates[1].int64Value)
         }
     }
 
@@ -175,10 +175,14 @@ enum EndpointQueries {
 
     static func history(id: String, limit: Int, in db: some SQLConnection) throws -> [EndpointChange] {
         try db.query(selectChanges, [id, limit]) { row in
-            let entries = try JSONText.decode(row.string(5)) as? [[String: Any]] ?? []
+            guard case .array(let entries) = try JSONText.decode(row.string(5)) else { throw DispatcherError.invalidJSON("endpoint change \(row.int64(0))") }
+            func text(_ entry: JSONValue, _ key: String) -> String? {
+                guard case .string(let text)? = entry[key] else { return nil }
+                return text
+            }
             return EndpointChange(id: row.int64(0), endpointID: row.string(1), tenantID: row.string(2), actor: row.string(3),
                                   at: Clock.date(milliseconds: row.int64(4)),
-                                  changes: entries.map { FieldChange(field: $0["field"] as? String ?? "", from: $0["from"] as? String, to: $0["to"] as? String) })
+                                  changes: entries.map { FieldChange(field: text($0, "field") ?? "", from: text($0, "from"), to: text($0, "to")) })
         }
     }
 
@@ -340,23 +344,23 @@ enum EndpointQueries {
     /// Reads the `endpointColumns` of a row.
     static func readEndpoint(_ row: some SQLRow) throws -> Endpoint {
         let id = row.string(0)
-        let retryReader = try JSONReader(configuration: try JSONText.decode(row.string(8)), path: "endpoints[\(id)].retry")
+        let retryReader = try JSONReader(try JSONText.decode(row.string(8)), path: "endpoints[\(id)].retry")
         let auth = try row.optionalString(12).map { text in
-            try EndpointAuth.decode(try JSONReader(configuration: try JSONText.decode(text), path: "endpoints[\(id)].auth"),
+            try EndpointAuth.decode(try JSONReader(try JSONText.decode(text), path: "endpoints[\(id)].auth"),
                                     urlPolicy: URLPolicy(requireHTTPS: false))
         }
         let signing = try readSigning(row.optionalString(13), endpointID: id)
         return Endpoint(
             id: id, tenantID: row.string(1), url: row.string(2),
-            eventFilters: try JSONText.decode(row.string(3)) as? [String] ?? [],
-            headers: try JSONText.decode(row.string(4)) as? [String: String] ?? [:],
-            secretHeaders: try JSONText.decode(row.string(11)) as? [String] ?? [],
+            eventFilters: try JSONText.decode(row.string(3)).strings ?? [],
+            headers: try JSONText.decode(row.string(4)).stringMembers ?? [:],
+            secretHeaders: try JSONText.decode(row.string(11)).strings ?? [],
             timeoutSeconds: Double(row.int64(5)) / 1000, connectTimeoutSeconds: Double(row.int64(6)) / 1000,
             maxConcurrency: row.int(7), retry: try RetryPolicy.decode(retryReader),
             success: SuccessRule(rawValue: row.string(9)) ?? .any2xx, enabled: row.int(10) != 0,
             auth: auth, signingSecrets: signing.secrets, signatureScheme: signing.scheme,
             tls: try row.optionalString(18).map { text in
-                try EndpointTLS.decode(JSONReader(configuration: try JSONText.decode(text), path: "endpoints[\(id)].tls"), checkFiles: false)
+                try EndpointTLS.decode(JSONReader(try JSONText.decode(text), path: "endpoints[\(id)].tls"), checkFiles: false)
             },
             proxy: row.optionalString(19), http2: row.int(20) != 0,
             rateLimitPerSecond: row.isNull(21) ? nil : row.double(21),
@@ -377,8 +381,8 @@ enum EndpointQueries {
     static func readSigning(_ text: String?, endpointID: String) throws -> (scheme: SignatureScheme, secrets: [String]) {
         guard let text else { return (.standardWebhooks, []) }
         let value = try JSONText.decode(text)
-        if let secrets = value as? [String] { return (.standardWebhooks, secrets) }
-        return try SignatureScheme.decode(JSONReader(configuration: value, path: "endpoints[\(endpointID)].signing"))
+        if let secrets = value.strings { return (.standardWebhooks, secrets) }
+        return try SignatureScheme.decode(JSONReader(value, path: "endpoints[\(endpointID)].signing"))
     }
 
     static func revision(id: String, in db: some SQLConnection) throws -> Int? {
