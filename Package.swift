@@ -46,7 +46,7 @@ let package = Package(
             plugins: ["EmbedMigrations"]
         ),
         // HTTP and nothing about SQL: libcurl, the destination guard at connect time, signing, OAuth tokens.
-        .target(name: "DispatcherDelivery", dependencies: ["DispatcherModel", "CCurl", "CCrypto"]),
+        .target(name: "DispatcherDelivery", dependencies: ["DispatcherModel", "CCurl", "CCrypto", "CEventLoop"]),
         // Joins the two: the delivery service, its store loop and transfer loop, housekeeping.
         .target(name: "DispatcherWorker", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery"]),
         // The config file `serve`, `dashboard` and the other commands read (the portal key signs with Delivery's HMAC).

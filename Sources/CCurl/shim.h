@@ -71,3 +71,19 @@ static inline struct curl_certinfo *dispatcher_curl_certinfo(CURL *handle) {
     if (curl_easy_getinfo(handle, CURLINFO_CERTINFO, &info) != CURLE_OK) return NULL;
     return info;
 }
+
+/* The multi handle's socket interface (curl_multi_setopt is variadic): libcurl says which
+   sockets to watch, and when to call it back without one, through these two callbacks. */
+typedef int (*dispatcher_curl_socket_callback)(CURL *easy, curl_socket_t socket, int what, void *context, void *socketContext);
+typedef int (*dispatcher_curl_timer_callback)(CURLM *multi, long timeoutMilliseconds, void *context);
+
+static inline CURLMcode dispatcher_curl_multi_set_callbacks(CURLM *multi, dispatcher_curl_socket_callback socketCallback,
+                                                            dispatcher_curl_timer_callback timerCallback, void *context) {
+    CURLMcode code = curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socketCallback);
+    if (code == CURLM_OK) code = curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, context);
+    if (code == CURLM_OK) code = curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timerCallback);
+    if (code == CURLM_OK) code = curl_multi_setopt(multi, CURLMOPT_TIMERDATA, context);
+    return code;
+}
+
+static const curl_socket_t dispatcher_curl_socket_timeout = CURL_SOCKET_TIMEOUT;

@@ -7,9 +7,9 @@ import Foundation
 /// The worker pool as one thread: a libcurl multi handle runs up to `slots` requests at once,
 /// each on an easy handle of its own (its kept-alive connections with it).
 ///
-/// One thread waiting in `curl_multi_poll` for every socket costs far less than a thread per
-/// request waiting in its own `poll`: no wake-up and context switch per request, and one poll
-/// call per batch of ready sockets. Measured against worker threads in alternating runs of the
+/// One thread waiting in epoll for every socket (`SocketMulti`) costs far less than a thread per
+/// request waiting in its own `poll`: no wake-up and context switch per request, and one wait
+/// per batch of ready sockets. Measured against worker threads in alternating runs of the
 /// benchmark's throughput phase: +16% deliveries/s (README "Performance").
 ///
 /// What may block stays off this thread: an OAuth token that is not cached is fetched, and that
@@ -18,15 +18,15 @@ import Foundation
 /// token endpoint or name server holds back its own deliveries only. Everything else
 /// (headers, signing, the success rule, the retry policy) is the same `AttemptRunner` code.
 ///
-/// Not `Sendable`: `run()` owns every property; other threads only wake it (`curl_multi_wakeup`
+/// Not `Sendable`: `run()` owns every property; other threads only wake it (the multi's waker,
 /// through the board's `onChange`).
 final class TransferLoop {
     private let board: JobBoard
     private let endpoints: EndpointCache
     private let tokens: TokenCache
     private let leaseOwner: String
-    /// The multi handle every transfer runs on; freed when the loop is.
-    private let multi: UnsafeMutableRawPointer
+    /// Every transfer runs on it; freed when the loop is.
+    private let multi: SocketMulti
     /// The TLS sessions the slots' clients share (they all run on this loop's thread).
     private let tlsSessions: UnsafeMutableRawPointer?
     /// One client per slot, made up front so a libcurl that cannot make them fails `start()`;
@@ -46,17 +46,15 @@ final class TransferLoop {
         let prepared: AttemptRunner.Prepared
     }
 
+    /// Slots on one multi handle: few enough that libcurl's walk of a cache's connections, each
+    /// time a transfer comes off its handle, stays short (`SocketMulti`).
+    static let slotsPerShard = 256
+
     init(board: JobBoard, endpoints: EndpointCache, tokens: TokenCache, leaseOwner: String, slots: Int,
          clientConfiguration: HTTPClientConfiguration, logger: DispatcherLogger, running: DispatchGroup,
          release: @escaping @Sendable ([ClaimedDelivery]) -> Void) throws(HTTPClientError) {
-        guard let multi = curl_multi_init() else { throw HTTPClientError("libcurl could not create a multi handle (out of memory)") }
-        do {
-            clients = try (0..<max(1, slots)).map { _ throws(HTTPClientError) in try HTTPClient(configuration: clientConfiguration) }
-        } catch {
-            curl_multi_cleanup(multi)
-            throw error
-        }
-        self.multi = multi
+        multi = try SocketMulti(shards: (max(1, slots) + Self.slotsPerShard - 1) / Self.slotsPerShard)
+        clients = try (0..<max(1, slots)).map { _ throws(HTTPClientError) in try HTTPClient(configuration: clientConfiguration) }
         // Without a share each client would resume only its own sessions.
         tlsSessions = curl_share_init()
         if let tlsSessions, dispatcher_curl_share_data(tlsSessions, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK {
@@ -73,28 +71,24 @@ final class TransferLoop {
     }
 
     deinit {
-        curl_multi_cleanup(multi)
         // The clients went with `run()`, so nothing uses the share any more.
         if let tlsSessions { curl_share_cleanup(tlsSessions) }
     }
 
     /// Runs until the board stops and the requests in flight have finished.
     func run() {
-        let multi = multi
-        let wakeup = Wakeup(multi)
-        board.setOnChange { wakeup.wake() }
-        defer {
-            board.setOnChange(nil)
-            wakeup.close()
-        }
+        let waker = multi.waker
+        board.setOnChange { waker.wake() }
+        defer { board.setOnChange(nil) }
 
-        var idle = clients
+        // Each slot's client always goes on the same multi handle, where its connections are.
+        var idle = clients.enumerated().map { (client: $1, shard: $0 % multi.shardCount) }
         clients = []
-        var active: [UnsafeMutableRawPointer: Active] = [:]
+        var active: [UnsafeMutableRawPointer: (transfer: Active, shard: Int)] = [:]
         var stopping = false
         while true {
             // Fill the free slots; with nothing in flight, wait for a job as a worker would.
-            fill: while !stopping, let client = idle.last {
+            fill: while !stopping, let (client, shard) = idle.last {
                 let job: ClaimedDelivery
                 if active.isEmpty {
                     guard let next = board.take() else { stopping = true; break fill }
@@ -107,48 +101,39 @@ final class TransferLoop {
                     }
                 }
                 guard let transfer = start(job, on: client) else { continue }
-                guard curl_multi_add_handle(multi, client.handle) == CURLM_OK else {
+                guard multi.add(client.handle, shard: shard) else {
                     complete(transfer.prepared, exchange: client.finish(transfer.transfer, code: CURLE_FAILED_INIT), client: client)
                     continue
                 }
                 idle.removeLast()
-                active[client.handle] = transfer
+                active[client.handle] = (transfer, shard)
             }
-            if stopping && active.isEmpty { return }
-
-            var stillRunning: Int32 = 0
-            let performed = curl_multi_perform(multi, &stillRunning)
-            if performed != CURLM_OK {
-                // The multi handle itself failed (memory, a bad handle): no transfer can go on,
-                // so each ends as an error attempt, recorded, rather than waiting forever.
-                logger.log(.error, "libcurl multi handle failed: \(String(cString: curl_multi_strerror(performed))); \(active.count) requests end as errors")
-                for (handle, done) in active {
-                    curl_multi_remove_handle(multi, handle)
-                    complete(done.prepared, exchange: done.client.finish(done.transfer, code: CURLE_FAILED_INIT), client: done.client)
-                    idle.append(done.client)
-                }
-                active.removeAll()
+            if active.isEmpty {
+                if stopping { return }
                 continue
             }
-            var queued: Int32 = 0
-            var freed = false
-            while let message = curl_multi_info_read(multi, &queued) {
-                guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle,
-                      let done = active.removeValue(forKey: handle) else { continue }
-                let code = message.pointee.data.result
-                curl_multi_remove_handle(multi, handle)
-                complete(done.prepared, exchange: done.client.finish(done.transfer, code: code), client: done.client)
-                idle.append(done.client)
-                freed = true
-            }
-            // Freed slots take the jobs already waiting before the loop waits again: the board
-            // wakes the loop only when jobs are added.
-            if freed { continue }
-            // Until a socket is ready, a transfer times out, jobs arrive or the board stops.
-            if !active.isEmpty {
-                let polled = curl_multi_poll(multi, nil, 0, 1000, nil)
-                // A failed poll returns at once; the next perform reports what is wrong.
-                if polled != CURLM_OK { logger.log(.error, "libcurl multi poll failed: \(String(cString: curl_multi_strerror(polled)))") }
+
+            // Until a socket is ready, a transfer's timer runs out, jobs arrive or the board
+            // stops: then libcurl runs what is ready. Freed slots take the jobs already waiting
+            // before the loop waits again (the board wakes it only when jobs are added).
+            switch multi.run(waitingUpTo: 1000) {
+            case .success(let finished):
+                for (handle, code) in finished {
+                    guard let (done, shard) = active.removeValue(forKey: handle) else { continue }
+                    multi.remove(handle, shard: shard)
+                    complete(done.prepared, exchange: done.client.finish(done.transfer, code: code), client: done.client)
+                    idle.append((done.client, shard))
+                }
+            case .failure(let failure):
+                // The multi handle itself failed (memory, a bad handle): no transfer can go on,
+                // so each ends as an error attempt, recorded, rather than waiting forever.
+                logger.log(.error, "libcurl multi handle failed: \(failure); \(active.count) requests end as errors")
+                for (handle, (done, shard)) in active {
+                    multi.remove(handle, shard: shard)
+                    complete(done.prepared, exchange: done.client.finish(done.transfer, code: CURLE_FAILED_INIT), client: done.client)
+                    idle.append((done.client, shard))
+                }
+                active.removeAll()
             }
         }
     }
@@ -245,28 +230,5 @@ final class TransferLoop {
             }
             board.submit(result)
         }
-    }
-}
-
-/// Wakes the loop from another thread (`curl_multi_wakeup`, the one libcurl call allowed there)
-/// until the loop closes it: a wake-up racing the loop's exit must not reach a freed handle.
-///
-/// `@unchecked Sendable`: `multi` is read and cleared only with `lock` held.
-private final class Wakeup: @unchecked Sendable {
-    private let lock = NSLock()
-    private var multi: UnsafeMutableRawPointer?
-
-    init(_ multi: UnsafeMutableRawPointer) { self.multi = multi }
-
-    func wake() {
-        lock.lock()
-        defer { lock.unlock() }
-        if let multi { curl_multi_wakeup(multi) }
-    }
-
-    func close() {
-        lock.lock()
-        multi = nil
-        lock.unlock()
     }
 }

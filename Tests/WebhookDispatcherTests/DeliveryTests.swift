@@ -261,6 +261,28 @@ final class DeliveryTests: DispatcherTestCase {
         XCTAssertEqual(Set(received), Set(ids.flatMap { ["/a \($0)", "/b \($0)"] }))
     }
 
+    /// More slots than one multi handle takes (`TransferLoop.slotsPerShard`): consecutive
+    /// transfers go on different handles, whose sockets and timers share one epoll wait.
+    func testSlotsOnSeveralMultiHandlesDeliverEachEventOnceAndTimeOut() throws {
+        let gate = Gate()
+        defer { gate.open() }
+        let receiver = try makeReceiver { path, _ in path == "/hang" ? .wait(for: gate, then: .init(status: 200)) : .delay(seconds: 0.01, then: .init(status: 200)) }
+        try addTenant(endpoints: ["a", "b", "c"].map { endpoint($0, url: receiver.url("/" + $0), events: ["checkin.outcome"]) }
+                      + [endpoint("hang", url: receiver.url("/hang"), events: ["test.hang"], timeout: 0.3)])
+        try startService(concurrentRequests: TransferLoop.slotsPerShard * 2 + 88)
+        let ids = try (0..<150).map { try enqueue(#"{"n":\#($0)}"#).eventID }
+        let hung = try (0..<3).map { try enqueue(#"{"n":\#($0)}"#, type: "test.hang").eventID }
+        try waitUntil("450 deliveries succeeded and 3 timed out", timeout: 20) {
+            try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 1_000)).count == 450
+                && store.deliveries(matching: DeliveryFilter(status: .failed, limit: 1_000)).count == 3
+        }
+        let received = receiver.requests.filter { $0.path != "/hang" }.map { "\($0.path) \($0.header("webhook-id") ?? "")" }
+        XCTAssertEqual(received.count, 450)
+        XCTAssertEqual(Set(received), Set(ids.flatMap { ["/a \($0)", "/b \($0)", "/c \($0)"] }))
+        let kinds = try hung.map { try XCTUnwrap(store.eventRecord(eventID: $0)).deliveries.first?.attempts.first?.errorKind }
+        XCTAssertEqual(kinds, [.timeout, .timeout, .timeout])
+    }
+
     func testStopFinishesInFlightAttemptsAndHandsBackTheRest() throws {
         let receiver = try makeReceiver { _, _ in .delay(seconds: 0.3, then: .init(status: 200)) }
         var slow = endpoint(url: receiver.url())
