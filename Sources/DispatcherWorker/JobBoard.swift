@@ -9,7 +9,7 @@ import Foundation
 /// `max_concurrency`. It holds only leased rows and unwritten results: the store keeps the truth.
 ///
 /// An idle transfer loop waits on `condition` for jobs (a busy one is woken through `onChange`
-/// in `curl_multi_poll`); the store loop waits on `activity`, signalled when results arrive, so
+/// in its epoll wait, `SocketMulti`); the store loop waits on `activity`, signalled when results arrive, so
 /// several finishes coalesce into one wake-up.
 ///
 /// `@unchecked Sendable`: every stored property is read and written only with `condition` locked.
@@ -58,7 +58,7 @@ final class JobBoard: @unchecked Sendable {
     }
 
     /// Called (on the adding or stopping thread) after jobs are added and when the board stops,
-    /// for a taker that waits elsewhere than in `take`: the transfer loop, in `curl_multi_poll`.
+    /// for a taker that waits elsewhere than in `take`: the transfer loop, in its epoll wait.
     private var onChange: (@Sendable () -> Void)?
 
     func setOnChange(_ wake: (@Sendable () -> Void)?) {
