@@ -74,9 +74,12 @@ final class ReadmeExampleTests: XCTestCase {
 
         // The modules this test was built with sit beside it (and beside the `dispatcher` it runs).
         let modules = DispatcherTestCase.executable.deletingLastPathComponent().appendingPathComponent("Modules").path
-        let moduleMaps = ["CSQLite", "CCurl", "CCrypto", "CPostgres"].flatMap {
-            ["-Xcc", "-fmodule-map-file=" + root.appendingPathComponent("Sources/\($0)/module.modulemap").path]
-        }
+        // Every system library target's module map (the product's modules import them).
+        let sources = root.appendingPathComponent("Sources")
+        let moduleMaps = try FileManager.default.contentsOfDirectory(atPath: sources.path).sorted()
+            .map { sources.appendingPathComponent("\($0)/module.modulemap").path }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+            .flatMap { ["-Xcc", "-fmodule-map-file=" + $0] }
         let typecheck = try DispatcherTestCase.runTool(["swiftc", "-typecheck", "-I", modules] + moduleMaps + [file], timeout: 120)
         XCTAssertEqual(typecheck.status, 0, "README snippets do not compile:\n\(typecheck.stderr)\n\(source)")
     }
