@@ -19,6 +19,9 @@ package struct ClaimedDelivery: Sendable, Equatable {
     package var retryBase: Int = 0
     /// The event's trace, continued by each attempt.
     package var traceContext: TraceContext?
+    /// When the claim took its lease (Unix ms): a job that waits too long for a slot is handed
+    /// back rather than started on a lease about to run out (`JobBoard.takeStale`).
+    package var leasedAt: Int64 = 0
 
     package init(deliveryID: Int64, eventID: String, eventType: String, tenantID: String, endpointID: String, endpointRevision: Int, attemptNumber: Int, body: [UInt8], createdAt: Date, firstAttemptAt: Date? = nil, retryBase: Int = 0) {
         self.deliveryID = deliveryID

@@ -516,6 +516,7 @@ enum DeliveryQueries {
             claimed[index].body = stored?.body ?? []
             claimed[index].traceContext = stored?.trace ?? nil
             claimed[index].endpointRevision = byID[claimed[index].endpointID]?.revision ?? 0
+            claimed[index].leasedAt = now
             if claimed[index].attemptNumber > claimed[index].retryBase + 1 {
                 claimed[index].firstAttemptAt = try db.query(firstAttemptStart, [claimed[index].deliveryID, claimed[index].retryBase]) {
                     $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0))

@@ -207,6 +207,7 @@ public final class DeliveryService: Sendable {
                                   checkInterval: Self.changeCheckInterval, externalChange: externalChange)
         }
         var failures = 0
+        var handedBack = 0
         var retryAt = Date.distantPast
         var nextHealthCheck = Date()
         while true {
@@ -215,6 +216,19 @@ public final class DeliveryService: Sendable {
                 board.waitForActivity(until: board.resultsClosed ? min(retryAt, Date().addingTimeInterval(0.1)) : retryAt,
                                       checkInterval: Self.changeCheckInterval) { false }
                 if !board.resultsClosed { continue }
+            }
+            // A job that waited for a slot through half its lease goes back to the store instead
+            // of starting: its attempt could outlast the lease, and the delivery, claimable again
+            // once the lease runs out, be attempted twice (by another process, or by this one).
+            let stale = board.takeStale(leasedBefore: Clock.nowMilliseconds() - Int64(configuration.leaseSeconds * 500))
+            if !stale.isEmpty {
+                release(stale)
+                board.finish(endpointIDs: stale.map(\.endpointID))
+                handedBack += 1
+                // Logged at the 1st, 2nd, 4th, 8th... time, not every cycle of an overload.
+                if handedBack & (handedBack - 1) == 0 {
+                    configuration.logger.log(.warning, "handed back \(stale.count) claimed deliveries that waited half their lease (\(configuration.leaseSeconds) s) for a slot (\(handedBack) time(s) so far): the receivers are slower than the workers and lease allow")
+                }
             }
             let (results, closed) = board.takeResults(limit: Self.maxResultsPerCycle)
             if results.isEmpty && closed { return }

@@ -99,6 +99,18 @@ final class JobBoard: @unchecked Sendable {
         return job
     }
 
+    /// Removes and returns the waiting jobs leased before `cutoff`. Jobs wait in claim order,
+    /// so they are the first ones. Their endpoints still count them as held until `finish`.
+    func takeStale(leasedBefore cutoff: Int64) -> [ClaimedDelivery] {
+        condition.lock()
+        defer { condition.unlock() }
+        var stale: [ClaimedDelivery] = []
+        while waitingStart < waiting.count, waiting[waitingStart].leasedAt < cutoff {
+            stale.append(next())
+        }
+        return stale
+    }
+
     /// A worker's finished attempt, for the store loop to write.
     func submit(_ result: AttemptResult) {
         condition.lock()

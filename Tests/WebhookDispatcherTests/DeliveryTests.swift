@@ -283,6 +283,24 @@ final class DeliveryTests: DispatcherTestCase {
         XCTAssertEqual(kinds, [.timeout, .timeout, .timeout])
     }
 
+    /// Jobs claimed ahead wait for a slot; one that waited through half its lease is handed back
+    /// and claimed afresh, not started on a lease that runs out meanwhile (the delivery would
+    /// then be claimable again, and attempted twice).
+    func testAJobThatWaitedHalfItsLeaseIsClaimedAfreshNotAttemptedTwice() throws {
+        let receiver = try makeReceiver { _, _ in .delay(seconds: 0.3, then: .init(status: 200)) }
+        try addTenant(endpoints: [endpoint(url: receiver.url())])
+        try startService(concurrentRequests: 1, leaseSeconds: 1)
+        let ids = try (0..<8).map { try enqueue(#"{"n":\#($0)}"#).eventID }
+        try waitUntil("8 deliveries succeeded and nothing else is held", timeout: 20) {
+            try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 100)).count == 8
+                && receiver.requests.count >= 8
+        }
+        // A second attempt of a delivery would follow its first within a request's time.
+        Thread.sleep(forTimeInterval: 1)
+        let received = receiver.requests.compactMap { $0.header("webhook-id") }
+        XCTAssertEqual(received.sorted(), ids.sorted(), "each delivery attempted once")
+    }
+
     func testStopFinishesInFlightAttemptsAndHandsBackTheRest() throws {
         let receiver = try makeReceiver { _, _ in .delay(seconds: 0.3, then: .init(status: 200)) }
         var slow = endpoint(url: receiver.url())
