@@ -287,16 +287,20 @@ final class DeliveryTests: DispatcherTestCase {
     /// and claimed afresh, not started on a lease that runs out meanwhile (the delivery would
     /// then be claimable again, and attempted twice).
     func testAJobThatWaitedHalfItsLeaseIsClaimedAfreshNotAttemptedTwice() throws {
-        let receiver = try makeReceiver { _, _ in .delay(seconds: 0.3, then: .init(status: 200)) }
+        // One slot and three jobs claimed ahead of it: the last waits up to three answers (1.8 s),
+        // past the 2 s lease with its own answer, while an attempt started within half the lease
+        // ends before the lease does.
+        let receiver = try makeReceiver { _, _ in .delay(seconds: 0.6, then: .init(status: 200)) }
         try addTenant(endpoints: [endpoint(url: receiver.url())])
-        try startService(concurrentRequests: 1, leaseSeconds: 1)
+        try startService(concurrentRequests: 1, leaseSeconds: 2)
         let ids = try (0..<8).map { try enqueue(#"{"n":\#($0)}"#).eventID }
         try waitUntil("8 deliveries succeeded and nothing else is held", timeout: 20) {
             try store.deliveries(matching: DeliveryFilter(status: .succeeded, limit: 100)).count == 8
                 && receiver.requests.count >= 8
         }
-        // A second attempt of a delivery would follow its first within a request's time.
-        Thread.sleep(forTimeInterval: 1)
+        // Not a wait for a condition but a window for one that must not come: a second attempt
+        // of a delivery would follow its first within two answers' time.
+        Thread.sleep(forTimeInterval: 1.2)
         let received = receiver.requests.compactMap { $0.header("webhook-id") }
         XCTAssertEqual(received.sorted(), ids.sorted(), "each delivery attempted once")
     }
