@@ -47,12 +47,15 @@ public final class OutboxStore: EventOutbox, Sendable {
         OutboxStore(provider: try PostgresConnectionProvider(url: url, connections: connections), options: options)
     }
 
-    /// Whether `location` names a PostgreSQL database rather than a SQLite file.
-    /// How many deliveries the delivery service claims ahead of each worker. Every claim on
-    /// PostgreSQL is a run of round trips, so there a claim takes more at once: with eight per
-    /// worker one `serve` delivered 13,000/s where three gave 8,700/s (README "Scaling out").
-    package var claimsAheadPerWorker: Int { provider is PostgresConnectionProvider ? 8 : 3 }
+    /// How many deliveries the delivery service claims ahead of each worker. Every cycle on
+    /// PostgreSQL is a run of round trips and a commit that waits for its WAL flush, so there a
+    /// claim takes more at once: with eight per worker one `serve` delivered 13,000/s where three
+    /// gave 8,700/s, and sixteen gave 7,766 / 9,074/s where eight gave 4,994 / 5,767/s on a slower
+    /// disk (README "Scaling out"). A job that waits half its lease for a slot is handed back
+    /// (`JobBoard.takeStale`), so waiting longer cannot outlast the lease.
+    package var claimsAheadPerWorker: Int { provider is PostgresConnectionProvider ? 16 : 3 }
 
+    /// Whether `location` names a PostgreSQL database rather than a SQLite file.
     public static func isPostgresURL(_ location: String) -> Bool {
         PostgresConnectionProvider.isURL(location)
     }

@@ -292,7 +292,7 @@ public final class DeliveryService: Sendable {
     static let attemptsOnUnhealableErrors = 6
 
     /// Deliveries claimed beyond the workers' own, so a freed slot finds its next job waiting: three
-    /// per worker (eight on PostgreSQL), but no more than this in all, since each holds its event's
+    /// per worker (sixteen on PostgreSQL), but no more than this in all, since each holds its event's
     /// body (with 10,000 workers, 30,000 of them were about 60 MB).
     static let maxClaimedAhead = 2_048
 
