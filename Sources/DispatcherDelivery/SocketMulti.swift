@@ -1,7 +1,7 @@
 import CCurl
 import CEventLoop
+import DispatcherModel
 import Glibc
-import Synchronization
 
 /// libcurl multi handles run by their sockets' readiness: libcurl says which sockets to watch and
 /// when it wants a call without one (its socket and timer callbacks), one epoll waits for all of
@@ -39,31 +39,7 @@ package final class SocketMulti {
     /// Which shard's connection each watched socket is.
     private var shardOfSocket: [Int32: Int] = [:]
     /// Ends a `run` wait from any thread; its descriptor is watched beside libcurl's sockets.
-    package let waker: Waker
-
-    /// An eventfd another thread writes to end the wait, until the multi handle closes it (a
-    /// wake-up racing the loop's exit must not write to a closed, perhaps reused, descriptor).
-    package final class Waker: Sendable {
-        fileprivate let descriptor: Int32
-        private let open = Mutex<Bool>(true)
-
-        fileprivate init(descriptor: Int32) { self.descriptor = descriptor }
-
-        package func wake() {
-            open.withLock { open in
-                guard open else { return }
-                var one: UInt64 = 1
-                _ = write(descriptor, &one, 8)
-            }
-        }
-
-        fileprivate func close() {
-            open.withLock { open in
-                open = false
-                _ = Glibc.close(descriptor)
-            }
-        }
-    }
+    package let waker: EventWakeup
 
     /// `shards` multi handles (at least one).
     package init(shards count: Int) throws(HTTPClientError) {
@@ -76,7 +52,7 @@ package final class SocketMulti {
             throw HTTPClientError("epoll/eventfd: \(reason)")
         }
         self.epoll = epoll
-        self.waker = Waker(descriptor: wakeup)
+        self.waker = EventWakeup(descriptor: wakeup)
         _ = dispatcher_epoll_watch(epoll, wakeup, dispatcher_epoll_in, 1)
         for index in 0..<max(1, count) {
             guard let handle = curl_multi_init() else { throw HTTPClientError("libcurl could not create a multi handle (out of memory)") }
@@ -116,8 +92,7 @@ package final class SocketMulti {
         for index in 0..<max(0, Int(ready)) {
             let socket = descriptors[index]
             if socket == waker.descriptor {
-                var value: UInt64 = 0
-                _ = read(socket, &value, 8)
+                waker.drain()
                 continue
             }
             guard let shard = shardOfSocket[socket] else { continue }

@@ -66,7 +66,7 @@ final class ServerLoop: @unchecked Sendable {
 
     private let listener: Int32
     private let epoll: Int32
-    private let wakeup: Int32
+    private let wakeup: EventWakeup
     private let limits: Limits
     private let handler: HTTPServer.Handler
     private let immediate: HTTPServer.ImmediateHandler?
@@ -82,8 +82,6 @@ final class ServerLoop: @unchecked Sendable {
     private var inProgress = 0
     private let completions = Mutex<[(descriptor: Int32, generation: UInt64, completion: Completion)]>([])
     private let stopping = Atomic<Bool>(false)
-    /// False once the loop has ended and closed `wakeup`; guards every write to it.
-    private let wakeupOpen = Mutex<Bool>(true)
     private let finished = DispatchSemaphore(value: 0)
     let accepted = Atomic<Int>(0)
     let wakeups = Atomic<Int>(0)
@@ -94,12 +92,13 @@ final class ServerLoop: @unchecked Sendable {
         self.immediate = immediate
         self.handler = handler
         epoll = dispatcher_epoll_create()
-        wakeup = dispatcher_eventfd()
+        let wakeup = dispatcher_eventfd()
         guard epoll >= 0, wakeup >= 0 else {
             if epoll >= 0 { close(epoll) }
             if wakeup >= 0 { close(wakeup) }
             throw ServerError("epoll/eventfd: \(String(cString: strerror(errno)))")
         }
+        self.wakeup = EventWakeup(descriptor: wakeup)
         _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK)
         watch(listener, events: dispatcher_epoll_in, add: true)
         watch(wakeup, events: dispatcher_epoll_in, add: true)
@@ -169,10 +168,7 @@ final class ServerLoop: @unchecked Sendable {
                     // A reply that comes after this (a handler past the grace period, the
                     // ingest committer finishing) must not write to a descriptor number the
                     // process may have handed out again.
-                    wakeupOpen.withLock { open in
-                        open = false
-                        close(wakeup)
-                    }
+                    wakeup.close()
                     close(listener)
                     return
                 }
@@ -185,9 +181,8 @@ final class ServerLoop: @unchecked Sendable {
                 let flags = events[index]
                 if descriptor == listener {
                     acceptAll()
-                } else if descriptor == wakeup {
-                    var value: UInt64 = 0
-                    _ = read(wakeup, &value, 8)
+                } else if descriptor == wakeup.descriptor {
+                    wakeup.drain()
                     finishCompletions()
                 } else if let connection = connections[descriptor] {
                     service(connection, flags: flags)
@@ -330,13 +325,7 @@ final class ServerLoop: @unchecked Sendable {
         if first { wake() }
     }
 
-    private func wake() {
-        wakeupOpen.withLock { open in
-            guard open else { return }
-            var one: UInt64 = 1
-            _ = write(wakeup, &one, 8)
-        }
-    }
+    private func wake() { wakeup.wake() }
 
     private func finishCompletions() {
         let done = completions.withLock { pending -> [(descriptor: Int32, generation: UInt64, completion: Completion)] in
