@@ -66,9 +66,16 @@ package final class SocketMulti {
     }
 
     deinit {
-        for shard in shards { curl_multi_cleanup(shard.handle) }
+        closeHandles()
         waker.close()
         close(epoll)
+    }
+
+    /// Frees the multi handles and the connections they keep, once their easy handles are off
+    /// them; before a share those connections' TLS sessions live in goes (`TransferLoop`).
+    package func closeHandles() {
+        for shard in shards { curl_multi_cleanup(shard.handle) }
+        shards.removeAll()
     }
 
     package var shardCount: Int { shards.count }

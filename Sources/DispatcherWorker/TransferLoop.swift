@@ -71,7 +71,9 @@ final class TransferLoop {
     }
 
     deinit {
-        // The clients went with `run()`, so nothing uses the share any more.
+        // The clients went with `run()`; the multi handles' cached connections go before the
+        // share their TLS sessions are in.
+        multi.closeHandles()
         if let tlsSessions { curl_share_cleanup(tlsSessions) }
     }
 
