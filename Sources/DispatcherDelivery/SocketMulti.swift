@@ -23,7 +23,8 @@ package final class SocketMulti {
     private final class Shard {
         let handle: UnsafeMutableRawPointer
         let index: Int
-        unowned let owner: SocketMulti
+        /// Weak: libcurl may call back while the multi handles are freed in `deinit`.
+        weak var owner: SocketMulti?
         /// When libcurl wants a call without a socket (`CLOCK_MONOTONIC` ms); nil: not before a socket is ready.
         var deadline: Int64?
 
@@ -151,7 +152,7 @@ package final class SocketMulti {
     private static let socketCallback: dispatcher_curl_socket_callback = { _, socket, what, context, _ in
         guard let context else { return 0 }
         let shard = Unmanaged<Shard>.fromOpaque(context).takeUnretainedValue()
-        shard.owner.watch(socket, what, shard: shard)
+        shard.owner?.watch(socket, what, shard: shard)
         return 0
     }
 
