@@ -1,6 +1,7 @@
 import CCurl
 import CEventLoop
 import DispatcherModel
+import Dispatch
 import Glibc
 
 /// libcurl multi handles run by their sockets' readiness: libcurl says which sockets to watch and
@@ -25,7 +26,7 @@ package final class SocketMulti {
         let index: Int
         /// Weak: libcurl may call back while the multi handles are freed in `deinit`.
         weak var owner: SocketMulti?
-        /// When libcurl wants a call without a socket (`CLOCK_MONOTONIC` ms); nil: not before a socket is ready.
+        /// When libcurl wants a call without a socket (`now()`'s milliseconds); nil: not before a socket is ready.
         var deadline: Int64?
 
         init(handle: UnsafeMutableRawPointer, index: Int, owner: SocketMulti) {
@@ -41,6 +42,10 @@ package final class SocketMulti {
     private var shardOfSocket: [Int32: Int] = [:]
     /// Ends a `run` wait from any thread; its descriptor is watched beside libcurl's sockets.
     package let waker: EventWakeup
+    /// What one epoll wait reports, kept between waits rather than allocated for each.
+    private static let readiesPerWait: Int32 = 256
+    private var descriptors = [Int32](repeating: 0, count: Int(readiesPerWait))
+    private var events = [UInt32](repeating: 0, count: Int(readiesPerWait))
 
     /// `shards` multi handles (at least one).
     package init(shards count: Int) throws(HTTPClientError) {
@@ -92,9 +97,7 @@ package final class SocketMulti {
         var timeout = Int64(milliseconds)
         let before = Self.now()
         for shard in shards { if let deadline = shard.deadline { timeout = min(timeout, max(0, deadline - before)) } }
-        var descriptors = [Int32](repeating: 0, count: 256)
-        var events = [UInt32](repeating: 0, count: 256)
-        let ready = dispatcher_epoll_wait(epoll, &descriptors, &events, 256, Int32(timeout))
+        let ready = dispatcher_epoll_wait(epoll, &descriptors, &events, Self.readiesPerWait, Int32(timeout))
         var running: Int32 = 0
         var failure = CURLM_OK
         for index in 0..<max(0, Int(ready)) {
@@ -162,9 +165,6 @@ package final class SocketMulti {
         return 0
     }
 
-    private static func now() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
-    }
+    /// Monotonic milliseconds, on the clock the rest of the project times with.
+    private static func now() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 }
