@@ -72,6 +72,19 @@ package enum JSONValidation {
         }
     }
 
+    /// Where the JSON whitespace (space, tab, line feed, carriage return) from `index` ends:
+    /// the scanner's and the builder's one definition of it.
+    static func whitespaceEnd(_ bytes: UnsafeBufferPointer<UInt8>, from index: Int) -> Int {
+        var index = index
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return index
+            }
+        }
+        return index
+    }
+
     /// The text of the (valid) JSON string at `range`, quotes included, escapes resolved.
     static func decodeString(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
         let inner = UnsafeBufferPointer(rebasing: bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
@@ -206,14 +219,7 @@ private struct JSONBuilder {
         return .number(Double(string) ?? 0)
     }
 
-    private mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
-        }
-    }
+    private mutating func skipWhitespace() { index = JSONValidation.whitespaceEnd(bytes, from: index) }
 }
 
 /// The grammar of RFC 8259, read byte by byte. Also refuses what parsers commonly refuse
@@ -253,14 +259,7 @@ struct JSONScanner {
 
     private var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
 
-    private mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
-        }
-    }
+    private mutating func skipWhitespace() { index = JSONValidation.whitespaceEnd(bytes, from: index) }
 
     private mutating func value() throws(Failure) {
         switch peek {
