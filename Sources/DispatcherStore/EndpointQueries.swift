@@ -57,6 +57,10 @@ enum EndpointQueries {
         """
 
     static let selectEndpoint = "SELECT \(endpointColumns) FROM endpoints WHERE id = ? AND removed_at IS NULL"
+    /// The endpoints (not removed) whose ids are in the JSON array ?1.
+    static let selectEndpoints = DialectSQL { dialect in
+        "SELECT \(endpointColumns) FROM endpoints WHERE \(DeliveryQueries.isMember("id", of: "?1", dialect)) AND removed_at IS NULL"
+    }
 
     /// Endpoints (not removed) with their health, those `condition` (on ?1) lets through.
     private static func selectWithHealth(_ condition: String) -> String {
@@ -295,6 +299,11 @@ enum EndpointQueries {
 
     static func endpoint(id: String, in db: some SQLConnection) throws -> Endpoint? {
         try db.query(selectEndpoint, [id], map: readEndpoint).first
+    }
+
+    static func endpoints(ids: [String], in db: some SQLConnection) throws -> [Endpoint] {
+        guard !ids.isEmpty else { return [] }
+        return try db.query(selectEndpoints[db.dialect], [JSONText.strings(ids)], map: readEndpoint)
     }
 
     /// Every endpoint with its health; `tenantID`'s only, or the one `id`, when given.

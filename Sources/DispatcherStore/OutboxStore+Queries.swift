@@ -13,6 +13,10 @@ extension OutboxStore: EndpointDirectory {
         try withConnection { db in try EndpointQueries.endpoint(id: id, in: db) }
     }
 
+    public func endpoints(ids: [String]) throws -> [Endpoint] {
+        try withConnection { db in try EndpointQueries.endpoints(ids: ids, in: db) }
+    }
+
     public func tenants() throws -> [Tenant] {
         try withConnection { db in try db.query(EndpointQueries.selectTenants) { Tenant(id: $0.string(0), name: $0.string(1)) } }
     }

@@ -33,6 +33,8 @@ public protocol EndpointDirectory: AnyObject, Sendable {
     /// names stop being).
     func upsert(tenants: [Tenant], endpoints: [Endpoint], actor: ChangeActor) throws
     func endpoint(id: String) throws -> Endpoint?
+    /// Those of `ids` that exist and are not removed, in no particular order: many in one query.
+    func endpoints(ids: [String]) throws -> [Endpoint]
     func tenants() throws -> [Tenant]
     /// Enables or disables an endpoint by hand; enabling clears a failure run and its circuit.
     func setEndpointEnabled(id: String, enabled: Bool, actor: ChangeActor) throws

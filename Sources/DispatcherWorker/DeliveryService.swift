@@ -264,6 +264,7 @@ public final class DeliveryService: Sendable {
                                              [("endpoint", .string(endpoint.endpointID)), ("reason", .string(endpoint.reason))])
                 }
                 board.finish(endpointIDs: finishing)
+                endpoints.preload(cycle.claimed)
                 release(board.add(cycle.claimed))
             } catch {
                 failures += 1

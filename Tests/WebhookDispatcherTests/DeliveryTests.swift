@@ -7,6 +7,26 @@ import WebhookDispatcher
 /// The worker pool against a real receiver over real libcurl: what is sent, how responses are
 /// judged, how retries run, and what the audit log keeps.
 final class DeliveryTests: DispatcherTestCase {
+    /// The store loop loads a claim's endpoints into the workers' cache before the transfer loop
+    /// takes the jobs, so starting a request never waits for the store: once preloaded, an
+    /// endpoint is answered from memory (even after the store lost it), and a job that names a
+    /// newer revision than the one cached loads again.
+    func testAClaimsEndpointsArePreloadedAndANewerRevisionIsLoadedAgain() throws {
+        try addTenant(endpoints: [endpoint("ep-a", url: "https://example.com/a"), endpoint("ep-b", url: "https://example.com/b")])
+        func job(_ endpointID: String, revision: Int) -> ClaimedDelivery {
+            ClaimedDelivery(deliveryID: 1, eventID: "e", eventType: "t", tenantID: "tenant-a", endpointID: endpointID,
+                            endpointRevision: revision, attemptNumber: 1, body: [], createdAt: Date())
+        }
+        let cache = EndpointCache(store: store)
+        cache.preload([job("ep-a", revision: 1), job("ep-a", revision: 1), job("ep-unknown", revision: 1)])
+        _ = try store.removeEndpoint(id: "ep-a")
+        _ = try store.removeEndpoint(id: "ep-b")
+        XCTAssertEqual(try cache.endpoint(id: "ep-a", revision: 1)?.url, "https://example.com/a", "answered from the preload")
+        XCTAssertNil(try cache.endpoint(id: "ep-b", revision: 1), "not preloaded: read from the store, where it is gone")
+        XCTAssertNil(try cache.endpoint(id: "ep-unknown", revision: 1))
+        XCTAssertNil(try cache.endpoint(id: "ep-a", revision: 2), "a newer revision than the cached one is read again")
+    }
+
     func testDeliversTheExactBodyWithTheWebhookHeaders() throws {
         let receiver = try makeReceiver()
         try addTenant(endpoints: [endpoint(url: receiver.url(), headers: ["X-Clinic": "a", "X-Api-Key": "s3cret-value"])])

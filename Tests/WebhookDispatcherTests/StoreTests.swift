@@ -201,6 +201,17 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try store.endpoint(id: original.id), changed)
     }
 
+    /// Many endpoints in one query (the workers' cache loads a claim's endpoints so): unknown
+    /// and removed ones are left out.
+    func testEndpointsAreReadManyAtOnceWithoutRemovedOrUnknownOnes() throws {
+        let endpoints = (0..<3).map { endpoint("ep-\($0)", url: "https://example.com/\($0)") }
+        try addTenant(endpoints: endpoints)
+        _ = try store.removeEndpoint(id: "ep-1")
+        let read = try store.endpoints(ids: ["ep-0", "ep-1", "ep-2", "no-such-endpoint"])
+        XCTAssertEqual(read.sorted { $0.id < $1.id }, [endpoints[0], endpoints[2]])
+        XCTAssertEqual(try store.endpoints(ids: []), [])
+    }
+
     func testAnEndpointCannotMoveToAnotherTenant() throws {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         XCTAssertThrowsError(try addTenant("tenant-b", endpoints: [endpoint(tenant: "tenant-b", url: "https://example.com/hook")]))
