@@ -141,14 +141,16 @@ package final class SocketMulti {
             shardOfSocket[socket] = nil
             return
         }
-        shardOfSocket[socket] = shard.index
+        let watched = shardOfSocket.updateValue(shard.index, forKey: socket) != nil
         var events: UInt32 = 0
         if what == CURL_POLL_IN || what == CURL_POLL_INOUT { events |= dispatcher_epoll_in }
         if what == CURL_POLL_OUT || what == CURL_POLL_INOUT { events |= dispatcher_epoll_out }
-        // Added the first time, changed after; a socket closed and reopened under the same
-        // number left epoll when it closed, so it is added again.
-        if dispatcher_epoll_watch(epoll, socket, events, 0) != 0 {
-            _ = dispatcher_epoll_watch(epoll, socket, events, 1)
+        // Changed if watched already, added if not: one system call, not a failed change and
+        // an add for every request's connection (libcurl says REMOVE when a connection goes back
+        // to its cache). Should a socket have been closed and its number reused unsaid, or be
+        // watched already, the other operation is tried.
+        if dispatcher_epoll_watch(epoll, socket, events, watched ? 0 : 1) != 0 {
+            _ = dispatcher_epoll_watch(epoll, socket, events, watched ? 1 : 0)
         }
     }
 
