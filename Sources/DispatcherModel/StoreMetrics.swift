@@ -10,8 +10,6 @@ package struct StoreMetrics: Sendable, Equatable {
     package var endpoints: [EndpointGauges] = []
     /// Events created in the window the caller asked for, by tenant and type.
     package var eventsCreated: [EventCount] = []
-    /// What the connection that read these holds in its page cache (SQLite only).
-    package var pageCacheBytes: Int?
 
     package struct EndpointGauges: Sendable, Equatable {
         package var endpointID: String

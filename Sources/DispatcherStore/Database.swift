@@ -11,13 +11,6 @@ import Foundation
 /// the same transaction.
 package final class Database: SQLConnection {
     var dialect: SQLDialect { .sqlite }
-
-    /// Grows as pages are read, up to `cache_size` (16 MiB): part of the process's memory that
-    /// rises for a while after start without being a leak (`dispatcher_store_page_cache_bytes`).
-    var pageCacheBytes: Int? {
-        var current: Int32 = 0, highest: Int32 = 0
-        return sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_USED, &current, &highest, 0) == SQLITE_OK ? Int(current) : nil
-    }
     let handle: OpaquePointer
     package let path: String
     private var statements: [String: Statement] = [:]

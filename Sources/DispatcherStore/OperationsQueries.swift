@@ -164,7 +164,6 @@ enum OperationsQueries {
                 circuitOpen: !row.isNull(3) && row.int64(3) > now, pending: pending[id]?.count ?? 0,
                 delivering: delivering[id] ?? 0, earliestDueAt: pending[id]?.oldest)
         }
-        metrics.pageCacheBytes = db.pageCacheBytes
         metrics.pending = pending.values.reduce(0) { $0 + $1.count }
         metrics.delivering = delivering.values.reduce(0, +)
         metrics.eventsCreated = try db.query(eventsCreatedBetween, [eventsAfter, eventsUpTo]) {

@@ -27,7 +27,6 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
 /// Not thread-safe: `ConnectionPool` hands each connection to one caller at a time.
 final class PostgresConnection: SQLConnection {
     var dialect: SQLDialect { .postgres }
-    var pageCacheBytes: Int? { nil }
     private let handle: OpaquePointer
     private var prepared: [String: String] = [:]
 

@@ -66,10 +66,6 @@ protocol SQLConnection: AnyObject {
 
     /// Each row as column values, for producers' own tables.
     func rows(_ sql: String, _ bindings: [SQLBindable]) throws -> [[SQLValue]]
-
-    /// Bytes this connection's page cache holds, where the engine keeps one in the process
-    /// (SQLite); nil for a server's.
-    var pageCacheBytes: Int? { get }
 }
 
 extension SQLConnection {

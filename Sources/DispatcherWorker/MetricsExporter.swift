@@ -75,11 +75,6 @@ package final class MetricsExporter: Sendable {
     }
 
     private func writeStore(_ metrics: StoreMetrics, now: Int64, to text: inout PrometheusText) {
-        if let bytes = metrics.pageCacheBytes {
-            text.family("dispatcher_store_page_cache_bytes", .gauge,
-                        "Memory SQLite's page cache holds for this process's store connection; it grows as pages are read, up to the cache size.")
-            text.sample("dispatcher_store_page_cache_bytes", [], Double(bytes))
-        }
         text.family("dispatcher_deliveries", .gauge, "Unfinished deliveries in the store: pending (waiting for an attempt) and delivering (leased).")
         text.sample("dispatcher_deliveries", [("status", "delivering")], metrics.delivering)
         text.sample("dispatcher_deliveries", [("status", "pending")], metrics.pending)
