@@ -9,7 +9,8 @@ import Synchronization
 /// sees the jobs: a load on the transfer loop's thread waits for the store's connection, which
 /// the store loop holds through its whole cycle, and every request in flight waits with it.
 /// With 10,000 endpoints, a claim brings endpoints not seen before all the time, and those
-/// waits held the transfer loop to about 30 turns a second (README "Thousands in flight").
+/// waits held the transfer loop to about 30 turns a second (README "A transfer loop that
+/// never waits for the store").
 final class EndpointCache: Sendable {
     private let store: any EndpointDirectory
     private let entries = Mutex<[String: (revision: Int, endpoint: Endpoint)]>([:])
