@@ -111,10 +111,11 @@ final class JobBoard: @unchecked Sendable {
         return stale
     }
 
-    /// A worker's finished attempt, for the store loop to write.
-    func submit(_ result: AttemptResult) {
+    /// Finished attempts, for the store loop to write.
+    func submit(contentsOf finished: [AttemptResult]) {
+        guard !finished.isEmpty else { return }
         condition.lock()
-        results.append(result)
+        results.append(contentsOf: finished)
         condition.unlock()
         activity.signal()
     }

@@ -39,6 +39,9 @@ final class TransferLoop {
     /// Entered for each helper task, so stopping waits for them as for this loop.
     private let running: DispatchGroup
     private let helpers = DispatchQueue(label: "dispatcher.token-attempts", attributes: .concurrent)
+    /// Results finished in this turn of the loop, handed to the store loop together (one lock
+    /// and one wake-up, not one per request) before the loop waits.
+    private var finishedResults: [AttemptResult] = []
 
     private struct Active {
         let client: HTTPClient
@@ -93,6 +96,7 @@ final class TransferLoop {
             fill: while !stopping, let (client, shard) = idle.last {
                 let job: ClaimedDelivery
                 if active.isEmpty {
+                    flushResults()
                     guard let next = board.take() else { stopping = true; break fill }
                     job = next
                 } else {
@@ -110,6 +114,7 @@ final class TransferLoop {
                 idle.removeLast()
                 active[client.handle] = (transfer, shard)
             }
+            flushResults()
             if active.isEmpty {
                 if stopping { return }
                 continue
@@ -126,6 +131,7 @@ final class TransferLoop {
                     complete(done.prepared, exchange: done.client.finish(done.transfer, code: code), client: done.client)
                     idle.append((done.client, shard))
                 }
+                flushResults()
             case .failure(let failure):
                 // The multi handle itself failed (memory, a bad handle): no transfer can go on,
                 // so each ends as an error attempt, recorded, rather than waiting forever.
@@ -192,9 +198,12 @@ final class TransferLoop {
         let finished = runner.finish(prepared, exchange: exchange)
         let job = prepared.delivery, endpoint = prepared.endpoint
         guard let interim = runner.interimAfterRejectedToken(finished, endpoint: endpoint) else {
-            Self.submit([finished.result], of: job, to: board, logger: logger)
+            finishedResults += Self.logged([finished.result], of: job, logger: logger)
             return
         }
+        // The interim attempt goes before the helper's retry can finish: it counts under the
+        // lease that the retry's result then releases.
+        flushResults()
         Self.submit([interim], of: job, to: board, logger: logger)
         onHelper(job) { [$0.retryWithFreshToken(job, endpoint: endpoint)] }
     }
@@ -220,8 +229,19 @@ final class TransferLoop {
         }
     }
 
+    private func flushResults() {
+        guard !finishedResults.isEmpty else { return }
+        board.submit(contentsOf: finishedResults)
+        finishedResults.removeAll(keepingCapacity: true)
+    }
+
     /// Logs each attempt and hands it to the store loop.
     static func submit(_ results: [AttemptResult], of job: ClaimedDelivery, to board: JobBoard, logger: DispatcherLogger) {
+        board.submit(contentsOf: logged(results, of: job, logger: logger))
+    }
+
+    /// Logs each attempt; returns them.
+    static func logged(_ results: [AttemptResult], of job: ClaimedDelivery, logger: DispatcherLogger) -> [AttemptResult] {
         for result in results {
             let attempt = result.attempt
             logger.log(.debug, "delivery \(job.deliveryID) to \(job.endpointID) attempt \(attempt.number): \(attempt.responseStatus.map { "HTTP \($0)" } ?? attempt.errorKind?.rawValue ?? "")",
@@ -230,7 +250,7 @@ final class TransferLoop {
                 logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(attempt.number) attempt(s): \(attempt.errorMessage ?? "")",
                            .attempt(attempt, of: job))
             }
-            board.submit(result)
         }
+        return results
     }
 }
