@@ -13,13 +13,14 @@ import Synchronization
 /// never waits for the store").
 final class EndpointCache: Sendable {
     private let store: any EndpointDirectory
-    private let entries = Mutex<[String: (revision: Int, endpoint: Endpoint)]>([:])
+    private typealias Entry = (revision: Int, endpoint: Endpoint)
+    private let entries = Mutex<[String: Entry]>([:])
 
     init(store: any EndpointDirectory) { self.store = store }
 
     /// The endpoint as of `revision` (the one the claim saw), or nil if it no longer exists.
     func endpoint(id: String, revision: Int) throws -> Endpoint? {
-        if let cached = entries.withLock({ $0[id] }), cached.revision >= revision { return cached.endpoint }
+        if let cached = entries.withLock({ $0[id] }), Self.isCurrent(cached, for: revision) { return cached.endpoint }
         guard let endpoint = try store.endpoint(id: id) else { return nil }
         entries.withLock { $0[id] = (revision, endpoint) }
         return endpoint
@@ -31,7 +32,7 @@ final class EndpointCache: Sendable {
     func preload(_ jobs: [ClaimedDelivery]) {
         var wanted: [String: Int] = [:]
         entries.withLock { entries in
-            for job in jobs where (entries[job.endpointID]?.revision ?? Int.min) < job.endpointRevision {
+            for job in jobs where !Self.isCurrent(entries[job.endpointID], for: job.endpointRevision) {
                 wanted[job.endpointID] = max(wanted[job.endpointID] ?? Int.min, job.endpointRevision)
             }
         }
@@ -42,5 +43,11 @@ final class EndpointCache: Sendable {
                 entries[endpoint.id] = (revision, endpoint)
             }
         }
+    }
+
+    /// Whether `cached` is as new as the revision a claim saw: both lookups' one rule.
+    private static func isCurrent(_ cached: Entry?, for revision: Int) -> Bool {
+        guard let cached else { return false }
+        return cached.revision >= revision
     }
 }

@@ -39,8 +39,9 @@ final class TransferLoop {
     /// Entered for each helper task, so stopping waits for them as for this loop.
     private let running: DispatchGroup
     private let helpers = DispatchQueue(label: "dispatcher.token-attempts", attributes: .concurrent)
-    /// Results finished in this turn of the loop, handed to the store loop together (one lock
-    /// and one wake-up, not one per request) before the loop waits.
+    /// Results this loop's thread finished in this turn, handed to the store loop together (one
+    /// lock and one wake-up, not one per request) before the loop waits; helpers hand theirs
+    /// over at once (`submit`).
     private var finishedResults: [AttemptResult] = []
 
     private struct Active {
@@ -160,7 +161,7 @@ final class TransferLoop {
         }
         let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, tokens: tokens)
         guard let endpoint else {
-            Self.submit([runner.endpointMissing(job)], of: job, to: board, logger: logger)
+            finishedResults += Self.logged([runner.endpointMissing(job)], of: job, logger: logger)
             return nil
         }
         var token: Result<String?, AttemptRunner.Unsendable> = .success(nil)
@@ -201,10 +202,10 @@ final class TransferLoop {
             finishedResults += Self.logged([finished.result], of: job, logger: logger)
             return
         }
-        // The interim attempt goes before the helper's retry can finish: it counts under the
-        // lease that the retry's result then releases.
+        // The interim attempt goes now, before the helper's retry can finish: it counts under
+        // the lease that the retry's result then releases.
+        finishedResults += Self.logged([interim], of: job, logger: logger)
         flushResults()
-        Self.submit([interim], of: job, to: board, logger: logger)
         onHelper(job) { [$0.retryWithFreshToken(job, endpoint: endpoint)] }
     }
 
@@ -236,12 +237,12 @@ final class TransferLoop {
     }
 
     /// Logs each attempt and hands it to the store loop.
-    static func submit(_ results: [AttemptResult], of job: ClaimedDelivery, to board: JobBoard, logger: DispatcherLogger) {
+    private static func submit(_ results: [AttemptResult], of job: ClaimedDelivery, to board: JobBoard, logger: DispatcherLogger) {
         board.submit(contentsOf: logged(results, of: job, logger: logger))
     }
 
     /// Logs each attempt; returns them.
-    static func logged(_ results: [AttemptResult], of job: ClaimedDelivery, logger: DispatcherLogger) -> [AttemptResult] {
+    private static func logged(_ results: [AttemptResult], of job: ClaimedDelivery, logger: DispatcherLogger) -> [AttemptResult] {
         for result in results {
             let attempt = result.attempt
             logger.log(.debug, "delivery \(job.deliveryID) to \(job.endpointID) attempt \(attempt.number): \(attempt.responseStatus.map { "HTTP \($0)" } ?? attempt.errorKind?.rawValue ?? "")",
