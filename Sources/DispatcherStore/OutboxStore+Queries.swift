@@ -107,13 +107,13 @@ extension OutboxStore: DeliveryQueue {
     }
 
     package func pendingCount() throws -> Int {
-        try withConnection { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first ?? 0 }
+        try withScanningConnection { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first ?? 0 }
     }
 }
 
 extension OutboxStore: OutboxAdministration {
     package func metrics(eventsAfter: Int64, eventsUpTo: Int64) throws -> StoreMetrics {
-        try withConnection { db in try OperationsQueries.metrics(eventsAfter: eventsAfter, eventsUpTo: eventsUpTo, in: db) }
+        try withScanningConnection { db in try OperationsQueries.metrics(eventsAfter: eventsAfter, eventsUpTo: eventsUpTo, in: db) }
     }
 
     package func endpointStatuses(tenantID: String?) throws -> [EndpointStatus] {
@@ -143,7 +143,7 @@ extension OutboxStore: OutboxAdministration {
     }
 
     package func stats(windowSeconds: Double) throws -> DeliveryStats {
-        try withConnection { db in try OperationsQueries.stats(window: windowSeconds, in: db) }
+        try withScanningConnection { db in try OperationsQueries.stats(window: windowSeconds, in: db) }
     }
 
     package func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult {
@@ -151,7 +151,7 @@ extension OutboxStore: OutboxAdministration {
     }
 
     package func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport {
-        try withConnection { db in try LogQueries.activity(since: since, bucketSeconds: bucketSeconds, now: now, in: db) }
+        try withScanningConnection { db in try LogQueries.activity(since: since, bucketSeconds: bucketSeconds, now: now, in: db) }
     }
 
     package func dropExpiredSigningSecrets(now: Date) throws -> Int {

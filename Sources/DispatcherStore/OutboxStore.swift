@@ -69,6 +69,12 @@ public final class OutboxStore: EventOutbox, Sendable {
         try provider.withConnection(body)
     }
 
+    /// `withConnection` for a read whose pages grow with the outbox (`SQLConnection.scanning`):
+    /// the counts, stats and charts a long-running `serve` or dashboard asks for again and again.
+    func withScanningConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try provider.withConnection { db in try db.scanning { try body(db) } }
+    }
+
     /// Runs `body` in one write transaction: a producer's own SQL and its `enqueue` calls
     /// commit together or not at all (the transactional outbox). Throwing rolls back.
     ///

@@ -212,6 +212,27 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try store.endpoints(ids: []), [])
     }
 
+    /// The counts a long-running `serve` repeats (the pending count every few seconds, the stats,
+    /// `/metrics`) read pages in proportion to the outbox; they must not leave them in the page
+    /// cache, or the process's memory grows with the backlog.
+    func testScansLeaveAFewPagesInTheCacheWhateverTheBacklog() throws {
+        try requireSQLite("the page cache is SQLite's")
+        try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
+        let events = (0..<30_000).map { NewEvent(tenantID: "tenant-a", type: "order.created", body: Array("{\"n\":\($0)}".utf8)) }
+        _ = try store.enqueue(contentsOf: events)
+        func cacheBytes() throws -> Int { try store.withConnection { try XCTUnwrap($0 as? Database).pageCacheBytes } }
+        let plain = try store.withConnection { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first }
+        XCTAssertEqual(plain, 30_000)
+        let bound = Database.scanPageCachePages * 4_600
+        XCTAssertGreaterThan(try cacheBytes(), 2 * bound, "a plain count of this backlog fills the cache (else the test proves nothing)")
+        XCTAssertEqual(try store.pendingCount(), 30_000)
+        XCTAssertLessThanOrEqual(try cacheBytes(), bound)
+        _ = try store.stats(windowSeconds: 60)
+        XCTAssertLessThanOrEqual(try cacheBytes(), bound)
+        // The cache has its size back for the store loop's own reads.
+        XCTAssertEqual(try store.withConnection { try $0.query("PRAGMA cache_size") { $0.int(0) }.first }, -16_384)
+    }
+
     func testAnEndpointCannotMoveToAnotherTenant() throws {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         XCTAssertThrowsError(try addTenant("tenant-b", endpoints: [endpoint(tenant: "tenant-b", url: "https://example.com/hook")]))
