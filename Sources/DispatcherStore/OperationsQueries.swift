@@ -145,6 +145,27 @@ enum OperationsQueries {
     static let eventsCreatedBetween = """
         SELECT tenant_id, type, count(*) FROM events WHERE created_at > ?1 AND created_at <= ?2 GROUP BY tenant_id, type
         """
+    static let eventsBetween = "SELECT tenant_id, type FROM events WHERE created_at > ?1 AND created_at <= ?2"
+    private struct EventKey: Hashable {
+        let tenantID: String
+        let type: String
+    }
+
+    /// The events created in the window, by tenant and type. SQLite sorts a GROUP BY's rows
+    /// first, in memory (`temp_store = MEMORY`): 9 MB for the 140,000 events of a first scrape
+    /// at 2,000 a second, which the allocator then kept. So on SQLite the rows are counted as
+    /// they stream by; PostgreSQL groups them on the server, and only the counts travel.
+    static func eventsCreated(after: Int64, upTo: Int64, in db: some SQLConnection) throws -> [StoreMetrics.EventCount] {
+        guard db.dialect == .sqlite else {
+            return try db.query(eventsCreatedBetween, [after, upTo]) {
+                StoreMetrics.EventCount(tenantID: $0.string(0), type: $0.string(1), count: $0.int(2))
+            }
+        }
+        var counts: [EventKey: Int] = [:]
+        try db.forEachRow(eventsBetween, [after, upTo]) { counts[EventKey(tenantID: $0.string(0), type: $0.string(1)), default: 0] += 1 }
+        return counts.map { StoreMetrics.EventCount(tenantID: $0.key.tenantID, type: $0.key.type, count: $0.value) }
+            .sorted { ($0.tenantID, $0.type) < ($1.tenantID, $1.type) }
+    }
 
     static func metrics(eventsAfter: Int64, eventsUpTo: Int64, in db: some SQLConnection) throws -> StoreMetrics {
         var metrics = StoreMetrics()
@@ -166,9 +187,7 @@ enum OperationsQueries {
         }
         metrics.pending = pending.values.reduce(0) { $0 + $1.count }
         metrics.delivering = delivering.values.reduce(0, +)
-        metrics.eventsCreated = try db.query(eventsCreatedBetween, [eventsAfter, eventsUpTo]) {
-            StoreMetrics.EventCount(tenantID: $0.string(0), type: $0.string(1), count: $0.int(2))
-        }
+        metrics.eventsCreated = try eventsCreated(after: eventsAfter, upTo: eventsUpTo, in: db)
         return metrics
     }
 
