@@ -6,6 +6,9 @@ package struct DeliveryStats: Sendable, Equatable {
     package var windowSeconds: Double
     /// Delivery counts by status, overall, per tenant and per endpoint.
     package var byStatus: [String: Int] = [:]
+    /// `byStatus` counts only the queue (pending and delivering), as in `serve`'s stats line:
+    /// counting the finished ones reads every delivery kept.
+    package var queueOnly = false
     package var byTenant: [String: [String: Int]] = [:]
     package var byEndpoint: [String: [String: Int]] = [:]
     package var oldestPending: Date?
@@ -21,7 +24,8 @@ package struct DeliveryStats: Sendable, Equatable {
     /// One line for logs and the top of `dispatcher stats`:
     /// `pending=3 delivering=1 succeeded=120 failed=2 cancelled=0 | last 1h: 125 attempts, 97.6% ok, p50 3.1 ms, p99 40.2 ms | oldest pending 12s`.
     package var summaryLine: String {
-        var line = DeliveryStatus.allCases.map { "\($0.rawValue)=\(byStatus[$0.rawValue] ?? 0)" }.joined(separator: " ")
+        let statuses = queueOnly ? [DeliveryStatus.pending, .delivering] : DeliveryStatus.allCases
+        var line = statuses.map { "\($0.rawValue)=\(byStatus[$0.rawValue] ?? 0)" }.joined(separator: " ")
         let window = windowSeconds >= 3_600 ? "\(Int(windowSeconds / 3_600))h" : "\(Int(windowSeconds))s"
         line += " | last \(window): \(recentAttempts) attempts"
         if let successRate { line += String(format: ", %.1f%% ok", successRate * 100) }

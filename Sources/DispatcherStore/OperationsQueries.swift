@@ -124,14 +124,35 @@ enum OperationsQueries {
         SELECT duration_us FROM attempts WHERE started_at >= ?1 ORDER BY duration_us LIMIT 1 OFFSET ?2
         """
 
+    static let queueCounts = """
+        SELECT (SELECT count(*) FROM deliveries WHERE status = 'pending'), (SELECT count(*) FROM deliveries WHERE status = 'delivering')
+        """
+
     static func stats(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
-        let now = Clock.nowMilliseconds()
-        var stats = DeliveryStats(generatedAt: Clock.date(milliseconds: now), windowSeconds: window)
+        var stats = try queueAndWindow(window: window, in: db)
         for (key, count) in try counts(countsByStatus, [], in: db) {
             stats.byStatus[key[2], default: 0] += count
             stats.byTenant[key[0], default: [:]][key[2], default: 0] += count
             stats.byEndpoint[key[1], default: [:]][key[2], default: 0] += count
         }
+        return stats
+    }
+
+    /// The queue's counts through its partial indexes, and the window: no pass over history.
+    static func queueStats(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
+        var stats = try queueAndWindow(window: window, in: db)
+        stats.queueOnly = true
+        if let (pending, delivering) = try db.query(queueCounts, map: { ($0.int(0), $0.int(1)) }).first {
+            stats.byStatus = [DeliveryStatus.pending.rawValue: pending, DeliveryStatus.delivering.rawValue: delivering]
+        }
+        return stats
+    }
+
+    /// What both report besides the counts: the oldest pending delivery, the window's attempts
+    /// and latency, and every endpoint's health.
+    private static func queueAndWindow(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
+        let now = Clock.nowMilliseconds()
+        var stats = DeliveryStats(generatedAt: Clock.date(milliseconds: now), windowSeconds: window)
         stats.oldestPending = try db.query(oldestPending) { $0.isNull(0) ? nil : Clock.date(milliseconds: $0.int64(0)) }.first ?? nil
         let since = now - Int64(window * 1000)
         if let (attempts, succeeded) = try db.query(recentAttempts, [since], map: { ($0.int(0), $0.int(1)) }).first {

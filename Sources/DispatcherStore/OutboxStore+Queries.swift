@@ -146,6 +146,10 @@ extension OutboxStore: OutboxAdministration {
         try withScanningConnection { db in try OperationsQueries.stats(window: windowSeconds, in: db) }
     }
 
+    package func queueStats(windowSeconds: Double) throws -> DeliveryStats {
+        try withScanningConnection { db in try OperationsQueries.queueStats(window: windowSeconds, in: db) }
+    }
+
     package func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult {
         try withConnection { db in try OperationsQueries.prune(olderThan: cutoff, dryRun: dryRun, in: db) }
     }

@@ -130,6 +130,9 @@ package protocol OutboxAdministration: AnyObject, Sendable {
     func cancel(deliveryIDs: [Int64], eventIDs: [String]) throws -> Int
     /// Counts, the oldest pending delivery, attempts and latency over the last `windowSeconds`.
     func stats(windowSeconds: Double) throws -> DeliveryStats
+    /// `stats` without the counts of finished deliveries, which read every delivery kept: what
+    /// `serve` logs every minute, at a cost that follows the queue and the window.
+    func queueStats(windowSeconds: Double) throws -> DeliveryStats
     /// The shared state `/metrics` reports: deliveries by status, each endpoint's queue, leases,
     /// circuit and switch, and the events created after `eventsAfter` up to `eventsUpTo`
     /// (milliseconds since the epoch), counted by tenant and type.

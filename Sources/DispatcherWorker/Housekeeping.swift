@@ -63,7 +63,7 @@ package final class Housekeeping: @unchecked Sendable {
                 // The full stats only when a line is due; the progress check needs one count.
                 if settings.statsIntervalSeconds > 0 && now.timeIntervalSince(state.lastStats) >= settings.statsIntervalSeconds - 0.001 {
                     state.lastStats = now
-                    let stats = try store.stats(windowSeconds: max(settings.statsIntervalSeconds, 60))
+                    let stats = try store.queueStats(windowSeconds: max(settings.statsIntervalSeconds, 60))
                     logger.log(.info, "stats: " + stats.summaryLine)
                 }
                 let pending = try store.pendingCount()
