@@ -11,6 +11,11 @@ protocol ConnectionProvider: Sendable {
     /// Runs `body` with a connection no other caller uses meanwhile.
     func withConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T
 
+    /// Runs `body`, a read of committed data whose pages grow with the outbox (the pending
+    /// count, stats, `/metrics`), on a connection that neither waits for the store loop's
+    /// writes nor makes it wait.
+    func withReadConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+
     /// Runs `body` in one transaction, again when the engine aborted it to break a deadlock.
     /// For the worker's own writes, which have no effect outside the database.
     func withRetryingTransaction<T>(_ body: (any SQLConnection) throws -> T) throws -> T
@@ -29,6 +34,11 @@ protocol ConnectionProvider: Sendable {
 }
 
 extension ConnectionProvider {
+    /// A pool's connections are separate already.
+    func withReadConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try withConnection(body)
+    }
+
     func withRetryingTransaction<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try withConnection { db in try db.inTransaction { try body(db) } }
     }

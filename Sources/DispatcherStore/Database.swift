@@ -18,8 +18,9 @@ package final class Database: SQLConnection {
     private let ownsHandle: Bool
 
     /// Opens (creating when missing, with mode 0600: the file holds endpoint secrets) the
-    /// database at `path`, in WAL mode with a busy timeout and foreign keys on.
-    init(path: String, busyTimeoutMilliseconds: Int32 = 5_000) throws {
+    /// database at `path`, in WAL mode with a busy timeout and foreign keys on. `reading`: a
+    /// connection that only reads (`query_only`), with a page cache of `readerPageCachePages`.
+    init(path: String, busyTimeoutMilliseconds: Int32 = 5_000, reading: Bool = false) throws {
         self.path = path
         ownsHandle = true
         if path != ":memory:" && !FileManager.default.fileExists(atPath: path) {
@@ -40,8 +41,9 @@ package final class Database: SQLConnection {
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
         // NORMAL in WAL mode: a committed transaction survives a process crash; a power loss
         // may lose the last few commits. README "Durability" says so. A 16 MiB page cache (the
-        // default is 2 MiB) keeps the hot indexes of a large outbox out of read syscalls;
-        // `scanning` keeps scans out of it.
+        // default is 2 MiB) keeps the hot indexes of a large outbox out of read syscalls; the
+        // reads that visit pages in proportion to the outbox have a connection of their own
+        // (`SQLiteConnectionProvider.withReadConnection`) and keep few.
         // Checkpoints are BackgroundCheckpointer's (it sets how often, and keeps them off the
         // committing thread).
         try Self.retryingWhileBusy(for: busyTimeoutMilliseconds) {
@@ -49,28 +51,18 @@ package final class Database: SQLConnection {
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = NORMAL;
             PRAGMA foreign_keys = ON;
-            PRAGMA cache_size = \(Self.pageCacheSize);
+            PRAGMA cache_size = \(reading ? Self.readerPageCachePages : Self.pageCacheSize);
             PRAGMA temp_store = MEMORY;
+            PRAGMA query_only = \(reading ? 1 : 0);
             """)
         }
     }
 
     /// The page cache's size, in SQLite's terms (negative: KiB).
     private static let pageCacheSize = -16_384
-    /// The pages a `scanning` read may keep: a B-tree's path from root to leaf, with room to spare.
-    static let scanPageCachePages = 64
-
-    /// Runs `body` with the page cache cut to `scanPageCachePages`, then gives it its size back.
-    /// A count over 100,000 pending deliveries otherwise leaves ~2.5 MB of index pages in the
-    /// cache (more as the backlog grows), which the allocator keeps after SQLite frees them:
-    /// `serve`'s resident memory then followed the outbox's size. Cutting the cache drops the
-    /// hot pages too; the next cycle reads them again from the OS's cache, as it does anyway
-    /// after any other process's commit (which empties this connection's cache).
-    func scanning<T>(_ body: () throws -> T) throws -> T {
-        try execute("PRAGMA cache_size = \(Self.scanPageCachePages)")
-        defer { try? execute("PRAGMA cache_size = \(Self.pageCacheSize)") }
-        return try body()
-    }
+    /// A reading connection's page cache: a B-tree's path from root to leaf, with room to spare.
+    /// A count over 100,000 pending deliveries otherwise leaves ~2.5 MB of index pages in it.
+    static let readerPageCachePages = 64
 
     /// The bytes of pages this connection's cache holds (SQLite's own count).
     var pageCacheBytes: Int {

@@ -107,13 +107,13 @@ extension OutboxStore: DeliveryQueue {
     }
 
     package func pendingCount() throws -> Int {
-        try withScanningConnection { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first ?? 0 }
+        try withReadConnection { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first ?? 0 }
     }
 }
 
 extension OutboxStore: OutboxAdministration {
     package func metrics(eventsAfter: Int64, eventsUpTo: Int64) throws -> StoreMetrics {
-        try withScanningConnection { db in try OperationsQueries.metrics(eventsAfter: eventsAfter, eventsUpTo: eventsUpTo, in: db) }
+        try withReadConnection { db in try OperationsQueries.metrics(eventsAfter: eventsAfter, eventsUpTo: eventsUpTo, in: db) }
     }
 
     package func endpointStatuses(tenantID: String?) throws -> [EndpointStatus] {
@@ -143,11 +143,11 @@ extension OutboxStore: OutboxAdministration {
     }
 
     package func stats(windowSeconds: Double) throws -> DeliveryStats {
-        try withScanningConnection { db in try OperationsQueries.stats(window: windowSeconds, in: db) }
+        try withReadConnection { db in try OperationsQueries.stats(window: windowSeconds, in: db) }
     }
 
     package func queueStats(windowSeconds: Double) throws -> DeliveryStats {
-        try withScanningConnection { db in try OperationsQueries.queueStats(window: windowSeconds, in: db) }
+        try withReadConnection { db in try OperationsQueries.queueStats(window: windowSeconds, in: db) }
     }
 
     package func prune(olderThan cutoff: Date, dryRun: Bool) throws -> PruneResult {
@@ -155,7 +155,7 @@ extension OutboxStore: OutboxAdministration {
     }
 
     package func activity(since: Date, bucketSeconds: Double, now: Date) throws -> ActivityReport {
-        try withScanningConnection { db in try LogQueries.activity(since: since, bucketSeconds: bucketSeconds, now: now, in: db) }
+        try withReadConnection { db in try LogQueries.activity(since: since, bucketSeconds: bucketSeconds, now: now, in: db) }
     }
 
     package func dropExpiredSigningSecrets(now: Date) throws -> Int {

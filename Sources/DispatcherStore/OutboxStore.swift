@@ -69,10 +69,10 @@ public final class OutboxStore: EventOutbox, Sendable {
         try provider.withConnection(body)
     }
 
-    /// `withConnection` for a read whose pages grow with the outbox (`SQLConnection.scanning`):
-    /// the counts, stats and charts a long-running `serve` or dashboard asks for again and again.
-    func withScanningConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try provider.withConnection { db in try db.scanning { try body(db) } }
+    /// For the reads of committed data whose pages grow with the outbox, which a long-running
+    /// `serve` or dashboard repeats (counts, stats, charts): see `ConnectionProvider.withReadConnection`.
+    func withReadConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try provider.withReadConnection(body)
     }
 
     /// Runs `body` in one write transaction: a producer's own SQL and its `enqueue` calls

@@ -85,9 +85,6 @@ final class PostgresConnection: SQLConnection {
 
     var beginTransaction: String { "BEGIN" }
 
-    /// Nothing to bound: the server reads the pages, and its buffers are its own.
-    func scanning<T>(_ body: () throws -> T) throws -> T { try body() }
-
     func rows(_ sql: String, _ bindings: [SQLBindable]) throws -> [[SQLValue]] {
         let result = try run(sql, bindings)
         defer { PQclear(result) }

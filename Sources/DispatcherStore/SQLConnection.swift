@@ -66,10 +66,6 @@ protocol SQLConnection: AnyObject {
 
     /// Each row as column values, for producers' own tables.
     func rows(_ sql: String, _ bindings: [SQLBindable]) throws -> [[SQLValue]]
-
-    /// Runs `body`, a read whose pages grow with the outbox (a count of the pending, a window
-    /// of stats), so that the pages it visits do not stay in this process's memory.
-    func scanning<T>(_ body: () throws -> T) throws -> T
 }
 
 extension SQLConnection {

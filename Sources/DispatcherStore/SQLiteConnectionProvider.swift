@@ -6,7 +6,8 @@ import Foundation
 /// so the store may be shared across threads; several processes may open the same file (WAL
 /// mode; writers wait up to the busy timeout).
 ///
-/// `@unchecked Sendable`: `database` is used only inside `withConnection`, under `lock`. (A plain
+/// `@unchecked Sendable`: `database` is used only inside `withConnection`, under `lock`, and
+/// `reader` only inside `withReadConnection`, under `readerLock`. (A plain
 /// pthread mutex: the worker pool's store loop takes it for every cycle while producers and the
 /// stats line take it too, and Synchronization's `Mutex`, a priority-inheritance futex on Linux,
 /// spends such contention spinning in the kernel.)
@@ -14,6 +15,10 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     let location: String
     private let database: Database
     private let lock = NSLock()
+    /// `withReadConnection`'s: opened at the first such read, with a page cache of a few pages.
+    private var reader: Database?
+    private let readerLock = NSLock()
+    private let busyTimeoutMilliseconds: Int32
     /// The file's identity when opened, to notice it being deleted or replaced.
     private let identity: (device: UInt64, inode: UInt64)?
     let checkpointer: BackgroundCheckpointer?
@@ -21,6 +26,7 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     /// Opens the file and applies pending migrations.
     init(path: String, options: StoreOptions) throws {
         location = path
+        busyTimeoutMilliseconds = options.busyTimeoutMilliseconds
         let db = try Database(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         _ = try Database.retryingWhileBusy(for: options.busyTimeoutMilliseconds) { try Migrator().migrate(db) }
         database = db
@@ -52,6 +58,21 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
 
     func withConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try lock.withLock { try body(database) }
+    }
+
+    /// In WAL mode a reader sees the last commit and never waits for the writer, so these reads
+    /// take the store loop's connection from it no more: a `/metrics` scrape or the stats line
+    /// held it for tens of milliseconds, and every delivery waited. Its page cache is kept to
+    /// `Database.readerPageCachePages`: these reads visit pages in proportion to the outbox,
+    /// which in the writer's 16 MiB cache stayed in memory and, once SQLite freed them, in the
+    /// allocator's. (`:memory:` has one database per connection: the writer's then.)
+    func withReadConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        guard location != ":memory:" else { return try withConnection(body) }
+        return try readerLock.withLock {
+            let reader = try self.reader ?? Database(path: location, busyTimeoutMilliseconds: busyTimeoutMilliseconds, reading: true)
+            self.reader = reader
+            return try body(reader)
+        }
     }
 
     /// SQLite's `data_version`: changes whenever another connection commits.

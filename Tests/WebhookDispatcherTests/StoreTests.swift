@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 @testable import DispatcherStore
 import WebhookDispatcher
@@ -212,25 +213,50 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try store.endpoints(ids: []), [])
     }
 
-    /// The counts a long-running `serve` repeats (the pending count every few seconds, the stats,
-    /// `/metrics`) read pages in proportion to the outbox; they must not leave them in the page
-    /// cache, or the process's memory grows with the backlog.
-    func testScansLeaveAFewPagesInTheCacheWhateverTheBacklog() throws {
-        try requireSQLite("the page cache is SQLite's")
+    /// The reads a long-running `serve` repeats whose pages grow with the outbox (the pending
+    /// count every few seconds, the stats line, `/metrics`) have a connection of their own: they
+    /// neither wait for the store loop's transaction nor keep the pages they visit in memory.
+    func testOutboxWideReadsNeitherWaitForTheWriterNorKeepTheirPages() throws {
+        try requireSQLite("PostgreSQL's pool has separate connections already; the page cache is SQLite's")
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         let events = (0..<30_000).map { NewEvent(tenantID: "tenant-a", type: "order.created", body: Array("{\"n\":\($0)}".utf8)) }
         _ = try store.enqueue(contentsOf: events)
-        func cacheBytes() throws -> Int { try store.withConnection { try XCTUnwrap($0 as? Database).pageCacheBytes } }
-        let plain = try store.withConnection { db in try db.query(LogQueries.pendingCount) { $0.int(0) }.first }
-        XCTAssertEqual(plain, 30_000)
-        let bound = Database.scanPageCachePages * 4_600
-        XCTAssertGreaterThan(try cacheBytes(), 2 * bound, "a plain count of this backlog fills the cache (else the test proves nothing)")
-        XCTAssertEqual(try store.pendingCount(), 30_000)
-        XCTAssertLessThanOrEqual(try cacheBytes(), bound)
+        let store = try XCTUnwrap(self.store)
+
+        // A write transaction holds the store's connection while the count is asked for.
+        let inTransaction = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), written = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? store.write { _ in
+                inTransaction.signal()
+                release.wait()
+            }
+            written.signal()
+        }
+        inTransaction.wait()
+        let counted = DispatchSemaphore(value: 0), count = Mutex<Int?>(nil)
+        DispatchQueue.global().async {
+            let pending = try? store.pendingCount()
+            count.withLock { $0 = pending }
+            counted.signal()
+        }
+        let answered = counted.wait(timeout: .now() + 10) == .success
+        release.signal()
+        written.wait()
+        if !answered { counted.wait() }
+        XCTAssertTrue(answered, "the count waited for the write transaction")
+        XCTAssertEqual(count.withLock { $0 }, 30_000)
+
+        let bound = Database.readerPageCachePages * 4_600
+        func readerCacheBytes() throws -> Int { try store.withReadConnection { try XCTUnwrap($0 as? Database).pageCacheBytes } }
+        XCTAssertLessThanOrEqual(try readerCacheBytes(), bound)
         _ = try store.stats(windowSeconds: 60)
-        XCTAssertLessThanOrEqual(try cacheBytes(), bound)
-        // The cache has its size back for the store loop's own reads.
-        XCTAssertEqual(try store.withConnection { try $0.query("PRAGMA cache_size") { $0.int(0) }.first }, -16_384)
+        XCTAssertLessThanOrEqual(try readerCacheBytes(), bound)
+        // The same count on the writer's connection keeps its pages (so the bound above means something).
+        let writerCacheBytes = try store.withConnection { db in
+            _ = try db.query(LogQueries.pendingCount) { $0.int(0) }
+            return try XCTUnwrap(db as? Database).pageCacheBytes
+        }
+        XCTAssertGreaterThan(writerCacheBytes, 2 * bound)
     }
 
     func testAnEndpointCannotMoveToAnotherTenant() throws {
