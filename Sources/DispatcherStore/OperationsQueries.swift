@@ -92,18 +92,19 @@ enum OperationsQueries {
 
     // MARK: - Stats
 
-    /// Rows counted by their first `keys` columns (text), in key order: `grouped` (`SELECT a,
-    /// b, count(*) ... GROUP BY a, b`) on PostgreSQL, which groups on the server so only the
-    /// counts travel. On SQLite a GROUP BY first sorts every row in memory (`temp_store =
-    /// MEMORY`): 9 MB for the 140,000 events of a first `/metrics` scrape at 2,000 a second, and
-    /// the allocator kept it; so there `rows` (`SELECT a, b ...`) is counted as the rows stream
-    /// by, in memory that grows with the keys, not the rows.
+    /// A count of rows by their first `keys` columns (text), written both ways: `grouped`
+    /// (`SELECT a, b, count(*) ... GROUP BY a, b`) and `rows` (`SELECT a, b ...`).
     struct CountQuery {
         let grouped: String
         let rows: String
         let keys: Int32
     }
 
+    /// The counts, in key order. PostgreSQL runs `grouped`: it groups on the server, so only the
+    /// counts travel. On SQLite a GROUP BY first sorts every row in memory (`temp_store =
+    /// MEMORY`): 9 MB for the 140,000 events of a first `/metrics` scrape at 2,000 a second, and
+    /// the allocator kept it; so there the `rows` are counted as they stream by, in memory that
+    /// grows with the keys, not the rows.
     static func counts(_ query: CountQuery, _ bindings: [SQLBindable], in db: some SQLConnection) throws -> [(key: [String], count: Int)] {
         guard db.dialect == .sqlite else {
             return try db.query(query.grouped, bindings) { row in ((0..<query.keys).map(row.string), row.int(query.keys)) }

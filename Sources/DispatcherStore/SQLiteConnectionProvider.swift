@@ -3,13 +3,14 @@ import DispatcherModel
 import Foundation
 
 /// The embedded default: one SQLite connection to one database file, serialised with a mutex,
-/// so the store may be shared across threads; several processes may open the same file (WAL
-/// mode; writers wait up to the busy timeout).
+/// so the store may be shared across threads, and a second one for the outbox-wide reads
+/// (`withReadConnection`); several processes may open the same file (WAL mode; writers wait up
+/// to the busy timeout).
 ///
 /// `@unchecked Sendable`: `database` is used only inside `withConnection`, under `lock`, and
 /// `reader` only inside `withReadConnection`, under `readerLock`. (A plain
 /// pthread mutex: the worker pool's store loop takes it for every cycle while producers and the
-/// stats line take it too, and Synchronization's `Mutex`, a priority-inheritance futex on Linux,
+/// dashboard take it too, and Synchronization's `Mutex`, a priority-inheritance futex on Linux,
 /// spends such contention spinning in the kernel.)
 final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     let location: String

@@ -60,7 +60,7 @@ package final class Housekeeping: @unchecked Sendable {
                 if dropped > 0 {
                     logger.log(.info, "signing: the grace period of a rotated-out secret ended on \(dropped) endpoint(s); they sign with the new one only")
                 }
-                // The full stats only when a line is due; the progress check needs one count.
+                // The stats only when a line is due; the progress check needs one count.
                 if settings.statsIntervalSeconds > 0 && now.timeIntervalSince(state.lastStats) >= settings.statsIntervalSeconds - 0.001 {
                     state.lastStats = now
                     let stats = try store.queueStats(windowSeconds: max(settings.statsIntervalSeconds, 60))
