@@ -126,7 +126,7 @@ enum OperationsQueries {
         """
 
     static let queueCounts = """
-        SELECT (SELECT count(*) FROM deliveries WHERE status = 'pending'), (SELECT count(*) FROM deliveries WHERE status = 'delivering')
+        SELECT (\(LogQueries.pendingCount)), (SELECT count(*) FROM deliveries WHERE status = 'delivering')
         """
 
     static func stats(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
