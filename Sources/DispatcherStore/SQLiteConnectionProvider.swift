@@ -32,7 +32,7 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
         _ = try Database.retryingWhileBusy(for: options.busyTimeoutMilliseconds) { try Migrator().migrate(db) }
         database = db
         identity = Self.identity(of: path)
-        checkpointer = path == ":memory:" ? nil : BackgroundCheckpointer(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+        checkpointer = Self.isInMemory(path) ? nil : BackgroundCheckpointer(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         checkpointer?.attach(to: db)
     }
 
@@ -44,7 +44,7 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     /// The file is still the one opened: a deleted database keeps working on its unlinked
     /// inode, and everything written to it would vanish with the process.
     func checkHealth() throws {
-        guard let identity, location != ":memory:" else { return }
+        guard let identity, !Self.isInMemory(location) else { return }
         guard let now = Self.identity(of: location), now == identity else {
             throw SQLiteError(code: SQLITE_READONLY | (4 << 8), // SQLITE_READONLY_DBMOVED
                                message: "the database file \(location) was deleted or replaced while this process had it open", sql: nil)
@@ -68,13 +68,16 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     /// which in the writer's 16 MiB cache stayed in memory and, once SQLite freed them, in the
     /// allocator's. (`:memory:` has one database per connection: the writer's then.)
     func withReadConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        guard location != ":memory:" else { return try withConnection(body) }
+        guard !Self.isInMemory(location) else { return try withConnection(body) }
         return try readerLock.withLock {
             let reader = try self.reader ?? Database(path: location, busyTimeoutMilliseconds: busyTimeoutMilliseconds, reading: true)
             self.reader = reader
             return try body(reader)
         }
     }
+
+    /// A database that lives in its connection only: no file to check, checkpoint or open twice.
+    private static func isInMemory(_ path: String) -> Bool { path == ":memory:" }
 
     /// SQLite's `data_version`: changes whenever another connection commits.
     func externalChangeToken() throws -> Int64 {
