@@ -63,11 +63,21 @@ package struct LatencyHistogram: Sendable, Equatable {
 
     package init() {}
 
-    mutating func record(microseconds: Int64) {
+    package mutating func record(microseconds: Int64) {
+        add(1, toBucket: microseconds <= 1 ? 0 : Int(log2(Double(microseconds)) * Self.bucketsPerDoubling))
+    }
+
+    /// `count` latencies at once, by the bucket index `record` would give each: a store that
+    /// groups on its server sends buckets, not attempts (`bucketSQL`).
+    package mutating func add(_ count: Int, toBucket index: Int) {
         if counts.isEmpty { counts = Array(repeating: 0, count: Self.bucketCount) }
-        let index = microseconds <= 1 ? 0 : Int(log2(Double(microseconds)) * Self.bucketsPerDoubling)
-        counts[min(max(index, 0), Self.bucketCount - 1)] += 1
-        count += 1
+        counts[min(max(index, 0), Self.bucketCount - 1)] += count
+        self.count += count
+    }
+
+    /// `record`'s bucket index of the microseconds in `column`, in PostgreSQL's SQL.
+    package static func bucketSQL(_ column: String) -> String {
+        "CASE WHEN \(column) <= 1 THEN 0 ELSE floor(ln(\(column)::float8) / ln(2::float8) * \(Int(bucketsPerDoubling)))::int END"
     }
 
     /// The upper edge of the bucket holding the `fraction` quantile (0.5, 0.99), in milliseconds.

@@ -15,6 +15,7 @@ package struct DeliveryStats: Sendable, Equatable {
     /// Attempts started within the window, and how many succeeded.
     package var recentAttempts = 0
     package var recentSucceeded = 0
+    /// The window's latency percentiles, to within `LatencyHistogram`'s 4.4 % buckets.
     package var latencyP50Milliseconds: Double?
     package var latencyP99Milliseconds: Double?
     package var endpoints: [EndpointStatus] = []

@@ -233,6 +233,38 @@ final class OperationsTests: DispatcherTestCase {
         XCTAssertFalse(table.stdout.contains("\u{1B}"), "no colour when not on a terminal")
     }
 
+    func testStatsTakeTheOldestPendingFromTheQueueAndPercentilesFromTheWindow() throws {
+        try addTenant(endpoints: [endpoint(url: "https://a.example/h")])
+        let finished = try enqueue(), older = try enqueue(), newer = try enqueue()
+        let now = Clock.nowMilliseconds()
+        try sql("UPDATE deliveries SET status = 'succeeded', created_at = ? WHERE event_id = ?", [now - 90_000, finished.eventID])
+        try sql("UPDATE deliveries SET created_at = ? WHERE event_id = ?", [now - 60_000, older.eventID])
+        try sql("UPDATE deliveries SET created_at = ? WHERE event_id = ?", [now - 30_000, newer.eventID])
+        // 1,000 attempts in the window taking 1.037, 2.037 … 1,000.037 ms, one in four a retry;
+        // one slow attempt before it.
+        try sql("""
+            INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers, verdict)
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+            SELECT d.id, n.i, ?, n.i * 1000 + 37, 'https://a.example/h', '[]', CASE WHEN n.i % 4 = 0 THEN 'retry' ELSE 'succeeded' END
+              FROM n, deliveries d WHERE d.event_id = ?
+            """, [now - 1_000, finished.eventID])
+        try sql("""
+            INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers, verdict)
+            SELECT id, 1001, ?, 60000000, 'https://a.example/h', '[]', 'failed' FROM deliveries WHERE event_id = ?
+            """, [now - 7_200_000, finished.eventID])
+
+        for stats in [try store.stats(windowSeconds: 3_600), try store.queueStats(windowSeconds: 3_600)] {
+            XCTAssertEqual(stats.byStatus["pending"], 2)
+            XCTAssertEqual(stats.oldestPending.map(Clock.milliseconds), now - 60_000, "the oldest pending, not the older finished one")
+            XCTAssertEqual(stats.recentAttempts, 1_000)
+            XCTAssertEqual(stats.recentSucceeded, 750)
+            XCTAssertEqual(try XCTUnwrap(stats.latencyP50Milliseconds), 500, accuracy: 500 * 0.045)
+            XCTAssertEqual(try XCTUnwrap(stats.latencyP99Milliseconds), 990, accuracy: 990 * 0.045)
+        }
+        try sql("UPDATE deliveries SET status = 'cancelled' WHERE status = 'pending'")
+        XCTAssertNil(try store.queueStats(windowSeconds: 3_600).oldestPending)
+    }
+
     func testPruneDeletesOnlyOldFinishedWork() throws {
         try addTenant(endpoints: [endpoint(url: "https://a.example/h")])
         let old = try enqueue(), oldPending = try enqueue(), recent = try enqueue()
