@@ -60,13 +60,16 @@ package final class Housekeeping: @unchecked Sendable {
                 if dropped > 0 {
                     logger.log(.info, "signing: the grace period of a rotated-out secret ended on \(dropped) endpoint(s); they sign with the new one only")
                 }
-                // The stats only when a line is due; the progress check needs one count.
+                // The stats only when a line is due; the progress check needs one count, which
+                // the stats line's queue counts hold when it ran.
+                var counted: Int?
                 if settings.statsIntervalSeconds > 0 && now.timeIntervalSince(state.lastStats) >= settings.statsIntervalSeconds - 0.001 {
                     state.lastStats = now
                     let stats = try store.queueStats(windowSeconds: max(settings.statsIntervalSeconds, 60))
                     logger.log(.info, "stats: " + stats.summaryLine)
+                    counted = stats.byStatus[DeliveryStatus.pending.rawValue]
                 }
-                let pending = try store.pendingCount()
+                let pending = try counted ?? store.pendingCount()
                 if pending > settings.progressBacklog {
                     var line = "progress: \(pending) pending"
                     if let last = state.lastPending, now > last.at {
