@@ -17,7 +17,8 @@ import Foundation
 /// thread is asked for a passive checkpoint on a connection of its own, which copies while
 /// writers go on. Past `urgentPages` (the thread is behind, or readers kept the WAL from
 /// starting over) it is asked after every commit. Only past `inlinePages` does the commit
-/// checkpoint itself, as SQLite would have, so the WAL stays bounded whatever happens.
+/// checkpoint itself, as SQLite would have (after this thread's copy in progress, if any), so the
+/// WAL stays bounded whatever happens.
 ///
 /// The WAL starts over only when a transaction begins with every frame copied and no reader
 /// on an older snapshot. Under a producer committing 2,000 times a second that took commits
@@ -32,8 +33,8 @@ import Foundation
 /// checkpoint right after a commit. README, "The stats line's reads, and the store loop's own
 /// checkpoints".
 ///
-/// `@unchecked Sendable`: `requested`, `checkpointedUpTo`, `stopped` and `started` are touched only
-/// with `condition` locked.
+/// `@unchecked Sendable`: `requested`, `checkpointedUpTo`, `stopped`, `started` and
+/// `checkpointing` are touched only with `condition` locked.
 final class BackgroundCheckpointer: @unchecked Sendable {
     static let backgroundPages: Int32 = 2_500
     static let urgentPages: Int32 = 10_000
@@ -47,6 +48,8 @@ final class BackgroundCheckpointer: @unchecked Sendable {
     private var checkpointedUpTo: Int32 = 0
     private var stopped = false
     private var started = false
+    /// This thread is copying: a commit past `inlinePages` waits for it to end.
+    private var checkpointing = false
 
     init(path: String, busyTimeoutMilliseconds: Int32) {
         self.path = path
@@ -60,8 +63,7 @@ final class BackgroundCheckpointer: @unchecked Sendable {
             guard let context else { return SQLITE_OK }
             let checkpointer = Unmanaged<BackgroundCheckpointer>.fromOpaque(context).takeUnretainedValue()
             if pages >= BackgroundCheckpointer.inlinePages {
-                // SQLITE_BUSY here means another checkpoint is running: the next commit asks again.
-                _ = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+                checkpointer.checkpointInline(handle, name)
             } else {
                 checkpointer.walGrew(to: pages)
             }
@@ -93,6 +95,19 @@ final class BackgroundCheckpointer: @unchecked Sendable {
         condition.signal()
     }
 
+    /// The commit's own checkpoint past `inlinePages`. Busy means another checkpoint holds the
+    /// lock; when it is this thread's, the commit waits for it to end and checkpoints the rest,
+    /// or the WAL would grow for as long as that copy takes (on a slow disk, up to 6,000 pages past
+    /// the bound: the WAL test under concurrent `dd oflag=dsync` writers, and once in CI). Another
+    /// process's checkpoint is left to the next commit.
+    fileprivate func checkpointInline(_ handle: OpaquePointer?, _ name: UnsafePointer<CChar>?) {
+        guard sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_BUSY else { return }
+        condition.lock()
+        while checkpointing { condition.wait() }
+        condition.unlock()
+        _ = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    }
+
     /// Ends the thread (after the checkpoint in progress, if any).
     func stop() {
         condition.lock()
@@ -112,9 +127,14 @@ final class BackgroundCheckpointer: @unchecked Sendable {
                 return
             }
             requested = false
+            checkpointing = true
             condition.unlock()
             // A failure (busy, a vanished file) leaves the WAL to the writer's own checkpoint.
             if let database { _ = sqlite3_wal_checkpoint_v2(database.handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil) }
+            condition.lock()
+            checkpointing = false
+            condition.broadcast()
+            condition.unlock()
         }
     }
 }
