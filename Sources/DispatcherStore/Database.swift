@@ -174,6 +174,11 @@ package final class Database: SQLConnection {
 
     /// IMMEDIATE: the write lock is taken up front, so a busy database is waited for at BEGIN
     /// rather than failing at the first write.
-    var beginTransaction: String { "BEGIN IMMEDIATE" }
+    func begin() throws { try execute("BEGIN IMMEDIATE") }
 
+    func commit() throws { try execute("COMMIT") }
+
+    func rollback() { try? execute("ROLLBACK") }
+
+    func executeDeferred(_ sql: String, _ bindings: [SQLBindable]) throws { _ = try execute(sql, bindings) }
 }

@@ -341,8 +341,8 @@ enum DeliveryQueries {
         let now = Clock.nowMilliseconds()
         let leaseExpiry = now + Int64((leaseSeconds * 1000).rounded())
         return try db.inTransaction {
-            try db.execute(sweepExpiredLeases, [now])
-            if db.dialect == .postgres { try db.execute(foldSignals, []) }
+            try db.executeDeferred(sweepExpiredLeases, [now])
+            if db.dialect == .postgres { try db.executeDeferred(foldSignals, []) }
             var probes: [Probe] = []
             var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
             var after: (due: Int64, id: String) = (Int64.min, "")
@@ -398,13 +398,13 @@ enum DeliveryQueries {
         var open: [WorkRow] = []
         for row in page {
             if !row.usable {
-                try db.execute(dropWork[db.dialect], [row.id, row.version])
+                try db.executeDeferred(dropWork[db.dialect], [row.id, row.version])
             } else if let heldUntil = row.heldUntil {
-                try db.execute(moveWork[db.dialect], [row.id, heldUntil, row.version])
+                try db.executeDeferred(moveWork[db.dialect], [row.id, heldUntil, row.version])
             } else if let bucket = row.bucket, bucket.whole == 0 {
                 // When the bucket next holds a whole token.
                 let wait = Int64(((1 - bucket.tokens) / bucket.perSecond * 1000).rounded(.up))
-                try db.execute(moveWork[db.dialect], [row.id, now + max(1, wait), row.version])
+                try db.executeDeferred(moveWork[db.dialect], [row.id, now + max(1, wait), row.version])
             } else {
                 open.append(row)
             }
@@ -467,7 +467,7 @@ enum DeliveryQueries {
                 .object([("endpoint_id", .string(probe.row.id)), ("version", .integer(probe.row.version)), ("due_at", .integer(probe.row.dueAt)),
                          ("mine", .string(JSONText.integers((chosenOf[probe.row.id] ?? []).map(\.id))))])
             }
-            _ = try db.query(moveOnPostgres, [JSONValue.array(rows).text]) { $0.int(0) }
+            try db.executeDeferred(moveOnPostgres, [JSONValue.array(rows).text])
             return
         }
         for probe in moving {
@@ -504,12 +504,12 @@ enum DeliveryQueries {
         }, uniquingKeysWith: { first, _ in first })
         let byID = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.id, $0) })
         for endpoint in endpoints where endpoint.halfOpen && claimed.contains(where: { $0.endpointID == endpoint.id }) {
-            try db.execute(startProbe, [endpoint.id, now])
+            try db.executeDeferred(startProbe, [endpoint.id, now])
         }
         for endpoint in endpoints {
             guard let bucket = endpoint.bucket else { continue }
             let taken = claimed.count { $0.endpointID == endpoint.id }
-            if taken > 0 { try db.execute(spendRateTokens, [endpoint.id, bucket.tokens - Double(taken), now]) }
+            if taken > 0 { try db.executeDeferred(spendRateTokens, [endpoint.id, bucket.tokens - Double(taken), now]) }
         }
         for index in claimed.indices {
             let stored = bodies[claimed[index].eventID]
@@ -536,15 +536,15 @@ enum DeliveryQueries {
             // what they changed (`OperationsNotices`).
             let before = try options.operationsTenant.map { _ in try OperationsNotices.states(of: Array(Set(results.map(\.endpointID))), in: db) }
             for chunk in chunked(results, db.dialect) {
-                try db.execute(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), chunk.flatMap(attemptRow))
+                try db.executeDeferred(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), chunk.flatMap(attemptRow))
             }
             // An interim attempt (a 401 retried at once) counts under the lease its final
             // attempt then releases, so the counts go first.
             for result in results where result.keepsLease {
-                try db.execute(countAttempt, [result.attempt.responseStatus, lastError(of: result.attempt), now, result.deliveryID, result.leaseOwner])
+                try db.executeDeferred(countAttempt, [result.attempt.responseStatus, lastError(of: result.attempt), now, result.deliveryID, result.leaseOwner])
             }
             for chunk in chunked(results.filter { !$0.keepsLease }, db.dialect) {
-                try db.execute(finishAttempts[chunk.count] ?? finishAttemptsSQL(rows: chunk.count), chunk.flatMap { verdictRow($0, now: now) })
+                try db.executeDeferred(finishAttempts[chunk.count] ?? finishAttemptsSQL(rows: chunk.count), chunk.flatMap { verdictRow($0, now: now) })
             }
             let disabled = try updateEndpointHealth(after: results, now: now, in: db)
             if let tenant = options.operationsTenant, let before {
@@ -568,16 +568,16 @@ enum DeliveryQueries {
             if failures > 0 { failuresAfterLastSuccess[endpointID] = failures }
         }
         if !healthy.isEmpty {
-            try db.execute(endpointsSucceeded[db.dialect], [JSONText.strings(healthy)])
+            try db.executeDeferred(endpointsSucceeded[db.dialect], [JSONText.strings(healthy)])
         }
         for result in results where result.attempt.responseStatus == 429 {
             let header = result.attempt.responseHeaders?.last { $0.hasName("Retry-After") }?.value
             guard let seconds = RetryAfter.seconds(from: header), seconds > 0 else { continue }
-            try db.execute(throttleEndpoint, [result.endpointID, now + Int64((min(seconds, maxThrottleSeconds) * 1000).rounded())])
+            try db.executeDeferred(throttleEndpoint, [result.endpointID, now + Int64((min(seconds, maxThrottleSeconds) * 1000).rounded())])
         }
         var disabled: [DisabledEndpoint] = []
         for (endpointID, failures) in failuresAfterLastSuccess.sorted(by: { $0.key < $1.key }) {
-            for _ in 0..<failures { try db.execute(endpointFailed, [endpointID, now]) }
+            for _ in 0..<failures { try db.executeDeferred(endpointFailed, [endpointID, now]) }
             if let reason = try db.query(disableFailingEndpoint[db.dialect], [endpointID, now], map: { $0.string(0) }).first {
                 disabled.append(DisabledEndpoint(endpointID: endpointID, reason: reason))
             }

@@ -29,6 +29,12 @@ final class PostgresConnection: SQLConnection {
     var dialect: SQLDialect { .postgres }
     private let handle: OpaquePointer
     private var prepared: [String: String] = [:]
+    /// Statements `executeDeferred` and `begin` queued, sent with the next one whose result is read.
+    private var deferred: [(sql: String, bindings: [SQLBindable])] = []
+    /// `begin` queued a BEGIN not sent yet: the transaction is open as far as callers go.
+    private var beginQueued = false
+    /// Statements sent and answered, one pipeline counting once; preparing not counted (tests).
+    private(set) var roundTrips = 0
 
     init(url: String) throws {
         guard let handle = PQconnectdb(url) else { throw PostgresError(sqlState: "", message: "out of memory", sql: nil) }
@@ -59,6 +65,8 @@ final class PostgresConnection: SQLConnection {
     // MARK: - SQLConnection
 
     func execute(_ sql: String) throws {
+        try sendDeferred()
+        roundTrips += 1
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql: sql)
@@ -81,9 +89,26 @@ final class PostgresConnection: SQLConnection {
         }
     }
 
-    var isInTransaction: Bool { PQtransactionStatus(handle) != PQTRANS_IDLE }
+    func executeDeferred(_ sql: String, _ bindings: [SQLBindable]) throws {
+        // Outside a transaction nothing would send it: it runs now.
+        guard isInTransaction else { return PQclear(try run(sql, bindings)) }
+        deferred.append((sql, bindings))
+    }
 
-    var beginTransaction: String { "BEGIN" }
+    var isInTransaction: Bool { beginQueued || PQtransactionStatus(handle) != PQTRANS_IDLE }
+
+    func begin() throws {
+        deferred.append(("BEGIN", []))
+        beginQueued = true
+    }
+
+    func commit() throws { PQclear(try run("COMMIT", [])) }
+
+    func rollback() {
+        deferred = []
+        beginQueued = false
+        if PQtransactionStatus(handle) != PQTRANS_IDLE { try? execute("ROLLBACK") }
+    }
 
     func rows(_ sql: String, _ bindings: [SQLBindable]) throws -> [[SQLValue]] {
         let result = try run(sql, bindings)
@@ -120,9 +145,92 @@ final class PostgresConnection: SQLConnection {
 
     // MARK: - Statements
 
+    /// Runs a statement (with the deferred ones before it, if any) and returns its result,
+    /// which the caller clears.
     private func run(_ sql: String, _ bindings: [SQLBindable]) throws -> OpaquePointer? {
+        if !deferred.isEmpty {
+            let statements = deferred + [(sql, bindings)]
+            deferred = []
+            beginQueued = false
+            return try pipeline(statements)
+        }
         let name = try statementName(sql, bindings)
-        // Every value in one buffer (text NUL-terminated, blobs as raw bytes), pointed into below.
+        roundTrips += 1
+        let result = Self.withParameters(bindings) { count, values, lengths, formats in
+            PQexecPrepared(handle, name, count, values, lengths, formats, 0)
+        }
+        do {
+            try check(result, sql: sql)
+        } catch {
+            PQclear(result)
+            throw error
+        }
+        return result
+    }
+
+    /// Sends what was deferred, alone: before a statement that does not go through `run`.
+    private func sendDeferred() throws {
+        guard !deferred.isEmpty else { return }
+        let statements = deferred
+        deferred = []
+        beginQueued = false
+        PQclear(try pipeline(statements))
+    }
+
+    /// Sends `statements` in one round trip (libpq's pipeline mode) and returns the last one's
+    /// result, which the caller clears. The server runs them in order; after an error it skips
+    /// the rest (and the transaction is failed), and that first error is thrown.
+    private func pipeline(_ statements: [(sql: String, bindings: [SQLBindable])]) throws -> OpaquePointer? {
+        // Preparing is a round trip of its own, once per statement text and connection.
+        let names = try statements.map { try statementName($0.sql, $0.bindings) }
+        guard PQenterPipelineMode(handle) == 1 else { throw connectionError(sql: statements[0].sql) }
+        roundTrips += 1
+        var firstError: Error?
+        var sent = 0
+        for (statement, name) in zip(statements, names) {
+            let queued = Self.withParameters(statement.bindings) { count, values, lengths, formats in
+                PQsendQueryPrepared(handle, name, count, values, lengths, formats, 0) == 1
+            }
+            guard queued else {
+                firstError = connectionError(sql: statement.sql)
+                break
+            }
+            sent += 1
+        }
+        if PQpipelineSync(handle) != 1, firstError == nil { firstError = connectionError(sql: statements[0].sql) }
+        var last: OpaquePointer?
+        // Each statement's result, then a null; a statement skipped after an error has one of
+        // status PIPELINE_ABORTED.
+        for index in 0..<sent {
+            while let result = PQgetResult(handle) {
+                if firstError == nil {
+                    do { try check(result, sql: statements[index].sql) } catch { firstError = error }
+                }
+                if index == statements.count - 1 && firstError == nil && last == nil { last = result } else { PQclear(result) }
+            }
+        }
+        // Then the sync's (a lost connection gives a null instead).
+        while let result = PQgetResult(handle) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        if PQexitPipelineMode(handle) != 1, firstError == nil { firstError = connectionError(sql: statements[0].sql) }
+        if let firstError {
+            PQclear(last)
+            throw firstError
+        }
+        return last
+    }
+
+    private func connectionError(sql: String) -> PostgresError {
+        PostgresError(sqlState: "", message: String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines), sql: sql)
+    }
+
+    /// `bindings` as libpq's parameter arrays, valid inside `body`: every value in one buffer
+    /// (text NUL-terminated, blobs as raw bytes), pointed into.
+    private static func withParameters<T>(_ bindings: [SQLBindable],
+                                          _ body: (Int32, [UnsafePointer<CChar>?], [Int32], [Int32]) -> T) -> T {
         var buffer: [UInt8] = []
         var offsets: [Int?] = []
         var lengths: [Int32] = []
@@ -145,21 +253,14 @@ final class PostgresConnection: SQLConnection {
                 buffer.append(contentsOf: bytes)
             }
         }
-        let result = buffer.withUnsafeBytes { storage in
+        return buffer.withUnsafeBytes { storage in
             let base = storage.baseAddress?.assumingMemoryBound(to: CChar.self)
             let pointers = offsets.map { offset -> UnsafePointer<CChar>? in
                 guard let offset, let base else { return nil }
                 return UnsafePointer(base + offset)
             }
-            return PQexecPrepared(handle, name, Int32(bindings.count), pointers, lengths, formats, 0)
+            return body(Int32(bindings.count), pointers, lengths, formats)
         }
-        do {
-            try check(result, sql: sql)
-        } catch {
-            PQclear(result)
-            throw error
-        }
-        return result
     }
 
     /// The prepared statement for `sql`, prepared on first use with parameter types taken from

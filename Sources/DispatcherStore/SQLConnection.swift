@@ -58,11 +58,24 @@ protocol SQLConnection: AnyObject {
     /// Runs a query and hands each row to `body` without collecting them.
     func forEachRow(_ sql: String, _ bindings: [SQLBindable], _ body: (Row) throws -> Void) throws
 
+    /// Runs a statement whose outcome nothing reads before the transaction ends (a write whose
+    /// count is not used). PostgreSQL sends it with the next statement that returns something
+    /// (libpq's pipeline mode): a store loop's cycle made about sixteen round trips, most of them
+    /// such writes. Its error is then thrown by that statement (or the commit), naming its SQL;
+    /// the transaction fails either way. SQLite, with no round trips, runs it at once.
+    func executeDeferred(_ sql: String, _ bindings: [SQLBindable]) throws
+
     /// Whether a transaction is open on this connection (its own, or a producer's).
     var isInTransaction: Bool { get }
 
-    /// How this engine opens a write transaction.
-    var beginTransaction: String { get }
+    /// Opens a write transaction (on PostgreSQL, sent with the transaction's first statement).
+    func begin() throws
+
+    /// Commits, after running what was deferred.
+    func commit() throws
+
+    /// Rolls back; deferred statements not yet sent are dropped.
+    func rollback()
 
     /// Each row as column values, for producers' own tables.
     func rows(_ sql: String, _ bindings: [SQLBindable]) throws -> [[SQLValue]]
@@ -72,13 +85,13 @@ extension SQLConnection {
     /// Runs `body` in a write transaction, or inside the one already open; throwing rolls back.
     func inTransaction<T>(_ body: () throws -> T) throws -> T {
         if isInTransaction { return try body() }
-        try execute(beginTransaction)
+        try begin()
         do {
             let result = try body()
-            try execute("COMMIT")
+            try commit()
             return result
         } catch {
-            try? execute("ROLLBACK")
+            rollback()
             throw error
         }
     }

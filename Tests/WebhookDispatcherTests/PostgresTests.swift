@@ -29,6 +29,65 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertEqual(versions, EmbeddedMigrations.postgres.map(\.version))
     }
 
+    /// A worker's cycle (record the results, claim the next jobs, one transaction) sends the
+    /// writes nobody reads with the next statement that reads: 7 round trips (15 when each
+    /// write went alone).
+    func testACyclesWritesTravelWithItsReads() throws {
+        var wide = endpoint(url: "https://example.com/h")
+        wide.maxConcurrency = 100
+        try addTenant(endpoints: [wide])
+        for _ in 0..<80 { try enqueue() }
+        let first = try store.claimDueDeliveries(limit: 40, owner: "w", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(first.count, 40)
+        let results = first.map { job in
+            AttemptResult(deliveryID: job.deliveryID, endpointID: job.endpointID, leaseOwner: "w", attempt: Attempt(
+                number: 1, startedAt: Date(), durationMicroseconds: 10, url: wide.url, requestHeaders: [], responseStatus: 200,
+                responseHeaders: [], responseBody: [], responseTruncated: false, errorKind: nil, errorMessage: nil, verdict: .succeeded))
+        }
+        let (claimed, trips) = try store.withConnection { db in
+            let connection = try XCTUnwrap(db as? PostgresConnection)
+            let before = connection.roundTrips
+            let claimed = try db.inTransaction {
+                _ = try DeliveryQueries.record(results, in: db)
+                return try DeliveryQueries.claim(limit: 40, owner: "w", leaseSeconds: 60, inFlight: [:], in: db)
+            }
+            return (claimed.count, connection.roundTrips - before)
+        }
+        XCTAssertEqual(claimed, 40)
+        XCTAssertEqual(try store.withConnection { try $0.query("SELECT count(*) FROM deliveries WHERE status = 'succeeded'") { $0.int(0) } }, [40])
+        XCTAssertLessThanOrEqual(trips, 7, "BEGIN, the results and the sweep with the first read; four reads; the claim's writes with the lease; COMMIT")
+    }
+
+    /// A deferred write's error is thrown by the statement it travels with, names its own SQL,
+    /// and fails the whole transaction; what was deferred is seen by that statement, and a
+    /// transaction that ends with deferred writes commits them.
+    func testADeferredWritesErrorFailsItsTransactionAndNamesItsStatement() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/h")])
+        func name(_ db: any SQLConnection) throws -> [String] {
+            try db.query("SELECT name FROM tenants WHERE id = 'tenant-a'") { $0.string(0) }
+        }
+        try store.withConnection { db in
+            let original = try name(db)
+            XCTAssertThrowsError(try db.inTransaction {
+                try db.executeDeferred("UPDATE tenants SET name = 'changed' WHERE id = 'tenant-a'", [])
+                try db.executeDeferred("INSERT INTO tenants (id, name, created_at, updated_at) VALUES (NULL, 'x', 0, 0)", [])
+                try db.executeDeferred("UPDATE tenants SET name = 'after' WHERE id = 'tenant-a'", [])
+                _ = try name(db)
+            }) { error in
+                XCTAssertTrue("\(error)".contains("INSERT INTO tenants"), "\(error)")
+            }
+            XCTAssertEqual(try name(db), original, "rolled back")
+            let seen = try db.inTransaction {
+                try db.executeDeferred("UPDATE tenants SET name = 'renamed' WHERE id = 'tenant-a'", [])
+                return try name(db)
+            }
+            XCTAssertEqual(seen, ["renamed"])
+            try db.inTransaction { try db.executeDeferred("UPDATE tenants SET name = 'last' WHERE id = 'tenant-a'", []) }
+            XCTAssertFalse(db.isInTransaction)
+        }
+        XCTAssertEqual(try store.withConnection { try name($0) }, ["last"])
+    }
+
     func testConcurrentClaimsFromSeveralStoresAreDisjointAndCoverEveryDueDelivery() throws {
         var endpoints: [Endpoint] = []
         for index in 0..<4 {
