@@ -336,7 +336,10 @@ enum DeliveryQueries {
     /// up to its room, so one endpoint's backlog cannot hide another's work; the rows chosen
     /// are the oldest due among them. An endpoint whose due work it took, or that may not take
     /// work before a known time, has its row moved on, so the next claim does not visit it again.
-    static func claim(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int], in db: some SQLConnection) throws -> [ClaimedDelivery] {
+    /// `inFlight`: what this process holds by endpoint; `awaitingRecord`: of it, and of the
+    /// store's leases, the attempts that ended and are not recorded yet (see `recordAndClaim`).
+    static func claim(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int], awaitingRecord: [String: Int] = [:],
+                      in db: some SQLConnection) throws -> [ClaimedDelivery] {
         guard limit > 0 else { return [] }
         let now = Clock.nowMilliseconds()
         let leaseExpiry = now + Int64((leaseSeconds * 1000).rounded())
@@ -359,7 +362,8 @@ enum DeliveryQueries {
                     pageWasFull = page.count == workPageSize
                     guard let last = page.last else { break }
                     after = (last.dueAt, last.id)
-                    open = try weigh(page, limit: limit - candidates.count, inFlight: inFlight, now: now, in: db)[...]
+                    open = try weigh(page, limit: limit - candidates.count, inFlight: inFlight, awaitingRecord: awaitingRecord,
+                                     now: now, in: db)[...]
                     continue
                 }
                 let next = fewestCovering(limit - candidates.count, of: &open)
@@ -378,7 +382,7 @@ enum DeliveryQueries {
     /// moved past what holds them, or dropped. On PostgreSQL the endpoints are locked first
     /// (skipping those another claim holds) and then read, then the leases counted, so the state
     /// and counts include whatever a claim that held a lock committed.
-    private static func weigh(_ page: [WorkRow], limit: Int, inFlight: [String: Int], now: Int64,
+    private static func weigh(_ page: [WorkRow], limit: Int, inFlight: [String: Int], awaitingRecord: [String: Int], now: Int64,
                               in db: some SQLConnection) throws -> [Probe] {
         var page = page
         if db.dialect == .postgres {
@@ -413,7 +417,10 @@ enum DeliveryQueries {
         var everywhere: [String: Int] = [:]
         try db.forEachRow(inFlightEndpoints, [now]) { everywhere[$0.string(0), default: 0] += 1 }
         return open.compactMap { row in
-            let concurrency = row.concurrency - max(everywhere[row.id] ?? 0, inFlight[row.id] ?? 0)
+            // Ended attempts hold a lease, not the receiver. (Should one of their leases have run
+            // out and been retaken, the other process's lease goes uncounted until this records.)
+            let ended = awaitingRecord[row.id] ?? 0
+            let concurrency = row.concurrency - max((everywhere[row.id] ?? 0) - ended, (inFlight[row.id] ?? 0) - ended)
             let room = min(concurrency, row.bucket?.whole ?? concurrency, limit)
             guard room > 0 else { return nil }
             // An ordered endpoint looks further: the oldest rows may all wait on one key.

@@ -83,11 +83,12 @@ extension OutboxStore: DeliveryQueue {
     }
 
     package func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
-                               inFlight: [String: Int]) throws -> StoreCycle {
+                               inFlight: [String: Int], awaitingRecord: [String: Int]) throws -> StoreCycle {
         var bodyEnded = DispatchTime.now()
         let (disabled, claimed) = try provider.withRetryingTransaction { db in
             let disabled = try DeliveryQueries.record(results, options: options, in: db)
-            let claimed = try DeliveryQueries.claim(limit: claimLimit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
+            let claimed = try DeliveryQueries.claim(limit: claimLimit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight,
+                                                    awaitingRecord: awaitingRecord, in: db)
             bodyEnded = DispatchTime.now()
             return (disabled, claimed)
         }

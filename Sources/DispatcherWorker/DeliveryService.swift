@@ -182,7 +182,8 @@ public final class DeliveryService: Sendable {
 
     /// The one thread that writes: each cycle records the results transfers finished since the
     /// last one and, in the same transaction, claims so that every worker has a job and a few
-    /// waiting (results not yet recorded still count). One commit per cycle, not one for the
+    /// waiting (results not yet recorded still count against that, though no longer against an
+    /// endpoint's `max_concurrency`). One commit per cycle, not one for the
     /// results and one for the claim: the rows just finished and just leased sit on the same
     /// pages, and nothing contends for the store's connection.
     ///
@@ -254,7 +255,8 @@ public final class DeliveryService: Sendable {
                 }
                 let cycleStart = DispatchTime.now()
                 let cycle = try store.recordAndClaim(results, claimLimit: max(0, claimLimit), owner: leaseOwner,
-                                                     leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint)
+                                                     leaseSeconds: configuration.leaseSeconds, inFlight: held.byEndpoint,
+                                                     awaitingRecord: held.awaitingRecord)
                 metrics.recordCycle(results, cycleSeconds: Double(DispatchTime.now().uptimeNanoseconds - cycleStart.uptimeNanoseconds) / 1e9,
                                     commitSeconds: cycle.commitSeconds)
                 if failures > 0 { configuration.logger.log(.info, "recording and claiming work again after \(failures) failure(s)") }

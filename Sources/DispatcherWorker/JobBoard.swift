@@ -171,10 +171,15 @@ final class JobBoard: @unchecked Sendable {
         activity.signal()
     }
 
-    var held: (total: Int, byEndpoint: [String: Int]) {
+    /// What this process holds, by endpoint, and of it the attempts that ended and wait in
+    /// `results` to be recorded: their leases still count in the store, but their requests no
+    /// longer hold the receiver (an interim attempt that keeps its lease is followed at once).
+    var held: (total: Int, byEndpoint: [String: Int], awaitingRecord: [String: Int]) {
         condition.lock()
         defer { condition.unlock() }
-        return (heldTotal, heldByEndpoint)
+        var awaitingRecord: [String: Int] = [:]
+        for result in results where !result.keepsLease { awaitingRecord[result.endpointID, default: 0] += 1 }
+        return (heldTotal, heldByEndpoint, awaitingRecord)
     }
 
     /// Waits until results arrive or jobs are released, `externalChange()` turns true (checked

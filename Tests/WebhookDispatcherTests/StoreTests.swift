@@ -128,6 +128,25 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 2]).count, 0)
     }
 
+    /// An attempt that ended and waits for the next cycle to record it keeps its lease, but not
+    /// its place at the receiver: a cycle claims as if it were recorded (in this process, and
+    /// another process still counts it).
+    func testAttemptsAwaitingTheirRecordNoLongerHoldTheEndpoint() throws {
+        var narrow = endpoint("narrow", url: "https://example.com/n")
+        narrow.maxConcurrency = 2
+        try addTenant(endpoints: [narrow])
+        for _ in 0..<6 { try enqueue() }
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 2)
+        func cycle(awaitingRecord: Int) throws -> Int {
+            try store.recordAndClaim([], claimLimit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 2],
+                                     awaitingRecord: awaitingRecord == 0 ? [:] : ["narrow": awaitingRecord]).claimed.count
+        }
+        XCTAssertEqual(try cycle(awaitingRecord: 0), 0, "both requests in flight")
+        XCTAssertEqual(try cycle(awaitingRecord: 1), 1, "one of them ended")
+        // Now three leases, one of them ended: the other process sees all three.
+        XCTAssertEqual(try openStore().claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: [:]), [])
+    }
+
     func testMaxConcurrencyHoldsAcrossProcesses() throws {
         var narrow = endpoint("narrow", url: "https://example.com/n")
         narrow.maxConcurrency = 3
