@@ -631,7 +631,8 @@ enum DeliveryQueries {
 
     /// Splits a batch into chunks of `chunkSizes`, so that only six statement texts (each
     /// prepared once per connection) ever serve any batch size. On PostgreSQL, where each
-    /// statement is a round trip, a chunk is as large as it can be (up to 32 rows: 32 texts).
+    /// statement is executed on its own (pipelined, but one by one), a chunk is as large as it can
+    /// be (up to 32 rows: 32 texts).
     static func chunked<T>(_ rows: [T], _ dialect: SQLDialect) -> [ArraySlice<T>] {
         var chunks: [ArraySlice<T>] = []
         var start = rows.startIndex
