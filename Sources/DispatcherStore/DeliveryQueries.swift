@@ -419,8 +419,8 @@ enum DeliveryQueries {
         return open.compactMap { row in
             // Ended attempts hold a lease, not the receiver. (Should one of their leases have run
             // out and been retaken, the other process's lease goes uncounted until this records.)
-            let ended = awaitingRecord[row.id] ?? 0
-            let concurrency = row.concurrency - max((everywhere[row.id] ?? 0) - ended, (inFlight[row.id] ?? 0) - ended)
+            let held = max(everywhere[row.id] ?? 0, inFlight[row.id] ?? 0) - (awaitingRecord[row.id] ?? 0)
+            let concurrency = row.concurrency - held
             let room = min(concurrency, row.bucket?.whole ?? concurrency, limit)
             guard room > 0 else { return nil }
             // An ordered endpoint looks further: the oldest rows may all wait on one key.

@@ -105,8 +105,7 @@ final class PostgresConnection: SQLConnection {
     func commit() throws { PQclear(try run("COMMIT", [])) }
 
     func rollback() {
-        deferred = []
-        beginQueued = false
+        _ = takeDeferred()
         if PQtransactionStatus(handle) != PQTRANS_IDLE { try? execute("ROLLBACK") }
     }
 
@@ -148,12 +147,7 @@ final class PostgresConnection: SQLConnection {
     /// Runs a statement (with the deferred ones before it, if any) and returns its result,
     /// which the caller clears.
     private func run(_ sql: String, _ bindings: [SQLBindable]) throws -> OpaquePointer? {
-        if !deferred.isEmpty {
-            let statements = deferred + [(sql, bindings)]
-            deferred = []
-            beginQueued = false
-            return try pipeline(statements)
-        }
+        if !deferred.isEmpty { return try pipeline(takeDeferred() + [(sql, bindings)]) }
         let name = try statementName(sql, bindings)
         roundTrips += 1
         let result = Self.withParameters(bindings) { count, values, lengths, formats in
@@ -171,10 +165,16 @@ final class PostgresConnection: SQLConnection {
     /// Sends what was deferred, alone: before a statement that does not go through `run`.
     private func sendDeferred() throws {
         guard !deferred.isEmpty else { return }
-        let statements = deferred
-        deferred = []
-        beginQueued = false
-        PQclear(try pipeline(statements))
+        PQclear(try pipeline(takeDeferred()))
+    }
+
+    /// Empties the queue (a BEGIN in it included) and returns what it held.
+    private func takeDeferred() -> [(sql: String, bindings: [SQLBindable])] {
+        defer {
+            deferred = []
+            beginQueued = false
+        }
+        return deferred
     }
 
     /// Sends `statements` in one round trip (libpq's pipeline mode) and returns the last one's
