@@ -40,6 +40,9 @@ public struct DispatcherConfiguration: Sendable {
     public var logFormat: DispatcherLogger.Format = .text
     /// The tenant whose endpoints get the dispatcher's operational events (`operations.tenant`).
     public var operationsTenant: String?
+    /// PostgreSQL: the worker's commits wait for the server's disk (`StoreOptions`); key
+    /// `synchronous_delivery_commits`, off by default.
+    public var synchronousDeliveryCommits = false
 
     public init(database: String, concurrentRequests: Int = 8, pollIntervalMilliseconds: Int = 100, leaseSeconds: Double = 60,
                 maxPayloadBytes: Int = 256 * 1024, responseBodyCapBytes: Int = 64 * 1024,
@@ -107,6 +110,7 @@ public struct DispatcherConfiguration: Sendable {
             throw DispatcherError.invalidConfiguration(path: "log_format", message: "'\(logFormatName)' is not text or json")
         }
         let proxy = try root.string("proxy")
+        let synchronousDeliveryCommits = try root.bool("synchronous_delivery_commits", default: false)
         if let proxy, let problem = ProxyAddress.problem(with: proxy, allowNone: false) {
             throw DispatcherError.invalidConfiguration(path: "proxy", message: problem)
         }
@@ -191,6 +195,7 @@ public struct DispatcherConfiguration: Sendable {
         configuration.proxy = proxy
         configuration.logFormat = logFormat
         configuration.operationsTenant = operationsTenant
+        configuration.synchronousDeliveryCommits = synchronousDeliveryCommits
         return configuration
     }
 
@@ -228,7 +233,9 @@ public struct DispatcherConfiguration: Sendable {
         }
     }
 
-    public var storeOptions: StoreOptions { StoreOptions(maxPayloadBytes: maxPayloadBytes, operationsTenant: operationsTenant) }
+    public var storeOptions: StoreOptions {
+        StoreOptions(maxPayloadBytes: maxPayloadBytes, operationsTenant: operationsTenant, synchronousDeliveryCommits: synchronousDeliveryCommits)
+    }
 
     public func serviceConfiguration(logger: DispatcherLogger) -> DeliveryServiceConfiguration {
         var configuration = DeliveryServiceConfiguration(

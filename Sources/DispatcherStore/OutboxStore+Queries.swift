@@ -72,20 +72,20 @@ extension OutboxStore: DeliveryQueue {
     }
 
     package func claimDueDeliveries(limit: Int, owner: String, leaseSeconds: Double, inFlight: [String: Int]) throws -> [ClaimedDelivery] {
-        try provider.withRetryingTransaction { db in
+        try withDeliveryTransaction { db in
             try DeliveryQueries.claim(limit: limit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight, in: db)
         }
     }
 
     @discardableResult
     package func record(_ results: [AttemptResult]) throws -> [DisabledEndpoint] {
-        try provider.withRetryingTransaction { db in try DeliveryQueries.record(results, options: options, in: db) }
+        try withDeliveryTransaction { db in try DeliveryQueries.record(results, options: options, in: db) }
     }
 
     package func recordAndClaim(_ results: [AttemptResult], claimLimit: Int, owner: String, leaseSeconds: Double,
                                inFlight: [String: Int], awaitingRecord: [String: Int]) throws -> StoreCycle {
         var bodyEnded = DispatchTime.now()
-        let (disabled, claimed) = try provider.withRetryingTransaction { db in
+        let (disabled, claimed) = try withDeliveryTransaction { db in
             let disabled = try DeliveryQueries.record(results, options: options, in: db)
             let claimed = try DeliveryQueries.claim(limit: claimLimit, owner: owner, leaseSeconds: leaseSeconds, inFlight: inFlight,
                                                     awaitingRecord: awaitingRecord, in: db)
@@ -94,6 +94,19 @@ extension OutboxStore: DeliveryQueue {
         }
         let commitNanoseconds = DispatchTime.now().uptimeNanoseconds - bodyEnded.uptimeNanoseconds
         return StoreCycle(disabled: disabled, claimed: claimed, commitSeconds: Double(commitNanoseconds) / 1e9)
+    }
+
+    /// A transaction of the worker's bookkeeping (leases, attempts, verdicts): on PostgreSQL
+    /// its commit does not wait for the server's disk unless `synchronousDeliveryCommits` says
+    /// so (`StoreOptions` says what that risks). The setting travels with the transaction's first
+    /// statement and ends with it, so an enqueue on the same connection still waits.
+    func withDeliveryTransaction<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try provider.withRetryingTransaction { db in
+            if db.dialect == .postgres && !options.synchronousDeliveryCommits {
+                try db.executeDeferred(DeliveryQueries.commitWithoutWaitingForDisk, [])
+            }
+            return try body(db)
+        }
     }
 
     package func releaseLeases(deliveryIDs: [Int64], owner: String) throws {

@@ -43,6 +43,9 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(endpoint.retry, .default)
         XCTAssertEqual(endpoint.success, .any2xx)
         XCTAssertEqual(endpoint.eventFilters, [])
+        XCTAssertFalse(configuration.storeOptions.synchronousDeliveryCommits)
+        let waiting = try parse(#"{"synchronous_delivery_commits": true, "tenants": []}"#)
+        XCTAssertTrue(waiting.storeOptions.synchronousDeliveryCommits)
     }
 
     func testUnknownKeysAreRejectedWithTheirPath() {
@@ -62,6 +65,7 @@ final class ConfigurationTests: XCTestCase {
         assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "retry": {"policy": "schedule", "delays_seconds": [5, false]}}]}]}"#,
                        path: "tenants[0].endpoints[0].retry.delays_seconds[1]", mentioning: "number of seconds")
         assertRejected(#"{"require_https": "yes"}"#, path: "require_https", mentioning: "true or false")
+        assertRejected(#"{"synchronous_delivery_commits": 1}"#, path: "synchronous_delivery_commits", mentioning: "true or false")
         assertRejected(#"{"tenants": {}}"#, path: "tenants", mentioning: "expected an array")
         assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "success": "200"}]}]}"#,
                        path: "tenants[0].endpoints[0].success", mentioning: "json_200_or_204")

@@ -58,6 +58,30 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertLessThanOrEqual(trips, 7, "BEGIN, the results and the sweep with the first read; four reads; the claim's writes with the lease; COMMIT")
     }
 
+    /// The worker's bookkeeping commits without waiting for the server's disk (as SQLite's
+    /// `synchronous = NORMAL` never waits), in its own transactions only: the next transaction on
+    /// the same connection (an enqueue) waits again, and `synchronous_delivery_commits` keeps
+    /// the wait.
+    func testOnlyTheWorkersOwnCommitsSkipWaitingForTheDisk() throws {
+        // The test cluster does not wait for its disk at all; this database waits again.
+        let name = try store.withConnection { try $0.query("SELECT current_database()") { $0.string(0) } }[0]
+        try store.withConnection { try $0.execute("ALTER DATABASE \"\(name)\" SET synchronous_commit = on") }
+        func setting(_ db: any SQLConnection) throws -> String {
+            try db.query("SELECT current_setting('synchronous_commit')") { $0.string(0) }[0]
+        }
+        let worker = try OutboxStore.postgres(url: databaseLocation, connections: 1)
+        XCTAssertEqual(try worker.withDeliveryTransaction(setting), "off")
+        XCTAssertEqual(try worker.withConnection { db in try db.inTransaction { try setting(db) } }, "on")
+        let durable = try OutboxStore.postgres(url: databaseLocation, options: StoreOptions(synchronousDeliveryCommits: true), connections: 1)
+        XCTAssertEqual(try durable.withDeliveryTransaction(setting), "on")
+        // And a worker's cycle still commits: leased, recorded, visible to another connection.
+        try addTenant(endpoints: [endpoint(url: "https://example.com/h")])
+        try enqueue()
+        let cycle = try worker.recordAndClaim([], claimLimit: 1, owner: "w", leaseSeconds: 60, inFlight: [:], awaitingRecord: [:])
+        XCTAssertEqual(cycle.claimed.count, 1)
+        XCTAssertEqual(try store.withConnection { try $0.query("SELECT count(*) FROM deliveries WHERE status = 'delivering'") { $0.int(0) } }, [1])
+    }
+
     /// A deferred write's error is thrown by the statement it travels with, names its own SQL,
     /// and fails the whole transaction; what was deferred is seen by that statement, and a
     /// transaction that ends with deferred writes commits them.
