@@ -10,11 +10,11 @@ enum DeliveryQueries {
          WHERE status = 'delivering' AND lease_expires_at <= ?1
         """
 
-    /// What a rate-limited endpoint's bucket holds after a claim took from it (?2 tokens as of ?3).
     /// PostgreSQL, for the rest of this transaction: its commit returns once the server has it,
     /// before it is on disk (`OutboxStore.withDeliveryTransaction`).
     static let commitWithoutWaitingForDisk = "SET LOCAL synchronous_commit = off"
 
+    /// What a rate-limited endpoint's bucket holds after a claim took from it (?2 tokens as of ?3).
     static let spendRateTokens = "UPDATE endpoints SET rate_tokens = ?2, rate_updated_at = ?3 WHERE id = ?1"
 
     /// A 429 with `Retry-After` holds the whole endpoint until ?2, not only the delivery it answered.

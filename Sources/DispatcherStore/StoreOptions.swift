@@ -14,7 +14,8 @@ public struct StoreOptions: Sendable, Equatable {
     /// wait for any commit: a crash of the database server then forgets the last fraction of a
     /// second of that bookkeeping, so a delivery made then is made again (at least once, as a
     /// crash of `serve` between the receiver's answer and the verdict already allows) and its
-    /// lost attempt is missing from the log. Enqueues always wait: an accepted event is never lost.
+    /// lost attempt is missing from the log (and an operational event its verdict raised, which
+    /// the attempt made again raises again). Enqueues always wait: an accepted event is never lost.
     public var synchronousDeliveryCommits: Bool
 
     public init(maxPayloadBytes: Int = 256 * 1024, busyTimeoutMilliseconds: Int32 = 5_000, operationsTenant: String? = nil,
