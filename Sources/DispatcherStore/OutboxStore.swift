@@ -48,11 +48,13 @@ public final class OutboxStore: EventOutbox, Sendable {
     }
 
     /// How many deliveries the delivery service claims ahead of each worker. Every cycle on
-    /// PostgreSQL is a run of round trips and a commit that waits for its WAL flush, so there a
-    /// claim takes more at once: with eight per worker one `serve` delivered 13,000/s where three
-    /// gave 8,700/s, and sixteen gave 7,766 / 9,074/s where eight gave 4,994 / 5,767/s on a slower
-    /// disk (README "Scaling out"). A job that waits half its lease for a slot is handed back
-    /// (`JobBoard.takeStale`), so waiting longer cannot outlast the lease.
+    /// PostgreSQL costs the server a new version of each row it touches, in every index, and
+    /// it waited for the WAL flush at commit then, so there a claim takes more at once: with eight
+    /// per worker one `serve` delivered 13,000/s where three gave 8,700/s, and sixteen gave 7,766 /
+    /// 9,074/s where eight gave 4,994 / 5,767/s on a slower disk (README "Scaling out"). Since its
+    /// commits stopped waiting for the disk, 32 gave no more than 16 (three alternating runs each:
+    /// medians 6,104 / 7,187 / 6,653/s for 8 / 16 / 32). A job that waits half its lease for a slot
+    /// is handed back (`JobBoard.takeStale`), so waiting longer cannot outlast the lease.
     package var claimsAheadPerWorker: Int { provider is PostgresConnectionProvider ? 16 : 3 }
 
     /// Whether `location` names a PostgreSQL database rather than a SQLite file.
