@@ -462,7 +462,12 @@ final class ReceiverFeatureTests: DispatcherTestCase {
             while times[end].timeIntervalSince(times[start]) >= 1 { start += 1 }
             busiest = max(busiest, end - start + 1)
         }
-        XCTAssertLessThanOrEqual(busiest, 55, "the most requests in one second")
+        // The bucket spaces the claims: at most 55 in any second (5 held, 50 refilled). The
+        // receiver sees arrivals, which add each transfer's own delay: a claim held up while the
+        // next one is not brings them closer, by a request at a time (56 seen once in the full
+        // suite on PostgreSQL). A tenth of a second of that allowed; two pools each keeping a
+        // limit of their own would show about 100.
+        XCTAssertLessThanOrEqual(busiest, 60, "the most requests in one second")
         let rate = Double(times.count - 1) / times[times.count - 1].timeIntervalSince(times[0])
         XCTAssertEqual(rate, 50, accuracy: 5, "requests a second overall")
     }
