@@ -67,15 +67,17 @@ enum OutboxQueries {
 
     /// PostgreSQL's enqueue of many events in one statement (one round trip for a whole batch,
     /// where `enqueuePostgres` costs one per event). ?1 is a JSON array of `{ord, id, tenant_id,
-    /// type, body (base64), ordering_key, traceparent, tracestate}`, ?2 the time. Events are
+    /// type, body_at, body_length, ordering_key, traceparent, tracestate}`, ?2 the time, ?3 the
+    /// bodies one after another (each row's is `body_length` bytes from `body_at`). Events are
     /// inserted and fanned out in `ord` order, so delivery ids keep the batch's order. Answers,
     /// for each input row in order, whether its event was inserted and its delivery count; a
     /// row not inserted (unknown tenant, id taken) is then looked at alone.
     static let enqueueManyPostgres = """
         WITH input AS (
-            SELECT x.ord, x.id, x.tenant_id, x.type, decode(x.body, 'base64') AS body, x.ordering_key, x.traceparent, x.tracestate
-              FROM json_to_recordset(?1::json) AS x(ord int, id text, tenant_id text, type text, body text, ordering_key text,
-                                                    traceparent text, tracestate text)
+            SELECT x.ord, x.id, x.tenant_id, x.type, substring(?3 FROM x.body_at + 1 FOR x.body_length) AS body,
+                   x.ordering_key, x.traceparent, x.tracestate
+              FROM json_to_recordset(?1::json) AS x(ord int, id text, tenant_id text, type text, body_at int, body_length int,
+                                                    ordering_key text, traceparent text, tracestate text)
         ), event AS (
             INSERT INTO events (id, tenant_id, type, body, created_at, ordering_key, traceparent, tracestate)
             SELECT i.id, t.id, i.type, i.body, ?2, i.ordering_key, i.traceparent, i.tracestate
@@ -157,17 +159,24 @@ enum OutboxQueries {
         }
         let now = Clock.nowMilliseconds()
         if db.dialect == .postgres, !batch.isEmpty {
+            // The bodies travel as one binary parameter, each row naming its slice: as base64
+            // strings inside the JSON, the server parsed and decoded 1.4 MB a batch of 1,000
+            // (14 of the statement's 57 ms) after the client had encoded it.
+            var bodies: [UInt8] = []
+            bodies.reserveCapacity(batch.reduce(0) { $0 + events[$1.index].body.count })
             let rows = batch.enumerated().map { ord, item -> JSONValue in
                 let event = events[item.index]
+                let offset = bodies.count
+                bodies += event.body
                 return .object([
                     ("ord", .integer(Int64(ord))), ("id", .string(item.id)), ("tenant_id", .string(event.tenantID)),
-                    ("type", .string(event.type)), ("body", .string(Data(event.body).base64EncodedString())),
+                    ("type", .string(event.type)), ("body_at", .integer(Int64(offset))), ("body_length", .integer(Int64(event.body.count))),
                     ("ordering_key", event.orderingKey.map(JSONValue.string) ?? .null),
                     ("traceparent", event.traceContext.map { .string($0.traceparent) } ?? .null),
                     ("tracestate", event.traceContext?.tracestate.map(JSONValue.string) ?? .null),
                 ])
             }
-            let answers = try db.query(enqueueManyPostgres, [JSONValue.array(rows).text, now]) { row in
+            let answers = try db.query(enqueueManyPostgres, [JSONValue.array(rows).text, now, bodies]) { row in
                 (ord: row.int(0), inserted: row.int(1) != 0, deliveries: row.int(2))
             }
             for answer in answers where answer.ord < batch.count && answer.inserted {
