@@ -15,7 +15,8 @@ public struct StoreOptions: Sendable, Equatable {
     /// second of that bookkeeping, so a delivery made then is made again (at least once, as a
     /// crash of `serve` between the receiver's answer and the verdict already allows) and its
     /// lost attempt is missing from the log (and an operational event its verdict raised, which
-    /// the attempt made again raises again). Enqueues always wait: an accepted event is never lost.
+    /// the attempt made again raises again). Enqueues keep the server's own setting, which waits
+    /// by default: an accepted event is not lost.
     public var synchronousDeliveryCommits: Bool
 
     public init(maxPayloadBytes: Int = 256 * 1024, busyTimeoutMilliseconds: Int32 = 5_000, operationsTenant: String? = nil,
