@@ -655,9 +655,11 @@ enum DeliveryQueries {
         return Array(repeating: row, count: rows).joined(separator: ", ")
     }
 
-    /// The multi-row statements for each of `chunkSizes`, built once.
-    static let insertAttempts = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, insertAttemptsSQL(rows: $0)) })
-    static let finishAttempts = Dictionary(uniqueKeysWithValues: chunkSizes.map { rows in
+    /// The multi-row statements for every size `chunked` makes (SQLite's six, and any up to 32 on
+    /// PostgreSQL), built once: only the six were, so a PostgreSQL cycle built and hashed the text
+    /// of any other size again each time.
+    static let insertAttempts = Dictionary(uniqueKeysWithValues: (1...chunkSizes[0]).map { ($0, insertAttemptsSQL(rows: $0)) })
+    static let finishAttempts = Dictionary(uniqueKeysWithValues: (1...chunkSizes[0]).map { rows in
         (rows, DialectSQL { finishAttemptsSQL(rows: rows, $0) })
     })
 
