@@ -46,7 +46,10 @@ final class PostgresConnection: SQLConnection {
         self.handle = handle
         // Notices (e.g. "relation already exists, skipping") are not errors; keep them off stderr.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
-        try execute("SET client_min_messages = warning")
+        // No JIT: every statement here is short and finds its rows by an index, but the planner
+        // prices some by the table's statistics (a claim's probe, once they count 200,000 pending
+        // rows) past `jit_above_cost`, and compiling one took ~10 ms, a hundred times its run.
+        try execute("SET client_min_messages = warning; SET jit = off")
     }
 
     deinit { PQfinish(handle) }

@@ -82,6 +82,15 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertEqual(try store.withConnection { try $0.query("SELECT count(*) FROM deliveries WHERE status = 'delivering'") { $0.int(0) } }, [1])
     }
 
+    /// JIT compiling cost a claim's probe ~10 ms once the statistics counted a large backlog;
+    /// the store's connections do without it, whatever the server's default.
+    func testTheStoresConnectionsDoNotCompileStatements() throws {
+        let name = try store.withConnection { try $0.query("SELECT current_database()") { $0.string(0) } }[0]
+        try store.withConnection { try $0.execute("ALTER DATABASE \"\(name)\" SET jit = on") }
+        let fresh = try OutboxStore.postgres(url: databaseLocation, connections: 1)
+        XCTAssertEqual(try fresh.withConnection { try $0.query("SHOW jit") { $0.string(0) } }, ["off"])
+    }
+
     /// A deferred write's error is thrown by the statement it travels with, names its own SQL,
     /// and fails the whole transaction; what was deferred is seen by that statement, and a
     /// transaction that ends with deferred writes commits them.
