@@ -14,6 +14,16 @@ enum DeliveryQueries {
     /// before it is on disk (`OutboxStore.withDeliveryTransaction`).
     static let commitWithoutWaitingForDisk = "SET LOCAL synchronous_commit = off"
 
+    /// PostgreSQL, for the rest of this transaction: no bitmap scans. Every lease leaves an entry
+    /// in the partial index of leases (`deliveries_leased`) that outlives its verdict until a
+    /// vacuum, and only a plain index scan marks such dead entries as it meets them, so that the
+    /// next scan skips them unread; a bitmap scan cannot. Under bitmap scans the count of leases
+    /// (`inFlightEndpoints`) read every lease taken since the last vacuum, live or not: 20,000
+    /// entries on 900 heap pages a claim at 6,500 deliveries a second, a quarter of the server's
+    /// work per delivery. (Every other statement of a worker's transaction finds its rows by an
+    /// index either way.)
+    static let scanLeasesByIndex = "SET LOCAL enable_bitmapscan = off"
+
     /// What a rate-limited endpoint's bucket holds after a claim took from it (?2 tokens as of ?3).
     static let spendRateTokens = "UPDATE endpoints SET rate_tokens = ?2, rate_updated_at = ?3 WHERE id = ?1"
 

@@ -98,12 +98,14 @@ extension OutboxStore: DeliveryQueue {
 
     /// A transaction of the worker's bookkeeping (leases, attempts, verdicts): on PostgreSQL
     /// its commit does not wait for the server's disk unless `synchronousDeliveryCommits` says
-    /// so (`StoreOptions` says what that risks). The setting travels with the transaction's first
-    /// statement and ends with it, so an enqueue on the same connection still waits.
+    /// so (`StoreOptions` says what that risks), and it reads the leases by index scans
+    /// (`DeliveryQueries.scanLeasesByIndex`). The settings travel with the transaction's first
+    /// statement and end with it, so an enqueue on the same connection still waits.
     func withDeliveryTransaction<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try provider.withRetryingTransaction { db in
-            if db.dialect == .postgres && !options.synchronousDeliveryCommits {
-                try db.executeDeferred(DeliveryQueries.commitWithoutWaitingForDisk, [])
+            if db.dialect == .postgres {
+                try db.executeDeferred(DeliveryQueries.scanLeasesByIndex, [])
+                if !options.synchronousDeliveryCommits { try db.executeDeferred(DeliveryQueries.commitWithoutWaitingForDisk, []) }
             }
             return try body(db)
         }
