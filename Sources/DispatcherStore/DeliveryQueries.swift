@@ -45,10 +45,12 @@ enum DeliveryQueries {
     /// backlog cannot hide another's work. Rows are (endpoint, id, due, ordering key).
     ///
     /// SQLite: one endpoint per statement (?1 endpoint, ?2 now, ?3 limit): no round trips.
-    /// PostgreSQL: every endpoint in one statement (?1 a JSON array of `{"id", "limit"}`, ?2
-    /// now), since a round trip each would cost more than the probes; the rows are locked as
-    /// they are read, skipping rows another process's claim holds (`FOR UPDATE SKIP LOCKED`),
-    /// so concurrent claimers never wait on each other.
+    /// PostgreSQL: every endpoint in one statement (?1 a JSON array of `{"id", "limit", "from"}`,
+    /// ?2 now), since a round trip each would cost more than the probes; each probe starts at its
+    /// endpoint's `pending_from`, past the entries of deliveries leased since (which stay in the
+    /// index until a vacuum); the rows are locked as they are read, skipping rows another
+    /// process's claim holds (`FOR UPDATE SKIP LOCKED`), so concurrent claimers never wait on
+    /// each other.
     static let dueOfEndpoints = DialectSQL { dialect in
         dialect == .sqlite ? """
             SELECT endpoint_id, id, next_attempt_at, ordering_key FROM deliveries
@@ -56,25 +58,28 @@ enum DeliveryQueries {
              ORDER BY next_attempt_at, id LIMIT ?3
             """ : """
             SELECT e.id, d.id, d.next_attempt_at, d.ordering_key
-              FROM json_to_recordset(?1::json) AS e(id text, "limit" int)
+              FROM json_to_recordset(?1::json) AS e(id text, "limit" int, "from" bigint)
              CROSS JOIN LATERAL (
                    SELECT id, next_attempt_at, ordering_key FROM deliveries
-                    WHERE endpoint_id = e.id AND status = 'pending' AND next_attempt_at <= ?2
+                    WHERE endpoint_id = e.id AND status = 'pending' AND next_attempt_at BETWEEN e."from" AND ?2
                     ORDER BY next_attempt_at, id LIMIT e."limit"
                       FOR UPDATE SKIP LOCKED) d
             """
     }
 
-    /// Runs `dueOfEndpoints` for `limits` (endpoint id and how many rows to read).
-    static func dueDeliveries(limits: [(endpointID: String, limit: Int)], now: Int64, in db: some SQLConnection)
+    /// Runs `dueOfEndpoints` for `limits` (endpoint id, how many rows to read, and on PostgreSQL
+    /// the earliest due time to read from).
+    static func dueDeliveries(limits: [(endpointID: String, limit: Int, from: Int64)], now: Int64, in db: some SQLConnection)
         throws -> [String: [(id: Int64, due: Int64, key: String)]] {
         var due: [String: [(id: Int64, due: Int64, key: String)]] = [:]
         func collect(_ row: some SQLRow) { due[row.string(0), default: []].append((row.int64(1), row.int64(2), row.string(3))) }
         switch db.dialect {
         case .sqlite:
-            for (endpointID, limit) in limits { try db.forEachRow(dueOfEndpoints[.sqlite], [endpointID, now, limit], collect) }
+            for (endpointID, limit, _) in limits { try db.forEachRow(dueOfEndpoints[.sqlite], [endpointID, now, limit], collect) }
         case .postgres:
-            let list = JSONValue.array(limits.map { .object([("id", .string($0.endpointID)), ("limit", .integer(Int64($0.limit)))]) })
+            let list = JSONValue.array(limits.map {
+                .object([("id", .string($0.endpointID)), ("limit", .integer(Int64($0.limit))), ("from", .integer($0.from))])
+            })
             try db.forEachRow(dueOfEndpoints[.postgres], [list.text, now], collect)
         }
         return due
@@ -197,10 +202,11 @@ enum DeliveryQueries {
 
     /// A page of `endpoint_work` in due order (?1 now, ?2 and ?3 the last row of the page
     /// before, ?4 the page size). On SQLite with its endpoints' `endpointState`; PostgreSQL reads
-    /// that once the page's endpoints are locked (`lockEndpointStates`), and only then.
+    /// that once the page's endpoints are locked (`lockEndpointStates`), and only then, and reads
+    /// each row's `pending_from` instead.
     static let workPage = DialectSQL { dialect in
         """
-        SELECT w.endpoint_id, w.due_at, w.version\(dialect == .sqlite ? ", " + endpointState : "")
+        SELECT w.endpoint_id, w.due_at, w.version, \(dialect == .sqlite ? endpointState : "w.pending_from")
           FROM endpoint_work w\(dialect == .sqlite ? " LEFT JOIN endpoints e ON e.id = w.endpoint_id" : "")
          WHERE w.due_at <= ?1 AND (w.due_at, w.endpoint_id) > (?2, ?3)
          ORDER BY w.due_at, w.endpoint_id
@@ -234,10 +240,11 @@ enum DeliveryQueries {
              WHERE id IN (SELECT id FROM endpoint_work_signals WHERE (SELECT holds FROM folder) ORDER BY id LIMIT 50000)
             RETURNING endpoint_id, due_at
         )
-        INSERT INTO endpoint_work (endpoint_id, due_at)
-        SELECT endpoint_id, min(due_at) FROM taken GROUP BY endpoint_id ORDER BY endpoint_id
+        INSERT INTO endpoint_work (endpoint_id, due_at, pending_from)
+        SELECT endpoint_id, min(due_at), min(due_at) FROM taken GROUP BY endpoint_id ORDER BY endpoint_id
         ON CONFLICT (endpoint_id) DO UPDATE
-           SET due_at = least(endpoint_work.due_at, excluded.due_at), version = endpoint_work.version + 1
+           SET due_at = least(endpoint_work.due_at, excluded.due_at),
+               pending_from = least(endpoint_work.pending_from, excluded.pending_from), version = endpoint_work.version + 1
         """
 
     /// Moves an endpoint's row to ?2 (?1 endpoint, ?3 the version the claim read): past an open
@@ -264,12 +271,14 @@ enum DeliveryQueries {
     }
 
     /// The earliest pending delivery of `endpoint` but those this claim leases (`mine`, a JSON
-    /// array of ids): where the endpoint's row goes once its due work is taken. On PostgreSQL
-    /// rows another claim is leasing still read as pending, so they keep the row where it is.
-    static func nextPendingDue(endpoint: String, mine: String, _ dialect: SQLDialect) -> String {
+    /// array of ids), from `from` on: where the endpoint's row goes once its due work is taken.
+    /// On PostgreSQL rows another claim is leasing still read as pending, so they keep the row
+    /// where it is.
+    static func nextPendingDue(endpoint: String, mine: String, from: String? = nil, _ dialect: SQLDialect) -> String {
         """
         SELECT min(d.next_attempt_at) FROM deliveries d
-         WHERE d.endpoint_id = \(endpoint) AND d.status = 'pending' AND NOT (\(isMember("d.id", of: mine, dialect, as: "bigint")))
+         WHERE d.endpoint_id = \(endpoint) AND d.status = 'pending'\(from.map { " AND d.next_attempt_at >= \($0)" } ?? "")
+           AND NOT (\(isMember("d.id", of: mine, dialect, as: "bigint")))
         """
     }
 
@@ -278,23 +287,30 @@ enum DeliveryQueries {
 
     /// PostgreSQL: `moveOn` for every probed endpoint in one statement (a round trip each cost
     /// more than the work: nine in ten of a claim's statements at ten endpoints). ?1 is a JSON
-    /// array of `{endpoint_id, version, due_at, mine}` (`mine`: a JSON array of the ids this claim
-    /// leases). Each row whose version is still the one read, and that no other claim holds,
-    /// moves to its endpoint's next pending delivery, or goes when there is none; rows are
-    /// locked in endpoint order, as claims and folds lock them.
+    /// array of `{endpoint_id, version, due_at, pending_from, filled, mine}` (`filled`: the claim
+    /// took all the room it had there; `mine`: a JSON array of the ids it leases). Each row whose
+    /// version is still the one read, and that no other claim holds, goes when its endpoint has
+    /// no pending delivery left; otherwise its `pending_from` moves on to the next one, and so
+    /// does its `due_at` unless the claim filled the endpoint's room (it surely has more due:
+    /// left where it is, so that the update stays a heap-only one, with no new index entry).
+    /// Rows are locked in endpoint order, as claims and folds lock them.
     static let moveOnPostgres = """
         WITH input AS (
-            SELECT x.endpoint_id, x.version, x.due_at, x.mine
-              FROM json_to_recordset(?1::json) AS x(endpoint_id text, version bigint, due_at bigint, mine text)
+            SELECT x.endpoint_id, x.version, x.due_at, x.pending_from, x.filled, x.mine
+              FROM json_to_recordset(?1::json)
+                AS x(endpoint_id text, version bigint, due_at bigint, pending_from bigint, filled boolean, mine text)
         ), nexts AS (
-            SELECT i.endpoint_id, i.version, i.due_at, (\(nextPendingDue(endpoint: "i.endpoint_id", mine: "i.mine", .postgres))) AS next
+            SELECT i.endpoint_id, i.version, i.due_at, i.pending_from, i.filled,
+                   (\(nextPendingDue(endpoint: "i.endpoint_id", mine: "i.mine", from: "i.pending_from", .postgres))) AS next
               FROM input i
         ), locked AS (
             SELECT w.endpoint_id FROM endpoint_work w JOIN nexts n ON n.endpoint_id = w.endpoint_id AND w.version = n.version
-             WHERE n.next IS NULL OR n.next > n.due_at
+             WHERE n.next IS NULL OR n.next > n.pending_from OR (NOT n.filled AND n.next > n.due_at)
              ORDER BY w.endpoint_id FOR UPDATE OF w SKIP LOCKED
         ), moved AS (
-            UPDATE endpoint_work w SET due_at = n.next, version = w.version + 1
+            UPDATE endpoint_work w
+               SET due_at = CASE WHEN NOT n.filled AND n.next > w.due_at THEN n.next ELSE w.due_at END,
+                   pending_from = n.next, version = w.version + 1
               FROM nexts n
              WHERE w.endpoint_id = n.endpoint_id AND n.next IS NOT NULL AND w.endpoint_id IN (SELECT endpoint_id FROM locked)
             RETURNING 1
@@ -311,6 +327,8 @@ enum DeliveryQueries {
         var id: String
         var dueAt: Int64
         var version: Int64
+        /// PostgreSQL: where the probe of its due deliveries starts (`endpoint_work.pending_from`).
+        var pendingFrom: Int64 = 0
         var usable = false
         var ordered = false
         var concurrency = 0
@@ -370,7 +388,7 @@ enum DeliveryQueries {
                     guard pageWasFull else { break }
                     let page = try db.query(workPage[db.dialect], [now, after.due, after.id, workPageSize]) { row in
                         var work = WorkRow(id: row.string(0), dueAt: row.int64(1), version: row.int64(2))
-                        if db.dialect == .sqlite { work.read(row, from: 3, now: now) }
+                        if db.dialect == .sqlite { work.read(row, from: 3, now: now) } else { work.pendingFrom = row.int64(3) }
                         return work
                     }
                     pageWasFull = page.count == workPageSize
@@ -410,6 +428,7 @@ enum DeliveryQueries {
                 guard var state = fresh[row.id] else { return nil }
                 state.dueAt = row.dueAt
                 state.version = row.version
+                state.pendingFrom = row.pendingFrom
                 return state
             }
         }
@@ -459,7 +478,7 @@ enum DeliveryQueries {
 
     /// Each probed endpoint's oldest due deliveries, up to its room.
     private static func probe(_ probes: [Probe], now: Int64, in db: some SQLConnection) throws -> [(id: Int64, due: Int64, endpointID: String)] {
-        let due = try dueDeliveries(limits: probes.map { ($0.row.id, $0.asked) }, now: now, in: db)
+        let due = try dueDeliveries(limits: probes.map { ($0.row.id, $0.asked, $0.row.pendingFrom) }, now: now, in: db)
         var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
         for probe in probes {
             var taken = 0
@@ -478,19 +497,22 @@ enum DeliveryQueries {
     /// claim leases, or deletes it when there is none: the next claim visits it only when it has
     /// due work again. (Its due work left, if any, keeps the row where it is: a room that ran
     /// out, a candidate not chosen, an ordered key waiting, another claim's lease not yet
-    /// committed.) An endpoint that filled its room surely has more: left as it is.
+    /// committed.) An endpoint that filled its room surely has more: left as it is, but on
+    /// PostgreSQL its probe's start moves on past what this claim leased (`moveOnPostgres`).
     private static func moveOn(_ probes: [Probe], chosen: [(id: Int64, due: Int64, endpointID: String)], in db: some SQLConnection) throws {
         let chosenOf = Dictionary(grouping: chosen, by: \.endpointID)
-        let moving = probes.filter { (chosenOf[$0.row.id]?.count ?? 0) < $0.room }
+        func filled(_ probe: Probe) -> Bool { (chosenOf[probe.row.id]?.count ?? 0) >= probe.room }
         if db.dialect == .postgres {
-            guard !moving.isEmpty else { return }
-            let rows = moving.map { probe -> JSONValue in
+            guard !probes.isEmpty else { return }
+            let rows = probes.map { probe -> JSONValue in
                 .object([("endpoint_id", .string(probe.row.id)), ("version", .integer(probe.row.version)), ("due_at", .integer(probe.row.dueAt)),
+                         ("pending_from", .integer(probe.row.pendingFrom)), ("filled", .bool(filled(probe))),
                          ("mine", .string(JSONText.integers((chosenOf[probe.row.id] ?? []).map(\.id))))])
             }
             try db.executeDeferred(moveOnPostgres, [JSONValue.array(rows).text])
             return
         }
+        let moving = probes.filter { !filled($0) }
         for probe in moving {
             let mine = chosenOf[probe.row.id] ?? []
             let next = try db.query(nextPendingDueSQLite, [probe.row.id, JSONText.integers(mine.map(\.id))]) {

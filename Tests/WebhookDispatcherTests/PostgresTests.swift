@@ -110,6 +110,35 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertEqual(root["Index Name"] as? String, "deliveries_leased", "\(plan)")
     }
 
+    /// A claim's probe of an endpoint starts past the deliveries earlier claims leased (whose
+    /// entries stay in the index of due work until a vacuum), at the endpoint's next pending
+    /// one; a delivery pending again from before that (a lease that ran out) lowers the start
+    /// through its signal, and is claimed again first.
+    func testAClaimsProbeStartsPastWhatEarlierClaimsLeased() throws {
+        var wide = endpoint(url: "https://example.com/h")
+        wide.maxConcurrency = 100
+        try addTenant(endpoints: [wide])
+        try store.write { tx in for n in 0..<30 { try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "order.created", json: #"{"n":\#(n)}"#)) } }
+        // Due a millisecond apart, in id order (one transaction enqueued them within one).
+        try store.withConnection { try $0.execute("UPDATE deliveries SET next_attempt_at = next_attempt_at - 100000 + id") }
+        let worker = try OutboxStore.postgres(url: databaseLocation, connections: 1)
+        func scalar(_ sql: String) throws -> Int64 { try store.withConnection { try $0.query(sql) { $0.int64(0) } }[0] }
+        let first = try worker.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 0.001, inFlight: [:])
+        XCTAssertEqual(first.count, 10)
+        let nextPending = try scalar("SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'")
+        XCTAssertEqual(try scalar("SELECT pending_from FROM endpoint_work WHERE endpoint_id = 'ep-1'"), nextPending)
+        XCTAssertLessThan(try scalar("SELECT max(next_attempt_at) FROM deliveries WHERE status = 'delivering'"), nextPending)
+        // The leases run out within a millisecond or two; the next claim sweeps them back to
+        // pending, due when they were, before the probe's start.
+        let deadline = Date().addingTimeInterval(5)
+        while Clock.nowMilliseconds() <= (first.map(\.leasedAt).max() ?? 0) + 2, Date() < deadline { usleep(1_000) }
+        let again = try worker.claimDueDeliveries(limit: 10, owner: "w2", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(Set(again.map(\.deliveryID)), Set(first.map(\.deliveryID)))
+        let rest = try worker.claimDueDeliveries(limit: 100, owner: "w3", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(rest.count, 20)
+        XCTAssertEqual(try scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'"), 0)
+    }
+
     /// JIT compiling cost a claim's probe ~10 ms once the statistics counted a large backlog;
     /// the store's connections do without it, whatever the server's default.
     func testTheStoresConnectionsDoNotCompileStatements() throws {
