@@ -38,7 +38,7 @@ package final class Database: SQLConnection {
         }
         self.handle = handle
         sqlite3_extended_result_codes(handle, 1)
-        sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        dispatcher_sqlite_busy_timeout(handle, busyTimeoutMilliseconds)
         // NORMAL in WAL mode: a committed transaction survives a process crash; a power loss
         // may lose the last few commits. README "Durability" says so. A 16 MiB page cache (the
         // default is 2 MiB) keeps the hot indexes of a large outbox out of read syscalls; the

@@ -40,6 +40,47 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertLessThan(size(path + "-wal"), Int(BackgroundCheckpointer.inlinePages + 1_000) * 4_120)
     }
 
+    /// A writer that finds SQLite's write lock taken polls it until its busy timeout (every 100 µs:
+    /// SQLite's own handler sleeps 1, 2, 5, 10… ms, which the soak's p99 paid), then fails with
+    /// BUSY, not before; and it gets the lock once the holder lets go.
+    func testAWriterWaitsForTheWriteLockUpToItsBusyTimeout() throws {
+        try requireSQLite("SQLite's write lock")
+        let path = directory.file("busy.sqlite")
+        let holder = try Database(path: path)
+        try holder.execute("CREATE TABLE t (x)")
+        try holder.execute("BEGIN IMMEDIATE")
+        let impatient = try Database(path: path, busyTimeoutMilliseconds: 300)
+        let started = DispatchTime.now().uptimeNanoseconds
+        XCTAssertThrowsError(try impatient.execute("BEGIN IMMEDIATE")) { error in
+            XCTAssertTrue((error as? SQLiteError)?.isBusy == true, "\(error)")
+        }
+        let waited = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        XCTAssertGreaterThanOrEqual(waited, 0.3, "gave up before its timeout")
+        XCTAssertLessThan(waited, 5, "waited far past its timeout")
+
+        // Another connection waits for the lock; the holder commits, and it gets it.
+        let outcome = Locked<String?>(nil)
+        let opened = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            defer { finished.signal() }
+            do {
+                let patient = try Database(path: path, busyTimeoutMilliseconds: 10_000)
+                opened.signal()
+                try patient.execute("BEGIN IMMEDIATE")
+                try patient.execute("INSERT INTO t VALUES (1)")
+                try patient.execute("COMMIT")
+                outcome.withLock { $0 = "committed" }
+            } catch {
+                opened.signal()
+                outcome.withLock { $0 = "\(error)" }
+            }
+        }
+        XCTAssertEqual(opened.wait(timeout: .now() + 10), .success)
+        try holder.execute("COMMIT")
+        XCTAssertEqual(finished.wait(timeout: .now() + 15), .success)
+        XCTAssertEqual(outcome.value, "committed")
+    }
+
     func testADatabaseFromAnEarlierVersionIsUpgradedWithItsData() throws {
         try requireSQLite("the only store with released earlier schema versions")
         let path = directory.file("old.sqlite")
