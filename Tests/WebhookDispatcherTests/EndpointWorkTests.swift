@@ -145,13 +145,4 @@ final class EndpointWorkTests: DispatcherTestCase {
         }
         XCTAssertEqual(uncovered, [], "after step \(step), pending deliveries no claim would see", file: file, line: line)
     }
-
-    private func result(_ claim: ClaimedDelivery, owner: String = "w", verdict: AttemptVerdict) -> AttemptResult {
-        let succeeded: Bool
-        if case .succeeded = verdict { succeeded = true } else { succeeded = false }
-        let attempt = Attempt(number: claim.attemptNumber, startedAt: Date(), durationMicroseconds: 10, url: "https://example.com/",
-                              requestHeaders: [], responseStatus: succeeded ? 200 : 500, responseHeaders: [], responseBody: [],
-                              responseTruncated: false, errorKind: succeeded ? nil : .http, errorMessage: nil, verdict: verdict)
-        return AttemptResult(deliveryID: claim.deliveryID, endpointID: claim.endpointID, leaseOwner: owner, attempt: attempt)
-    }
 }

@@ -39,11 +39,7 @@ final class PostgresTests: DispatcherTestCase {
         for _ in 0..<80 { try enqueue() }
         let first = try store.claimDueDeliveries(limit: 40, owner: "w", leaseSeconds: 60, inFlight: [:])
         XCTAssertEqual(first.count, 40)
-        let results = first.map { job in
-            AttemptResult(deliveryID: job.deliveryID, endpointID: job.endpointID, leaseOwner: "w", attempt: Attempt(
-                number: 1, startedAt: Date(), durationMicroseconds: 10, url: wide.url, requestHeaders: [], responseStatus: 200,
-                responseHeaders: [], responseBody: [], responseTruncated: false, errorKind: nil, errorMessage: nil, verdict: .succeeded))
-        }
+        let results = first.map { result($0, verdict: .succeeded) }
         let (claimed, trips) = try store.withConnection { db in
             let connection = try XCTUnwrap(db as? PostgresConnection)
             let before = connection.roundTrips
@@ -64,8 +60,7 @@ final class PostgresTests: DispatcherTestCase {
     /// the wait.
     func testOnlyTheWorkersOwnCommitsSkipWaitingForTheDisk() throws {
         // The test cluster does not wait for its disk at all; this database waits again.
-        let name = try store.withConnection { try $0.query("SELECT current_database()") { $0.string(0) } }[0]
-        try store.withConnection { try $0.execute("ALTER DATABASE \"\(name)\" SET synchronous_commit = on") }
+        try setForThisDatabase("synchronous_commit = on")
         func setting(_ db: any SQLConnection) throws -> String {
             try db.query("SELECT current_setting('synchronous_commit')") { $0.string(0) }[0]
         }
@@ -90,16 +85,12 @@ final class PostgresTests: DispatcherTestCase {
         var wide = endpoint(url: "https://example.com/h")
         wide.maxConcurrency = 1_000
         try addTenant(endpoints: [wide])
-        try store.write { tx in for n in 0..<3_000 { try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "order.created", json: #"{"n":\#(n)}"#)) } }
+        try enqueueMany(3_000)
         let worker = try OutboxStore.postgres(url: databaseLocation, connections: 1)
         var results: [AttemptResult] = []
         for _ in 0..<10 {
             let cycle = try worker.recordAndClaim(results, claimLimit: 500, owner: "w", leaseSeconds: 60, inFlight: [:], awaitingRecord: [:])
-            results = cycle.claimed.map { job in
-                AttemptResult(deliveryID: job.deliveryID, endpointID: job.endpointID, leaseOwner: "w", attempt: Attempt(
-                    number: 1, startedAt: Date(), durationMicroseconds: 10, url: wide.url, requestHeaders: [], responseStatus: 200,
-                    responseHeaders: [], responseBody: [], responseTruncated: false, errorKind: nil, errorMessage: nil, verdict: .succeeded))
-            }
+            results = cycle.claimed.map { result($0, verdict: .succeeded) }
         }
         XCTAssertEqual(try store.withConnection { try $0.query("SELECT count(*) FROM deliveries WHERE status = 'succeeded'") { $0.int(0) } }, [3_000])
         let plan = try worker.withDeliveryTransaction { db in
@@ -118,7 +109,7 @@ final class PostgresTests: DispatcherTestCase {
         var wide = endpoint(url: "https://example.com/h")
         wide.maxConcurrency = 100
         try addTenant(endpoints: [wide])
-        try store.write { tx in for n in 0..<30 { try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "order.created", json: #"{"n":\#(n)}"#)) } }
+        try enqueueMany(30)
         // Due a millisecond apart, in id order (one transaction enqueued them within one).
         try store.withConnection { try $0.execute("UPDATE deliveries SET next_attempt_at = next_attempt_at - 100000 + id") }
         let worker = try OutboxStore.postgres(url: databaseLocation, connections: 1)
@@ -142,8 +133,7 @@ final class PostgresTests: DispatcherTestCase {
     /// JIT compiling cost a claim's probe ~10 ms once the statistics counted a large backlog;
     /// the store's connections do without it, whatever the server's default.
     func testTheStoresConnectionsDoNotCompileStatements() throws {
-        let name = try store.withConnection { try $0.query("SELECT current_database()") { $0.string(0) } }[0]
-        try store.withConnection { try $0.execute("ALTER DATABASE \"\(name)\" SET jit = on") }
+        try setForThisDatabase("jit = on")
         let fresh = try OutboxStore.postgres(url: databaseLocation, connections: 1)
         XCTAssertEqual(try fresh.withConnection { try $0.query("SHOW jit") { $0.string(0) } }, ["off"])
     }
@@ -340,6 +330,12 @@ final class PostgresTests: DispatcherTestCase {
         }
         XCTAssertFalse(PostgresConnection.usesNativeParameters("SELECT '$1', ?"))
         XCTAssertTrue(PostgresConnection.usesNativeParameters("SELECT $12"))
+    }
+
+    /// A server setting for every new connection to this test's database (`ALTER DATABASE … SET`).
+    private func setForThisDatabase(_ setting: String) throws {
+        let name = try store.withConnection { try $0.query("SELECT current_database()") { $0.string(0) } }[0]
+        try store.withConnection { try $0.execute("ALTER DATABASE \"\(name)\" SET \(setting)") }
     }
 }
 

@@ -22,14 +22,6 @@ final class ProcessTests: DispatcherTestCase {
         return path
     }
 
-    /// Enqueues `count` events in one transaction through a second connection, as a producer would.
-    func enqueueMany(_ count: Int) throws -> [String] {
-        let producer = try openStore()
-        return try producer.write { tx in
-            try (0..<count).map { try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "order.created", json: #"{"n":\#($0)}"#)).eventID }
-        }
-    }
-
     func finalCount() throws -> Int {
         try store.withConnection { try $0.query("SELECT count(*) FROM deliveries WHERE status IN ('succeeded', 'failed', 'cancelled')") { $0.int(0) } }.first ?? 0
     }

@@ -670,19 +670,11 @@ final class ReceiverFeatureTests: DispatcherTestCase {
         XCTAssertEqual(Set(claimed.map(\.eventID)), [before, first])
 
         // Redelivered while ordered, the old delivery joins the order: it is earlier than `second`.
-        func succeeded(_ deliveries: [ClaimedDelivery]) -> [AttemptResult] {
-            deliveries.map { delivery in
-                AttemptResult(deliveryID: delivery.deliveryID, endpointID: delivery.endpointID, leaseOwner: "w", attempt: Attempt(
-                    number: delivery.attemptNumber, startedAt: Date(), durationMicroseconds: 1, url: endpoint.url, requestHeaders: [],
-                    responseStatus: 200, responseHeaders: [], responseBody: [], responseTruncated: false,
-                    errorKind: nil, errorMessage: nil, verdict: .succeeded))
-            }
-        }
-        _ = try store.record(succeeded(claimed))
+        _ = try store.record(claimed.map { result($0, verdict: .succeeded) })
         XCTAssertEqual(try store.redeliver(deliveryIDs: [], eventIDs: [before]), 1)
         let redelivered = try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:])
         XCTAssertEqual(redelivered.map(\.eventID), [before])
-        _ = try store.record(succeeded(redelivered))
+        _ = try store.record(redelivered.map { result($0, verdict: .succeeded) })
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).map(\.eventID), [second])
     }
 

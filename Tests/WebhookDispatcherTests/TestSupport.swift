@@ -252,6 +252,25 @@ class DispatcherTestCase: XCTestCase {
         try store.enqueue(NewEvent(tenantID: tenant, type: type, json: json))
     }
 
+    /// Enqueues `count` events in one transaction through a second connection, as a producer would.
+    @discardableResult
+    func enqueueMany(_ count: Int) throws -> [String] {
+        let producer = try openStore()
+        return try producer.write { tx in
+            try (0..<count).map { try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "order.created", json: #"{"n":\#($0)}"#)).eventID }
+        }
+    }
+
+    /// A worker's result for `claim`: 200 and succeeded, or 500 for any other verdict.
+    func result(_ claim: ClaimedDelivery, owner: String = "w", verdict: AttemptVerdict) -> AttemptResult {
+        let succeeded: Bool
+        if case .succeeded = verdict { succeeded = true } else { succeeded = false }
+        let attempt = Attempt(number: claim.attemptNumber, startedAt: Date(), durationMicroseconds: 10, url: "https://example.com/",
+                              requestHeaders: [], responseStatus: succeeded ? 200 : 500, responseHeaders: [], responseBody: [],
+                              responseTruncated: false, errorKind: succeeded ? nil : .http, errorMessage: nil, verdict: verdict)
+        return AttemptResult(deliveryID: claim.deliveryID, endpointID: claim.endpointID, leaseOwner: owner, attempt: attempt)
+    }
+
     // MARK: - The dispatcher executable
 
     struct Output {
