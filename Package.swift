@@ -23,7 +23,7 @@ let package = Package(
         .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
         // Linux's epoll and eventfd (glibc headers; nothing to link).
-        .systemLibrary(name: "CEventLoop"),
+        .systemLibrary(name: "CLinux"),
 
         // Turns migrations/*.sql into Swift source at build time, so the SQL has one home and a
         // copied binary needs no files beside it.
@@ -46,13 +46,13 @@ let package = Package(
             plugins: ["EmbedMigrations"]
         ),
         // HTTP and nothing about SQL: libcurl, the destination guard at connect time, signing, OAuth tokens.
-        .target(name: "DispatcherDelivery", dependencies: ["DispatcherModel", "CCurl", "CCrypto", "CEventLoop"]),
+        .target(name: "DispatcherDelivery", dependencies: ["DispatcherModel", "CCurl", "CCrypto", "CLinux"]),
         // Joins the two: the delivery service, its store loop and transfer loop, housekeeping.
-        .target(name: "DispatcherWorker", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery"]),
+        .target(name: "DispatcherWorker", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery", "CLinux"]),
         // The config file `serve`, `dashboard` and the other commands read (the portal key signs with Delivery's HMAC).
         .target(name: "DispatcherConfig", dependencies: ["DispatcherModel", "DispatcherStore", "DispatcherDelivery", "DispatcherWorker"]),
         // A small HTTP/1.1 server for the dashboard.
-        .target(name: "DispatcherServer", dependencies: ["DispatcherModel", "CEventLoop"]),
+        .target(name: "DispatcherServer", dependencies: ["DispatcherModel", "CLinux"]),
         .target(
             name: "DispatcherDashboard",
             dependencies: ["DispatcherModel", "DispatcherEvents", "DispatcherStore", "DispatcherDelivery", "DispatcherWorker",

@@ -1,5 +1,5 @@
 import CCurl
-import CEventLoop
+import CLinux
 import DispatcherModel
 import Dispatch
 import Glibc

@@ -1,4 +1,4 @@
-import CEventLoop
+import CLinux
 import DispatcherModel
 import Foundation
 import Glibc

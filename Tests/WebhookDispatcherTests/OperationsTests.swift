@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import DispatcherStore
 import WebhookDispatcher
+import DispatcherWorker
 
 /// The operator's commands, through the real executable: endpoints management, test pings,
 /// redeliver, replay, cancel, stats, prune, retention and the development receiver.
@@ -314,6 +315,34 @@ final class OperationsTests: DispatcherTestCase {
         waitUntil("a progress line is logged") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("progress: 1200 pending") == true }
         XCTAssertEqual(try stopProcess(serve, signal: SIGTERM), 0)
         XCTAssertTrue(try String(contentsOfFile: log, encoding: .utf8).contains("retention: deleted 1 deliveries"))
+    }
+
+    func testHousekeepingHandsFreedHeapPagesBackToTheKernel() throws {
+        /// This process's resident anonymous memory (the heap), from the kernel.
+        func residentAnonymousBytes() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+            let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") })
+            return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
+        }
+        // 48 MiB in small blocks (below malloc's mmap threshold), written so they are resident,
+        // then freed but for one block allocated after them: the free space lies below a live
+        // block, so `free` cannot hand it back from the arena's top.
+        let blocks = (0..<48 * 1024).map { _ in UnsafeMutableRawPointer.allocate(byteCount: 1024, alignment: 8) }
+        let pin = UnsafeMutableRawPointer.allocate(byteCount: 1024, alignment: 8)
+        defer { pin.deallocate() }
+        for block in blocks { block.initializeMemory(as: UInt8.self, repeating: 0xA5, count: 1024) }
+        let heldWhileUsed = try residentAnonymousBytes()
+        for block in blocks { block.deallocate() }
+        let heldAfterFree = try residentAnonymousBytes()
+        XCTAssertGreaterThan(heldAfterFree, heldWhileUsed - 16 << 20, "free alone keeps most of the freed pages resident")
+
+        var settings = Housekeeping.Settings(statsIntervalSeconds: 0)
+        settings.progressIntervalSeconds = 0.05
+        settings.trimIntervalSeconds = 0.05
+        let housekeeping = Housekeeping(store: store, settings: settings, logger: .silent)
+        housekeeping.start()
+        defer { housekeeping.stop() }
+        try waitUntil("housekeeping hands at least 32 of the 48 freed MiB back") { try residentAnonymousBytes() < heldAfterFree - 32 << 20 }
     }
 
     func testTheDevelopmentReceiverPrintsRequestsAndChecksSignatures() throws {

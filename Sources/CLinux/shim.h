@@ -1,9 +1,10 @@
-/* Linux's epoll and eventfd, which Swift's Glibc module does not bring, behind small functions
-   so Swift never lays out the packed struct epoll_event itself. (No _GNU_SOURCE: it would give
+/* What Swift's Glibc module does not bring: Linux's epoll and eventfd, behind small functions
+   so Swift never lays out the packed struct epoll_event itself, and glibc's malloc_trim. (No _GNU_SOURCE: it would give
    glibc's shared headers another shape here than in the other modules that include them.) */
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <malloc.h>
 
 static const uint32_t dispatcher_epoll_in = EPOLLIN;
 static const uint32_t dispatcher_epoll_out = EPOLLOUT;
@@ -38,3 +39,6 @@ static inline int dispatcher_epoll_wait(int epoll, int *descriptors, uint32_t *e
     }
     return count;
 }
+
+/* Hands the free pages of every malloc arena back to the kernel; nonzero when some were. */
+static inline int dispatcher_malloc_trim(void) { return malloc_trim(0); }
