@@ -22,7 +22,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
-        // Linux's epoll and eventfd (glibc headers; nothing to link).
+        // Linux's epoll and eventfd, glibc's malloc_trim (glibc headers; nothing to link).
         .systemLibrary(name: "CLinux"),
 
         // Turns migrations/*.sql into Swift source at build time, so the SQL has one home and a

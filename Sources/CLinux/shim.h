@@ -1,6 +1,7 @@
 /* What Swift's Glibc module does not bring: Linux's epoll and eventfd, behind small functions
-   so Swift never lays out the packed struct epoll_event itself, and glibc's malloc_trim. (No _GNU_SOURCE: it would give
-   glibc's shared headers another shape here than in the other modules that include them.) */
+   so Swift never lays out the packed struct epoll_event itself, and glibc's malloc_trim. (No
+   _GNU_SOURCE: it would give glibc's shared headers another shape here than in the other
+   modules that include them.) */
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
