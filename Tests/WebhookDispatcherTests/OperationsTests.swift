@@ -325,14 +325,15 @@ final class OperationsTests: DispatcherTestCase {
             return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
         }
         // 48 MiB in small blocks (below malloc's mmap threshold), written so they are resident,
-        // then freed but for the one at the highest address: the free space lies below a live
-        // block, so `free` cannot hand it back from the arena's top.
-        let blocks = (0..<48 * 1024 + 1).map { _ in UnsafeMutableRawPointer.allocate(byteCount: 1024, alignment: 8) }
-        let pin = try XCTUnwrap(blocks.max())
-        defer { pin.deallocate() }
+        // then freed but for every 32nd: each hole of 31 KiB lies between live blocks, so `free`
+        // can hand none of it back (not from an arena's top, nor a whole heap), while most of
+        // each hole is whole pages a trim can.
+        let blocks = (0..<48 * 1024).map { _ in UnsafeMutableRawPointer.allocate(byteCount: 1024, alignment: 8) }
+        let kept = stride(from: 0, to: blocks.count, by: 32).map { blocks[$0] }
+        defer { for block in kept { block.deallocate() } }
         for block in blocks { block.initializeMemory(as: UInt8.self, repeating: 0xA5, count: 1024) }
         let heldWhileUsed = try residentAnonymousBytes()
-        for block in blocks where block != pin { block.deallocate() }
+        for (index, block) in blocks.enumerated() where index % 32 != 0 { block.deallocate() }
         let heldAfterFree = try residentAnonymousBytes()
         XCTAssertGreaterThan(heldAfterFree, heldWhileUsed - 16 << 20, "free alone keeps most of the freed pages resident")
 
