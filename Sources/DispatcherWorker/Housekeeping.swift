@@ -53,6 +53,11 @@ package final class Housekeeping: @unchecked Sendable {
         timer.schedule(deadline: .now() + tick, repeating: tick)
         timer.setEventHandler { [self] in
             let now = Date()
+            // First, so a store that fails below does not hold it back.
+            if now.timeIntervalSince(state.lastTrim) >= settings.trimIntervalSeconds - 0.001 {
+                state.lastTrim = now
+                Self.returnFreeMemory()
+            }
             do {
                 if let days = settings.retentionDays, now.timeIntervalSince(state.lastPrune) >= 3_600 {
                     state.lastPrune = now
@@ -60,10 +65,6 @@ package final class Housekeeping: @unchecked Sendable {
                     if pruned.deliveries + pruned.events > 0 {
                         logger.log(.info, "retention: deleted \(pruned.deliveries) deliveries, \(pruned.attempts) attempts, \(pruned.events) events older than \(days) days")
                     }
-                }
-                if now.timeIntervalSince(state.lastTrim) >= settings.trimIntervalSeconds - 0.001 {
-                    state.lastTrim = now
-                    Self.returnFreeMemory()
                 }
                 let dropped = try store.dropExpiredSigningSecrets(now: now)
                 if dropped > 0 {
