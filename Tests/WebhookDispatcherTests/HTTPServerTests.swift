@@ -8,11 +8,7 @@ import WebhookDispatcher
 /// The event-loop server under the dashboard, the ingest API and the receivers: idle
 /// connections cost no thread, and a stop lets requests in progress be answered.
 final class HTTPServerTests: XCTestCase {
-    static func threadCount() -> Int {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("Threads:") } ?? ""
-        return Int(line.split(separator: "\t").last ?? "") ?? 0
-    }
+    static func threadCount() -> Int { processStatus("Threads") ?? 0 }
 
     /// Requests the handler holds: for `path` (every path when nil) it signals `entered`, then
     /// waits for `release` (10 s at most) before answering `{"path": ...}`.

@@ -319,11 +319,7 @@ final class OperationsTests: DispatcherTestCase {
 
     func testHousekeepingHandsFreedHeapPagesBackToTheKernel() throws {
         /// This process's resident anonymous memory (the heap), from the kernel.
-        func residentAnonymousBytes() throws -> Int {
-            let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-            let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") })
-            return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
-        }
+        func residentAnonymousBytes() throws -> Int { try XCTUnwrap(processStatus("RssAnon")) * 1024 }
         // 48 MiB in small blocks (below malloc's mmap threshold), written so they are resident,
         // then freed but for every 32nd: each hole of 31 KiB lies between live blocks, so `free`
         // can hand none of it back (not from an arena's top, nor a whole heap), while most of

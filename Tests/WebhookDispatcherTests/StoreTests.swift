@@ -199,10 +199,7 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try other.claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: [:]), [],
                        "the endpoint's three are in flight in another process")
 
-        let attempt = Attempt(number: 1, startedAt: Date(), durationMicroseconds: 10, url: narrow.url, requestHeaders: [],
-                              responseStatus: 200, responseHeaders: [], responseBody: [], responseTruncated: false,
-                              errorKind: nil, errorMessage: nil, verdict: .succeeded)
-        try store.record([AttemptResult(deliveryID: first[0].deliveryID, endpointID: "narrow", leaseOwner: "a", attempt: attempt)])
+        try store.record([result(first[0], owner: "a", verdict: .succeeded)])
         XCTAssertEqual(try other.claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: [:]).count, 1)
 
         // A crashed process's leases stop counting when they expire.
@@ -225,10 +222,7 @@ final class StoreTests: DispatcherTestCase {
         try enqueue()
         let claim = try XCTUnwrap(store.claimDueDeliveries(limit: 1, owner: "slow", leaseSeconds: 60, inFlight: [:]).first)
         try store.withConnection { try $0.execute("UPDATE deliveries SET lease_owner = 'other'", []) }
-        let attempt = Attempt(number: 1, startedAt: Date(), durationMicroseconds: 10, url: "https://example.com/hook",
-                              requestHeaders: [], responseStatus: 200, responseHeaders: [], responseBody: [],
-                              responseTruncated: false, errorKind: nil, errorMessage: nil, verdict: .succeeded)
-        try store.record([AttemptResult(deliveryID: claim.deliveryID, endpointID: claim.endpointID, leaseOwner: "slow", attempt: attempt)])
+        try store.record([result(claim, owner: "slow", verdict: .succeeded)])
         let record = try XCTUnwrap(store.eventRecord(deliveryID: claim.deliveryID))
         XCTAssertEqual(record.deliveries.first?.attempts.count, 1)
         XCTAssertEqual(record.deliveries.first?.delivery.status, .delivering)

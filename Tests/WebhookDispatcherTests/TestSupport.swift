@@ -134,6 +134,14 @@ final class Locked<Value>: @unchecked Sendable {
 }
 
 /// A fresh database file in its own temporary folder, removed by `tearDown`.
+/// A number from this process's `/proc/self/status` (`Threads`, or `RssAnon` in KiB); nil when
+/// the kernel does not report `field`.
+func processStatus(_ field: String) -> Int? {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }) else { return nil }
+    return line.dropFirst(field.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) }
+}
+
 final class TemporaryDirectory {
     let path: String
 
