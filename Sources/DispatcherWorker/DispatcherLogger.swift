@@ -9,7 +9,16 @@ public struct DispatcherLogger: Sendable {
     public enum Level: String, Sendable, Comparable {
         case debug, info, warning, error
 
-        private var rank: Int { [.debug: 0, .info: 1, .warning: 2, .error: 3][self] ?? 0 }
+        /// A switch, not a dictionary: every attempt's log call compares levels, and a
+        /// dictionary literal here was built (two allocations) on each comparison.
+        private var rank: Int {
+            switch self {
+            case .debug: return 0
+            case .info: return 1
+            case .warning: return 2
+            case .error: return 3
+            }
+        }
         public static func < (a: Level, b: Level) -> Bool { a.rank < b.rank }
     }
 

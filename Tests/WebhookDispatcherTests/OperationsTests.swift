@@ -10,6 +10,18 @@ final class OperationsTests: DispatcherTestCase {
     /// `log_format: json`: every line of serve's log is one JSON object (read by Python's
     /// json module) with time, level and message, and an attempt's line carries its fields;
     /// secrets stay out as in the text log.
+    func testMessagesBelowTheMinimumLevelAreDropped() {
+        for (minimum, expected) in [(DispatcherLogger.Level.debug, ["d", "i", "w", "e"]), (.info, ["i", "w", "e"]),
+                                    (.warning, ["w", "e"]), (.error, ["e"])] {
+            let written = Locked<[String]>([])
+            let logger = DispatcherLogger(minimumLevel: minimum) { _, message in written.withLock { $0.append(message) } }
+            for (level, message) in [(DispatcherLogger.Level.debug, "d"), (.info, "i"), (.warning, "w"), (.error, "e")] {
+                logger.log(level, message)
+            }
+            XCTAssertEqual(written.value, expected, "minimum \(minimum)")
+        }
+    }
+
     func testServeWritesJSONLogLinesWithTheAttemptsFields() throws {
         let receiver = try makeReceiver { _, _ in .respond(status: 500) }
         let config = try writeConfig(url: receiver.url("/fails"), extra: #", "log_format": "json""#,
