@@ -133,7 +133,6 @@ final class Locked<Value>: @unchecked Sendable {
     func withLock<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&stored) } }
 }
 
-/// A fresh database file in its own temporary folder, removed by `tearDown`.
 /// A number from this process's `/proc/self/status` (`Threads`, or `RssAnon` in KiB); nil when
 /// the kernel does not report `field`.
 func processStatus(_ field: String) -> Int? {
@@ -142,6 +141,7 @@ func processStatus(_ field: String) -> Int? {
     return line.dropFirst(field.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) }
 }
 
+/// A fresh folder for a test's files (its database among them), removed by `tearDown`.
 final class TemporaryDirectory {
     let path: String
 
