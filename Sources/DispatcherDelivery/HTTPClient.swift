@@ -129,6 +129,9 @@ package final class HTTPClient {
     private let configuration: HTTPClientConfiguration
     /// libcurl writes its message here while a transfer runs, so it lives as long as the handle.
     private let errorBuffer: UnsafeMutablePointer<CChar>
+    /// Each request header line is written here, NUL-terminated, for libcurl to copy: one
+    /// buffer for the handle's life instead of a string per header per request.
+    private var headerLine: [UInt8] = []
 
     /// `curl_global_init`'s result, once per process.
     private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -232,10 +235,23 @@ package final class HTTPClient {
         }
         var headerList: UnsafeMutablePointer<curl_slist>?
         // libcurl would otherwise send `Expect: 100-continue` for larger bodies and wait for it.
-        for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:"] {
+        for index in 0...request.headers.count {
+            headerLine.removeAll(keepingCapacity: true)
+            if index < request.headers.count {
+                let header = request.headers[index]
+                headerLine.append(contentsOf: header.name.utf8)
+                headerLine.append(contentsOf: ": ".utf8)
+                headerLine.append(contentsOf: header.value.utf8)
+            } else {
+                headerLine.append(contentsOf: "Expect:".utf8)
+            }
+            headerLine.append(0)
             // A failed append returns nil and keeps the list: sending without, say, the
-            // signature header is not an option.
-            guard let appended = curl_slist_append(headerList, line) else {
+            // signature header is not an option. (libcurl copies the line.)
+            let appended = headerLine.withUnsafeBufferPointer { line in
+                line.withMemoryRebound(to: CChar.self) { curl_slist_append(headerList, $0.baseAddress) }
+            }
+            guard let appended else {
                 curl_slist_free_all(headerList)
                 return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .other,
                                              errorMessage: "libcurl could not add a request header (out of memory)", durationMicroseconds: 0))
@@ -251,8 +267,8 @@ package final class HTTPClient {
             if code != CURLE_OK && refusal == nil { refusal = (option, code) }
         }
         check(dispatcher_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
-        check(dispatcher_curl_set_string(handle, CURLOPT_URL, request.url), "CURLOPT_URL")
-        check(dispatcher_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, configuration.urlPolicy.requireHTTPS ? "https" : "http,https"),
+        check(setString(CURLOPT_URL, request.url), "CURLOPT_URL")
+        check(setString(CURLOPT_PROTOCOLS_STR, configuration.urlPolicy.requireHTTPS ? "https" : "http,https"),
               "CURLOPT_PROTOCOLS_STR")
         check(dispatcher_curl_set_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
         check(dispatcher_curl_set_long(handle, CURLOPT_FOLLOWLOCATION, 0), "CURLOPT_FOLLOWLOCATION")
@@ -263,7 +279,7 @@ package final class HTTPClient {
             dispatcher_curl_set_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? Self.noBytes))
         }, "CURLOPT_COPYPOSTFIELDS")
         check(dispatcher_curl_set_slist(handle, CURLOPT_HTTPHEADER, headerList), "CURLOPT_HTTPHEADER")
-        check(dispatcher_curl_set_string(handle, CURLOPT_USERAGENT, configuration.userAgent), "CURLOPT_USERAGENT")
+        check(setString(CURLOPT_USERAGENT, configuration.userAgent), "CURLOPT_USERAGENT")
         check(dispatcher_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000)), "CURLOPT_TIMEOUT_MS")
         check(dispatcher_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeoutSeconds * 1000)), "CURLOPT_CONNECTTIMEOUT_MS")
         check(dispatcher_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
@@ -281,7 +297,7 @@ package final class HTTPClient {
         if let tls = request.tls {
             func material(_ value: RequestTLS.Material, file: CURLoption, blob: CURLoption, _ names: (StaticString, StaticString)) {
                 switch value {
-                case .file(let path): check(dispatcher_curl_set_string(handle, file, path), names.0)
+                case .file(let path): check(setString(file, path), names.0)
                 case .pem(let bytes): check(bytes.withUnsafeBytes { dispatcher_curl_set_blob(handle, blob, $0.baseAddress, $0.count) }, names.1)
                 }
             }
@@ -293,22 +309,22 @@ package final class HTTPClient {
             }
             if let caFile = tls.caFile {
                 // This file alone: not the system's directory of authorities besides.
-                check(dispatcher_curl_set_string(handle, CURLOPT_CAINFO, caFile), "CURLOPT_CAINFO")
+                check(setString(CURLOPT_CAINFO, caFile), "CURLOPT_CAINFO")
                 check(dispatcher_curl_set_string(handle, CURLOPT_CAPATH, nil), "CURLOPT_CAPATH")
             }
-            if let pins = tls.pinnedPublicKey { check(dispatcher_curl_set_string(handle, CURLOPT_PINNEDPUBLICKEY, pins), "CURLOPT_PINNEDPUBLICKEY") }
+            if let pins = tls.pinnedPublicKey { check(setString(CURLOPT_PINNEDPUBLICKEY, pins), "CURLOPT_PINNEDPUBLICKEY") }
         }
         if let proxy = request.proxy {
             // Through a proxy libcurl connects to the proxy alone, whose address the operator
             // named: the socket check lets it be. The final destination was judged above.
             context.viaProxy = true
-            check(dispatcher_curl_set_string(handle, CURLOPT_PROXY, proxy), "CURLOPT_PROXY")
+            check(setString(CURLOPT_PROXY, proxy), "CURLOPT_PROXY")
             // CONNECT for plain http as well, so the proxy relays bytes and never sees a request
             // it could rewrite.
             check(dispatcher_curl_set_long(handle, CURLOPT_HTTPPROXYTUNNEL, 1), "CURLOPT_HTTPPROXYTUNNEL")
         } else {
             // No proxy from the environment (http_proxy, HTTPS_PROXY...) either: only the config names one.
-            check(dispatcher_curl_set_string(handle, CURLOPT_NOPROXY, "*"), "CURLOPT_NOPROXY")
+            check(setString(CURLOPT_NOPROXY, "*"), "CURLOPT_NOPROXY")
         }
         if let refusal {
             curl_slist_free_all(headerList)
@@ -357,6 +373,13 @@ package final class HTTPClient {
     }
 
     /// The exchange of a transfer `begin` set up, once libcurl finished it with `code`.
+    /// Sets a string option through `withCString`: Swift's implicit conversion of a String
+    /// argument to a C pointer copies a short (inline-stored) string to the heap on each call,
+    /// and this runs several times a request. libcurl copies the value.
+    private func setString(_ option: CURLoption, _ value: String) -> CURLcode {
+        value.withCString { dispatcher_curl_set_string(handle, option, $0) }
+    }
+
     package func finish(_ transfer: Transfer, code: CURLcode) -> HTTPExchange {
         curl_slist_free_all(transfer.headerList)
         let context = transfer.context
@@ -477,6 +500,8 @@ private let receiveHeader: dispatcher_curl_data_callback = { data, size, count, 
         context.droppedHeaderBytes += end - start
     } else if let colon = line[start..<end].firstIndex(of: UInt8(ascii: ":")) {
         context.headerBytes += end - start
+        // Room for a typical response's headers at once, not four regrowths on the way there.
+        if context.headers.capacity == 0 { context.headers.reserveCapacity(16) }
         var nameEnd = colon, valueStart = colon + 1
         while nameEnd > start, isSpace(line[nameEnd - 1]) { nameEnd -= 1 }
         while valueStart < end, isSpace(line[valueStart]) { valueStart += 1 }

@@ -41,7 +41,10 @@ package final class Statement: SQLRow {
             case .null: code = sqlite3_bind_null(handle, index)
             case .integer(let v): code = sqlite3_bind_int64(handle, index, v)
             case .real(let v): code = sqlite3_bind_double(handle, index, v)
-            case .text(let v): code = sqlite3_bind_text(handle, index, v, -1, dispatcher_sqlite_transient())
+            case .text(let v):
+                // Through `withCString`: the implicit String-to-pointer conversion puts a short
+                // string (15 bytes or fewer, stored inline) on the heap for every call.
+                code = v.withCString { sqlite3_bind_text(handle, index, $0, -1, dispatcher_sqlite_transient()) }
             case .blob(let v):
                 code = v.withUnsafeBytes { bytes in
                     sqlite3_bind_blob64(handle, index, bytes.baseAddress, sqlite3_uint64(bytes.count), dispatcher_sqlite_transient())
