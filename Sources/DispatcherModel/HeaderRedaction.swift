@@ -38,10 +38,17 @@ package enum HeaderRedaction {
     }
 
     /// Replaces credential values with `***`; `alsoSecret` adds names (any case) to redact.
+    /// Runs twice per attempt; usually nothing is secret, and then the same array comes back
+    /// without a copy.
     package static func redact(_ headers: [HeaderField], alsoSecret: Set<String> = []) -> [HeaderField] {
-        headers.map { header in
+        func secret(_ header: HeaderField) -> Bool {
             isSecret(header.name) || (!alsoSecret.isEmpty && alsoSecret.contains(header.name.lowercased()))
-                ? HeaderField(header.name, placeholder) : header
         }
+        guard let first = headers.firstIndex(where: secret) else { return headers }
+        var redacted = headers
+        for index in first..<redacted.count where secret(redacted[index]) {
+            redacted[index] = HeaderField(redacted[index].name, placeholder)
+        }
+        return redacted
     }
 }

@@ -579,7 +579,7 @@ enum DeliveryQueries {
             // what they changed (`OperationsNotices`).
             let before = try options.operationsTenant.map { _ in try OperationsNotices.states(of: Array(Set(results.map(\.endpointID))), in: db) }
             for chunk in chunked(results, db.dialect) {
-                try db.executeDeferred(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), chunk.flatMap(attemptRow))
+                try db.executeDeferred(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), rows(chunk, columns: 14, appendAttemptRow))
             }
             // An interim attempt (a 401 retried at once) counts under the lease its final
             // attempt then releases, so the counts go first.
@@ -588,7 +588,7 @@ enum DeliveryQueries {
             }
             for chunk in chunked(results.filter { !$0.keepsLease }, db.dialect) {
                 try db.executeDeferred(finishAttempts[chunk.count]?[db.dialect] ?? finishAttemptsSQL(rows: chunk.count, db.dialect),
-                                       chunk.flatMap { verdictRow($0, now: now) })
+                                       rows(chunk, columns: 7) { appendVerdictRow($0, now: now, to: &$1) })
             }
             let disabled = try updateEndpointHealth(after: results, now: now, in: db)
             if let tenant = options.operationsTenant, let before {
@@ -634,10 +634,20 @@ enum DeliveryQueries {
         attempt.errorKind.map { kind in attempt.errorMessage.map { "\(kind): \($0)" } ?? kind.rawValue }
     }
 
-    private static func attemptRow(_ result: AttemptResult) -> [SQLBindable] {
+    /// A multi-row statement's bindings, written into one array sized up front (a row per
+    /// result), rather than an array per row joined afterwards.
+    private static func rows(_ chunk: ArraySlice<AttemptResult>, columns: Int,
+                             _ appendRow: (AttemptResult, inout [SQLBindable]) -> Void) -> [SQLBindable] {
+        var bindings: [SQLBindable] = []
+        bindings.reserveCapacity(chunk.count * columns)
+        for result in chunk { appendRow(result, &bindings) }
+        return bindings
+    }
+
+    private static func appendAttemptRow(_ result: AttemptResult, to bindings: inout [SQLBindable]) {
         let attempt = result.attempt
         let headers = result.storedHeaders ?? StoredHeaders(attempt)
-        return [
+        bindings += [
             result.deliveryID, attempt.number, Clock.milliseconds(attempt.startedAt), attempt.durationMicroseconds,
             attempt.url, headers.request, attempt.responseStatus, headers.response,
             attempt.responseBody, attempt.responseTruncated,
@@ -646,15 +656,15 @@ enum DeliveryQueries {
     }
 
     /// The columns of `finishAttempts`' VALUES rows, in order.
-    private static func verdictRow(_ result: AttemptResult, now: Int64) -> [SQLBindable] {
+    private static func appendVerdictRow(_ result: AttemptResult, now: Int64, to bindings: inout [SQLBindable]) {
         let status: DeliveryStatus
         switch result.attempt.verdict {
         case .succeeded: status = .succeeded
         case .failed: status = .failed
         case .retryScheduled: status = .pending
         }
-        return [result.deliveryID, result.leaseOwner, status.rawValue, nextAttempt(of: result.attempt),
-                result.attempt.responseStatus, lastError(of: result.attempt), now]
+        bindings += [result.deliveryID, result.leaseOwner, status.rawValue, nextAttempt(of: result.attempt),
+                     result.attempt.responseStatus, lastError(of: result.attempt), now]
     }
 
     private static func nextAttempt(of attempt: Attempt) -> Int64? {

@@ -163,7 +163,7 @@ final class TransferLoop {
         }
         let runner = AttemptRunner(client: client, leaseOwner: leaseOwner, tokens: tokens)
         guard let endpoint else {
-            finishedResults += Self.logged([runner.endpointMissing(job)], of: job, logger: logger)
+            finishedResults.append(Self.logged(runner.endpointMissing(job), of: job, logger: logger))
             return nil
         }
         var token: Result<String?, AttemptRunner.Unsendable> = .success(nil)
@@ -201,12 +201,12 @@ final class TransferLoop {
         let finished = runner.finish(prepared, exchange: exchange)
         let job = prepared.delivery, endpoint = prepared.endpoint
         guard let interim = runner.interimAfterRejectedToken(finished, endpoint: endpoint) else {
-            finishedResults += Self.logged([finished.result], of: job, logger: logger)
+            finishedResults.append(Self.logged(finished.result, of: job, logger: logger))
             return
         }
         // The interim attempt goes now, before the helper's retry can finish: it counts under
         // the lease that the retry's result then releases.
-        finishedResults += Self.logged([interim], of: job, logger: logger)
+        finishedResults.append(Self.logged(interim, of: job, logger: logger))
         flushResults()
         onHelper(job) { [$0.retryWithFreshToken(job, endpoint: endpoint)] }
     }
@@ -240,20 +240,18 @@ final class TransferLoop {
 
     /// Logs each attempt and hands it to the store loop.
     private static func submit(_ results: [AttemptResult], of job: ClaimedDelivery, to board: JobBoard, logger: DispatcherLogger) {
-        board.submit(contentsOf: logged(results, of: job, logger: logger))
+        board.submit(contentsOf: results.map { logged($0, of: job, logger: logger) })
     }
 
-    /// Logs each attempt; returns them.
-    private static func logged(_ results: [AttemptResult], of job: ClaimedDelivery, logger: DispatcherLogger) -> [AttemptResult] {
-        for result in results {
-            let attempt = result.attempt
-            logger.log(.debug, "delivery \(job.deliveryID) to \(job.endpointID) attempt \(attempt.number): \(attempt.responseStatus.map { "HTTP \($0)" } ?? attempt.errorKind?.rawValue ?? "")",
+    /// Logs an attempt; returns it. One at a time: an array per attempt was an allocation per request.
+    private static func logged(_ result: AttemptResult, of job: ClaimedDelivery, logger: DispatcherLogger) -> AttemptResult {
+        let attempt = result.attempt
+        logger.log(.debug, "delivery \(job.deliveryID) to \(job.endpointID) attempt \(attempt.number): \(attempt.responseStatus.map { "HTTP \($0)" } ?? attempt.errorKind?.rawValue ?? "")",
+                   .attempt(attempt, of: job))
+        if case .failed = attempt.verdict {
+            logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(attempt.number) attempt(s): \(attempt.errorMessage ?? "")",
                        .attempt(attempt, of: job))
-            if case .failed = attempt.verdict {
-                logger.log(.warning, "delivery \(job.deliveryID) of event \(job.eventID) to \(job.endpointID) failed after \(attempt.number) attempt(s): \(attempt.errorMessage ?? "")",
-                           .attempt(attempt, of: job))
-            }
         }
-        return results
+        return result
     }
 }

@@ -64,6 +64,13 @@ final class PolicyTests: XCTestCase {
             XCTAssertFalse(HeaderRedaction.isSecret(name), name)
         }
         XCTAssertEqual(HeaderRedaction.redact([HeaderField("X-Clinic", "a")], alsoSecret: ["x-clinic"]).map(\.value), ["***"])
+        // A secret after plain headers, and plain ones between and after secrets.
+        XCTAssertEqual(HeaderRedaction.redact([
+            HeaderField("Content-Type", "a"), HeaderField("X-Clinic", "b"), HeaderField("Cookie", "c"),
+            HeaderField("Accept", "d"), HeaderField("X-Refresh-Token", "e"), HeaderField("X-Site", "f"),
+        ], alsoSecret: ["x-site"]).map(\.value), ["a", "b", "***", "d", "***", "***"])
+        let plain = [HeaderField("Content-Type", "application/json"), HeaderField("X-Clinic", "a")]
+        XCTAssertEqual(HeaderRedaction.redact(plain, alsoSecret: ["x-other"]), plain)
     }
 
     func testEventTypePatterns() {
