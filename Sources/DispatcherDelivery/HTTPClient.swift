@@ -129,9 +129,6 @@ package final class HTTPClient {
     private let configuration: HTTPClientConfiguration
     /// libcurl writes its message here while a transfer runs, so it lives as long as the handle.
     private let errorBuffer: UnsafeMutablePointer<CChar>
-    /// Each request header line is written here, NUL-terminated, for libcurl to copy: one
-    /// buffer for the handle's life instead of a string per header per request.
-    private var headerLine: [UInt8] = []
 
     /// `curl_global_init`'s result, once per process.
     private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -234,23 +231,23 @@ package final class HTTPClient {
                                          errorMessage: "the URL contains a space or control character; nothing was sent", durationMicroseconds: 0))
         }
         var headerList: UnsafeMutablePointer<curl_slist>?
-        // libcurl would otherwise send `Expect: 100-continue` for larger bodies and wait for it.
         for index in 0...request.headers.count {
-            headerLine.removeAll(keepingCapacity: true)
-            if index < request.headers.count {
-                let header = request.headers[index]
-                headerLine.append(contentsOf: header.name.utf8)
-                headerLine.append(contentsOf: ": ".utf8)
-                headerLine.append(contentsOf: header.value.utf8)
-            } else {
-                headerLine.append(contentsOf: "Expect:".utf8)
+            // The last line, a name with nothing after its colon, keeps libcurl from sending
+            // `Expect: 100-continue` for larger bodies and waiting for it.
+            let (name, separator, value) = index < request.headers.count
+                ? (request.headers[index].name, ": ", request.headers[index].value) : ("Expect", ":", "")
+            // Written, NUL-terminated, into a temporary buffer (on the stack for any usual
+            // header) that libcurl copies: no Swift string per header per request.
+            let length = name.utf8.count + separator.utf8.count + value.utf8.count
+            let appended = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length + 1) { line in
+                var end = line.initialize(fromContentsOf: name.utf8)
+                end = line[end...].initialize(fromContentsOf: separator.utf8)
+                end = line[end...].initialize(fromContentsOf: value.utf8)
+                line[end] = 0
+                return line.withMemoryRebound(to: CChar.self) { curl_slist_append(headerList, $0.baseAddress) }
             }
-            headerLine.append(0)
             // A failed append returns nil and keeps the list: sending without, say, the
-            // signature header is not an option. (libcurl copies the line.)
-            let appended = headerLine.withUnsafeBufferPointer { line in
-                line.withMemoryRebound(to: CChar.self) { curl_slist_append(headerList, $0.baseAddress) }
-            }
+            // signature header is not an option.
             guard let appended else {
                 curl_slist_free_all(headerList)
                 return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .other,
@@ -372,7 +369,6 @@ package final class HTTPClient {
         return formatter.date(from: squeezed)
     }
 
-    /// The exchange of a transfer `begin` set up, once libcurl finished it with `code`.
     /// Sets a string option through `withCString`: Swift's implicit conversion of a String
     /// argument to a C pointer copies a short (inline-stored) string to the heap on each call,
     /// and this runs several times a request. libcurl copies the value.
@@ -380,6 +376,7 @@ package final class HTTPClient {
         value.withCString { dispatcher_curl_set_string(handle, option, $0) }
     }
 
+    /// The exchange of a transfer `begin` set up, once libcurl finished it with `code`.
     package func finish(_ transfer: Transfer, code: CURLcode) -> HTTPExchange {
         curl_slist_free_all(transfer.headerList)
         let context = transfer.context
