@@ -65,7 +65,7 @@ final class SQLiteConnectionProvider: ConnectionProvider, @unchecked Sendable {
     /// take the store loop's connection from it no more: a `/metrics` scrape or the stats line
     /// held it for tens of milliseconds, and every delivery waited. Its page cache is kept to
     /// `Database.readerPageCachePages`: these reads visit pages in proportion to the outbox,
-    /// which in the writer's 16 MiB cache stayed in memory and, once SQLite freed them, in the
+    /// which in the writer's larger cache stayed in memory and, once SQLite freed them, in the
     /// allocator's. (`:memory:` has one database per connection: the writer's then.)
     func withReadConnection<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         guard !Self.isInMemory(location) else { return try withConnection(body) }
