@@ -579,7 +579,7 @@ enum DeliveryQueries {
             // what they changed (`OperationsNotices`).
             let before = try options.operationsTenant.map { _ in try OperationsNotices.states(of: Array(Set(results.map(\.endpointID))), in: db) }
             for chunk in chunked(results, db.dialect) {
-                try db.executeDeferred(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), rows(chunk, columns: 14, appendAttemptRow))
+                try db.executeDeferred(insertAttempts[chunk.count] ?? insertAttemptsSQL(rows: chunk.count), rows(chunk, columns: attemptColumns, appendAttemptRow))
             }
             // An interim attempt (a 401 retried at once) counts under the lease its final
             // attempt then releases, so the counts go first.
@@ -588,7 +588,7 @@ enum DeliveryQueries {
             }
             for chunk in chunked(results.filter { !$0.keepsLease }, db.dialect) {
                 try db.executeDeferred(finishAttempts[chunk.count]?[db.dialect] ?? finishAttemptsSQL(rows: chunk.count, db.dialect),
-                                       rows(chunk, columns: 7) { appendVerdictRow($0, now: now, to: &$1) })
+                                       rows(chunk, columns: verdictColumns) { appendVerdictRow($0, now: now, to: &$1) })
             }
             let disabled = try updateEndpointHealth(after: results, now: now, in: db)
             if let tenant = options.operationsTenant, let before {
@@ -643,6 +643,11 @@ enum DeliveryQueries {
         for result in chunk { appendRow(result, &bindings) }
         return bindings
     }
+
+    /// The parameters a row of `insertAttempts` binds (`appendAttemptRow`), and of
+    /// `finishAttempts` (`appendVerdictRow`): one count for the SQL and the bindings.
+    private static let attemptColumns = 14
+    private static let verdictColumns = 7
 
     private static func appendAttemptRow(_ result: AttemptResult, to bindings: inout [SQLBindable]) {
         let attempt = result.attempt
@@ -710,7 +715,7 @@ enum DeliveryQueries {
         INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers,
                               response_status, response_headers, response_body, response_truncated,
                               error_kind, error_message, verdict, next_attempt_at)
-        VALUES \(valuesRows(rows, columns: 14))
+        VALUES \(valuesRows(rows, columns: attemptColumns))
         """
     }
 
@@ -731,7 +736,7 @@ enum DeliveryQueries {
                SET status = v.column3, attempt_count = attempt_count + 1, next_attempt_at = v.column4,
                    last_http_status = v.column5, last_error = v.column6, lease_owner = NULL, lease_expires_at = NULL,
                    updated_at = v.column7
-              FROM (VALUES \(valuesRows(rows, columns: 7))) AS v
+              FROM (VALUES \(valuesRows(rows, columns: verdictColumns))) AS v
              WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column2 AND \(stillLeased)
             """
     }

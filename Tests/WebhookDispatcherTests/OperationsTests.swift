@@ -7,9 +7,6 @@ import DispatcherWorker
 /// The operator's commands, through the real executable: endpoints management, test pings,
 /// redeliver, replay, cancel, stats, prune, retention and the development receiver.
 final class OperationsTests: DispatcherTestCase {
-    /// `log_format: json`: every line of serve's log is one JSON object (read by Python's
-    /// json module) with time, level and message, and an attempt's line carries its fields;
-    /// secrets stay out as in the text log.
     func testMessagesBelowTheMinimumLevelAreDropped() {
         for (minimum, expected) in [(DispatcherLogger.Level.debug, ["d", "i", "w", "e"]), (.info, ["i", "w", "e"]),
                                     (.warning, ["w", "e"]), (.error, ["e"])] {
@@ -22,6 +19,9 @@ final class OperationsTests: DispatcherTestCase {
         }
     }
 
+    /// `log_format: json`: every line of serve's log is one JSON object (read by Python's
+    /// json module) with time, level and message, and an attempt's line carries its fields;
+    /// secrets stay out as in the text log.
     func testServeWritesJSONLogLinesWithTheAttemptsFields() throws {
         let receiver = try makeReceiver { _, _ in .respond(status: 500) }
         let config = try writeConfig(url: receiver.url("/fails"), extra: #", "log_format": "json""#,
