@@ -66,7 +66,7 @@ package struct IngestAPI: Sendable {
         do {
             let prepared = try admitOne(request, key: key)
             let submitted = committer.submit([prepared]) { outcome in
-                responder.replyFromLoop { Self.answer { try Self.accepted(outcome.get()[0].get()) } }
+                responder.reply(Self.answer { try Self.accepted(outcome.get()[0].get()) })
             }
             if !submitted { responder.reply(Self.error(429, Self.tooManyWaiting)) }
         } catch {

@@ -110,24 +110,19 @@ package final class HTTPServerResponder: Sendable {
         finish(.respond(response))
     }
 
-    /// Answers with the response `makeResponse` builds, leaving the building and the writing to
-    /// the event loop: for a thread whose time is scarcer than the loop's, such as a committer
-    /// answering a whole commit's requests.
-    package func replyFromLoop(_ makeResponse: @escaping @Sendable () -> HTTPServerResponse) {
-        guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.complete(descriptor, generation, .build(makeResponse, keepAlive: keepAlive))
-    }
-
     /// Carries out `reply`; a `.stream` writer runs on the calling thread, which must be one
     /// that may block.
     func finish(_ reply: HTTPServerReply) {
         guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Before anything is sent: the client may send its next request the moment it hears this one.
+        if case .stream = reply {} else { loop.requestAnswered() }
         switch reply {
         case .stream(let writer):
             // The connection is this thread's now (the loop does not touch it until the
             // completion): blocking writes, then the loop closes it.
             _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
             writer(HTTPServerStream(descriptor: descriptor, loop: loop))
+            loop.requestAnswered()
             loop.complete(descriptor, generation, .streamed)
         case .respond(let response):
             // Sent from here at once while the socket takes it (it nearly always does): the

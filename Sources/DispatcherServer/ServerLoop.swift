@@ -54,8 +54,6 @@ final class ServerLoop: @unchecked Sendable {
     enum Completion {
         /// The replying thread wrote `bytes` up to `written` itself; the loop writes the rest.
         case written([UInt8], written: Int, keepAlive: Bool)
-        /// A response for the loop to build and write.
-        case build(@Sendable () -> HTTPServerResponse, keepAlive: Bool)
         /// Bytes to write verbatim, then close.
         case raw([UInt8])
         case close
@@ -79,8 +77,12 @@ final class ServerLoop: @unchecked Sendable {
     private static let sweepInterval: UInt64 = 100_000_000
     private var nextSweep: UInt64 = 0
     private var nextGeneration: UInt64 = 0
-    private var inProgress = 0
-    private let completions = Mutex<[(descriptor: Int32, generation: UInt64, completion: Completion)]>([])
+    /// Requests dispatched and not yet answered: up by the loop, down by whichever thread
+    /// answers, before its answer is sent, so a client that hears it and sends again at once is
+    /// not refused for its own answered request.
+    private let inProgress = Atomic<Int>(0)
+    /// Replies on their way back, and whether the loop has been woken for them since it last took them.
+    private let completions = Mutex<(pending: [(descriptor: Int32, generation: UInt64, completion: Completion)], woken: Bool)>(([], false))
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     let accepted = Atomic<Int>(0)
@@ -175,6 +177,9 @@ final class ServerLoop: @unchecked Sendable {
             }
             let count = dispatcher_epoll_wait(epoll, &descriptors, &events, Int32(events.count), timeoutMilliseconds(now: now))
             wakeups.add(1, ordering: .relaxed)
+            // First, so that a connection answered meanwhile is reading again (and its request
+            // no longer counted in progress) before this pass dispatches anything.
+            finishCompletions()
             if count < 0 && errno != EINTR { continue }
             for index in 0..<max(0, Int(count)) {
                 let descriptor = descriptors[index]
@@ -183,7 +188,6 @@ final class ServerLoop: @unchecked Sendable {
                     acceptAll()
                 } else if descriptor == wakeup.descriptor {
                     wakeup.drain()
-                    finishCompletions()
                 } else if let connection = connections[descriptor] {
                     service(connection, flags: flags)
                 }
@@ -304,10 +308,10 @@ final class ServerLoop: @unchecked Sendable {
         connection.input.removeFirst(headEnd + 4 + length)
         let keepAlive = request.version == "HTTP/1.1" && request.header("Connection")?.lowercased() != "close"
             && !isStopping && !connection.readClosed
-        guard inProgress < limits.maxRequestsInProgress else {
+        guard inProgress.load(ordering: .relaxed) < limits.maxRequestsInProgress else {
             return answer(connection, HTTPServer.serialize(.text(503, "busy: too many requests in progress\n"), keepAlive: false))
         }
-        inProgress += 1
+        inProgress.add(1, ordering: .relaxed)
         connection.state = .handling
         let responder = HTTPServerResponder(loop: self, descriptor: connection.descriptor, generation: connection.generation, keepAlive: keepAlive)
         if let immediate, immediate(request, responder) { return }
@@ -315,25 +319,39 @@ final class ServerLoop: @unchecked Sendable {
         handlerThreads.run { responder.finish(handler(arrived)) }
     }
 
-    /// A reply on its way back to the loop. Only the first request to be completed wakes the
-    /// loop; the others join the list it is about to take.
+    /// A reply on its way back to the loop. A keep-alive response written in full leaves the
+    /// loop only bookkeeping, which its next pass does (it wakes when the client sends again, or
+    /// within the sweep interval), so it does not wake the loop: the ingest API's committer
+    /// answers every commit's requests, and a wake-up per commit cost the process more CPU than
+    /// the sends it spared the committer. Anything else wakes the loop, once until it takes the list.
     func complete(_ descriptor: Int32, _ generation: UInt64, _ completion: Completion) {
-        let first = completions.withLock { pending in
-            pending.append((descriptor, generation, completion))
-            return pending.count == 1
+        var urgent = true
+        if case .written(let bytes, let written, let keepAlive) = completion, keepAlive, written == bytes.count, !isStopping {
+            urgent = false
         }
-        if first { wake() }
+        let wakeNow = completions.withLock { state in
+            state.pending.append((descriptor, generation, completion))
+            guard urgent, !state.woken else { return false }
+            state.woken = true
+            return true
+        }
+        if wakeNow { wake() }
     }
+
+    /// A request's answer is ready: it no longer counts in progress.
+    func requestAnswered() { inProgress.subtract(1, ordering: .relaxed) }
 
     private func wake() { wakeup.wake() }
 
     private func finishCompletions() {
-        let done = completions.withLock { pending -> [(descriptor: Int32, generation: UInt64, completion: Completion)] in
-            defer { pending.removeAll() }
-            return pending
+        let done = completions.withLock { state -> [(descriptor: Int32, generation: UInt64, completion: Completion)] in
+            defer {
+                state.pending.removeAll()
+                state.woken = false
+            }
+            return state.pending
         }
         for entry in done {
-            inProgress -= 1
             guard let connection = connections[entry.descriptor], connection.generation == entry.generation else { continue }
             connection.state = .reading
             if connection.peerGone { drop(connection); continue }
@@ -346,8 +364,6 @@ final class ServerLoop: @unchecked Sendable {
                 drop(connection)
             case .raw(let bytes):
                 answer(connection, bytes)
-            case .build(let makeResponse, let keepAlive):
-                answer(connection, HTTPServer.serialize(makeResponse(), keepAlive: keepAlive), keepOpen: keepAlive)
             case .written(let bytes, let written, let keepAlive):
                 answer(connection, bytes, keepOpen: keepAlive, alreadyWritten: written)
             }

@@ -516,7 +516,7 @@ final class LoopbackSocket {
 
     func send(_ text: String) {
         let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) }
+        _ = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// Everything until the server closes the connection, waiting at most `timeout` seconds
@@ -528,6 +528,27 @@ final class LoopbackSocket {
 
     /// What arrived until the server closed the connection or a read waited `timeout` seconds.
     func readBytes(timeout: Double) -> [UInt8] { read(timeout: timeout).bytes }
+
+    /// One response on a connection kept alive: its head and its `Content-Length` of body, or
+    /// what arrived before a read waited `timeout` seconds or the server closed.
+    func readResponse(timeout: Double) -> String {
+        var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let text = String(decoding: received, as: UTF8.self)
+            if let headEnd = text.range(of: "\r\n\r\n") {
+                let length = text[..<headEnd.lowerBound].split(separator: "\r\n")
+                    .first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                if text.utf8.distance(from: text.utf8.startIndex, to: headEnd.upperBound) + length <= received.count { return text }
+            }
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return text }
+            received += chunk[0..<count]
+        }
+    }
 
     private func read(timeout: Double) -> (bytes: [UInt8], closed: Bool) {
         var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)

@@ -90,6 +90,48 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(status, 503)
     }
 
+    /// An answer written in full from another thread on a kept-alive connection does not wake
+    /// the loop: it settles the connection when the client's next request wakes it, and serves
+    /// that request.
+    func testAnAnswerWrittenFromAnotherThreadCostsTheLoopNoWakeUp() throws {
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, immediate: { request, responder in
+            let path = request.path
+            Thread.detachNewThread { responder.reply(.json(200, #"{"path":"\#(path)"}"#)) }
+            return true
+        }, handler: { _ in .respond(.json(500, "{}")) })
+        defer { server.stop() }
+        let client = try LoopbackSocket(port: server.port)
+        client.send("GET /0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(client.readResponse(timeout: 5).contains(#"{"path":"/0"}"#))
+        let before = server.loopWakeups
+        for number in 1...20 {
+            client.send("GET /\(number) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answer = client.readResponse(timeout: 5)
+            XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200") && answer.contains(#"{"path":"/\#(number)"}"#), answer)
+        }
+        // One wake-up per request (its arrival), not two (30 of them before this); the sweep's
+        // timer may add one or two.
+        XCTAssertLessThanOrEqual(server.loopWakeups - before, 23, "the loop woke \(server.loopWakeups - before) times for 20 requests")
+    }
+
+    /// A request answered from another thread stops counting as in progress before the loop
+    /// dispatches the next one, even though its answer did not wake the loop: with room for
+    /// one request, a second connection's request right after the first's answer is served.
+    func testAnAnsweredRequestNoLongerCountsInProgress() throws {
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, maxRequestsInProgress: 1) { request in
+            .respond(.json(200, #"{"path":"\#(request.path)"}"#))
+        }
+        defer { server.stop() }
+        // Both connections open first: a request on one then wakes the loop by itself.
+        let clients = try (0..<2).map { _ in try LoopbackSocket(port: server.port) }
+        for number in 1...20 {
+            let client = clients[number % 2]
+            client.send("GET /\(number) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answer = client.readResponse(timeout: 5)
+            XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200"), answer)
+        }
+    }
+
     /// A client that sends its request and then closes its sending side still gets the answer.
     func testAHalfClosedClientStillGetsItsAnswer() throws {
         let server = try HTTPServer(host: "127.0.0.1", port: 0) { request in .respond(.json(200, #"{"path":"\#(request.path)"}"#)) }
@@ -166,7 +208,7 @@ final class HTTPServerTests: XCTestCase {
             case "/now":
                 responder.reply(.json(200, #"{"answered":"now"}"#))
             case "/later":
-                Thread.detachNewThread { responder.replyFromLoop { .json(200, #"{"answered":"later"}"#) } }
+                Thread.detachNewThread { responder.reply(.json(200, #"{"answered":"later"}"#)) }
             case "/dropped":
                 break
             default:
@@ -212,7 +254,7 @@ final class HTTPServerTests: XCTestCase {
         }
         defer { for ends in pairs { close(ends[0]); close(ends[1]) } }
         held.withLock { responders in
-            for responder in responders { responder.replyFromLoop { .json(200, "{}") } }
+            for responder in responders { responder.reply(.json(200, "{}")) }
             responders.removeAll()
         }
         for end in pairs.joined() {
