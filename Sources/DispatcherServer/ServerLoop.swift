@@ -8,12 +8,13 @@ import Synchronization
 /// so an idle keep-alive connection costs a buffer, not a thread. A complete request goes to the
 /// immediate handler, if any, on this thread, and otherwise to a handler on another thread
 /// (handlers may block: a database read, a commit, a scripted delay); its reply comes back
-/// through `completions` and an eventfd, and the loop writes what the replying thread could not. Heads and bodies must arrive within the read timeout, which is also how
-/// long a connection may sit idle.
+/// through `completions` (with an eventfd to wake the loop when the reply needs it), and the
+/// loop writes what the replying thread could not. Heads and bodies must arrive within the
+/// read timeout, which is also how long a connection may sit idle.
 ///
 /// `@unchecked Sendable`: `connections` and everything in a `Connection` is touched only on
-/// the loop thread; handler threads touch only `completions` (under its mutex) and, for a
-/// `.stream` reply, the socket of a connection the loop has handed over (`handling`).
+/// the loop thread; handler threads touch only `completions` (under its mutex), `inProgress`
+/// (atomic) and, for a reply, the socket of a connection the loop has handed over (`handling`).
 final class ServerLoop: @unchecked Sendable {
     struct Limits {
         var maxBodyBytes: Int
