@@ -130,7 +130,9 @@ enum OutboxQueries {
 
     /// 32 rows of 8 columns: 257 parameters, far below SQLite's limit.
     static let sqliteRowsPerStatement = 32
-    static let insertEventsSQLiteFull = insertEventsSQLite(rows: sqliteRowsPerStatement)
+    /// The statement for each row count, built once: the ingest API commits a few events at a
+    /// time, and each commit would otherwise build its statement's text anew.
+    static let insertEventsSQLiteByRows = Dictionary(uniqueKeysWithValues: (1...sqliteRowsPerStatement).map { ($0, insertEventsSQLite(rows: $0)) })
 
     /// Enqueues each event on its own (a rejected one is returned as its error and writes
     /// nothing), inside the caller's transaction: on PostgreSQL in one statement per batch, on
@@ -189,12 +191,18 @@ enum OutboxQueries {
                 var bindings: [SQLBindable] = [now]
                 bindings.reserveCapacity(1 + chunk.count * 8)
                 for (ord, item) in chunk.enumerated() {
+                    // One append per column: an array literal per row would be an allocation per event.
                     let event = events[item.index]
-                    let row: [SQLBindable] = [ord, item.id, event.tenantID, event.type, event.body, event.orderingKey,
-                                              event.traceContext?.traceparent, event.traceContext?.tracestate]
-                    bindings += row
+                    bindings.append(ord)
+                    bindings.append(item.id)
+                    bindings.append(event.tenantID)
+                    bindings.append(event.type)
+                    bindings.append(event.body)
+                    bindings.append(event.orderingKey)
+                    bindings.append(event.traceContext?.traceparent)
+                    bindings.append(event.traceContext?.tracestate)
                 }
-                let sql = chunk.count == sqliteRowsPerStatement ? insertEventsSQLiteFull : insertEventsSQLite(rows: chunk.count)
+                let sql = insertEventsSQLiteByRows[chunk.count] ?? insertEventsSQLite(rows: chunk.count)
                 let inserted = Set(try db.query(sql, bindings) { $0.string(0) })
                 guard !inserted.isEmpty else { continue }
                 let order = chunk.map(\.id).filter(inserted.contains)
