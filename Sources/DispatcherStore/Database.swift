@@ -176,10 +176,11 @@ package final class Database: SQLConnection {
     var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
     /// IMMEDIATE: the write lock is taken up front, so a busy database is waited for at BEGIN
-    /// rather than failing at the first write.
-    func begin() throws { try execute("BEGIN IMMEDIATE") }
+    /// rather than failing at the first write. BEGIN and COMMIT are prepared once, like any
+    /// statement: `sqlite3_exec` would parse and plan them anew for every transaction.
+    func begin() throws { try execute("BEGIN IMMEDIATE", []) }
 
-    func commit() throws { try execute("COMMIT") }
+    func commit() throws { try execute("COMMIT", []) }
 
     func rollback() { try? execute("ROLLBACK") }
 
