@@ -107,7 +107,7 @@ enum OutboxQueries {
     /// `ord` order, answering the ids inserted; then their deliveries, in the same order.
     /// Columns of a row: ord, id, tenant, type, body, ordering key, traceparent, tracestate; ?1 now.
     static func insertEventsSQLite(rows: Int) -> String {
-        let row = "(" + Array(repeating: "?", count: 8).joined(separator: ", ") + ")"
+        let row = "(" + Array(repeating: "?", count: eventColumns).joined(separator: ", ") + ")"
         return """
             INSERT INTO events (id, tenant_id, type, body, created_at, ordering_key, traceparent, tracestate)
             SELECT v.column2, t.id, v.column4, v.column5, ?1, v.column6, v.column7, v.column8
@@ -130,6 +130,8 @@ enum OutboxQueries {
 
     /// 32 rows of 8 columns: 257 parameters, far below SQLite's limit.
     static let sqliteRowsPerStatement = 32
+    /// The parameters a row of `insertEventsSQLite` binds: one count for the SQL and the bindings.
+    static let eventColumns = 8
     /// The statement for each row count, built once: the ingest API commits a few events at a
     /// time, and each commit would otherwise build its statement's text anew.
     static let insertEventsSQLiteByRows = Dictionary(uniqueKeysWithValues: (1...sqliteRowsPerStatement).map { ($0, insertEventsSQLite(rows: $0)) })
@@ -189,7 +191,7 @@ enum OutboxQueries {
             for start in stride(from: 0, to: batch.count, by: sqliteRowsPerStatement) {
                 let chunk = batch[start..<min(start + sqliteRowsPerStatement, batch.count)]
                 var bindings: [SQLBindable] = [now]
-                bindings.reserveCapacity(1 + chunk.count * 8)
+                bindings.reserveCapacity(1 + chunk.count * eventColumns)
                 for (ord, item) in chunk.enumerated() {
                     // One append per column: an array literal per row would be an allocation per event.
                     let event = events[item.index]

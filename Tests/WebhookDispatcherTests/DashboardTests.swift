@@ -532,8 +532,7 @@ final class LoopbackSocket {
     /// One response on a connection kept alive: its head and its `Content-Length` of body, or
     /// what arrived before a read waited `timeout` seconds or the server closed.
     func readResponse(timeout: Double) -> String {
-        var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setReadTimeout(timeout)
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4_096)
         while true {
@@ -550,9 +549,13 @@ final class LoopbackSocket {
         }
     }
 
-    private func read(timeout: Double) -> (bytes: [UInt8], closed: Bool) {
-        var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
+    private func setReadTimeout(_ seconds: Double) {
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    private func read(timeout: Double) -> (bytes: [UInt8], closed: Bool) {
+        setReadTimeout(timeout)
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
