@@ -1,3 +1,4 @@
+import Synchronization
 import CSQLite
 import Foundation
 import XCTest
@@ -329,6 +330,17 @@ final class OutboxTests: DispatcherTestCase {
         let later = UUID.timeOrdered(at: Date(timeIntervalSince1970: 1_700_000_000.002)).uuidString.lowercased()
         XCTAssertTrue(early.hasPrefix("018bcfe5-6800-7"), early)
         XCTAssertLessThan(early, later)
+        // Their random bits come from a buffer refilled every 256 ids: never the same twice,
+        // across refills, and from threads at once.
+        let made = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            let ids = (0..<300).map { _ in UUID.timeOrdered(at: Date(timeIntervalSince1970: 1_700_000_000)).lowercasedString }
+            made.withLock { $0 += ids }
+        }
+        let ids = made.withLock { $0 }
+        XCTAssertEqual(Set(ids).count, 1_200)
+        XCTAssertEqual(Set(ids.map { $0.dropFirst(24) }).count, 1_200, "the last 48 random bits alone differ")
+        XCTAssertTrue(ids.allSatisfy { Array($0)[14] == "7" && "89ab".contains(Array($0)[19]) })
     }
 }
 
