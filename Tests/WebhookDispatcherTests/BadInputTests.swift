@@ -27,6 +27,8 @@ final class BadInputTests: DispatcherTestCase {
             #" { "esc\"aped" : "\" \\ \/ \b \f \n \r \t \u00e9 \ud83d\ude00 \u0000" , "raw": "é 漢 🙂" } "#,
             "{\n\t\"nested\": {\"a\": [[[{\"b\": [1, {\"c\": null}]}]]]}\r\n}",
             #"{"numbers":[0,10,123.456,1e5,1E-5,-0.0,99999999999999999999]}"#,
+            // Long strings, which the validator reads 8 bytes at a time.
+            #"{"long":"abcdefghijklmnopqrstuvwxyz 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ","pad":"xxxxxxxxxxxxxxxxxxxx"yyyyyyyyyyyy\zzzzzzzzzzzzzzzzz"}"#,
         ]
         let alphabet = Array(#"{}[]":,.-+eE0123456789\u tfnrlsa/"#.utf8) + [0x00, 0x0A, 0x1F, 0x7F, 0xC3, 0xA9, 0xFF]
         var random = SplitMix64(state: 81)
@@ -74,6 +76,30 @@ final class BadInputTests: DispatcherTestCase {
         XCTAssertEqual(disagreements, [], "\(disagreements.count) of \(documents.count) disagree")
         XCTAssertGreaterThan(accepted, 100, "the mutations leave plenty of valid documents")
         XCTAssertLessThan(accepted, documents.count - 1_000, "and plenty of invalid ones")
+    }
+
+    /// A quote, a backslash or a control character at every place in a long string is seen,
+    /// whichever of the 8-byte words read at once it falls in; bytes from 0x80 up are left to
+    /// UTF-8 validation, which still refuses a broken sequence in an otherwise ASCII body.
+    func testEveryByteOfALongStringIsLookedAt() throws {
+        let plain = Array(String(repeating: "acdeghij", count: 5).utf8)  // no letter that escapes
+        for offset in plain.indices {
+            func document(_ bytes: [UInt8]) -> [UInt8] {
+                var inner = plain
+                inner.replaceSubrange(offset..<(offset + 1), with: bytes)
+                return Array(#"{"s":""#.utf8) + inner + Array(#""}"#.utf8)
+            }
+            for control: UInt8 in [0x00, 0x0A, 0x1F] {
+                XCTAssertThrowsError(try JSONValidation.topLevelMembers(document([control])), "control character at \(offset)")
+            }
+            XCTAssertThrowsError(try JSONValidation.topLevelMembers(document([UInt8(ascii: "\"")])), "a quote at \(offset) ends the string early")
+            XCTAssertThrowsError(try JSONValidation.topLevelMembers(document([UInt8(ascii: "\\")])), "a backslash at \(offset) escapes the next byte")
+            XCTAssertThrowsError(try JSONValidation.topLevelMembers(document([0xC3])), "a lone lead byte at \(offset)")
+            for valid in [[UInt8(ascii: "\\"), UInt8(ascii: "\"")], [0xC3, 0xA9], [0x7F], Array(#"\u00e9"#.utf8)] {
+                let members = try JSONValidation.topLevelMembers(document(valid))
+                XCTAssertEqual(members.map(\.key), ["s"], "\(valid) at \(offset)")
+            }
+        }
     }
 
     /// Objects' keys sorted and a repeated key's last value kept, as `JSONValue(foundation:)` has
