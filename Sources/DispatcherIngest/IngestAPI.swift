@@ -127,9 +127,9 @@ package struct IngestAPI: Sendable {
     }
 
     private static func accepted(_ result: EnqueueResult) -> HTTPServerResponse {
-        .json(202, JSONValue.object([
+        .json(202, bytes: JSONValue.object([
             ("id", .string(result.eventID)), ("deliveries", .integer(Int64(result.deliveryCount))), ("duplicate", .bool(result.isDuplicate)),
-        ]).text)
+        ]).serialized)
     }
 
     private static let tooManyWaiting = "too many events are waiting to be committed; retry shortly"

@@ -10,11 +10,21 @@ public struct HeaderField: Sendable, Equatable, Codable {
         self.value = value
     }
 
-    /// Header names compare without regard to ASCII case (RFC 9110), byte by byte.
+    /// Header names compare without regard to ASCII case (RFC 9110), byte by byte: over the
+    /// strings' own UTF-8 storage when both have it (a server looks up several headers a
+    /// request, and iterating two `UTF8View`s in step cost more than the comparison).
     public func hasName(_ other: String) -> Bool {
-        name.utf8.count == other.utf8.count && zip(name.utf8, other.utf8).allSatisfy { a, b in
-            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= 0x61 && (a | 0x20) <= 0x7A)
+        guard name.utf8.count == other.utf8.count else { return false }
+        let compared = name.utf8.withContiguousStorageIfAvailable { mine in
+            other.utf8.withContiguousStorageIfAvailable { theirs in
+                zip(mine, theirs).allSatisfy(Self.sameIgnoringASCIICase)
+            }
         }
+        return (compared ?? nil) ?? zip(name.utf8, other.utf8).allSatisfy(Self.sameIgnoringASCIICase)
+    }
+
+    private static func sameIgnoringASCIICase(_ a: UInt8, _ b: UInt8) -> Bool {
+        a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= 0x61 && (a | 0x20) <= 0x7A)
     }
 }
 

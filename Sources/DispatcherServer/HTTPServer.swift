@@ -19,16 +19,23 @@ package struct HTTPServerRequest: Sendable {
         headers.first { $0.hasName(name) }?.value
     }
 
-    package var path: String { String(target.prefix { $0 != "?" }) }
+    /// The target up to its query, found by byte (as `Character`s it cost grapheme breaking).
+    package var path: String {
+        guard let query = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target }
+        return String(target[..<query])
+    }
 
     /// The token of `Authorization: Bearer <token>` (the scheme in any case, spaces and tabs
     /// around the token dropped), read byte by byte: the ingest API reads it for every request.
     package var bearerToken: String? {
-        guard let header = header("Authorization")?.utf8, header.count >= 7,
-              HeaderField(String(decoding: header.prefix(6), as: UTF8.self), "").hasName("bearer"),
-              header.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
-        let token = header.dropFirst(7).drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
-        return String(decoding: Array(token), as: UTF8.self)
+        guard let header = header("Authorization"), header.utf8.count >= 7 else { return nil }
+        let bytes = Array(header.utf8)
+        guard HeaderField(String(decoding: bytes[..<6], as: UTF8.self), "").hasName("bearer"), bytes[6] == UInt8(ascii: " ") else { return nil }
+        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+        var start = 7, end = bytes.count
+        while start < end, isBlank(bytes[start]) { start += 1 }
+        while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+        return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 }
 
@@ -45,7 +52,11 @@ package struct HTTPServerResponse: Sendable {
     }
 
     package static func json(_ status: Int = 200, _ text: String) -> HTTPServerResponse {
-        HTTPServerResponse(status: status, headers: [HeaderField("Content-Type", "application/json")], body: Array(text.utf8))
+        json(status, bytes: Array(text.utf8))
+    }
+
+    package static func json(_ status: Int = 200, bytes: [UInt8]) -> HTTPServerResponse {
+        HTTPServerResponse(status: status, headers: [HeaderField("Content-Type", "application/json")], body: bytes)
     }
 
     package static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> HTTPServerResponse {
@@ -328,15 +339,27 @@ package final class HTTPServer: Sendable {
     static func serialize(_ response: HTTPServerResponse, keepAlive: Bool) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128 + response.headers.count * 48 + response.body.count)
+        // Appended piece by piece, numbers digit by digit: interpolated lines cost a string each.
         func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
-        append("HTTP/1.1 \(response.status) \(reasonPhrase(response.status))\r\n")
+        func append(decimal: Int) {
+            guard decimal > 9 else { return bytes.append(UInt8(ascii: "0") + UInt8(max(0, decimal))) }
+            append(decimal: decimal / 10)
+            bytes.append(UInt8(ascii: "0") + UInt8(decimal % 10))
+        }
+        append("HTTP/1.1 ")
+        append(decimal: response.status)
+        append(" ")
+        append(reasonPhrase(response.status))
+        append("\r\n")
         for header in response.headers where !header.hasName("Content-Length") && !header.hasName("Connection") {
             append(header.name)
             append(": ")
             append(header.value)
             append("\r\n")
         }
-        append("Content-Length: \(response.body.count)\r\n")
+        append("Content-Length: ")
+        append(decimal: response.body.count)
+        append("\r\n")
         if !keepAlive { append("Connection: close\r\n") }
         append("\r\n")
         bytes.append(contentsOf: response.body)

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Glibc
 import XCTest
-import DispatcherServer
+@testable import DispatcherServer
 import WebhookDispatcher
 
 /// The event-loop server under the dashboard, the ingest API and the receivers: idle
@@ -25,6 +25,30 @@ final class HTTPServerTests: XCTestCase {
                 return .respond(.json(200, #"{"path":"\#(request.path)"}"#))
             }
         }
+    }
+
+    /// What handlers read of a request: header names in any case, the path without its
+    /// query, and the bearer token with the blanks around it dropped.
+    func testHeadersPathAndBearerTokenAreReadByteByByte() {
+        func request(target: String = "/", _ headers: [HeaderField]) -> HTTPServerRequest {
+            HTTPServerRequest(method: "GET", target: target, version: "HTTP/1.1", headers: headers, body: [], remoteAddress: "")
+        }
+        XCTAssertTrue(HeaderField("Content-TYPE", "").hasName("content-type"))
+        XCTAssertFalse(HeaderField("Content-Typf", "").hasName("content-type"))
+        XCTAssertFalse(HeaderField("Content-Type-", "").hasName("content-type"))
+        XCTAssertFalse(HeaderField("x-[", "").hasName("X-{"), "only letters fold")
+        XCTAssertFalse(HeaderField("É", "").hasName("é"), "only ASCII folds")
+        XCTAssertEqual(request(target: "/v1/events?x=1&y", []).path, "/v1/events")
+        XCTAssertEqual(request(target: "/v1/é/x", []).path, "/v1/é/x")
+        XCTAssertEqual(request(target: "?q", []).path, "")
+        let tokens: [(String, String?)] = [
+            ("Bearer dk_abc", "dk_abc"), ("bEARER \t dk_abc \t ", "dk_abc"), ("Bearer  ", ""), ("Bearer", nil),
+            ("Bearer\tdk_abc", nil), ("Basic dk_abc", nil), ("Bearér dk", nil), ("Bearer dk é", "dk é"),
+        ]
+        for (value, expected) in tokens {
+            XCTAssertEqual(request([HeaderField("authorization", value)]).bearerToken, expected, value.debugDescription)
+        }
+        XCTAssertNil(request([HeaderField("X-Authorization", "Bearer dk_abc")]).bearerToken)
     }
 
     func testThousandsOfIdleConnectionsAreHeldWithoutAThreadEach() throws {
