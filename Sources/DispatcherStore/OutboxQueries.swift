@@ -103,16 +103,19 @@ enum OutboxQueries {
         """
 
     /// SQLite's enqueue of up to `sqliteRowsPerStatement` events in two statements (its per-event
-    /// pair costs a statement step, a trigger and a VALUES parse each): the events, in
-    /// `ord` order, answering the ids inserted; then their deliveries, in the same order.
-    /// Columns of a row: ord, id, tenant, type, body, ordering key, traceparent, tracestate; ?1 now.
+    /// pair costs a statement step, a trigger and a VALUES parse each): the events, in batch
+    /// order, answering the ids inserted; then their deliveries, in the same order.
+    /// Columns of a row: id, tenant, type, body, ordering key, traceparent, tracestate; ?1 now.
+    /// `CROSS JOIN` keeps the rows as the outer loop (SQLite's rule for it), so they are read
+    /// in order as they are written, without the sort an `ORDER BY` cost: it copied every row,
+    /// body and all (inserting 32 events of 1 KiB a statement went from 3.7 to 2.8 µs an event).
     static func insertEventsSQLite(rows: Int) -> String {
         let row = "(" + Array(repeating: "?", count: eventColumns).joined(separator: ", ") + ")"
         return """
             INSERT INTO events (id, tenant_id, type, body, created_at, ordering_key, traceparent, tracestate)
-            SELECT v.column2, t.id, v.column4, v.column5, ?1, v.column6, v.column7, v.column8
-              FROM (VALUES \(Array(repeating: row, count: rows).joined(separator: ", "))) AS v JOIN tenants t ON t.id = v.column3
-             WHERE true ORDER BY v.column1
+            SELECT v.column1, t.id, v.column3, v.column4, ?1, v.column5, v.column6, v.column7
+              FROM (VALUES \(Array(repeating: row, count: rows).joined(separator: ", "))) AS v CROSS JOIN tenants t ON t.id = v.column2
+             WHERE true
             ON CONFLICT (id) DO NOTHING
             RETURNING id
             """
@@ -128,10 +131,10 @@ enum OutboxQueries {
         RETURNING event_id
         """
 
-    /// 32 rows of 8 columns: 257 parameters, far below SQLite's limit.
+    /// 32 rows of 7 columns: 225 parameters, far below SQLite's limit.
     static let sqliteRowsPerStatement = 32
     /// The parameters a row of `insertEventsSQLite` binds: one count for the SQL and the bindings.
-    static let eventColumns = 8
+    static let eventColumns = 7
     /// The statement for each row count, built once: the ingest API commits a few events at a
     /// time, and each commit would otherwise build its statement's text anew.
     static let insertEventsSQLiteByRows = Dictionary(uniqueKeysWithValues: (1...sqliteRowsPerStatement).map { ($0, insertEventsSQLite(rows: $0)) })
@@ -192,10 +195,9 @@ enum OutboxQueries {
                 let chunk = batch[start..<min(start + sqliteRowsPerStatement, batch.count)]
                 var bindings: [SQLBindable] = [now]
                 bindings.reserveCapacity(1 + chunk.count * eventColumns)
-                for (ord, item) in chunk.enumerated() {
+                for item in chunk {
                     // One append per column: an array literal per row would be an allocation per event.
                     let event = events[item.index]
-                    bindings.append(ord)
                     bindings.append(item.id)
                     bindings.append(event.tenantID)
                     bindings.append(event.type)
