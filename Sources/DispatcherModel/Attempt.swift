@@ -23,7 +23,8 @@ public struct HeaderField: Sendable, Equatable, Codable {
         return (compared ?? nil) ?? zip(name.utf8, other.utf8).allSatisfy(Self.sameIgnoringASCIICase)
     }
 
-    private static func sameIgnoringASCIICase(_ a: UInt8, _ b: UInt8) -> Bool {
+    /// Two bytes of a name, equal or the same ASCII letter in either case.
+    package static func sameIgnoringASCIICase(_ a: UInt8, _ b: UInt8) -> Bool {
         a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= 0x61 && (a | 0x20) <= 0x7A)
     }
 }

@@ -30,7 +30,7 @@ package struct HTTPServerRequest: Sendable {
     package var bearerToken: String? {
         guard let header = header("Authorization"), header.utf8.count >= 7 else { return nil }
         let bytes = Array(header.utf8)
-        guard HeaderField(String(decoding: bytes[..<6], as: UTF8.self), "").hasName("bearer"), bytes[6] == UInt8(ascii: " ") else { return nil }
+        guard zip(bytes[..<6], "bearer".utf8).allSatisfy(HeaderField.sameIgnoringASCIICase), bytes[6] == UInt8(ascii: " ") else { return nil }
         func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
         var start = 7, end = bytes.count
         while start < end, isBlank(bytes[start]) { start += 1 }
