@@ -169,6 +169,24 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 2]).count, 0)
     }
 
+    /// A claim takes the process's own counts for the store's only when every live lease is its
+    /// own and it counts them all; otherwise it reads the leases back.
+    func testAClaimTrustsItsOwnCountsOnlyWhenTheyAreEveryLease() throws {
+        var narrow = endpoint("narrow", url: "https://example.com/n")
+        narrow.maxConcurrency = 2
+        try addTenant(endpoints: [narrow])
+        for _ in 0..<6 { try enqueue() }
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 2)
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 0,
+                       "its two leases count though it says it holds none")
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 2]).count, 0)
+        try store.withConnection { try $0.execute("UPDATE deliveries SET lease_owner = 'b' WHERE id = (SELECT min(id) FROM deliveries WHERE status = 'delivering')", []) }
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 1]).count, 0,
+                       "another process's lease counts")
+        try store.withConnection { try $0.execute("UPDATE deliveries SET status = 'succeeded' WHERE lease_owner = 'b'", []) }
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 1]).count, 1)
+    }
+
     /// An attempt that ended and waits for the next cycle to record it keeps its lease, but not
     /// its place at the receiver: a cycle claims as if it were recorded (in this process, and
     /// another process still counts it).
