@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import WebhookDispatcher
+@testable import DispatcherModel
 
 /// The config file: defaults, and errors that name the key path.
 final class ConfigurationTests: XCTestCase {
@@ -54,6 +55,39 @@ final class ConfigurationTests: XCTestCase {
                        path: "tenants[0].endpoints[0].retries", mentioning: "unknown key")
         assertRejected(#"{"tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://x.example/h", "retry": {"policy": "one_retry", "delay": 1}}]}]}"#,
                        path: "tenants[0].endpoints[0].retry.delay", mentioning: "unknown key")
+    }
+
+    /// A small object's keys are found by a scan, a large one's (sixteen or more) by an index:
+    /// either way a duplicate key's last value stands, every key read counts, and a key nobody
+    /// read is named with what was allowed.
+    func testSmallAndLargeObjectsReadAlike() throws {
+        let twenty = (0..<20).map { #""X-H\#($0)": "v\#($0)""# }.joined(separator: ", ")
+        func config(headers: String, extra: String = "") -> String {
+            #"{"workers": 4, "workers": 6, "tenants": [{"id": "t", "endpoints": [{"id": "e", "url": "https://example.com/h", "headers": {\#(headers)}\#(extra)}]}]}"#
+        }
+        let configuration = try parse(config(headers: twenty + #", "X-H3": "last""#))
+        XCTAssertEqual(configuration.concurrentRequests, 6)
+        let headers = try XCTUnwrap(configuration.endpoints.first).headers
+        XCTAssertEqual(headers.count, 20)
+        XCTAssertEqual(headers["X-H3"], "last")
+        XCTAssertEqual(headers["X-H19"], "v19")
+        let small = try XCTUnwrap(parse(config(headers: #""A": "1", "A": "2""#)).endpoints.first).headers
+        XCTAssertEqual(small, ["A": "2"])
+
+        let sixteen = (0..<16).map { #""k\#($0)": 1"# }.joined(separator: ", ")
+        let large = JSONValue(parsing: Array(#"{\#(sixteen), "k3": 2}"#.utf8))
+        let reader = try JSONReader(large, path: "o")
+        for key in (0..<16).map({ "k\($0)" }) where key != "k7" { _ = try reader.number(key) }
+        XCTAssertEqual(try reader.number("k3"), 2)
+        XCTAssertThrowsError(try reader.rejectUnknownKeys()) { error in
+            guard case .invalidConfiguration(let path, let message)? = error as? DispatcherError else { return XCTFail("\(error)") }
+            XCTAssertEqual(path, "o.k7")
+            XCTAssertTrue(message.contains("allowed here: k0, k1, k10"), message)
+        }
+        _ = try reader.number("k7")
+        XCTAssertNoThrow(try reader.rejectUnknownKeys())
+        assertRejected(config(headers: "", extra: #", "timeout_seconds": 5, "timeout_secs": 5, "timeout_seconds": 6"#),
+                       path: "tenants[0].endpoints[0].timeout_secs", mentioning: "allowed here: ")
     }
 
     func testWrongTypesAndValuesNameTheKey() {
