@@ -40,8 +40,8 @@ enum DeliveryQueries {
     /// read through the partial index of leases and counted in Swift (cheaper than a GROUP BY).
     static let inFlightEndpoints = "SELECT endpoint_id FROM deliveries WHERE status = 'delivering' AND lease_expires_at > ?1"
 
-    /// The live leases (?1 now) that ?2 holds, and those of all processes: on SQLite counted
-    /// in the partial index of leases alone, which holds each lease's owner.
+    /// SQLite: the live leases (?1 now) that ?2 holds, and those of all processes, counted in
+    /// the partial index of leases alone, which holds each lease's owner.
     static let liveLeaseCounts = """
         SELECT count(*) FILTER (WHERE lease_owner = ?2), count(*) FROM deliveries WHERE status = 'delivering' AND lease_expires_at > ?1
         """
@@ -481,9 +481,15 @@ enum DeliveryQueries {
 
         mutating func read(owner: String, inFlight: [String: Int], now: Int64, in db: some SQLConnection) throws -> [String: Int] {
             if case .read(let counts) = self { return counts }
-            let (own, all) = try db.query(liveLeaseCounts, [now, owner]) { ($0.int(0), $0.int(1)) }.first ?? (0, 0)
+            // On PostgreSQL the count would cost a round trip more, and several processes
+            // (what it serves) mostly hold leases each: it reads them back every time.
+            var onlyOwn = false
+            if db.dialect == .sqlite {
+                let (own, all) = try db.query(liveLeaseCounts, [now, owner]) { ($0.int(0), $0.int(1)) }.first ?? (0, 0)
+                onlyOwn = own == all && own == inFlight.values.reduce(0, +)
+            }
             var counts: [String: Int] = [:]
-            if own != all || own != inFlight.values.reduce(0, +) {
+            if !onlyOwn {
                 try db.forEachRow(inFlightEndpoints, [now]) { counts[$0.string(0), default: 0] += 1 }
             }
             self = .read(counts)
