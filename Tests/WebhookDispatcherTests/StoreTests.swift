@@ -158,11 +158,16 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(reclaimed.first?.attemptNumber, 1, "no attempt was recorded, so the number is unchanged")
     }
 
-    func testClaimRespectsEachEndpointsFreeConcurrency() throws {
+    /// One endpoint, `narrow`, that takes `maxConcurrency` deliveries at once, with `due` of them waiting.
+    func addNarrowEndpoint(maxConcurrency: Int, due: Int) throws {
         var narrow = endpoint("narrow", url: "https://example.com/n")
-        narrow.maxConcurrency = 2
+        narrow.maxConcurrency = maxConcurrency
         try addTenant(endpoints: [narrow])
-        for _ in 0..<5 { try enqueue() }
+        for _ in 0..<due { try enqueue() }
+    }
+
+    func testClaimRespectsEachEndpointsFreeConcurrency() throws {
+        try addNarrowEndpoint(maxConcurrency: 2, due: 5)
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 2)
         try store.withConnection { try $0.execute("UPDATE deliveries SET status = 'pending', lease_owner = NULL", []) }
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 1]).count, 1)
@@ -172,10 +177,7 @@ final class StoreTests: DispatcherTestCase {
     /// A claim takes the process's own counts for the store's only when every live lease is its
     /// own and it counts them all; otherwise it reads the leases back.
     func testAClaimTrustsItsOwnCountsOnlyWhenTheyAreEveryLease() throws {
-        var narrow = endpoint("narrow", url: "https://example.com/n")
-        narrow.maxConcurrency = 2
-        try addTenant(endpoints: [narrow])
-        for _ in 0..<6 { try enqueue() }
+        try addNarrowEndpoint(maxConcurrency: 2, due: 6)
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 2)
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 0,
                        "its two leases count though it says it holds none")
@@ -191,10 +193,7 @@ final class StoreTests: DispatcherTestCase {
     /// its place at the receiver: a cycle claims as if it were recorded (in this process, and
     /// another process still counts it).
     func testAttemptsAwaitingTheirRecordNoLongerHoldTheEndpoint() throws {
-        var narrow = endpoint("narrow", url: "https://example.com/n")
-        narrow.maxConcurrency = 2
-        try addTenant(endpoints: [narrow])
-        for _ in 0..<6 { try enqueue() }
+        try addNarrowEndpoint(maxConcurrency: 2, due: 6)
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 2)
         func cycle(awaitingRecord: Int) throws -> Int {
             try store.recordAndClaim([], claimLimit: 10, owner: "w", leaseSeconds: 60, inFlight: ["narrow": 2],
@@ -207,10 +206,7 @@ final class StoreTests: DispatcherTestCase {
     }
 
     func testMaxConcurrencyHoldsAcrossProcesses() throws {
-        var narrow = endpoint("narrow", url: "https://example.com/n")
-        narrow.maxConcurrency = 3
-        try addTenant(endpoints: [narrow])
-        for _ in 0..<10 { try enqueue() }
+        try addNarrowEndpoint(maxConcurrency: 3, due: 10)
         let other = try openStore()  // another serve process's connection
         let first = try store.claimDueDeliveries(limit: 10, owner: "a", leaseSeconds: 60, inFlight: [:])
         XCTAssertEqual(first.count, 3)
