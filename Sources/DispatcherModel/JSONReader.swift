@@ -42,15 +42,22 @@ package final class JSONReader {
                 throw .invalidEvent(type: type, field: path.isEmpty ? "(body)" : path, message: "must be a JSON object")
             }
         }
+        // A duplicate key (rare) keeps only its last member, as in a dictionary. A large object
+        // finds the last ones through its index, in one pass: a body of many keys (the ingest
+        // API's, say) must not cost a scan of the rest for each.
         var members = pairs.map { (key: $0.0, value: $0.1) }
         var index: [String: Int]?
         if members.count >= Self.indexedFrom {
-            index = Dictionary(members.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { _, last in last })
-        }
-        if index.map({ $0.count < members.count }) ?? members.indices.contains(where: { i in members[..<i].contains { $0.key == members[i].key } }) {
-            // Rare: a duplicate key. The last one stands, as in a dictionary.
-            members = members.indices.filter { i in !members[(i + 1)...].contains { $0.key == members[i].key } }.map { members[$0] }
-            index = index == nil ? nil : Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1.key, $0) })
+            let last = Dictionary(members.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { _, last in last })
+            if last.count < members.count {
+                members = members.indices.filter { last[members[$0].key] == $0 }.map { members[$0] }
+                index = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1.key, $0) })
+            } else {
+                index = last
+            }
+        } else {
+            func isLast(_ i: Int) -> Bool { !members[(i + 1)...].contains { $0.key == members[i].key } }
+            if !members.indices.allSatisfy(isLast) { members = members.indices.filter(isLast).map { members[$0] } }
         }
         self.members = members
         self.index = index
