@@ -121,6 +121,61 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(flags, ["ev in-order 1", "ev any-order 0", "done in-order 0"])
     }
 
+    /// SQLite evaluates a constraint's `IN` list of three or more values through a temporary
+    /// b-tree built for every row written; the delivery path's writes must compare in turn
+    /// (migration 0015) and still refuse what the constraints refuse. Checked on a database
+    /// upgraded under a connection opened before, which must see the new schema too.
+    func testDeliveryWritesBuildNoTemporaryTablePerRow() throws {
+        try requireSQLite("SQLite's evaluation of constraints")
+        let path = directory.file("upgraded.sqlite")
+        var old: Database? = try Database(path: path)
+        XCTAssertEqual(try Migrator(migrations: Array(EmbeddedMigrations.sqlite.prefix(14))).migrate(XCTUnwrap(old)).count, 14)
+        try old?.execute("""
+            INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('t', 't', 0, 0);
+            INSERT INTO endpoints (id, tenant_id, url, timeout_ms, connect_timeout_ms, max_concurrency, retry, success_rule, created_at, updated_at)
+            VALUES ('e', 't', 'https://example.com/h', 10000, 5000, 4, '{"policy":"one_retry","delay_seconds":5}', '2xx', 0, 0);
+            INSERT INTO events (id, tenant_id, type, body, created_at) VALUES ('ev', 't', 'visit.ended', '{}', 0), ('old', 't', 'visit.ended', '{}', 0);
+            INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, created_at, updated_at)
+            VALUES ('ev', 'e', 't', 'visit.ended', 'pending', 0, 0), ('old', 'e', 't', 'visit.ended', 'succeeded', 0, 0);
+            """)
+        let upgraded = try OutboxStore.sqlite(path: path)
+        // A connection reads the schema again when it next runs a statement (EXPLAIN runs none).
+        XCTAssertEqual(try old?.query("SELECT count(*) FROM deliveries", []) { $0.int(0) }, [2])
+        for db in [try XCTUnwrap(old), try Database(path: path)] {
+            func temporaryTables(_ sql: String) throws -> Int {
+                try db.query("EXPLAIN " + sql, []) { $0.string(1) }.filter { $0 == "OpenEphemeral" }.count
+            }
+            XCTAssertEqual(try temporaryTables("""
+                INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, created_at, updated_at)
+                VALUES ('ev', 'e', 't', 'x', 'pending', 0, 0)
+                """), 0)
+            XCTAssertEqual(try temporaryTables("UPDATE deliveries SET status = 'succeeded', updated_at = 1 WHERE id = 1"), 0)
+            XCTAssertEqual(try temporaryTables("""
+                INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers, verdict)
+                VALUES (1, 1, 0, 0, 'u', '[]', 'retry')
+                """), 0)
+        }
+        // (Closed before writing: a connection that explained a write and then fails one in
+        // autocommit keeps SQLite's write lock, in SQLite 3.40 at least.)
+        old = nil
+
+        // The constraints refuse what they refused, and the stored rows are intact.
+        let db = try Database(path: path)
+        XCTAssertThrowsError(try db.execute("UPDATE deliveries SET status = 'lost' WHERE id = 1")) { error in
+            XCTAssertTrue("\(error)".contains("CHECK constraint failed"), "\(error)")
+        }
+        XCTAssertThrowsError(try db.execute("""
+            INSERT INTO attempts (delivery_id, number, started_at, duration_us, url, request_headers, verdict)
+            VALUES (1, 1, 0, 0, 'u', '[]', 'maybe')
+            """)) { error in XCTAssertTrue("\(error)".contains("CHECK constraint failed"), "\(error)") }
+        try db.execute("UPDATE deliveries SET status = 'delivering' WHERE id = 1")
+        XCTAssertEqual(try db.query("PRAGMA integrity_check", []) { $0.string(0) }, ["ok"])
+        // Retention still finds finished deliveries through their index.
+        let plan = try db.query("EXPLAIN QUERY PLAN " + OperationsQueries.countPrunableDeliveries, [Int64(1)]) { $0.string(3) }
+        XCTAssertTrue(plan.contains { $0.contains("deliveries_finished_by_updated") }, "\(plan)")
+        XCTAssertEqual(try upgraded.prune(olderThan: Date(timeIntervalSince1970: 1), dryRun: false).deliveries, 1)
+    }
+
     func testEmbeddedMigrationsAreTheFilesInMigrations() throws {
         // The plugin generates them at build time; this proves the build used the current files.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../migrations").standardized
