@@ -11,7 +11,8 @@
 -- text is rewritten in the schema instead, the way SQLite's documentation gives for changing a
 -- constraint that every stored row already meets ("Making Other Kinds Of Table Schema
 -- Changes"). `RESET` makes this connection read the schema again; the index's DROP and CREATE
--- advance the schema version, so other connections read it again too.
+-- advance the schema version, so other connections read it again too. (`writable_schema` is
+-- refused on a connection in SQLite's defensive mode, which the dispatcher's do not set.)
 PRAGMA writable_schema = ON;
 UPDATE sqlite_schema
    SET sql = replace(sql, 'CHECK (status IN (''pending'', ''delivering'', ''succeeded'', ''failed'', ''cancelled''))',
