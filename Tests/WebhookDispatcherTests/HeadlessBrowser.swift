@@ -65,8 +65,15 @@ final class HeadlessBrowser: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // Its own process group, so that `close` ends its renderers and helpers with it: they
+        // outlive a browser killed alone and write into the profile while it is removed.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         var child: pid_t = 0
-        let status = posix_spawn(&child, executable, &actions, nil, argv, environ)
+        let status = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
         Glibc.close(commandPipe[0])
         Glibc.close(eventPipe[1])
         guard status == 0 else {
@@ -96,12 +103,28 @@ final class HeadlessBrowser: @unchecked Sendable {
         }
         guard !alreadyClosed else { return }
         Glibc.close(toBrowser)
-        kill(pid, SIGKILL)
+        kill(-pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         Glibc.close(fromBrowser)
         changed.broadcast()
+        // The rest of the group dies as the signal reaches it; until then it may still write.
+        let deadline = Date().addingTimeInterval(5)
+        while Self.hasLiveMember(group: pid), Date() < deadline { usleep(5_000) }
         profile.remove()
+    }
+
+    /// Whether a process of `group` is still running (not a zombie waiting for init to reap it,
+    /// which writes nothing): read from `/proc/PID/stat`, whose fields after the name are the
+    /// state, the parent and the group.
+    private static func hasLiveMember(group: pid_t) -> Bool {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.contains { entry in
+            guard entry.first?.isNumber == true, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let nameEnd = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: nameEnd)...].split(separator: " ")
+            return fields.count > 2 && fields[2] == "\(group)" && fields[0] != "Z" && fields[0] != "X"
+        }
     }
 
     /// Sends one protocol command and waits for its answer.
