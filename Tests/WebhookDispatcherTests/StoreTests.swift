@@ -81,16 +81,19 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(outcome.value, "committed")
     }
 
+    /// Tenant `t` and its endpoint `e`, in the columns migration 0001 has: rows an upgrade must keep.
+    private static let tenantAndEndpointOfTheFirstSchema = """
+        INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('t', 't', 0, 0);
+        INSERT INTO endpoints (id, tenant_id, url, timeout_ms, connect_timeout_ms, max_concurrency, retry, success_rule, created_at, updated_at)
+        VALUES ('e', 't', 'https://example.com/h', 10000, 5000, 4, '{"policy":"one_retry","delay_seconds":5}', '2xx', 0, 0);
+        """
+
     func testADatabaseFromAnEarlierVersionIsUpgradedWithItsData() throws {
         try requireSQLite("the only store with released earlier schema versions")
         let path = directory.file("old.sqlite")
         let old = try Database(path: path)
         XCTAssertEqual(try Migrator(migrations: Array(EmbeddedMigrations.sqlite.prefix(1))).migrate(old), [1])
-        try old.execute("""
-            INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('t', 't', 0, 0);
-            INSERT INTO endpoints (id, tenant_id, url, timeout_ms, connect_timeout_ms, max_concurrency, retry, success_rule, created_at, updated_at)
-            VALUES ('e', 't', 'https://example.com/h', 10000, 5000, 4, '{"policy":"one_retry","delay_seconds":5}', '2xx', 0, 0);
-            """)
+        try old.execute(Self.tenantAndEndpointOfTheFirstSchema)
         let upgraded = try OutboxStore.sqlite(path: path)
         let endpoint = try XCTUnwrap(upgraded.endpoint(id: "e"))
         XCTAssertEqual(endpoint.secretHeaders, [])
@@ -130,10 +133,8 @@ final class StoreTests: DispatcherTestCase {
         let path = directory.file("upgraded.sqlite")
         var old: Database? = try Database(path: path)
         XCTAssertEqual(try Migrator(migrations: Array(EmbeddedMigrations.sqlite.prefix(14))).migrate(XCTUnwrap(old)).count, 14)
+        try old?.execute(Self.tenantAndEndpointOfTheFirstSchema)
         try old?.execute("""
-            INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('t', 't', 0, 0);
-            INSERT INTO endpoints (id, tenant_id, url, timeout_ms, connect_timeout_ms, max_concurrency, retry, success_rule, created_at, updated_at)
-            VALUES ('e', 't', 'https://example.com/h', 10000, 5000, 4, '{"policy":"one_retry","delay_seconds":5}', '2xx', 0, 0);
             INSERT INTO events (id, tenant_id, type, body, created_at) VALUES ('ev', 't', 'visit.ended', '{}', 0), ('old', 't', 'visit.ended', '{}', 0);
             INSERT INTO deliveries (event_id, endpoint_id, tenant_id, event_type, status, created_at, updated_at)
             VALUES ('ev', 'e', 't', 'visit.ended', 'pending', 0, 0), ('old', 'e', 't', 'visit.ended', 'succeeded', 0, 0);
