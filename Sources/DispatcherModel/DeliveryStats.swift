@@ -18,6 +18,9 @@ package struct DeliveryStats: Sendable, Equatable {
     /// The window's latency percentiles, to within `LatencyHistogram`'s 4.4 % buckets.
     package var latencyP50Milliseconds: Double?
     package var latencyP99Milliseconds: Double?
+    /// Every endpoint with its health; in `queueOnly` stats only the ones the summary line
+    /// names (disabled, or with an open circuit), so serve's line every minute does not read and
+    /// decode 10,000 endpoints to name a few.
     package var endpoints: [EndpointStatus] = []
 
     package var successRate: Double? { recentAttempts == 0 ? nil : Double(recentSucceeded) / Double(recentAttempts) }
@@ -33,10 +36,19 @@ package struct DeliveryStats: Sendable, Equatable {
         if let p50 = latencyP50Milliseconds, let p99 = latencyP99Milliseconds { line += String(format: ", p50 %.1f ms, p99 %.1f ms", p50, p99) }
         if let oldestPending { line += " | oldest pending \(Int(generatedAt.timeIntervalSince(oldestPending)))s" }
         let open = endpoints.filter { $0.isCircuitOpen(at: generatedAt) }.map(\.endpoint.id)
-        if !open.isEmpty { line += " | circuit open: " + open.joined(separator: ",") }
+        if !open.isEmpty { line += " | circuit open: " + Self.naming(open) }
         let disabled = endpoints.filter { !$0.endpoint.enabled }.map(\.endpoint.id)
-        if !disabled.isEmpty { line += " | disabled: " + disabled.joined(separator: ",") }
+        if !disabled.isEmpty { line += " | disabled: " + Self.naming(disabled) }
         return line
+    }
+
+    /// Endpoints a line names at most, per list: when a shared receiver goes down, thousands of
+    /// circuits open at once, and a line naming them all would run to tens of kilobytes a minute.
+    package static let namedEndpointsPerList = 10
+
+    private static func naming(_ ids: [String]) -> String {
+        let named = ids.prefix(namedEndpointsPerList).joined(separator: ",")
+        return ids.count > namedEndpointsPerList ? named + " and \(ids.count - namedEndpointsPerList) more" : named
     }
 
     package init(generatedAt: Date, windowSeconds: Double, byStatus: [String: Int] = [:], byTenant: [String: [String: Int]] = [:], byEndpoint: [String: [String: Int]] = [:], oldestPending: Date? = nil, latencyP50Milliseconds: Double? = nil, latencyP99Milliseconds: Double? = nil, endpoints: [EndpointStatus] = []) {

@@ -74,6 +74,8 @@ enum EndpointQueries {
     static let selectEndpointsWithHealth = selectWithHealth("true")
     static let selectTenantEndpointsWithHealth = selectWithHealth("tenant_id = ?1")
     static let selectEndpointWithHealth = selectWithHealth("id = ?1")
+    /// Disabled, or with a circuit open at ?1.
+    static let selectEndpointsNeedingAttention = selectWithHealth("(enabled = 0 OR circuit_open_until > ?1)")
 
     /// An endpoint row as a change is weighed against it: removed ones too (an id stays its tenant's).
     static let selectStored = "SELECT \(endpointColumns), managed_by, signing_meta, removed_at FROM endpoints WHERE id = ?"
@@ -310,7 +312,16 @@ enum EndpointQueries {
     static func endpointsWithHealth(tenantID: String? = nil, id: String? = nil, in db: some SQLConnection) throws -> [EndpointStatus] {
         let (sql, bindings): (String, [SQLBindable]) = id.map { (selectEndpointWithHealth, [$0]) }
             ?? tenantID.map { (selectTenantEndpointsWithHealth, [$0]) } ?? (selectEndpointsWithHealth, [])
-        return try db.query(sql, bindings) { row in
+        return try endpointStatuses(sql, bindings, in: db)
+    }
+
+    /// The endpoints that are disabled or whose circuit is open at `now` (milliseconds), with their health.
+    static func endpointsNeedingAttention(at now: Int64, in db: some SQLConnection) throws -> [EndpointStatus] {
+        try endpointStatuses(selectEndpointsNeedingAttention, [now], in: db)
+    }
+
+    private static func endpointStatuses(_ sql: String, _ bindings: [SQLBindable], in db: some SQLConnection) throws -> [EndpointStatus] {
+        try db.query(sql, bindings) { row in
             let endpoint = try readEndpoint(row)
             var status = EndpointStatus(
                 endpoint: endpoint, consecutiveFailures: row.int(23),

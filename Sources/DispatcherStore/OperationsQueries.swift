@@ -148,6 +148,7 @@ enum OperationsQueries {
 
     static func stats(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
         var stats = try queueAndWindow(window: window, in: db)
+        stats.endpoints = try EndpointQueries.endpointsWithHealth(in: db)
         for (key, count) in try counts(countsByStatus, [], in: db) {
             stats.byStatus[key[2], default: 0] += count
             stats.byTenant[key[0], default: [:]][key[2], default: 0] += count
@@ -160,14 +161,15 @@ enum OperationsQueries {
     static func queueStats(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
         var stats = try queueAndWindow(window: window, in: db)
         stats.queueOnly = true
+        stats.endpoints = try EndpointQueries.endpointsNeedingAttention(at: Clock.milliseconds(stats.generatedAt), in: db)
         if let (pending, delivering) = try db.query(queueCounts, map: { ($0.int(0), $0.int(1)) }).first {
             stats.byStatus = [DeliveryStatus.pending.rawValue: pending, DeliveryStatus.delivering.rawValue: delivering]
         }
         return stats
     }
 
-    /// What both report besides the counts: the oldest pending delivery, the window's attempts
-    /// and latency, and every endpoint's health.
+    /// What both report besides the counts and the endpoints: the oldest pending delivery, and
+    /// the window's attempts and latency.
     private static func queueAndWindow(window: Double, in db: some SQLConnection) throws -> DeliveryStats {
         let now = Clock.nowMilliseconds()
         var stats = DeliveryStats(generatedAt: Clock.date(milliseconds: now), windowSeconds: window)
@@ -188,7 +190,6 @@ enum OperationsQueries {
         stats.recentAttempts = latency.count
         stats.latencyP50Milliseconds = latency.percentileMilliseconds(0.5)
         stats.latencyP99Milliseconds = latency.percentileMilliseconds(0.99)
-        stats.endpoints = try EndpointQueries.endpointsWithHealth(in: db)
         return stats
     }
 

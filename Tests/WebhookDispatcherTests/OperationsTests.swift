@@ -278,6 +278,26 @@ final class OperationsTests: DispatcherTestCase {
         XCTAssertNil(try store.queueStats(windowSeconds: 3_600).oldestPending)
     }
 
+    /// serve's stats line reads only the endpoints it names (disabled, or with a circuit open
+    /// now), not every endpoint's row and config; and names at most ten of each, counting the rest.
+    func testServesStatsLineReadsAndNamesOnlyTheEndpointsNeedingAttention() throws {
+        let count = DeliveryStats.namedEndpointsPerList + 3
+        try addTenant(endpoints: (0..<(count + 2)).map { endpoint(String(format: "ep-%02d", $0), url: "https://a.example/h") })
+        let now = Clock.nowMilliseconds()
+        // ep-00 … ep-12 open, ep-13 closed again (its cool-down over), ep-14 healthy; ep-03 also disabled.
+        try sql("UPDATE endpoints SET circuit_open_until = ?, consecutive_failures = 5 WHERE id < ?", [now + 60_000, String(format: "ep-%02d", count)])
+        try sql("UPDATE endpoints SET circuit_open_until = ? WHERE id = ?", [now - 1, String(format: "ep-%02d", count)])
+        try sql("UPDATE endpoints SET enabled = 0 WHERE id = 'ep-03'")
+
+        let queue = try store.queueStats(windowSeconds: 60)
+        XCTAssertEqual(queue.endpoints.map(\.endpoint.id), (0..<count).map { String(format: "ep-%02d", $0) })
+        XCTAssertEqual(try store.stats(windowSeconds: 60).endpoints.count, count + 2, "dispatcher stats still reads them all")
+        let line = queue.summaryLine
+        let named = (0..<DeliveryStats.namedEndpointsPerList).map { String(format: "ep-%02d", $0) }.joined(separator: ",")
+        XCTAssertTrue(line.contains(" | circuit open: \(named) and 3 more | disabled: ep-03"), line)
+        XCTAssertFalse(line.contains("ep-10") || line.contains("ep-13") || line.contains("ep-14"), line)
+    }
+
     func testPruneDeletesOnlyOldFinishedWork() throws {
         try addTenant(endpoints: [endpoint(url: "https://a.example/h")])
         let old = try enqueue(), oldPending = try enqueue(), recent = try enqueue()
