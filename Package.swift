@@ -36,7 +36,7 @@ let package = Package(
 
         // The nouns and their rules: tenants, endpoints (and their one validator), events,
         // deliveries, attempts, retry and success rules, URL and destination policy, errors, JSON.
-        .target(name: "DispatcherModel"),
+        .target(name: "DispatcherModel", dependencies: ["CLinux"]),
         // Typed builders and validators for the seed documents' event families.
         .target(name: "DispatcherEvents", dependencies: ["DispatcherModel"]),
         // SQL and nothing about HTTP: connections, SQLite and PostgreSQL, migrations, queries.

@@ -1,11 +1,12 @@
 /* What Swift's Glibc module does not bring: Linux's epoll and eventfd, behind small functions
    so Swift never lays out the packed struct epoll_event itself, and glibc's malloc_trim. (No
    _GNU_SOURCE: it would give glibc's shared headers another shape here than in the other
-   modules that include them.) */
+   modules that include them.) Also prctl, to name a thread. */
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <malloc.h>
+#include <sys/prctl.h>
 
 static const uint32_t dispatcher_epoll_in = EPOLLIN;
 static const uint32_t dispatcher_epoll_out = EPOLLOUT;
@@ -43,3 +44,6 @@ static inline int dispatcher_epoll_wait(int epoll, int *descriptors, uint32_t *e
 
 /* Hands the free pages of every malloc arena back to the kernel; nonzero when some were. */
 static inline int dispatcher_malloc_trim(void) { return malloc_trim(0); }
+
+/* Names the calling thread; the kernel keeps the first 15 bytes. */
+static inline void dispatcher_name_this_thread(const char *name) { prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }

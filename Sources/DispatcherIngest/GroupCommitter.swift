@@ -33,9 +33,7 @@ package final class GroupCommitter: @unchecked Sendable {
         self.store = store
         self.maxEventsPerCommit = max(1, maxEventsPerCommit)
         self.maxPendingEvents = max(1, maxPendingEvents)
-        let thread = Thread { [self] in run() }
-        thread.name = "ingest.committer"
-        thread.start()
+        NamedThread.start("ingest.commit") { [self] in run() }
     }
 
     /// Queues `events` (made by `NDJSONEvent.parse`, which checked their bodies) for the next commit (each on its own: a rejected one does not stop the

@@ -1,3 +1,4 @@
+import DispatcherModel
 import Foundation
 
 /// Threads that run request handlers: one per request in progress, kept for a while when idle
@@ -21,9 +22,7 @@ final class HandlerThreads: @unchecked Sendable {
             condition.signal()
         } else {
             threads += 1
-            let thread = Thread { [self] in work() }
-            thread.name = "http-server.handler"
-            thread.start()
+            NamedThread.start("http.handler") { [self] in work() }
         }
         condition.unlock()
     }

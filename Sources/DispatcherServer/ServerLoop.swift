@@ -109,12 +109,10 @@ final class ServerLoop: @unchecked Sendable {
 
     /// Runs the loop on a thread of its own until `stop()`.
     func start() {
-        let thread = Thread { [self] in
+        NamedThread.start("http.loop") { [self] in
             run()
             finished.signal()
         }
-        thread.name = "http-server.loop"
-        thread.start()
     }
 
     /// Stops accepting, lets requests in progress be answered for up to the grace period,

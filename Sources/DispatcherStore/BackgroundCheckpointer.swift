@@ -1,4 +1,5 @@
 import CSQLite
+import DispatcherModel
 import Foundation
 
 /// Copies the WAL back into the database file on a thread of its own, so no commit waits for a
@@ -88,9 +89,7 @@ final class BackgroundCheckpointer: @unchecked Sendable {
         requested = true
         if !started {
             started = true
-            let thread = Thread { [self] in run() }
-            thread.name = "sqlite.checkpointer"
-            thread.start()
+            NamedThread.start("checkpointer") { [self] in run() }
         }
         condition.signal()
     }

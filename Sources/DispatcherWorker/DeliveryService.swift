@@ -114,12 +114,12 @@ public final class DeliveryService: Sendable {
             }
             transfersRunning.enter()
             let handoff = Handoff(transfers)
-            DispatchQueue(label: "dispatcher.transfers").async {
+            NamedThread.start("transfers") {
                 handoff.value.run()
                 self.transfersRunning.leave()
             }
             storeLoopRunning.enter()
-            DispatchQueue(label: "dispatcher.store").async {
+            NamedThread.start("store.loop") {
                 self.storeLoop()
                 self.storeLoopRunning.leave()
             }

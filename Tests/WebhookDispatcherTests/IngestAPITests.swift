@@ -164,19 +164,27 @@ final class IngestAPITests: DispatcherTestCase {
     }
 
     /// `serve` with an `api` block hosts the API beside the delivery service: a POST is
-    /// delivered end to end.
+    /// delivered end to end. Its busy threads go by names an operator sees in `top -H`.
     func testServeHostsTheAPIFromTheConfig() throws {
         let receiver = try makeReceiver()
         let config = try writeConfig(url: receiver.url(), extra: #", "api": {"listen": "127.0.0.1:0", "max_batch": 50}"#)
         XCTAssertEqual(try DispatcherConfiguration.load(path: config).api, APISettings(host: "127.0.0.1", port: 0, maxBatch: 50))
         let logFile = directory.file("serve.log")
-        _ = try startServe(config: config, logFile: logFile)
+        let serve = try startServe(config: config, logFile: logFile)
         let port = waitForAnnouncedPort(in: logFile, after: "ingest API on http://127.0.0.1:")
         let key = try APIKeys.create(name: "serve", tenants: nil, in: store).key
         let reply = try Self.curl(base: "http://127.0.0.1:\(port)", "POST", "/v1/events", key: key,
                                   data: #"{"tenant":"tenant-a","type":"order.shipped","data":{"via":"serve"}}"#)
         XCTAssertEqual(reply.status, 202)
         waitUntil("the event is delivered") { receiver.requests.contains { String(decoding: $0.body, as: UTF8.self) == #"{"via":"serve"}"# } }
+
+        let tasks = "/proc/\(serve.processIdentifier)/task"
+        let threadNames = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap {
+            try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        for name in ["store.loop", "transfers", "http.loop", "ingest.commit"] {
+            XCTAssertTrue(threadNames.contains(name), "no thread named \(name) in \(threadNames)")
+        }
     }
 
     /// The README's Python example, run as written (standard library `urllib`).

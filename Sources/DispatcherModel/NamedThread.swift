@@ -1,0 +1,17 @@
+import CLinux
+import Foundation
+
+/// The process's long-lived threads, started under names that `top -H`, `ps -L`, `perf` and gdb
+/// show, so an operator can tell which loop is busy. Foundation's `Thread.name` does not do it
+/// on Linux: set before `start()` it names nothing, set from the new thread it races the
+/// parent's record of the thread, and glibc refuses any name over 15 bytes. The thread names
+/// itself with `prctl`, which keeps the first 15 bytes.
+package enum NamedThread {
+    /// Runs `body` on a new thread named `name`.
+    package static func start(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        Thread {
+            dispatcher_name_this_thread(name)
+            body()
+        }.start()
+    }
+}
