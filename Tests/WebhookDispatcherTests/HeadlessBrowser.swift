@@ -65,6 +65,13 @@ final class HeadlessBrowser: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // Its temporary files in the profile too: killed, it cannot remove the directory it
+        // keeps in TMPDIR (org.chromium.Chromium.*, its singleton socket), and every test run
+        // left four of them in /tmp.
+        var environment = ProcessInfo.processInfo.environment
+        environment["TMPDIR"] = profile.path
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         // Its own process group, so that `close` ends its renderers and helpers with it: they
         // outlive a browser killed alone and write into the profile while it is removed.
         var attributes = posix_spawnattr_t()
@@ -73,7 +80,7 @@ final class HeadlessBrowser: @unchecked Sendable {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
         posix_spawnattr_setpgroup(&attributes, 0)
         var child: pid_t = 0
-        let status = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        let status = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
         Glibc.close(commandPipe[0])
         Glibc.close(eventPipe[1])
         guard status == 0 else {
