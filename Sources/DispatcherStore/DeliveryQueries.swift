@@ -50,7 +50,10 @@ enum DeliveryQueries {
     /// per endpoint, so a claim's cost does not grow with the backlog, and one endpoint's
     /// backlog cannot hide another's work. Rows are (endpoint, id, due, ordering key).
     ///
-    /// SQLite: one endpoint per statement (?1 endpoint, ?2 now, ?3 limit): no round trips.
+    /// SQLite: one endpoint per statement (?1 endpoint, ?2 limit): no round trips. It reads the
+    /// endpoint's oldest pending rows, due or not (the claim keeps the due ones), so that the
+    /// claim, asking for one row more than it may take, learns from the same probe where the
+    /// endpoint's next pending delivery is (`moveOn`).
     /// PostgreSQL: every endpoint in one statement (?1 a JSON array of `{"id", "limit", "from"}`,
     /// ?2 now), since a round trip each would cost more than the probes; each probe starts at its
     /// endpoint's `pending_from`, past the entries of deliveries leased since (which stay in the
@@ -60,8 +63,8 @@ enum DeliveryQueries {
     static let dueOfEndpoints = DialectSQL { dialect in
         dialect == .sqlite ? """
             SELECT endpoint_id, id, next_attempt_at, ordering_key FROM deliveries
-             WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
-             ORDER BY next_attempt_at, id LIMIT ?3
+             WHERE endpoint_id = ?1 AND status = 'pending'
+             ORDER BY next_attempt_at, id LIMIT ?2
             """ : """
             SELECT e.id, d.id, d.next_attempt_at, d.ordering_key
               FROM json_to_recordset(?1::json) AS e(id text, "limit" int, "from" bigint)
@@ -74,14 +77,14 @@ enum DeliveryQueries {
     }
 
     /// Runs `dueOfEndpoints` for `limits` (endpoint id, how many rows to read, and on PostgreSQL
-    /// the earliest due time to read from).
+    /// the earliest due time to read from). On SQLite rows not due yet come too, after the due.
     static func dueDeliveries(limits: [(endpointID: String, limit: Int, from: Int64)], now: Int64, in db: some SQLConnection)
         throws -> [String: [(id: Int64, due: Int64, key: String)]] {
         var due: [String: [(id: Int64, due: Int64, key: String)]] = [:]
         func collect(_ row: some SQLRow) { due[row.string(0), default: []].append((row.int64(1), row.int64(2), row.string(3))) }
         switch db.dialect {
         case .sqlite:
-            for (endpointID, limit, _) in limits { try db.forEachRow(dueOfEndpoints[.sqlite], [endpointID, now, limit], collect) }
+            for (endpointID, limit, _) in limits { try db.forEachRow(dueOfEndpoints[.sqlite], [endpointID, limit], collect) }
         case .postgres:
             let list = JSONValue.array(limits.map {
                 .object([("id", .string($0.endpointID)), ("limit", .integer(Int64($0.limit))), ("from", .integer($0.from))])
@@ -231,8 +234,11 @@ enum DeliveryQueries {
          ORDER BY e.id FOR UPDATE OF e SKIP LOCKED
         """
 
-    /// Rows a claim reads from `endpoint_work` at a time.
-    static let workPageSize = 256
+    /// Rows a claim reads from `endpoint_work` at a time: a small page first, each next one
+    /// twice the last, up to the largest. A claim mostly needs a few endpoints, each one's room
+    /// covering several deliveries; pages of the largest size read four rows of `endpoint_work`
+    /// (and of `endpoints`) for each delivery a claim of 64 took at 10,000 endpoints.
+    static let workPageSizes = (first: 16, largest: 256)
 
     /// PostgreSQL: folds the committed signals into `endpoint_work`, endpoints in id order (so
     /// folds and claims lock rows in one order), when this claim gets the fold lock (one folder
@@ -276,20 +282,17 @@ enum DeliveryQueries {
               """
     }
 
-    /// The earliest pending delivery of `endpoint` but those this claim leases (`mine`, a JSON
-    /// array of ids), from `from` on: where the endpoint's row goes once its due work is taken.
-    /// On PostgreSQL rows another claim is leasing still read as pending, so they keep the row
-    /// where it is.
-    static func nextPendingDue(endpoint: String, mine: String, from: String? = nil, _ dialect: SQLDialect) -> String {
+    /// PostgreSQL: the earliest pending delivery of `endpoint` but those this claim leases
+    /// (`mine`, a JSON array of ids), from `from` on: where the endpoint's row goes once its due
+    /// work is taken. Rows another claim is leasing still read as pending, so they keep the row
+    /// where it is. (SQLite's claim learns as much from its probe: `Probe.read`.)
+    static func nextPendingDue(endpoint: String, mine: String, from: String) -> String {
         """
         SELECT min(d.next_attempt_at) FROM deliveries d
-         WHERE d.endpoint_id = \(endpoint) AND d.status = 'pending'\(from.map { " AND d.next_attempt_at >= \($0)" } ?? "")
-           AND NOT (\(isMember("d.id", of: mine, dialect, as: "bigint")))
+         WHERE d.endpoint_id = \(endpoint) AND d.status = 'pending' AND d.next_attempt_at >= \(from)
+           AND NOT (\(isMember("d.id", of: mine, .postgres, as: "bigint")))
         """
     }
-
-    /// SQLite's `moveOn`, an endpoint at a time (?1 endpoint, ?2 the ids this claim leases).
-    static let nextPendingDueSQLite = nextPendingDue(endpoint: "?1", mine: "?2", .sqlite)
 
     /// PostgreSQL: `moveOn` for every probed endpoint in one statement (a round trip each cost
     /// more than the work: nine in ten of a claim's statements at ten endpoints). ?1 is a JSON
@@ -307,7 +310,7 @@ enum DeliveryQueries {
                 AS x(endpoint_id text, version bigint, due_at bigint, pending_from bigint, filled boolean, mine text)
         ), nexts AS (
             SELECT i.endpoint_id, i.version, i.due_at, i.pending_from, i.filled,
-                   (\(nextPendingDue(endpoint: "i.endpoint_id", mine: "i.mine", from: "i.pending_from", .postgres))) AS next
+                   (\(nextPendingDue(endpoint: "i.endpoint_id", mine: "i.mine", from: "i.pending_from"))) AS next
               FROM input i
         ), locked AS (
             SELECT w.endpoint_id FROM endpoint_work w JOIN nexts n ON n.endpoint_id = w.endpoint_id AND w.version = n.version
@@ -363,6 +366,9 @@ enum DeliveryQueries {
         var row: WorkRow
         var room: Int
         var asked: Int
+        /// SQLite: the endpoint's pending rows the probe read, due or not, in due order, one
+        /// more than it asked for: `moveOn` finds the endpoint's next pending delivery among them.
+        var read: [(id: Int64, due: Int64, key: String)] = []
     }
 
     /// Claims up to `limit` due deliveries in one transaction.
@@ -389,24 +395,26 @@ enum DeliveryQueries {
             var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
             var after: (due: Int64, id: String) = (Int64.min, "")
             var pageWasFull = true
+            var pageSize = workPageSizes.first
             var open: ArraySlice<Probe> = []
             while candidates.count < limit {
                 if open.isEmpty {
                     guard pageWasFull else { break }
-                    let page = try db.query(workPage[db.dialect], [now, after.due, after.id, workPageSize]) { row in
+                    let page = try db.query(workPage[db.dialect], [now, after.due, after.id, pageSize]) { row in
                         var work = WorkRow(id: row.string(0), dueAt: row.int64(1), version: row.int64(2))
                         if db.dialect == .sqlite { work.read(row, from: 3, now: now) } else { work.pendingFrom = row.int64(3) }
                         return work
                     }
-                    pageWasFull = page.count == workPageSize
+                    pageWasFull = page.count == pageSize
+                    pageSize = min(2 * pageSize, workPageSizes.largest)
                     guard let last = page.last else { break }
                     after = (last.dueAt, last.id)
                     open = try weigh(page, limit: limit - candidates.count, inFlight: inFlight, awaitingRecord: awaitingRecord,
                                      leases: &leases, owner: owner, now: now, in: db)[...]
                     continue
                 }
-                let next = fewestCovering(limit - candidates.count, of: &open)
-                candidates += try probe(next, now: now, in: db)
+                var next = fewestCovering(limit - candidates.count, of: &open)
+                candidates += try probe(&next, now: now, in: db)
                 probes += next
             }
             candidates.sort { ($0.due, $0.id) < ($1.due, $1.id) }
@@ -498,7 +506,7 @@ enum DeliveryQueries {
     }
 
     /// The first endpoints of `open` (in due order) whose room covers `needed`, taken from it;
-    /// the last one's room cut to what is left. A page holds up to `workPageSize` endpoints:
+    /// the last one's room cut to what is left. A page holds up to 256 endpoints (`workPageSizes`):
     /// probing them all to take a few would read every due row of each and leave most of them.
     private static func fewestCovering(_ needed: Int, of open: inout ArraySlice<Probe>) -> [Probe] {
         var left = needed
@@ -512,13 +520,18 @@ enum DeliveryQueries {
         return taken
     }
 
-    /// Each probed endpoint's oldest due deliveries, up to its room.
-    private static func probe(_ probes: [Probe], now: Int64, in db: some SQLConnection) throws -> [(id: Int64, due: Int64, endpointID: String)] {
-        let due = try dueDeliveries(limits: probes.map { ($0.row.id, $0.asked, $0.row.pendingFrom) }, now: now, in: db)
+    /// Each probed endpoint's oldest due deliveries, up to its room. On SQLite each probe reads
+    /// one row more than it asks for (`Probe.read`).
+    private static func probe(_ probes: inout [Probe], now: Int64, in db: some SQLConnection) throws -> [(id: Int64, due: Int64, endpointID: String)] {
+        let lookAhead = db.dialect == .sqlite ? 1 : 0
+        let due = try dueDeliveries(limits: probes.map { ($0.row.id, $0.asked + lookAhead, $0.row.pendingFrom) }, now: now, in: db)
         var candidates: [(id: Int64, due: Int64, endpointID: String)] = []
-        for probe in probes {
+        for index in probes.indices {
+            let probe = probes[index]
+            let rows = due[probe.row.id] ?? []
+            if db.dialect == .sqlite { probes[index].read = rows }
             var taken = 0
-            for row in due[probe.row.id] ?? [] where taken < probe.room {
+            for row in rows where taken < probe.room && row.due <= now {
                 if probe.row.ordered, try !db.query(earlierUnfinished, [probe.row.id, row.key, row.id], map: { _ in true }).isEmpty {
                     continue
                 }
@@ -548,13 +561,13 @@ enum DeliveryQueries {
             try db.executeDeferred(moveOnPostgres, [JSONValue.array(rows).text])
             return
         }
-        let moving = probes.filter { !filled($0) }
-        for probe in moving {
-            let mine = chosenOf[probe.row.id] ?? []
-            let next = try db.query(nextPendingDueSQLite, [probe.row.id, JSONText.integers(mine.map(\.id))]) {
-                $0.isNull(0) ? nil : $0.int64(0)
-            }.first ?? nil
-            if let next {
+        // SQLite: the probe read the endpoint's oldest pending rows in due order, one more than
+        // it asked for, so the first this claim does not lease is the next. When it leases
+        // every row read, they were fewer than asked for (it takes at most its room), and so
+        // all there were: none is left.
+        for probe in probes where !filled(probe) {
+            let mine = Set((chosenOf[probe.row.id] ?? []).map(\.id))
+            if let next = probe.read.first(where: { !mine.contains($0.id) })?.due {
                 if next > probe.row.dueAt { try db.execute(moveWork[db.dialect], [probe.row.id, next, probe.row.version]) }
             } else {
                 try db.execute(dropWork[db.dialect], [probe.row.id, probe.row.version])

@@ -49,13 +49,32 @@ final class EndpointWorkTests: DispatcherTestCase {
         XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).map(\.endpointID), ["held"])
     }
 
-    /// Random enqueues, claims (two processes), results (success, retry now or later, failure),
+    /// Ninety held endpoints (circuits open) come first in due order, ten with work after them:
+    /// a claim reads on, page after growing page (16, 32, 64 rows), until it finds the ten, and
+    /// moves the held ones past their circuits on the way.
+    func testAClaimReadsPastHeldEndpointsPageAfterPage() throws {
+        let ids = (0..<100).map { String(format: "ep-%03d", $0) }
+        try addTenant(endpoints: ids.enumerated().map { index, id in endpoint(id, url: "https://example.com/\(index)", events: ["x.\(index)"]) })
+        for index in ids.indices { try enqueue(type: "x.\(index)") }
+        let openUntil = Clock.nowMilliseconds() + 60_000
+        try store.withConnection { db in _ = try db.execute("UPDATE endpoints SET circuit_open_until = ? WHERE id < 'ep-090'", [openUntil]) }
+        try store.withConnection { db in _ = try db.execute("UPDATE endpoint_work SET due_at = 1 WHERE endpoint_id < 'ep-090'", []) }
+
+        let claimed = try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:])
+        XCTAssertEqual(claimed.map(\.endpointID).sorted(), Array(ids[90...]))
+        for id in ids[..<90] { XCTAssertEqual(try listedDue(id), openUntil, "\(id) moved past its open circuit") }
+        // Rows of the ten that filled their (cut) room stay until a claim finds them empty.
+        XCTAssertEqual(try store.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]), [])
+        XCTAssertEqual(try listed(), Array(ids[..<90]))
+    }
+
+    /// Random enqueues (to 40 endpoints: more than a claim's first page), claims (two processes), results (success, retry now or later, failure),
     /// releases, lease expiries and endpoints switched off and on: after every step each pending
     /// delivery of a usable endpoint is covered by a listed row due no later than it (on
     /// PostgreSQL whose probe also starts no later: `pending_from`) or by a signal not yet folded;
     /// at the end every delivery is claimed and finished.
     func testRandomOperationsNeverHideAPendingDelivery() throws {
-        let ids = (0..<12).map { "ep-\($0)" }
+        let ids = (0..<40).map { "ep-\($0)" }
         var endpoints = ids.enumerated().map { index, id in endpoint(id, url: "https://example.com/\(index)", events: ["t.\(index % 4)", "all"]) }
         for index in endpoints.indices { endpoints[index].maxConcurrency = 1 + index % 3 }
         try addTenant(endpoints: endpoints)
