@@ -3,32 +3,38 @@
 package enum HeaderRedaction {
     static let placeholder = "***"
 
-    private static let secretNames = [
+    /// Whole names that are credentials, and fragments that make any name containing them one
+    /// (both lowercase; names compare in any case).
+    static let secretNames = [
         "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "apikey",
     ]
-    private static let secretFragments = ["token", "secret", "password", "passwd", "api-key", "apikey", "auth", "session", "credential"]
+    static let secretFragments = ["token", "secret", "password", "passwd", "api-key", "apikey", "auth", "session", "credential"]
 
     /// Runs for every header of every attempt, so it compares bytes in place: no lowercased
-    /// copy, no hashing.
+    /// copy, no hashing, and at each offset only the fragments that start with its byte (most
+    /// offsets start none).
     static func isSecret(_ name: String) -> Bool {
         var name = name
         return name.withUTF8 { name in
+            func lowered(_ byte: UInt8) -> UInt8 { byte >= 65 && byte <= 90 ? byte + 32 : byte }
             func matches(_ word: [UInt8], at offset: Int) -> Bool {
-                for index in word.indices {
-                    let byte = name[offset + index]
-                    if (byte >= 65 && byte <= 90 ? byte + 32 : byte) != word[index] { return false }
-                }
+                guard word.count <= name.count - offset else { return false }
+                for index in word.indices where lowered(name[offset + index]) != word[index] { return false }
                 return true
             }
             if secretNameBytes.contains(where: { $0.count == name.count && matches($0, at: 0) }) { return true }
-            return secretFragmentBytes.contains { fragment in
-                fragment.count <= name.count && (0...(name.count - fragment.count)).contains { matches(fragment, at: $0) }
+            for offset in name.indices {
+                for fragment in fragmentsByFirstByte[Int(lowered(name[offset]))] where matches(fragment, at: offset) { return true }
             }
+            return false
         }
     }
 
     private static let secretNameBytes = secretNames.map { Array($0.utf8) }
-    private static let secretFragmentBytes = secretFragments.map { Array($0.utf8) }
+    /// `secretFragments` as bytes, listed under their first byte.
+    private static let fragmentsByFirstByte: [[[UInt8]]] = (0..<256).map { byte in
+        secretFragments.map { Array($0.utf8) }.filter { $0.first == UInt8(byte) }
+    }
 
     /// Header names (lowercased) an endpoint makes secret beyond the usual credential names:
     /// those it lists in `secret_headers`, and those whose value comes from the environment.

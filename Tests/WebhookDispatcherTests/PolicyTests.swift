@@ -73,6 +73,29 @@ final class PolicyTests: XCTestCase {
         XCTAssertEqual(HeaderRedaction.redact(plain, alsoSecret: ["x-other"]), plain)
     }
 
+    /// `isSecret` compares bytes in place, fragment by first byte; it must say what the plain
+    /// definition says (the lowercased name is a secret name, or contains a secret fragment) for
+    /// names built from pieces of secret words, in mixed case.
+    func testSecretHeaderNamesMatchThePlainDefinition() {
+        let pieces = ["tok", "en", "TOKEN", "auth", "Au", "th", "x-", "SECRET", "sec", "ret", "pass", "wd", "word", "api", "-", "key",
+                      "Cookie", "set-", "session", "Sess", "ion", "cred", "ential", "a", "T", "p", "k", "ey", "proxy-", "authorization"]
+        var generator = BadInputTests.SplitMix64(state: 20261202)
+        var secrets = 0
+        for _ in 0..<5_000 {
+            var name = ""
+            for _ in 0..<(1 + generator.next() % 4) {
+                let piece = pieces[Int(generator.next() % UInt64(pieces.count))]
+                name += generator.next() % 3 == 0 ? piece.uppercased() : piece
+            }
+            let lower = name.lowercased()
+            let expected = HeaderRedaction.secretNames.contains(lower) || HeaderRedaction.secretFragments.contains { lower.contains($0) }
+            XCTAssertEqual(HeaderRedaction.isSecret(name), expected, name)
+            if expected { secrets += 1 }
+        }
+        XCTAssertGreaterThan(secrets, 500, "the names exercise both answers")
+        XCTAssertLessThan(secrets, 4_500, "the names exercise both answers")
+    }
+
     func testEventTypePatterns() {
         XCTAssertTrue(EventType.glob("visit.*", matches: "visit.note.signed_and_sent"))
         XCTAssertFalse(EventType.glob("visit.*", matches: "visits"))
