@@ -227,7 +227,7 @@ package final class HTTPClient {
 
         curl_easy_reset(handle)
         // Stored endpoints were checked when written; this holds for any other way in.
-        if let bad = request.headers.first(where: { (HeaderRules.problem(withName: $0.name) ?? HeaderRules.problem(withValue: $0.value)) != nil }) {
+        if let bad = request.headers.first(where: { !HeaderRules.isSendable(name: $0.name, value: $0.value) }) {
             return .refused(HTTPExchange(status: nil, headers: [], body: [], bodyTruncated: false, errorKind: .blocked,
                                          errorMessage: "header \(bad.name.debugDescription) has a character no header may hold; nothing was sent",
                                          durationMicroseconds: 0))

@@ -12,9 +12,35 @@ package enum HeaderRules {
 
     /// Why `name` cannot be a header name, or nil: RFC 9110 token characters only.
     package static func problem(withName name: String) -> String? {
-        guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else { return "is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)" }
+        guard isValidName(name) else { return "is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)" }
         return nil
     }
+
+    /// Whether `name: value` may go on the wire as it is: neither `problem(withName:)` nor
+    /// `problem(withValue:)` has anything to say. The last check of every header of every
+    /// request, so it scans the bytes in place, names against a table.
+    package static func isSendable(name: String, value: String) -> Bool {
+        guard isValidName(name) else { return false }
+        var value = value
+        return value.withUTF8 { bytes in
+            for byte in bytes where isControl(byte) { return false }
+            return true
+        }
+    }
+
+    private static func isValidName(_ name: String) -> Bool {
+        var name = name
+        return tokenBytes.withUnsafeBufferPointer { isToken in
+            name.withUTF8 { bytes in
+                guard !bytes.isEmpty else { return false }
+                for byte in bytes where !isToken[Int(byte)] { return false }
+                return true
+            }
+        }
+    }
+
+    /// `isTokenByte` for every byte value.
+    private static let tokenBytes: [Bool] = (0..<256).map { isTokenByte(UInt8($0)) }
 
     /// Why `value` cannot be a header value, or nil: no control characters but tab (CR, LF and
     /// NUL above all). Judged on bytes: Swift reads "\r\n" as one Character, not as a CR.

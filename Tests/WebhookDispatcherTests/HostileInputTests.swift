@@ -25,6 +25,24 @@ final class HostileInputTests: DispatcherTestCase {
         XCTAssertNil(HeaderRules.problem(withValue: "Bearer abc\tdef"))
     }
 
+    /// Every request's last check (`HeaderRules.isSendable`, by table) says what RFC 9110 says:
+    /// a name of token characters only, a value without control characters but tab; for every
+    /// character up to U+00FF in a name and in a value, and for the empty name.
+    func testTheSendCheckOfHeadersFollowsTheRFC() {
+        let token = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~".unicodeScalars)
+        var refused = 0
+        for character in (0..<256).map({ String(UnicodeScalar(UInt8($0))) }) + ["", "\r\n", "é"] {
+            for (name, value) in [("X-" + character, "v"), (character, "v"), ("X-A", "a" + character + "b"), ("X-A", character)] {
+                let expected = !name.isEmpty && name.unicodeScalars.allSatisfy(token.contains)
+                    && !value.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }
+                XCTAssertEqual(HeaderRules.isSendable(name: name, value: value), expected, "\(name.debugDescription): \(value.debugDescription)")
+                XCTAssertEqual(HeaderRules.problem(withName: name) == nil && HeaderRules.problem(withValue: value) == nil, expected)
+                if !expected { refused += 1 }
+            }
+        }
+        XCTAssertGreaterThan(refused, 400, "both answers are exercised")
+    }
+
     func testTheLibraryRefusesEndpointsWithControlCharactersInHeadersOrURLs() throws {
         let bad = [
             Endpoint(id: "e1", tenantID: "tenant-a", url: "https://x.example/h", headers: ["X-A": Self.injectedValue]),
