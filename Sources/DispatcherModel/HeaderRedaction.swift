@@ -32,9 +32,10 @@ package enum HeaderRedaction {
 
     private static let secretNameBytes = secretNames.map { Array($0.utf8) }
     /// `secretFragments` as bytes, listed under their first byte.
-    private static let fragmentsByFirstByte: [[[UInt8]]] = (0..<256).map { byte in
-        secretFragments.map { Array($0.utf8) }.filter { $0.first == UInt8(byte) }
-    }
+    private static let fragmentsByFirstByte: [[[UInt8]]] = {
+        let fragments = secretFragments.map { Array($0.utf8) }
+        return (0..<256).map { byte in fragments.filter { $0.first == UInt8(byte) } }
+    }()
 
     /// Header names (lowercased) an endpoint makes secret beyond the usual credential names:
     /// those it lists in `secret_headers`, and those whose value comes from the environment.
