@@ -20,12 +20,7 @@ package enum HeaderRules {
     /// `problem(withValue:)` has anything to say. The last check of every header of every
     /// request, so it scans the bytes in place, names against a table.
     package static func isSendable(name: String, value: String) -> Bool {
-        guard isValidName(name) else { return false }
-        var value = value
-        return value.withUTF8 { bytes in
-            for byte in bytes where isControl(byte) { return false }
-            return true
-        }
+        isValidName(name) && firstControl(in: value) == nil
     }
 
     private static func isValidName(_ name: String) -> Bool {
@@ -45,9 +40,19 @@ package enum HeaderRules {
     /// Why `value` cannot be a header value, or nil: no control characters but tab (CR, LF and
     /// NUL above all). Judged on bytes: Swift reads "\r\n" as one Character, not as a CR.
     package static func problem(withValue value: String) -> String? {
-        guard let byte = value.utf8.first(where: isControl) else { return nil }
+        guard let byte = firstControl(in: value) else { return nil }
         let name = byte == 0x0D ? "a carriage return" : byte == 0x0A ? "a line break" : byte == 0 ? "a NUL" : String(format: "the control character 0x%02X", byte)
         return "header values may not contain \(name)"
+    }
+
+    /// The first control character of `value` (`isControl`), scanned in place: one scan for
+    /// `problem(withValue:)` and `isSendable`.
+    private static func firstControl(in value: String) -> UInt8? {
+        var value = value
+        return value.withUTF8 { bytes in
+            for byte in bytes where isControl(byte) { return byte }
+            return nil
+        }
     }
 
     /// Why an endpoint may not configure the header `name: value`, or nil: a bad name, a name
