@@ -635,7 +635,10 @@ enum DeliveryQueries {
             for result in results where result.keepsLease {
                 try db.executeDeferred(countAttempt, [result.attempt.responseStatus, lastError(of: result.attempt), now, result.deliveryID, result.leaseOwner])
             }
-            for chunk in chunked(results.filter { !$0.keepsLease }, db.dialect) {
+            // Filtered only when some result keeps its lease (a 401 retried at once): a filtered
+            // array is a copy of every result, each copy retaining its strings and arrays.
+            let finishing = results.contains(where: \.keepsLease) ? results.filter { !$0.keepsLease } : results
+            for chunk in chunked(finishing, db.dialect) {
                 try db.executeDeferred(finishAttempts[chunk.count]?[db.dialect] ?? finishAttemptsSQL(rows: chunk.count, db.dialect),
                                        rows(chunk, columns: verdictColumns) { appendVerdictRow($0, now: now, to: &$1) })
             }
@@ -652,16 +655,20 @@ enum DeliveryQueries {
     /// Endpoints in id order, so concurrent batches lock endpoint rows in one order and cannot
     /// deadlock each other.
     private static func updateEndpointHealth(after results: [AttemptResult], now: Int64, in db: some SQLConnection) throws -> [DisabledEndpoint] {
-        var healthy: [String] = []
+        // One pass in the results' order, counting by endpoint id rather than grouping the
+        // results themselves (a copy of each).
+        var healthy: Set<String> = []
         var failuresAfterLastSuccess: [String: Int] = [:]
-        for (endpointID, ofEndpoint) in Dictionary(grouping: results, by: \.endpointID).sorted(by: { $0.key < $1.key }) {
-            let lastSuccess = ofEndpoint.lastIndex { $0.attempt.errorKind == nil }
-            if lastSuccess != nil { healthy.append(endpointID) }
-            let failures = ofEndpoint[(lastSuccess.map { $0 + 1 } ?? 0)...].count
-            if failures > 0 { failuresAfterLastSuccess[endpointID] = failures }
+        for result in results {
+            if result.attempt.errorKind == nil {
+                healthy.insert(result.endpointID)
+                failuresAfterLastSuccess[result.endpointID] = nil
+            } else {
+                failuresAfterLastSuccess[result.endpointID, default: 0] += 1
+            }
         }
         if !healthy.isEmpty {
-            try db.executeDeferred(endpointsSucceeded[db.dialect], [JSONText.strings(healthy)])
+            try db.executeDeferred(endpointsSucceeded[db.dialect], [JSONText.strings(healthy.sorted())])
         }
         for result in results where result.attempt.responseStatus == 429 {
             let header = result.attempt.responseHeaders?.last { $0.hasName("Retry-After") }?.value

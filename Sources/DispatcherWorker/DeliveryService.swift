@@ -234,7 +234,7 @@ public final class DeliveryService: Sendable {
             let (results, closed) = board.takeResults(limit: Self.maxResultsPerCycle)
             if results.isEmpty && closed { return }
             // The endpoints whose deliveries these results release (an interim 401 keeps its lease).
-            let finishing = results.filter { !$0.keepsLease }.map(\.endpointID)
+            let finishing = results.compactMap { $0.keepsLease ? nil : $0.endpointID }
             if closed && failures >= Self.writeAttemptsAtStop {
                 configuration.logger.log(.error, "giving up on \(results.count) attempt record(s); their deliveries will be retried when the lease expires")
                 board.finish(endpointIDs: finishing)

@@ -16,7 +16,10 @@ import Foundation
 final class JobBoard: @unchecked Sendable {
     private let condition = NSCondition()
     private let activity = DispatchSemaphore(value: 0)
-    private var waiting: [ClaimedDelivery] = []
+    /// Claimed jobs in claim order; those before `waitingStart` were taken. Optional so that a
+    /// job is moved out when taken (`next`) rather than copied, which would retain each of its
+    /// strings and its body, to be released again when the taken part is dropped.
+    private var waiting: [ClaimedDelivery?] = []
     private var waitingStart = 0
     private var results: [AttemptResult] = []
     private var heldByEndpoint: [String: Int] = [:]
@@ -53,8 +56,8 @@ final class JobBoard: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if stopping { return .stopping }
-        guard waitingStart < waiting.count else { return .empty }
-        return .job(next())
+        guard let job = next() else { return .empty }
+        return .job(job)
     }
 
     /// Called (on the adding or stopping thread) after jobs are added and when the board stops,
@@ -83,16 +86,17 @@ final class JobBoard: @unchecked Sendable {
         return waiting.count
     }
 
-    /// Removes and returns the first waiting job; `condition` is locked and one waits.
-    private func next() -> ClaimedDelivery {
-        let job = waiting[waitingStart]
+    /// Removes and returns the first waiting job, if one waits; `condition` is locked.
+    private func next() -> ClaimedDelivery? {
+        guard waitingStart < waiting.count else { return nil }
+        let job = waiting[waitingStart].take()
         waitingStart += 1
         if waitingStart == waiting.count {
             waiting.removeAll(keepingCapacity: true)
             waitingStart = 0
         } else if waitingStart >= 1_024 && waitingStart * 2 >= waiting.count {
-            // Under steady load the list may never run empty: the taken half goes (with the
-            // bodies it held), so it never grows with the number of deliveries.
+            // Under steady load the list may never run empty: the taken half's empty slots go,
+            // so it never grows with the number of deliveries.
             waiting.removeFirst(waitingStart)
             waitingStart = 0
         }
@@ -105,8 +109,9 @@ final class JobBoard: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         var stale: [ClaimedDelivery] = []
-        while waitingStart < waiting.count, waiting[waitingStart].leasedAt < cutoff {
-            stale.append(next())
+        while let leasedAt = waitingStart < waiting.count ? waiting[waitingStart]?.leasedAt : nil, leasedAt < cutoff,
+              let job = next() {
+            stale.append(job)
         }
         return stale
     }
@@ -125,6 +130,13 @@ final class JobBoard: @unchecked Sendable {
     func takeResults(limit: Int) -> (results: [AttemptResult], closed: Bool) {
         condition.lock()
         defer { condition.unlock() }
+        guard results.count > limit else {
+            // All of them, handed over whole: a prefix would copy each result and the removal
+            // then destroy the originals.
+            let taken = results
+            results = []
+            return (taken, closed)
+        }
         let taken = Array(results.prefix(limit))
         results.removeFirst(taken.count)
         return (taken, closed)
@@ -178,7 +190,7 @@ final class JobBoard: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         var awaitingRecord: [String: Int] = [:]
-        for result in results where !result.keepsLease { awaitingRecord[result.endpointID, default: 0] += 1 }
+        for index in results.indices where !results[index].keepsLease { awaitingRecord[results[index].endpointID, default: 0] += 1 }
         return (heldTotal, heldByEndpoint, awaitingRecord)
     }
 
@@ -206,7 +218,7 @@ final class JobBoard: @unchecked Sendable {
     func stop() -> [ClaimedDelivery] {
         condition.lock()
         stopping = true
-        let unstarted = Array(waiting[waitingStart...])
+        let unstarted = waiting[waitingStart...].compactMap { $0 }
         waiting.removeAll()
         waitingStart = 0
         for job in unstarted {

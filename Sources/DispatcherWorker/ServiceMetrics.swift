@@ -36,7 +36,8 @@ package final class ServiceMetrics: Sendable {
 
     /// One store-loop cycle that committed: the attempts it recorded, how long it took and its commit.
     package func recordCycle(_ results: [AttemptResult], cycleSeconds: Double, commitSeconds: Double) {
-        let labelled = results.map { (endpointLabels.value(for: $0.endpointID), $0.attempt) }
+        // The labels only: a copy of each attempt would retain all its strings and arrays.
+        let labels = results.map { endpointLabels.value(for: $0.endpointID) }
         state.withLock { state in
             state.cycles.observe(cycleSeconds)
             state.commits.observe(commitSeconds)
@@ -47,12 +48,13 @@ package final class ServiceMetrics: Sendable {
                 case .retryScheduled: break
                 }
             }
-            for (endpoint, attempt) in labelled {
-                let key = AttemptKey(endpoint: endpoint, outcome: attempt.errorKind == nil ? "succeeded" : "failed",
-                                     errorKind: attempt.errorKind?.rawValue ?? "none")
+            for (index, endpoint) in labels.enumerated() {
+                let errorKind = results[index].attempt.errorKind
+                let key = AttemptKey(endpoint: endpoint, outcome: errorKind == nil ? "succeeded" : "failed",
+                                     errorKind: errorKind?.rawValue ?? "none")
                 state.attempts[key, default: 0] += 1
                 state.latency[endpoint, default: Histogram(bounds: Histogram.attemptSeconds)]
-                    .observe(Double(attempt.durationMicroseconds) / 1_000_000)
+                    .observe(Double(results[index].attempt.durationMicroseconds) / 1_000_000)
             }
         }
     }

@@ -277,6 +277,31 @@ final class StoreTests: DispatcherTestCase {
         XCTAssertEqual(try other.claimDueDeliveries(limit: 10, owner: "b", leaseSeconds: 60, inFlight: ["narrow": 1]).count, 2)
     }
 
+    /// Within one recorded batch, each endpoint's health follows its own results in order: a
+    /// success resets its count, and only the failures after its last success count.
+    func testABatchCountsEachEndpointsFailuresAfterItsLastSuccess() throws {
+        try addTenant(endpoints: ["a", "b", "c"].map { endpoint($0, url: "https://example.com/\($0)") })
+        for _ in 0..<3 { try enqueue() }
+        try store.withConnection { try $0.execute("UPDATE endpoints SET consecutive_failures = 5 WHERE id = 'b'", []) }
+        var claimed: [ClaimedDelivery] = []
+        for _ in 0..<5 where claimed.count < 9 {  // a claim shares its limit among the endpoints
+            claimed += try store.claimDueDeliveries(limit: 9 - claimed.count, owner: "w", leaseSeconds: 60, inFlight: [:])
+        }
+        let byEndpoint = Dictionary(grouping: claimed, by: \.endpointID)
+        XCTAssertEqual(byEndpoint.mapValues(\.count), ["a": 3, "b": 3, "c": 3])
+        func next(_ endpoint: String, _ index: Int, succeeded: Bool) throws -> AttemptResult {
+            result(try XCTUnwrap(byEndpoint[endpoint].flatMap { $0.indices.contains(index) ? $0[index] : nil }), verdict: succeeded ? .succeeded : .failed)
+        }
+        // The endpoints' results interleaved, as workers finish them.
+        try store.record([
+            next("a", 0, succeeded: false), next("b", 0, succeeded: true), next("c", 0, succeeded: false),
+            next("b", 1, succeeded: false), next("a", 1, succeeded: true), next("c", 1, succeeded: false),
+            next("b", 2, succeeded: false), next("c", 2, succeeded: false), next("a", 2, succeeded: true),
+        ])
+        let failures = Dictionary(uniqueKeysWithValues: try store.endpointStatuses().map { ($0.endpoint.id, $0.consecutiveFailures) })
+        XCTAssertEqual(failures, ["a": 0, "b": 2, "c": 3], "a's failure came before its successes; b's five before its success")
+    }
+
     func testClaimSkipsDisabledEndpointsAndFutureRetries() throws {
         try addTenant(endpoints: [endpoint(url: "https://example.com/hook")])
         try enqueue()
