@@ -79,7 +79,7 @@ final class JobBoard: @unchecked Sendable {
         return next()
     }
 
-    /// Jobs the list holds, taken ones not yet dropped included (for tests).
+    /// Slots the list holds, those of taken jobs not yet dropped included (for tests).
     var retainedJobs: Int {
         condition.lock()
         defer { condition.unlock() }
@@ -109,8 +109,7 @@ final class JobBoard: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         var stale: [ClaimedDelivery] = []
-        while let leasedAt = waitingStart < waiting.count ? waiting[waitingStart]?.leasedAt : nil, leasedAt < cutoff,
-              let job = next() {
+        while waitingStart < waiting.count, let leasedAt = waiting[waitingStart]?.leasedAt, leasedAt < cutoff, let job = next() {
             stale.append(job)
         }
         return stale

@@ -408,6 +408,26 @@ final class DeliveryTests: DispatcherTestCase {
         XCTAssertLessThanOrEqual(board.retainedJobs, 2_200, "10,100 added, 100 waiting: the taken ones were dropped")
     }
 
+    /// The jobs that waited too long leave from the front, in claim order, and only those: the
+    /// rest are still handed out, and none twice.
+    func testTheJobBoardHandsBackOnlyTheJobsLeasedBeforeTheCutoff() {
+        let board = JobBoard()
+        let jobs = (1...6).map { n in
+            var job = ClaimedDelivery(deliveryID: Int64(n), eventID: "e\(n)", eventType: "t", tenantID: "a", endpointID: "ep",
+                                      endpointRevision: 1, attemptNumber: 1, body: [], createdAt: Date())
+            job.leasedAt = n <= 4 ? 1_000 : 2_000
+            return job
+        }
+        XCTAssertEqual(board.add(jobs).count, 0)
+        if case .job(let first) = board.poll() { XCTAssertEqual(first.deliveryID, 1) } else { XCTFail("a job waits") }
+        XCTAssertEqual(board.takeStale(leasedBefore: 1_500).map(\.deliveryID), [2, 3, 4], "the taken one is not handed back")
+        XCTAssertEqual(board.takeStale(leasedBefore: 1_500).map(\.deliveryID), [])
+        var rest: [Int64] = []
+        while case .job(let job) = board.poll() { rest.append(job.deliveryID) }
+        XCTAssertEqual(rest, [5, 6])
+        XCTAssertEqual(board.takeStale(leasedBefore: 3_000).map(\.deliveryID), [], "nothing waits")
+    }
+
     func testFailedClaimsBackOffToFiveSeconds() {
         XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 0), 0.1)
         XCTAssertEqual(DeliveryService.claimDelay(poll: 0.1, failures: 1), 0.2, accuracy: 1e-9)
