@@ -189,7 +189,7 @@ final class JobBoard: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         var awaitingRecord: [String: Int] = [:]
-        for index in results.indices where !results[index].keepsLease { awaitingRecord[results[index].endpointID, default: 0] += 1 }
+        for result in results where !result.keepsLease { awaitingRecord[result.endpointID, default: 0] += 1 }
         return (heldTotal, heldByEndpoint, awaitingRecord)
     }
 
