@@ -31,6 +31,9 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// Compact UTF-8 JSON: no spaces, `/` unescaped, non-ASCII kept as UTF-8.
     public var serialized: [UInt8] {
         var output: [UInt8] = []
+        // One allocation for the small documents that are most of them (an API answer, a row
+        // of `log --json`), instead of the four of growing from empty.
+        output.reserveCapacity(128)
         write(to: &output)
         return output
     }
@@ -39,9 +42,9 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     private func write(to output: inout [UInt8]) {
         switch self {
-        case .null: output += Array("null".utf8)
-        case .bool(let value): output += Array((value ? "true" : "false").utf8)
-        case .integer(let value): output += Array(String(value).utf8)
+        case .null: output.append(contentsOf: "null".utf8)
+        case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
+        case .integer(let value): Self.writeInteger(value, to: &output)
         case .number(let value):
             output += Array((value.isFinite ? (value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)") : "null").utf8)
         case .string(let value): Self.writeString(value, to: &output)
@@ -61,6 +64,22 @@ public indirect enum JSONValue: Sendable, Equatable {
                 member.1.write(to: &output)
             }
             output.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// Writes `value`'s decimal digits straight into `output`, without a `String` between.
+    package static func writeInteger(_ value: Int64, to output: inout [UInt8]) {
+        if value < 0 { output.append(UInt8(ascii: "-")) }
+        var rest = value.magnitude  // unsigned, so Int64.min has one too
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes for at most 20 digits, filled from the end
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            output.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[start...]))
         }
     }
 

@@ -74,6 +74,14 @@ final class EventBuilderTests: XCTestCase {
         XCTAssertEqual(JSONValue.string("a\u{1}b\nc").text, #""a\u0001b\nc""#)
     }
 
+    func testIntegersAndLiteralsAreWrittenAsJSONWrites() throws {
+        let integers: [Int64] = [0, 7, -7, 9, 10, -10, 99, 100, 1_000_000_007, Int64.max, Int64.min, Int64.min + 1]
+        let document = JSONValue.array(integers.map(JSONValue.integer) + [.null, .bool(true), .bool(false)])
+        XCTAssertEqual(document.text, "[" + integers.map(String.init).joined(separator: ",") + ",null,true,false]")
+        let reparsed = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(document.serialized)) as? [Any])
+        XCTAssertEqual(reparsed.prefix(integers.count).map { ($0 as? NSNumber)?.int64Value }, integers)
+    }
+
     func testCheckinExamplesRoundTripByteForByte() throws {
         for example in [Self.checkinSucceeded, Self.checkinFailed] {
             let event = try CheckinOutcome(body: bytes(example))
