@@ -126,10 +126,18 @@ package struct IngestAPI: Sendable {
         return admitted
     }
 
+    /// `202 {"id", "deliveries", "duplicate"}`, written straight to bytes: the committing thread
+    /// that every request waits on writes one per event, and as a `JSONValue` it cost that
+    /// thread ~5,000 instructions an event (5 % of its work).
     private static func accepted(_ result: EnqueueResult) -> HTTPServerResponse {
-        .json(202, bytes: JSONValue.object([
-            ("id", .string(result.eventID)), ("deliveries", .integer(Int64(result.deliveryCount))), ("duplicate", .bool(result.isDuplicate)),
-        ]).serialized)
+        var body: [UInt8] = []
+        body.reserveCapacity(96)
+        body.append(contentsOf: #"{"id":"#.utf8)
+        JSONValue.writeString(result.eventID, to: &body)
+        body.append(contentsOf: #","deliveries":"#.utf8)
+        JSONValue.writeInteger(Int64(result.deliveryCount), to: &body)
+        body.append(contentsOf: (result.isDuplicate ? #","duplicate":true}"# : #","duplicate":false}"#).utf8)
+        return .json(202, bytes: body)
     }
 
     private static let tooManyWaiting = "too many events are waiting to be committed; retry shortly"
