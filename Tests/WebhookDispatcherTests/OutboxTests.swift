@@ -203,6 +203,35 @@ final class OutboxTests: DispatcherTestCase {
         // Ids the store makes are new each time: give every event one, as a caller that retries would.
         for index in batch.indices where batch[index].id == nil { batch[index].id = UUID() }
 
+        let results = try assertABatchAnswersAsAloneWould(batch)
+        XCTAssertEqual(results.filter { $0.hasPrefix("ok") }.count, 5, "\(results)")
+    }
+
+    /// Batches of more than one statement's rows (32 on SQLite), with events skipped in every
+    /// chunk: an unknown tenant, an id stored before.
+    func testABatchOfManyChunksAnswersEachEventAsEnqueuingItAloneWould() throws {
+        try store.upsert(tenants: [Tenant(id: "tenant-a", name: "A")], endpoints: [
+            endpoint("every", tenant: "tenant-a", url: "https://example.com/every"),
+            endpoint("visits", tenant: "tenant-a", url: "https://example.com/visits", events: ["visit.*"]),
+        ])
+        let stored = (0..<3).map { _ in UUID() }
+        for id in stored { try store.enqueue(NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"stored":true}"#, id: id)) }
+        let batch: [NewEvent] = (0..<75).map { n in
+            if n % 25 == 24 { return NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"stored":true}"#, id: stored[n / 25]) }
+            return NewEvent(tenantID: n % 10 == 3 ? "nobody" : "tenant-a", type: n % 2 == 0 ? "visit.ended" : "checkin.outcome",
+                            json: #"{"n":\#(n)}"#, id: UUID())
+        }
+        let results = try assertABatchAnswersAsAloneWould(batch)
+        XCTAssertEqual(results.filter { $0.contains("duplicate=true") }.count, 3, "\(results)")
+        XCTAssertEqual(results.filter { $0.hasPrefix("error") }.count, 8, "\(results)")
+        XCTAssertEqual(results.filter { $0.contains("duplicate=false deliveries=2") }.count, 36, "\(results)")
+    }
+
+    /// Enqueues `batch` each on its own in a transaction rolled back, then as a batch for real,
+    /// on the same data; asserts the same results and delivery rows, delivery ids in order.
+    /// Returns the results.
+    @discardableResult
+    private func assertABatchAnswersAsAloneWould(_ batch: [NewEvent], file: StaticString = #filePath, line: UInt = #line) throws -> [String] {
         struct Rollback: Error {}
         func snapshot(_ tx: OutboxTransaction) throws -> [[SQLValue]] {
             try tx.rows("""
@@ -226,17 +255,17 @@ final class OutboxTests: DispatcherTestCase {
             throw Rollback()
         })
         let together = try store.enqueueEach(batch).map(describe)
-        XCTAssertEqual(together, alone)
-        XCTAssertEqual(alone.filter { $0.hasPrefix("ok") }.count, 5, "\(alone)")
+        XCTAssertEqual(together, alone, file: file, line: line)
         let rows = try store.write { tx in try snapshot(tx) }
         // Delivery ids are the sequence's: compare everything but them, and their order.
-        XCTAssertEqual(rows.map { Array($0.dropFirst()) }, aloneRows.map { Array($0.dropFirst()) })
+        XCTAssertEqual(rows.map { Array($0.dropFirst()) }, aloneRows.map { Array($0.dropFirst()) }, file: file, line: line)
         let ids: [Int64] = rows.map { row -> Int64 in
             if case .integer(let id) = row[0] { return id }
             return 0
         }
-        XCTAssertEqual(ids, ids.sorted())
-        XCTAssertFalse(ids.contains(0))
+        XCTAssertEqual(ids, ids.sorted(), file: file, line: line)
+        XCTAssertFalse(ids.contains(0), file: file, line: line)
+        return together
     }
 
     func testNDJSONLinesKeepTheirDataBytesExactly() throws {
