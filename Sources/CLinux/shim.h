@@ -1,12 +1,15 @@
 /* What Swift's Glibc module does not bring: Linux's epoll and eventfd, behind small functions
    so Swift never lays out the packed struct epoll_event itself, and glibc's malloc_trim. (No
    _GNU_SOURCE: it would give glibc's shared headers another shape here than in the other
-   modules that include them.) Also prctl, to name a thread. */
+   modules that include them.) Also prctl, to name a thread, and setpriority, to lower one's priority. */
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <malloc.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static const uint32_t dispatcher_epoll_in = EPOLLIN;
 static const uint32_t dispatcher_epoll_out = EPOLLOUT;
@@ -47,3 +50,6 @@ static inline int dispatcher_malloc_trim(void) { return malloc_trim(0); }
 
 /* Names the calling thread; the kernel keeps the first 15 bytes. */
 static inline void dispatcher_name_this_thread(const char *name) { prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
+
+/* Sets the calling thread's nice value (Linux keeps one per thread); 0 on success. */
+static inline int dispatcher_set_this_threads_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice); }

@@ -29,6 +29,18 @@ final class StoreTests: DispatcherTestCase {
         // No commit crossed the inline threshold: only the background thread copies pages, at
         // least the 2,500 of its first step.
         waitUntil("background checkpoints copy the WAL into the database file") { size(path) > 8_000_000 }
+        // That thread runs at a lower priority than the ones requests wait for.
+        let tasks = "/proc/self/task"
+        let niceOfThreads = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap { task -> (String, Int)? in
+            guard let stat = try? String(contentsOfFile: "\(tasks)/\(task)/stat", encoding: .utf8),
+                  let nameEnd = stat.lastIndex(of: ")"), let nameStart = stat.firstIndex(of: "(") else { return nil }
+            // After the name: state is field 3, nice field 19.
+            let fields = stat[stat.index(after: nameEnd)...].split(separator: " ")
+            guard fields.count > 16, let nice = Int(fields[16]) else { return nil }
+            return (String(stat[stat.index(after: nameStart)..<nameEnd]), nice)
+        }
+        XCTAssertEqual(Set(niceOfThreads.filter { $0.0 == "checkpointer" }.map(\.1)), [Int(BackgroundCheckpointer.nice)], "\(niceOfThreads)")
+        XCTAssertEqual(BackgroundCheckpointer.nice, 10)
         // 100 MB more, past the inline threshold had the WAL not started over. A lone writer
         // commits again before the background thread has copied its last frames, so what starts
         // the WAL over here is a commit checkpointing itself at the inline threshold, after the
