@@ -28,14 +28,16 @@ package struct HTTPServerRequest: Sendable {
     /// The token of `Authorization: Bearer <token>` (the scheme in any case, spaces and tabs
     /// around the token dropped), read byte by byte: the ingest API reads it for every request.
     package var bearerToken: String? {
-        guard let header = header("Authorization"), header.utf8.count >= 7 else { return nil }
-        let bytes = Array(header.utf8)
-        guard zip(bytes[..<6], "bearer".utf8).allSatisfy(HeaderField.sameIgnoringASCIICase), bytes[6] == UInt8(ascii: " ") else { return nil }
-        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
-        var start = 7, end = bytes.count
-        while start < end, isBlank(bytes[start]) { start += 1 }
-        while end > start, isBlank(bytes[end - 1]) { end -= 1 }
-        return String(decoding: bytes[start..<end], as: UTF8.self)
+        guard var header = header("Authorization") else { return nil }
+        return header.withUTF8 { bytes -> String? in
+            guard bytes.count >= 7, zip(bytes[..<6], "bearer".utf8).allSatisfy(HeaderField.sameIgnoringASCIICase),
+                  bytes[6] == UInt8(ascii: " ") else { return nil }
+            func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+            var start = 7, end = bytes.count
+            while start < end, isBlank(bytes[start]) { start += 1 }
+            while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        }
     }
 }
 
@@ -291,7 +293,10 @@ package final class HTTPServer: Sendable {
             func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
             func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
             // The lines, split at CR LF.
+            // Capacity for a usual head at once: grown from empty, the two lists cost five
+            // allocations a request.
             var lines: [Range<Int>] = []
+            lines.reserveCapacity(16)
             var start = 0
             var index = 0
             while index + 1 < bytes.count {
@@ -306,6 +311,7 @@ package final class HTTPServer: Sendable {
             lines.append(start..<bytes.count)
             // The request line: three words separated by spaces.
             var words: [Range<Int>] = []
+            words.reserveCapacity(3)
             var wordStart: Int?
             for position in lines[0] {
                 if bytes[position] == 0x20 {
