@@ -40,8 +40,8 @@ final class BackgroundCheckpointer: @unchecked Sendable {
     /// The thread's nice value: copying the WAL can wait, the threads that answer requests and
     /// run deliveries cannot (RocksDB lowers its compaction threads' priority for the same
     /// reason). The ingest API's committing thread, which every request waits for, shares two
-    /// cores with the loop, the client and this thread; at 10 the API answered more in 9 of 11
-    /// alternating pairs of 5-second runs (up to 23 %, about 7 % on the median), the WAL peaked
+    /// cores with the loop, the client and this thread; at 10 the API answered more in 10 of 11
+    /// alternating pairs of 5-second runs (5 % on the median pair, up to 23 %), the WAL peaked
     /// as high either way (78 MB), and `serve`'s deliveries were unchanged (3 pairs each way).
     static let nice: Int32 = 10
     static let backgroundPages: Int32 = 2_500
