@@ -28,8 +28,8 @@ package struct HTTPServerRequest: Sendable {
     /// The token of `Authorization: Bearer <token>` (the scheme in any case, spaces and tabs
     /// around the token dropped), read byte by byte: the ingest API reads it for every request.
     package var bearerToken: String? {
-        guard var header = header("Authorization") else { return nil }
-        return header.withUTF8 { bytes -> String? in
+        guard var value = header("Authorization") else { return nil }
+        return value.withUTF8 { bytes -> String? in
             guard bytes.count >= 7, zip(bytes[..<6], "bearer".utf8).allSatisfy(HeaderField.sameIgnoringASCIICase),
                   bytes[6] == UInt8(ascii: " ") else { return nil }
             func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
@@ -292,9 +292,8 @@ package final class HTTPServer: Sendable {
         head.withUnsafeBufferPointer { bytes -> HTTPServerRequest? in
             func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
             func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
-            // The lines, split at CR LF.
-            // Capacity for a usual head at once: grown from empty, the two lists cost five
-            // allocations a request.
+            // The lines, split at CR LF. This list and the request line's words are given their
+            // usual size at once: grown from empty, they cost five allocations a request.
             var lines: [Range<Int>] = []
             lines.reserveCapacity(16)
             var start = 0
