@@ -130,6 +130,25 @@ final class PostgresTests: DispatcherTestCase {
         XCTAssertEqual(try scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'"), 0)
     }
 
+    /// A producer's transaction that has enqueued for a tenant but not yet committed (the
+    /// transactional outbox: its own writes first, then the commit) leaves that tenant's
+    /// endpoints to the claims meanwhile. A foreign key from deliveries to endpoints held each
+    /// endpoint's row `FOR KEY SHARE` until that commit, and a claim, which locks the endpoints it
+    /// takes from `FOR UPDATE SKIP LOCKED`, skipped them, their deliveries due long before included.
+    func testAProducersOpenTransactionLeavesItsEndpointsToClaims() throws {
+        try addTenant(endpoints: [endpoint(url: "https://example.com/h")])
+        let due = try enqueue()
+        let producer = try openStore()
+        let worker = try OutboxStore.postgres(url: databaseLocation, connections: 1)
+        let claimed = try producer.write { tx in
+            try tx.enqueue(NewEvent(tenantID: "tenant-a", type: "checkin.outcome", json: #"{"later":true}"#))
+            return try worker.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:])
+        }
+        XCTAssertEqual(claimed.map(\.eventID), [due.eventID])
+        XCTAssertEqual(try worker.claimDueDeliveries(limit: 10, owner: "w", leaseSeconds: 60, inFlight: [:]).count, 1,
+                       "the producer's event, once committed")
+    }
+
     /// JIT compiling cost a claim's probe ~10 ms once the statistics counted a large backlog;
     /// the store's connections do without it, whatever the server's default.
     func testTheStoresConnectionsDoNotCompileStatements() throws {
