@@ -32,13 +32,19 @@ package struct HTTPServerRequest: Sendable {
         return value.withUTF8 { bytes -> String? in
             guard bytes.count >= 7, zip(bytes[..<6], "bearer".utf8).allSatisfy(HeaderField.sameIgnoringASCIICase),
                   bytes[6] == UInt8(ascii: " ") else { return nil }
-            func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
-            var start = 7, end = bytes.count
-            while start < end, isBlank(bytes[start]) { start += 1 }
-            while end > start, isBlank(bytes[end - 1]) { end -= 1 }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[trimmingBlanks(7..<bytes.count, of: bytes)]), as: UTF8.self)
         }
     }
+}
+
+/// `range` of `bytes` without the spaces and tabs at either end: a header's name and value, and
+/// a bearer token, are read without the blanks HTTP allows around them.
+private func trimmingBlanks(_ range: Range<Int>, of bytes: UnsafeBufferPointer<UInt8>) -> Range<Int> {
+    func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+    var start = range.lowerBound, end = range.upperBound
+    while start < end, isBlank(bytes[start]) { start += 1 }
+    while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+    return start..<end
 }
 
 /// A response to send.
@@ -291,7 +297,6 @@ package final class HTTPServer: Sendable {
     static func parseHead(_ head: ArraySlice<UInt8>, remoteAddress: String) -> HTTPServerRequest? {
         head.withUnsafeBufferPointer { bytes -> HTTPServerRequest? in
             func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
-            func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
             // The lines, split at CR LF. This list and the request line's words are given their
             // usual size at once: grown from empty, they cost five allocations a request.
             var lines: [Range<Int>] = []
@@ -328,13 +333,8 @@ package final class HTTPServer: Sendable {
             headers.reserveCapacity(lines.count - 1)
             for line in lines.dropFirst() {
                 guard let colon = line.first(where: { bytes[$0] == UInt8(ascii: ":") }) else { return nil }
-                var nameStart = line.lowerBound, nameEnd = colon
-                while nameStart < nameEnd, isBlank(bytes[nameStart]) { nameStart += 1 }
-                while nameEnd > nameStart, isBlank(bytes[nameEnd - 1]) { nameEnd -= 1 }
-                var valueStart = colon + 1, valueEnd = line.upperBound
-                while valueStart < valueEnd, isBlank(bytes[valueStart]) { valueStart += 1 }
-                while valueEnd > valueStart, isBlank(bytes[valueEnd - 1]) { valueEnd -= 1 }
-                headers.append(HeaderField(text(nameStart..<nameEnd), text(valueStart..<valueEnd)))
+                headers.append(HeaderField(text(trimmingBlanks(line.lowerBound..<colon, of: bytes)),
+                                           text(trimmingBlanks((colon + 1)..<line.upperBound, of: bytes))))
             }
             return HTTPServerRequest(method: text(words[0]), target: text(words[1]), version: version,
                                      headers: headers, body: [], remoteAddress: remoteAddress)
