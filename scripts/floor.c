@@ -270,13 +270,17 @@ static int store(const char *path, long count) {
         sqlite3_bind_int64(lease, 3, now + 60000);
         sqlite3_bind_int64(lease, 4, now);
         leased_count = 0;
-        at = event_ids + sprintf(event_ids, "[");
-        while (sqlite3_step(lease) == SQLITE_ROW) {
-            at += sprintf(at, "%s\"%s\"", leased_count ? "," : "", (const char *)sqlite3_column_text(lease, 1));
+        size_t used = (size_t)sprintf(event_ids, "[");
+        while (sqlite3_step(lease) == SQLITE_ROW && leased_count < cycle) {
+            // Event ids are the producer's: an outbox with longer ones than this program has room for is refused.
+            int wrote = snprintf(event_ids + used, sizeof event_ids - used, "%s\"%s\"", leased_count ? "," : "",
+                                 (const char *)sqlite3_column_text(lease, 1));
+            if (wrote < 0 || (size_t)wrote >= sizeof event_ids - used - 1) { fprintf(stderr, "floor store: event ids too long\n"); return 1; }
+            used += (size_t)wrote;
             leased[leased_count++] = sqlite3_column_int64(lease, 0);
         }
         sqlite3_reset(lease);
-        sprintf(at, "]");
+        sprintf(event_ids + used, "]");
         sqlite3_bind_text(bodies, 1, event_ids, -1, SQLITE_STATIC);
         run(bodies);
         run(commit);
